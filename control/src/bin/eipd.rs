@@ -1,0 +1,110 @@
+//! `eipd`: the anycast EIP data plane daemon.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use eip_control::{config, replay, report};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "eipd",
+    version,
+    about = "Anycast EIP data plane: NAT + VXLAN at a POP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the production pipeline over a pcap file and write what it transmits,
+    /// one pcap per port. Needs no root and no NIC.
+    Replay {
+        /// POP configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Input capture (classic pcap, Ethernet).
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory for `<port-name>.pcap` outputs (created if missing).
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Port the input frames arrived on (default: the Internet-facing port).
+        #[arg(long)]
+        input_port: Option<String>,
+        /// Frames per batch, as a worker would pull them.
+        #[arg(long, default_value_t = replay::DEFAULT_BATCH)]
+        batch: usize,
+        /// Print counters as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration and print what the tables hold.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay {
+            config,
+            input,
+            output_dir,
+            input_port,
+            batch,
+            json,
+        } => {
+            let (_, tables) = config::load(&config)?;
+            let port = match input_port {
+                None => tables.internet_port,
+                Some(name) => {
+                    match tables.port_by_name(&name) {
+                        Some(p) => p,
+                        None => {
+                            let known: Vec<_> =
+                                tables.ports.iter().map(|p| p.name.as_str()).collect();
+                            bail!("--input-port {name:?} is not a port of the configuration (ports: {})", known.join(", "));
+                        }
+                    }
+                }
+            };
+            let outcome = replay::replay_files(&tables, &input, &output_dir, port, batch)
+                .with_context(|| format!("replaying {}", input.display()))?;
+            if json {
+                let mut v = report::counters_json(&tables, &outcome.counters);
+                let written: serde_json::Map<String, serde_json::Value> = tables
+                    .ports
+                    .iter()
+                    .zip(&outcome.written)
+                    .map(|(p, n)| (p.name.clone(), serde_json::json!(n)))
+                    .collect();
+                v["frames"] = serde_json::json!(outcome.frames);
+                v["written"] = serde_json::Value::Object(written);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "replayed {} frames from {}",
+                    outcome.frames,
+                    input.display()
+                );
+                for (p, n) in tables.ports.iter().zip(&outcome.written) {
+                    println!(
+                        "  wrote {n:>8} frames to {}",
+                        output_dir.join(format!("{}.pcap", p.name)).display()
+                    );
+                }
+                print!("{}", report::counters_text(&tables, &outcome.counters));
+            }
+        }
+        Command::Check { config } => {
+            let (_, tables) = config::load(&config)?;
+            println!("{}: valid", config.display());
+            print!("{}", report::summary_text(&tables));
+        }
+    }
+    Ok(())
+}

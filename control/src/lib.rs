@@ -1,0 +1,7 @@
+//! Control side of the anycast EIP data plane: configuration, drivers that are not
+//! AF_XDP (pcap replay), reports, and the `eipd`/`eipctl` binaries.
+
+pub mod config;
+pub mod pcap;
+pub mod replay;
+pub mod report;

@@ -1,0 +1,188 @@
+//! Counter reports for operators (aligned text) and machines (JSON).
+
+use eip_dataplane::counters::{Counters, DropReason, Event};
+use eip_dataplane::Tables;
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+
+/// JSON object with every counter (zeros included, so consumers see a fixed shape).
+pub fn counters_json(tables: &Tables, c: &Counters) -> Value {
+    let drops: Map<String, Value> = DropReason::ALL
+        .iter()
+        .map(|r| (r.label().to_string(), json!(c.dropped(*r))))
+        .collect();
+    let events: Map<String, Value> = Event::ALL
+        .iter()
+        .map(|e| (e.label().to_string(), json!(c.happened(*e))))
+        .collect();
+    let eips: Vec<Value> = tables
+        .eips
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            c.eip_in.get(*i).is_some_and(|t| t.packets > 0)
+                || c.eip_out.get(*i).is_some_and(|t| t.packets > 0)
+        })
+        .map(|(i, e)| {
+            json!({
+                "address": e.address.to_string(),
+                "in": c.eip_in.get(i).copied().unwrap_or_default(),
+                "out": c.eip_out.get(i).copied().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let paths: Vec<Value> = tables
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "name": p.name, "traffic": c.path.get(i).copied().unwrap_or_default() }))
+        .collect();
+    json!({ "table_version": tables.version, "events": events, "drops": drops, "eips": eips, "paths": paths })
+}
+
+/// Aligned text: non-zero events and drops, then per-EIP and per-path traffic.
+pub fn counters_text(tables: &Tables, c: &Counters) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "events:");
+    for e in Event::ALL {
+        if c.happened(*e) > 0 {
+            let _ = writeln!(out, "  {:<28} {:>12}", e.label(), c.happened(*e));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "drops:{}",
+        if c.total_drops() == 0 { " none" } else { "" }
+    );
+    for r in DropReason::ALL {
+        if c.dropped(*r) > 0 {
+            let _ = writeln!(out, "  {:<28} {:>12}", r.label(), c.dropped(*r));
+        }
+    }
+    let mut header = false;
+    for (i, e) in tables.eips.iter().enumerate() {
+        let (tin, tout) = (
+            c.eip_in.get(i).copied().unwrap_or_default(),
+            c.eip_out.get(i).copied().unwrap_or_default(),
+        );
+        if tin.packets == 0 && tout.packets == 0 {
+            continue;
+        }
+        if !header {
+            let _ = writeln!(
+                out,
+                "eips:\n  {:<28} {:>10} {:>12} {:>10} {:>12}",
+                "address", "in pkts", "in bytes", "out pkts", "out bytes"
+            );
+            header = true;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>10} {:>12} {:>10} {:>12}",
+            e.address.to_string(),
+            tin.packets,
+            tin.bytes,
+            tout.packets,
+            tout.bytes
+        );
+    }
+    if !tables.paths.is_empty() {
+        let _ = writeln!(
+            out,
+            "paths:\n  {:<20} {:<10} {:>10} {:>12}",
+            "name", "state", "packets", "bytes"
+        );
+        for (i, p) in tables.paths.iter().enumerate() {
+            let t = c.path.get(i).copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<10} {:>10} {:>12}",
+                p.name,
+                format!("{:?}", p.state).to_lowercase(),
+                t.packets,
+                t.bytes
+            );
+        }
+    }
+    out
+}
+
+/// What a table snapshot holds, for `eipd check` / `eipctl validate`.
+pub fn summary_json(t: &Tables) -> Value {
+    let regions: Vec<Value> = t
+        .regions
+        .iter()
+        .map(|r| {
+            let usable: std::collections::BTreeSet<&str> = r
+                .path_table
+                .iter()
+                .map(|&p| t.paths[p as usize].name.as_str())
+                .collect();
+            json!({
+                "name": r.name, "vni": r.vni, "vtep": r.vtep.to_string(),
+                "paths": r.paths.iter().map(|&p| &t.paths[p as usize].name).collect::<Vec<_>>(),
+                "usable_paths": usable, "panic": r.panic,
+            })
+        })
+        .collect();
+    json!({
+        "pop": t.pop_name,
+        "table_version": t.version,
+        "ports": t.ports.iter().map(|p| json!({"name": p.name, "role": p.role, "interface": p.interface})).collect::<Vec<_>>(),
+        "regions": regions,
+        "eips": t.eips.len(),
+        "services": t.services.len(),
+        "backends": t.services.iter().map(|s| s.backends.len()).sum::<usize>(),
+        "table_bytes": t.heap_bytes(),
+    })
+}
+
+/// Text form of [`summary_json`].
+pub fn summary_text(t: &Tables) -> String {
+    let mut out = String::new();
+    let backends: usize = t.services.iter().map(|s| s.backends.len()).sum();
+    let _ = writeln!(out, "pop {:?}, table version {}", t.pop_name, t.version);
+    let _ = writeln!(
+        out,
+        "  ports:    {}",
+        t.ports
+            .iter()
+            .map(|p| format!("{} ({:?})", p.name, p.role).to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for r in &t.regions {
+        let usable: std::collections::BTreeSet<&str> = r
+            .path_table
+            .iter()
+            .map(|&p| t.paths[p as usize].name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  region {:?}: vni {}, vtep {}, {} paths, usable: {}{}",
+            r.name,
+            r.vni,
+            r.vtep,
+            r.paths.len(),
+            if usable.is_empty() {
+                "none".to_string()
+            } else {
+                usable.into_iter().collect::<Vec<_>>().join(", ")
+            },
+            if r.panic {
+                " (no path up: using paths that are down)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  eips:     {} ({} services, {} service backends)",
+        t.eips.len(),
+        t.services.len(),
+        backends
+    );
+    let _ = writeln!(out, "  memory:   {} KiB of tables", t.heap_bytes() / 1024);
+    out
+}

@@ -1,0 +1,58 @@
+//! AF_XDP port driver: moves frames between NIC queues and the pipeline.
+//!
+//! This is the one module of the project with `unsafe` code (UMEM memory, the
+//! interface ioctl); every block says why it is sound.
+//!
+//! # Shape
+//! * An XDP program ([`program`], source in `dataplane/bpf/eip_xdp.c`) runs on
+//!   every port and diverts to AF_XDP only what the data plane owns: packets to an
+//!   EIP, and VXLAN to a local VTEP. Everything else (ARP, ND, BGP, SSH) goes to
+//!   the kernel as if we were not there.
+//! * Per device queue, one *queue set* ([`socket`]): a UMEM ([`umem`]) shared by
+//!   one socket per port, so forwarding between the Internet and the backbone port
+//!   moves no bytes in user space.
+//! * Per queue set, one pinned poll-mode [`worker`] thread, which owns the rings,
+//!   the UMEM and the [`frames::FrameLedger`] that tracks where each frame is.
+//! * [`runtime::AfXdpRuntime`] orders setup and teardown and is what the daemon
+//!   holds.
+//!
+//! # Verdicts
+//! * `Tx(port)`: transmitted from the frame's final `head()`, so encapsulation
+//!   into the headroom costs no copy.
+//! * `Drop`: recycled (the pipeline counted the reason).
+//! * `ToKernel`: AF_XDP cannot hand a frame back to the kernel stack without a
+//!   copy through a TAP-like device, and it should never be needed: the XDP
+//!   program passes non-owned traffic itself. Such frames are counted
+//!   (`to_kernel`) and recycled.
+//! * `ToControl`: copied into the bounded [`control::ControlQueue`] (dropped and
+//!   counted when full), recycled.
+//!
+//! # Not supported
+//! Unaligned UMEM chunks, multi-buffer (jumbo) frames, TX metadata/offloads,
+//! sharing one UMEM across queues, and re-injection of `ToKernel` frames.
+
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod frames;
+pub mod iface;
+pub mod program;
+pub mod runtime;
+mod socket;
+pub mod stats;
+pub mod umem;
+pub mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    AfXdpConfig, Accept, BindMode, BindPreference, IdlePolicy, PortConfig, XdpMode, XdpModePreference,
+};
+pub use control::{ControlGuard, ControlPacket, ControlQueue};
+pub use error::SetupError;
+pub use frames::{FrameCounts, FrameLedger, FrameState};
+pub use program::{FilterSource, FilterStats, SyncReport, XdpFilter};
+pub use runtime::{AfXdpRuntime, PortReport, QueueReport, SetupReport};
+pub use stats::{SocketStats, WorkerCounters, WorkerSnapshot, WorkerStats};
+pub use worker::{PacketProcessor, WorkerExit};

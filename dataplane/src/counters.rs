@@ -1,0 +1,233 @@
+//! Per-worker counters: plain integers on the hot path, summed by a reader.
+//!
+//! Each worker owns one [`Counters`] and increments it without atomics. Whoever
+//! reports (the replay tool, the control thread) reads snapshots and adds them up
+//! with [`Counters::merge`]. One counter per drop cause, so an operator can see *why*
+//! a packet died, not only that it did.
+
+use serde::Serialize;
+
+macro_rules! counted_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[doc = $doc:literal])* $variant:ident => $label:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        $vis enum $name { $($(#[doc = $doc])* $variant,)* }
+
+        impl $name {
+            /// Every variant, in counter order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+            /// Number of variants (length of the counter array).
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case name used in reports and metrics.
+            pub const fn label(self) -> &'static str {
+                match self { $($name::$variant => $label,)* }
+            }
+        }
+    };
+}
+
+counted_enum! {
+    /// Why a frame was dropped. Each has its own counter.
+    pub enum DropReason {
+        /// Shorter than the headers it claims to carry.
+        Truncated => "truncated",
+        /// IPv4/IPv6 header invalid: version, header length, total length.
+        BadIpHeader => "bad_ip_header",
+        /// TCP/UDP/ICMP header invalid or cut short in a packet we must rewrite.
+        BadL4Header => "bad_l4_header",
+        /// TTL or hop limit would reach zero at this hop.
+        TtlExpired => "ttl_expired",
+        /// VXLAN to our VTEP from an address that is no known region VTEP.
+        UnknownVtep => "unknown_vtep",
+        /// VXLAN from a known VTEP with a VNI that is not that region's.
+        WrongVni => "wrong_vni",
+        /// VXLAN header without the I flag, or inner frame not Ethernet/IP.
+        BadVxlan => "bad_vxlan",
+        /// Decapsulated packet whose source is not a backend of that region.
+        UnknownBackend => "unknown_backend",
+        /// Traffic to an EIP that matches none of its services and has no default backend.
+        NoService => "no_service",
+        /// Every backend of the service is drained.
+        NoBackend => "no_backend",
+        /// No administratively enabled path to the EIP's region.
+        NoPath => "no_path",
+        /// Would exceed the path MTU after encapsulation and may not be fragmented
+        /// here; an ICMP "too big" was sent back when the packet allowed it.
+        TooBig => "too_big",
+        /// Non-first IPv4/IPv6 fragment of a service flow whose first fragment this
+        /// worker has not seen (no port to choose a backend with).
+        FragmentWithoutHead => "fragment_without_head",
+        /// ICMP error whose quoted packet belongs to no EIP flow we can translate.
+        IcmpUntranslatable => "icmp_untranslatable",
+        /// Not enough headroom or tailroom in the buffer for the rewrite (driver setup).
+        NoRoom => "no_room",
+        /// IPv6 extension header chain too long or malformed.
+        BadExtensionHeaders => "bad_extension_headers",
+        /// EIP traffic of an IP family the region cannot carry.
+        FamilyMismatch => "family_mismatch",
+    }
+}
+
+counted_enum! {
+    /// Things that happened to frames that were not dropped.
+    pub enum Event {
+        /// Frames seen by the pipeline.
+        Rx => "rx",
+        /// Frames to an EIP that were NATed and encapsulated toward a region.
+        Encapsulated => "encapsulated",
+        /// Frames from a region that were decapsulated and NATed back to an EIP.
+        Decapsulated => "decapsulated",
+        /// Frames handed to the kernel (not ours).
+        ToKernel => "to_kernel",
+        /// Frames handed to the control thread.
+        ToControl => "to_control",
+        /// TCP SYNs whose MSS option was lowered to fit the path MTU.
+        MssClamped => "mss_clamped",
+        /// ICMP "fragmentation needed"/"packet too big" sent back to a sender.
+        IcmpTooBigSent => "icmp_too_big_sent",
+        /// ICMP "time exceeded" sent back to a sender.
+        IcmpTimeExceededSent => "icmp_time_exceeded_sent",
+        /// ICMP errors whose quoted packet was translated (RFC 5508).
+        IcmpErrorTranslated => "icmp_error_translated",
+        /// IPv4/IPv6 fragments of EIP traffic forwarded.
+        Fragments => "fragments",
+        /// Traffic to a region sent over the fallback set because no path was healthy.
+        PanicPath => "panic_path",
+    }
+}
+
+/// Packets and bytes for one EIP or one path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    #[inline(always)]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// One worker's counters. Indexes of `eip_in`/`eip_out`/`path` follow the table
+/// snapshot the worker runs with.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub drops: [u64; DropReason::COUNT],
+    pub events: [u64; Event::COUNT],
+    /// Client -> backend traffic per EIP, counted before encapsulation.
+    pub eip_in: Vec<Traffic>,
+    /// Backend -> client traffic per EIP, counted after decapsulation.
+    pub eip_out: Vec<Traffic>,
+    /// Encapsulated traffic per backbone path (outer bytes).
+    pub path: Vec<Traffic>,
+}
+
+impl Counters {
+    /// Zeroed counters sized for a table with `eips` EIPs and `paths` paths.
+    pub fn new(eips: usize, paths: usize) -> Self {
+        Counters {
+            drops: [0; DropReason::COUNT],
+            events: [0; Event::COUNT],
+            eip_in: vec![Traffic::default(); eips],
+            eip_out: vec![Traffic::default(); eips],
+            path: vec![Traffic::default(); paths],
+        }
+    }
+
+    #[inline(always)]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    #[inline(always)]
+    pub fn event(&mut self, event: Event) {
+        self.events[event as usize] += 1;
+    }
+
+    /// Count of one drop reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// Count of one event.
+    pub fn happened(&self, event: Event) -> u64 {
+        self.events[event as usize]
+    }
+
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds another worker's counters into these (vectors grow to the longer one).
+    pub fn merge(&mut self, other: &Counters) {
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+        for (a, b) in self.events.iter_mut().zip(other.events) {
+            *a += b;
+        }
+        for (mine, theirs) in [
+            (&mut self.eip_in, &other.eip_in),
+            (&mut self.eip_out, &other.eip_out),
+            (&mut self.path, &other.path),
+        ] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), Traffic::default());
+            }
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.packets += b.packets;
+                a.bytes += b.bytes;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in DropReason::ALL {
+            assert!(seen.insert(r.label()));
+            assert!(r
+                .label()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+        assert_eq!(
+            DropReason::ALL[DropReason::NoPath as usize],
+            DropReason::NoPath
+        );
+        assert_eq!(Event::ALL[Event::Rx as usize], Event::Rx);
+    }
+
+    #[test]
+    fn merge_adds_and_grows() {
+        let mut a = Counters::new(1, 0);
+        let mut b = Counters::new(2, 1);
+        a.drop(DropReason::Truncated);
+        b.drop(DropReason::Truncated);
+        b.event(Event::Rx);
+        b.eip_in[1].add(100);
+        b.path[0].add(150);
+        a.merge(&b);
+        assert_eq!(a.dropped(DropReason::Truncated), 2);
+        assert_eq!(a.happened(Event::Rx), 1);
+        assert_eq!(
+            a.eip_in[1],
+            Traffic {
+                packets: 1,
+                bytes: 100
+            }
+        );
+        assert_eq!(a.path.len(), 1);
+        assert_eq!(a.total_drops(), 2);
+    }
+}

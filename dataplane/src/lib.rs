@@ -1,0 +1,18 @@
+//! The anycast EIP data plane's packet pipeline, as a library with no I/O.
+//!
+//! Everything here is a pure function of byte buffers, a [`tables::Tables`] snapshot
+//! and a caller-supplied clock. The AF_XDP workers, the pcap replay tool, the tests
+//! and the benchmarks all drive the same [`pipeline::Pipeline::process`].
+
+pub mod counters;
+pub mod flow;
+pub mod frame;
+pub mod maglev;
+pub mod pipeline;
+pub mod tables;
+pub mod wire;
+
+pub use counters::{Counters, DropReason};
+pub use frame::{Frame, PortId, Verdict};
+pub use pipeline::{Pipeline, Timestamp};
+pub use tables::Tables;

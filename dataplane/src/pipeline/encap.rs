@@ -1,0 +1,68 @@
+//! VXLAN encapsulation (RFC 7348) into frame headroom, and TCP MSS clamping.
+
+use super::nat::{self, Sum};
+use super::parse::IpInfo;
+use crate::counters::DropReason;
+use crate::flow;
+use crate::frame::Frame;
+use crate::tables::{Path, ENCAP_IP_OVERHEAD, ENCAP_LEN};
+use crate::wire::{checksum, tcp::TcpPacket};
+
+/// Puts the path's encapsulation in front of the (already rewritten) inner IP packet.
+/// The inner packet stays where it is; the outer headers go into the headroom that
+/// the old Ethernet header and the buffer's headroom provide. Ethernet padding
+/// behind the inner packet is cut off.
+#[inline(always)]
+pub fn encapsulate(
+    frame: &mut Frame<'_>,
+    ip: &IpInfo,
+    path: &Path,
+    hash: u64,
+) -> Result<(), DropReason> {
+    let inner_len = ip.total_len();
+    let moved = if ip.l3 < ENCAP_LEN {
+        frame.push_head(ENCAP_LEN - ip.l3)
+    } else {
+        frame.pull_head(ip.l3 - ENCAP_LEN)
+    };
+    if !(moved && frame.set_len(ENCAP_LEN + inner_len)) {
+        return Err(DropReason::NoRoom);
+    }
+    let hdr: &mut [u8; ENCAP_LEN] = (&mut frame.data_mut()[..ENCAP_LEN]).try_into().unwrap();
+    *hdr = path.template;
+    let outer_len = inner_len as u16 + ENCAP_IP_OVERHEAD;
+    hdr[16..18].copy_from_slice(&outer_len.to_be_bytes());
+    // The template's checksum was computed with total length 0.
+    let c = checksum::update16(u16::from_be_bytes([hdr[24], hdr[25]]), 0, outer_len);
+    hdr[24..26].copy_from_slice(&c.to_be_bytes());
+    hdr[34..36].copy_from_slice(&flow::vxlan_source_port(hash).to_be_bytes());
+    hdr[38..40].copy_from_slice(&(outer_len - 20).to_be_bytes());
+    let et: u16 = if ip.v6 { 0x86DD } else { 0x0800 };
+    hdr[62..64].copy_from_slice(&et.to_be_bytes());
+    Ok(())
+}
+
+/// Lowers the MSS option of a TCP SYN so that segments fit `inner_mtu` (RFC 879:
+/// MSS = MTU - 40 for IPv4, - 60 for IPv6). Returns true when it changed something.
+#[inline]
+pub fn clamp_mss(data: &mut [u8], ip: &IpInfo, inner_mtu: u16) -> bool {
+    let Ok(tcp) = TcpPacket::new_checked(&data[ip.l4..ip.end]) else {
+        return false;
+    };
+    if !tcp.syn() {
+        return false;
+    }
+    let Some((offset, mss)) = tcp.mss_option() else {
+        return false;
+    };
+    let max = inner_mtu.saturating_sub(if ip.v6 { 60 } else { 40 });
+    if mss <= max {
+        return false;
+    }
+    let sum = Sum {
+        at: ip.l4 + 16,
+        udp_v4: false,
+    };
+    nat::replace(data, ip.l4 + offset, &max.to_be_bytes(), &[sum]);
+    true
+}

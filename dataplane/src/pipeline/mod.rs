@@ -1,0 +1,570 @@
+//! The packet pipeline: classify, NAT, choose a path, encapsulate or decapsulate.
+//!
+//! [`Pipeline::process`] takes a batch of frames and a table snapshot and gives one
+//! [`Verdict`] per frame. It does not allocate, lock, or make system calls; it reads
+//! the clock only through the `now` its caller passes. Per-worker state (counters, the
+//! fragment table, the ICMP rate limit) lives in the `Pipeline`, so each worker owns
+//! one.
+//!
+//! Directions:
+//! - *ingress*: client -> EIP. DNAT to the backend (and port, for services), VXLAN
+//!   toward the EIP's region over a path chosen per flow.
+//! - *return*: region -> client through the tunnel. Checked against the region's VTEP,
+//!   VNI and backends, decapsulated, SNAT back to the EIP (and service port).
+
+mod encap;
+mod frag;
+mod icmp;
+mod nat;
+mod parse;
+mod ratelimit;
+
+pub use frag::FRAGMENT_TIMEOUT_NS;
+
+use crate::counters::{Counters, DropReason, Event};
+use crate::flow;
+use crate::frame::{Frame, Verdict};
+use crate::tables::{EipId, Tables};
+use crate::wire::{ethertype, icmpv4, icmpv6, ip_proto};
+use frag::{FragmentTable, FragmentTarget};
+use parse::{Fragment, IpInfo};
+use ratelimit::TokenBucket;
+use std::net::IpAddr;
+
+/// Monotonic time in nanoseconds, supplied by whoever drives the pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub u64);
+
+/// Per-worker tunables.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Entries in the fragment table.
+    pub fragment_slots: usize,
+    /// ICMP errors this worker may originate per second, and the burst.
+    pub icmp_errors_per_second: u64,
+    pub icmp_error_burst: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            fragment_slots: 4096,
+            icmp_errors_per_second: 1000,
+            icmp_error_burst: 100,
+        }
+    }
+}
+
+/// One worker's pipeline state.
+#[derive(Debug)]
+pub struct Pipeline {
+    counters: Counters,
+    table_version: Option<u64>,
+    fragments: FragmentTable,
+    icmp_budget: TokenBucket,
+}
+
+/// An address as bytes plus its length (4 or 16), to write into packets.
+#[derive(Debug, Clone, Copy)]
+struct Addr {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Addr {
+    #[inline(always)]
+    fn of(addr: IpAddr) -> Addr {
+        let mut bytes = [0u8; 16];
+        match addr {
+            IpAddr::V4(a) => {
+                bytes[..4].copy_from_slice(&a.octets());
+                Addr { bytes, len: 4 }
+            }
+            IpAddr::V6(a) => Addr {
+                bytes: a.octets(),
+                len: 16,
+            },
+        }
+    }
+    #[inline(always)]
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Reads an address field as a key (IPv4-mapped for IPv4).
+#[inline(always)]
+fn key_at(data: &[u8], at: usize, v6: bool) -> u128 {
+    if v6 {
+        u128::from_be_bytes(data[at..at + 16].try_into().unwrap())
+    } else {
+        crate::tables::addr_key_v4(data[at..at + 4].try_into().unwrap())
+    }
+}
+
+/// Flow hash of the packet at `ip` with the given ports.
+#[inline(always)]
+fn hash_at(data: &[u8], ip: &IpInfo, sport: u16, dport: u16) -> u64 {
+    if ip.v6 {
+        let s: &[u8; 16] = data[ip.src()..ip.src() + 16].try_into().unwrap();
+        let d: &[u8; 16] = data[ip.dst()..ip.dst() + 16].try_into().unwrap();
+        flow::hash_v6(s, d, sport, dport, ip.protocol)
+    } else {
+        let s: [u8; 4] = data[ip.src()..ip.src() + 4].try_into().unwrap();
+        let d: [u8; 4] = data[ip.dst()..ip.dst() + 4].try_into().unwrap();
+        flow::hash_v4(s, d, sport, dport, ip.protocol)
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new(PipelineConfig::default())
+    }
+}
+
+impl Pipeline {
+    /// A pipeline with its own counters and fragment table.
+    pub fn new(config: PipelineConfig) -> Self {
+        Pipeline {
+            counters: Counters::default(),
+            table_version: None,
+            fragments: FragmentTable::new(config.fragment_slots),
+            icmp_budget: TokenBucket::new(config.icmp_errors_per_second, config.icmp_error_burst),
+        }
+    }
+
+    /// This worker's counters (indexes follow the last table snapshot processed with).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Takes the counters and starts from zero (for periodic reporting).
+    pub fn take_counters(&mut self) -> Counters {
+        let fresh = Counters::new(self.counters.eip_in.len(), self.counters.path.len());
+        std::mem::replace(&mut self.counters, fresh)
+    }
+
+    /// Sizes per-EIP/per-path counters for a new snapshot. Runs once per table
+    /// change, between batches; counters of a previous snapshot are flushed first by
+    /// whoever swaps tables.
+    fn adopt(&mut self, tables: &Tables) {
+        if self.table_version != Some(tables.version)
+            || self.counters.eip_in.len() != tables.eips.len()
+            || self.counters.path.len() != tables.paths.len()
+        {
+            self.counters
+                .eip_in
+                .resize(tables.eips.len(), Default::default());
+            self.counters
+                .eip_out
+                .resize(tables.eips.len(), Default::default());
+            self.counters
+                .path
+                .resize(tables.paths.len(), Default::default());
+            self.table_version = Some(tables.version);
+        }
+    }
+
+    /// Runs a batch: one verdict per frame, written to `verdicts[i]` for `frames[i]`.
+    /// Frames with a `Tx` verdict have been rewritten in place (their head and length
+    /// may have moved); other frames are to be recycled or passed on unchanged.
+    ///
+    /// # Panics
+    /// If `verdicts` is shorter than `frames` (a driver bug).
+    pub fn process(
+        &mut self,
+        now: Timestamp,
+        tables: &Tables,
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+    ) {
+        assert!(verdicts.len() >= frames.len(), "one verdict slot per frame");
+        self.adopt(tables);
+        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+            *verdict = self.process_one(now, tables, frame);
+        }
+    }
+
+    #[inline(always)]
+    fn process_one(&mut self, now: Timestamp, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
+        self.counters.event(Event::Rx);
+        let verdict = match self.classify(now, t, frame) {
+            Ok(v) => v,
+            Err(reason) => Verdict::Drop(reason),
+        };
+        match verdict {
+            Verdict::Drop(reason) => self.counters.drop(reason),
+            Verdict::ToKernel => self.counters.event(Event::ToKernel),
+            Verdict::ToControl => self.counters.event(Event::ToControl),
+            Verdict::Tx(_) => {}
+        }
+        verdict
+    }
+
+    #[inline(always)]
+    fn classify(
+        &mut self,
+        now: Timestamp,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+    ) -> Result<Verdict, DropReason> {
+        let data = frame.data();
+        let (et, l3) = parse::l2(data)?;
+        match et {
+            ethertype::IPV4 => {
+                let ip = parse::ipv4(data, l3)?;
+                let dst: [u8; 4] = data[ip.dst()..ip.dst() + 4].try_into().unwrap();
+                if let Some(eip) = t.eip_v4(dst) {
+                    return self.ingress(now, t, frame, ip, eip);
+                }
+                if ip.protocol == ip_proto::UDP
+                    && ip.has_l4()
+                    && ip.end >= ip.l4 + 8
+                    && t.is_local_vtep(dst)
+                {
+                    let dport = u16::from_be_bytes([data[ip.l4 + 2], data[ip.l4 + 3]]);
+                    if dport == t.vxlan_port {
+                        return self.from_tunnel(now, t, frame, ip);
+                    }
+                }
+                Ok(Verdict::ToKernel)
+            }
+            ethertype::IPV6 => {
+                let ip = parse::ipv6(data, l3)?;
+                let dst: &[u8; 16] = data[ip.dst()..ip.dst() + 16].try_into().unwrap();
+                match t.eip_v6(dst) {
+                    Some(eip) => self.ingress(now, t, frame, ip, eip),
+                    None => Ok(Verdict::ToKernel),
+                }
+            }
+            _ => Ok(Verdict::ToKernel),
+        }
+    }
+
+    /// Client -> EIP: choose backend and path, NAT, clamp, encapsulate.
+    #[inline(always)]
+    fn ingress(
+        &mut self,
+        now: Timestamp,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        ip: IpInfo,
+        eip_id: EipId,
+    ) -> Result<Verdict, DropReason> {
+        let eip = &t.eips[eip_id as usize];
+        if ip.ttl <= 1 {
+            return Ok(self.originate_icmp(
+                now,
+                frame,
+                &ip,
+                icmp::ErrorKind::TimeExceeded,
+                DropReason::TtlExpired,
+            ));
+        }
+        let data = frame.data();
+        let ports = parse::ports(data, &ip)?;
+        let icmp_proto = if ip.v6 {
+            ip_proto::ICMPV6
+        } else {
+            ip_proto::ICMP
+        };
+        let (hash_ports, icmp_error) = match ports {
+            Some(p) => (p, false),
+            None if ip.protocol == icmp_proto && ip.has_l4() => {
+                if ip.end < ip.l4 + 8 {
+                    return Err(DropReason::BadL4Header);
+                }
+                let kind = data[ip.l4];
+                let is_error = if ip.v6 {
+                    kind < 128
+                } else {
+                    icmpv4_is_error(kind)
+                };
+                let echo = if ip.v6 {
+                    kind == icmpv6::ECHO_REQUEST
+                } else {
+                    kind == icmpv4::ECHO_REQUEST
+                };
+                let ident = u16::from_be_bytes([data[ip.l4 + 4], data[ip.l4 + 5]]);
+                ((if echo { ident } else { 0 }, 0), is_error)
+            }
+            None => ((0, 0), false),
+        };
+        if ip.is_fragment() {
+            self.counters.event(Event::Fragments);
+        }
+
+        // Backend, optional new destination port, and the flow hash that picks the path.
+        let region = &t.regions[eip.region as usize];
+        let (backend, new_port, hash, fixed_path) = if icmp_error {
+            let q = icmp::translate_ingress_error(t, eip, frame.data_mut(), &ip)?;
+            self.counters.event(Event::IcmpErrorTranslated);
+            (q.backend, None, q.flow_hash, None)
+        } else {
+            let hash = hash_at(data, &ip, hash_ports.0, hash_ports.1);
+            match ip.fragment {
+                Fragment::Later { ident } => {
+                    let src = key_at(data, ip.src(), ip.v6);
+                    match self.fragments.lookup(now, src, ident, eip_id, ip.protocol) {
+                        Some(f) => (
+                            Addr {
+                                bytes: f.backend,
+                                len: ip.addr_len(),
+                            },
+                            None,
+                            hash,
+                            Some(f.path),
+                        ),
+                        None if eip.services_len == 0 => {
+                            let b = eip.backend.ok_or(DropReason::NoService)?;
+                            (Addr::of(b), None, hash, None)
+                        }
+                        None => return Err(DropReason::FragmentWithoutHead),
+                    }
+                }
+                _ => {
+                    let (b, port) = choose_backend(t, eip, ip.protocol, ports, hash)?;
+                    (b, port, hash, None)
+                }
+            }
+        };
+        if backend.len != ip.addr_len() {
+            return Err(DropReason::FamilyMismatch);
+        }
+
+        let path_id = match fixed_path {
+            Some(p) => p,
+            None => {
+                if region.path_table.is_empty() {
+                    return Err(DropReason::NoPath);
+                }
+                region.path_table[flow::path_slot(hash, region.path_table.len())]
+            }
+        };
+        if region.panic {
+            self.counters.event(Event::PanicPath);
+        }
+        let path = &t.paths[path_id as usize];
+        if let Fragment::First { ident } = ip.fragment {
+            let src = key_at(frame.data(), ip.src(), ip.v6);
+            self.fragments.insert(
+                now,
+                src,
+                ident,
+                eip_id,
+                ip.protocol,
+                FragmentTarget {
+                    backend: backend.bytes,
+                    path: path_id,
+                },
+            );
+        }
+
+        // MTU: never emit more than the path carries.
+        if ip.total_len() > path.inner_mtu as usize {
+            if ip.dont_frag {
+                let kind = icmp::ErrorKind::TooBig {
+                    mtu: path.inner_mtu,
+                };
+                return Ok(self.originate_icmp(now, frame, &ip, kind, DropReason::TooBig));
+            }
+            return Err(DropReason::TooBig);
+        }
+
+        let data = frame.data_mut();
+        if ip.protocol == ip_proto::TCP
+            && ports.is_some()
+            && encap::clamp_mss(data, &ip, path.inner_mtu)
+        {
+            self.counters.event(Event::MssClamped);
+        }
+        nat::rewrite_addr(data, &ip, ip.dst(), backend.as_slice());
+        if let Some(port) = new_port {
+            nat::rewrite_port(data, &ip, ip.l4 + 2, port);
+        }
+        nat::decrement_ttl(data, &ip);
+
+        let inner_len = ip.total_len();
+        encap::encapsulate(frame, &ip, path, hash)?;
+        self.counters.eip_in[eip_id as usize].add(inner_len);
+        self.counters.path[path_id as usize].add(frame.len());
+        self.counters.event(Event::Encapsulated);
+        Ok(Verdict::Tx(path.port))
+    }
+
+    /// Region -> client: validate the tunnel, decapsulate, SNAT back to the EIP.
+    #[inline(always)]
+    fn from_tunnel(
+        &mut self,
+        _now: Timestamp,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        outer: IpInfo,
+    ) -> Result<Verdict, DropReason> {
+        let data = frame.data();
+        let vx = outer.l4 + 8;
+        let inner_l2 = vx + 8;
+        let inner_l3 = inner_l2 + 14;
+        if outer.end < inner_l3 {
+            return Err(DropReason::Truncated);
+        }
+        if data[vx] & 0x08 == 0 {
+            return Err(DropReason::BadVxlan);
+        }
+        let vni = u32::from_be_bytes([0, data[vx + 4], data[vx + 5], data[vx + 6]]);
+        let vtep: [u8; 4] = data[outer.src()..outer.src() + 4].try_into().unwrap();
+        let region = t.tunnel_region(vtep, vni).map_err(|known| {
+            if known {
+                DropReason::WrongVni
+            } else {
+                DropReason::UnknownVtep
+            }
+        })?;
+        // Parse the inner packet on the slice of the outer packet only.
+        let inner_data = &data[..outer.end];
+        let inner_et = u16::from_be_bytes([data[inner_l2 + 12], data[inner_l2 + 13]]);
+        let ip = match inner_et {
+            ethertype::IPV4 => parse::ipv4(inner_data, inner_l3)?,
+            ethertype::IPV6 => parse::ipv6(inner_data, inner_l3)?,
+            _ => return Err(DropReason::BadVxlan),
+        };
+        if ip.ttl <= 1 {
+            return Err(DropReason::TtlExpired);
+        }
+        let ports = parse::ports(data, &ip)?;
+        let icmp_proto = if ip.v6 {
+            ip_proto::ICMPV6
+        } else {
+            ip_proto::ICMP
+        };
+        let icmp_error = ip.protocol == icmp_proto && ip.has_l4() && {
+            if ip.end < ip.l4 + 8 {
+                return Err(DropReason::BadL4Header);
+            }
+            let kind = data[ip.l4];
+            if ip.v6 {
+                kind < 128
+            } else {
+                icmpv4_is_error(kind)
+            }
+        };
+
+        let data = frame.data_mut();
+        let (eip_id, service_port) = if icmp_error {
+            // The quoted packet says which flow this is about; the sender may be the
+            // backend or a router in the region.
+            let eip = icmp::translate_return_error(t, region, data, &ip)?;
+            self.counters.event(Event::IcmpErrorTranslated);
+            (eip, None)
+        } else {
+            let src = key_at(data, ip.src(), ip.v6);
+            let m = t
+                .return_mapping(region, src, ip.protocol, ports.map(|p| p.0))
+                .ok_or(DropReason::UnknownBackend)?;
+            (m.eip, m.service_port)
+        };
+        let eip = Addr::of(t.eips[eip_id as usize].address);
+        if eip.len != ip.addr_len() {
+            return Err(DropReason::FamilyMismatch);
+        }
+        nat::rewrite_addr(data, &ip, ip.src(), eip.as_slice());
+        if let (Some(port), Some(_)) = (service_port, ports) {
+            nat::rewrite_port(data, &ip, ip.l4, port);
+        }
+        nat::decrement_ttl(data, &ip);
+
+        let port = &t.ports[t.internet_port as usize];
+        let inner_len = ip.total_len();
+        if !(frame.pull_head(inner_l2) && frame.set_len(14 + inner_len)) {
+            return Err(DropReason::Truncated);
+        }
+        let data = frame.data_mut();
+        data[0..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
+        data[6..12].copy_from_slice(&port.mac);
+        self.counters.eip_out[eip_id as usize].add(inner_len);
+        self.counters.event(Event::Decapsulated);
+        Ok(Verdict::Tx(t.internet_port))
+    }
+
+    /// Replaces the frame with an ICMP error to its sender (from the address it was
+    /// sent to), rate limited. Returns the verdict; `reason` is what the original
+    /// packet is counted as when no error may be sent.
+    fn originate_icmp(
+        &mut self,
+        now: Timestamp,
+        frame: &mut Frame<'_>,
+        ip: &IpInfo,
+        kind: icmp::ErrorKind,
+        reason: DropReason,
+    ) -> Verdict {
+        if !self.icmp_budget.take(now) {
+            return Verdict::Drop(reason);
+        }
+        if !icmp::originate(frame, ip, kind) {
+            return Verdict::Drop(reason);
+        }
+        self.counters.event(match kind {
+            icmp::ErrorKind::TimeExceeded => Event::IcmpTimeExceededSent,
+            icmp::ErrorKind::TooBig { .. } => Event::IcmpTooBigSent,
+        });
+        // The original packet still did not go through: count why.
+        self.counters.drop(reason);
+        Verdict::Tx(frame.port())
+    }
+}
+
+/// ICMPv4 types that are errors quoting a packet (RFC 792, RFC 1812).
+#[inline(always)]
+fn icmpv4_is_error(kind: u8) -> bool {
+    matches!(kind, 3 | 4 | 5 | 11 | 12)
+}
+
+/// Chooses the backend of a flow: a matching service's Maglev table, else the
+/// EIP's 1:1 backend. Returns the address and the new destination port, if any.
+#[inline(always)]
+fn choose_backend(
+    t: &Tables,
+    eip: &crate::tables::Eip,
+    protocol: u8,
+    ports: Option<(u16, u16)>,
+    hash: u64,
+) -> Result<(Addr, Option<u16>), DropReason> {
+    if let Some((_, dport)) = ports {
+        if let Some(s) = t
+            .services_of(eip)
+            .iter()
+            .find(|s| s.protocol == protocol && s.port == dport)
+        {
+            if s.maglev.is_empty() {
+                return Err(DropReason::NoBackend);
+            }
+            let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
+            let port = (b.port != dport).then_some(b.port);
+            return Ok((Addr::of(b.address), port));
+        }
+    }
+    match eip.backend {
+        Some(b) => Ok((Addr::of(b), None)),
+        None => Err(DropReason::NoService),
+    }
+}
+
+/// The backend a service flow with this hash goes to (shared with ICMP translation).
+#[inline]
+fn service_backend(
+    t: &Tables,
+    eip: &crate::tables::Eip,
+    protocol: u8,
+    port: u16,
+    hash: u64,
+) -> Option<(Addr, u16)> {
+    let s = t
+        .services_of(eip)
+        .iter()
+        .find(|s| s.protocol == protocol && s.port == port)?;
+    if s.maglev.is_empty() {
+        return None;
+    }
+    let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
+    Some((Addr::of(b.address), b.port))
+}

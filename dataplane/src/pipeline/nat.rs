@@ -1,0 +1,115 @@
+//! In-place rewrites with RFC 1624 incremental checksum updates.
+//!
+//! A rewrite changes some bytes and then every checksum that covers them, each by
+//! the difference between old and new bytes. Incremental updates keep a packet that
+//! arrived with a wrong checksum wrong, so the receiver still drops it: the pipeline
+//! need not verify checksums it only passes through.
+
+use super::parse::IpInfo;
+use crate::wire::{checksum, ip_proto};
+
+/// A checksum field that covers some rewritten bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Sum {
+    /// Offset of the 16-bit checksum field.
+    pub at: usize,
+    /// RFC 768: an IPv4 UDP checksum of 0 means "none" and stays 0; a computed 0 is
+    /// sent as 0xFFFF.
+    pub udp_v4: bool,
+}
+
+/// Writes `new` at `at` and adjusts every checksum in `sums`.
+#[inline(always)]
+pub fn replace(data: &mut [u8], at: usize, new: &[u8], sums: &[Sum]) {
+    let n = new.len();
+    let mut old = [0u8; 16];
+    old[..n].copy_from_slice(&data[at..at + n]);
+    data[at..at + n].copy_from_slice(new);
+    for s in sums {
+        let field = [data[s.at], data[s.at + 1]];
+        let current = u16::from_be_bytes(field);
+        if s.udp_v4 && current == 0 {
+            continue;
+        }
+        let mut updated = checksum::update_bytes(current, &old[..n], new);
+        if s.udp_v4 && updated == 0 {
+            updated = 0xFFFF;
+        }
+        data[s.at..s.at + 2].copy_from_slice(&updated.to_be_bytes());
+    }
+}
+
+/// The transport checksum that covers the IP addresses (pseudo-header), if the packet
+/// carries one: TCP, UDP, ICMPv6. ICMPv4's checksum does not cover addresses.
+#[inline(always)]
+pub fn pseudo_header_sum(ip: &IpInfo) -> Option<Sum> {
+    if !ip.has_l4() {
+        return None;
+    }
+    match ip.protocol {
+        ip_proto::TCP => Some(Sum {
+            at: ip.l4 + 16,
+            udp_v4: false,
+        }),
+        ip_proto::UDP => Some(Sum {
+            at: ip.l4 + 6,
+            udp_v4: !ip.v6,
+        }),
+        ip_proto::ICMPV6 if ip.v6 => Some(Sum {
+            at: ip.l4 + 2,
+            udp_v4: false,
+        }),
+        _ => None,
+    }
+}
+
+/// The IPv4 header checksum (IPv6 has none).
+#[inline(always)]
+pub fn header_sum(ip: &IpInfo) -> Option<Sum> {
+    (!ip.v6).then_some(Sum {
+        at: ip.l3 + 10,
+        udp_v4: false,
+    })
+}
+
+/// Rewrites an address field of the packet (`at` is `ip.src()` or `ip.dst()`) and
+/// the IPv4 header and transport checksums over it.
+#[inline(always)]
+pub fn rewrite_addr(data: &mut [u8], ip: &IpInfo, at: usize, new: &[u8]) {
+    match (header_sum(ip), pseudo_header_sum(ip)) {
+        (Some(h), Some(t)) => replace(data, at, new, &[h, t]),
+        (Some(h), None) => replace(data, at, new, &[h]),
+        (None, Some(t)) => replace(data, at, new, &[t]),
+        (None, None) => replace(data, at, new, &[]),
+    }
+}
+
+/// Rewrites a TCP/UDP port (`at` is `ip.l4` for source, `ip.l4 + 2` for destination).
+#[inline(always)]
+pub fn rewrite_port(data: &mut [u8], ip: &IpInfo, at: usize, port: u16) {
+    match pseudo_header_sum(ip) {
+        Some(t) => replace(data, at, &port.to_be_bytes(), &[t]),
+        None => replace(data, at, &port.to_be_bytes(), &[]),
+    }
+}
+
+/// Decrements TTL / hop limit (the caller checked it is above 1).
+#[inline(always)]
+pub fn decrement_ttl(data: &mut [u8], ip: &IpInfo) {
+    let at = ip.ttl_offset();
+    if ip.v6 {
+        data[at] -= 1;
+    } else {
+        // TTL shares a 16-bit word with the protocol: update over the aligned word.
+        let word = [data[at] - 1, data[at + 1]];
+        replace(
+            data,
+            at,
+            &word,
+            &[Sum {
+                at: ip.l3 + 10,
+                udp_v4: false,
+            }],
+        );
+    }
+}

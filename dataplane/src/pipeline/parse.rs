@@ -1,0 +1,179 @@
+//! Classification: where the IP header, the transport header and the fields NAT
+//! touches are, for IPv4 and IPv6 alike, validated once.
+
+use crate::counters::DropReason;
+use crate::wire::{ethernet, ethertype, ip_proto, ipv4::Ipv4Packet, ipv6};
+
+/// Fragment position of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// A whole datagram.
+    None,
+    /// Offset 0 with more to come: carries the transport header.
+    First { ident: u32 },
+    /// Offset > 0: no transport header.
+    Later { ident: u32 },
+}
+
+/// Offsets (into the frame's data) and fields of one IP packet.
+#[derive(Debug, Clone, Copy)]
+pub struct IpInfo {
+    pub v6: bool,
+    /// Start of the IP header.
+    pub l3: usize,
+    /// Start of the transport header (or of fragment data for later fragments).
+    pub l4: usize,
+    /// One past the last byte of the IP packet (Ethernet padding excluded).
+    pub end: usize,
+    pub protocol: u8,
+    pub fragment: Fragment,
+    /// IPv4 don't-fragment bit (IPv6: always true, routers never fragment).
+    pub dont_frag: bool,
+    pub ttl: u8,
+}
+
+impl IpInfo {
+    /// Length of the address fields.
+    #[inline(always)]
+    pub fn addr_len(&self) -> usize {
+        if self.v6 {
+            16
+        } else {
+            4
+        }
+    }
+    /// Offset of the source address.
+    #[inline(always)]
+    pub fn src(&self) -> usize {
+        self.l3 + if self.v6 { 8 } else { 12 }
+    }
+    /// Offset of the destination address.
+    #[inline(always)]
+    pub fn dst(&self) -> usize {
+        self.l3 + if self.v6 { 24 } else { 16 }
+    }
+    /// Offset of the TTL / hop limit byte.
+    #[inline(always)]
+    pub fn ttl_offset(&self) -> usize {
+        self.l3 + if self.v6 { 7 } else { 8 }
+    }
+    /// Length of the IP packet.
+    #[inline(always)]
+    pub fn total_len(&self) -> usize {
+        self.end - self.l3
+    }
+    /// Does this packet carry the transport header?
+    #[inline(always)]
+    pub fn has_l4(&self) -> bool {
+        !matches!(self.fragment, Fragment::Later { .. })
+    }
+    /// Is it a fragment at all?
+    #[inline(always)]
+    pub fn is_fragment(&self) -> bool {
+        !matches!(self.fragment, Fragment::None)
+    }
+}
+
+/// Layer 2 result: the ethertype and where layer 3 starts.
+#[inline(always)]
+pub fn l2(data: &[u8]) -> Result<(u16, usize), DropReason> {
+    // Fast path: untagged.
+    if data.len() >= 14 {
+        let et = u16::from_be_bytes([data[12], data[13]]);
+        if et != ethertype::VLAN && et != ethertype::QINQ {
+            return Ok((et, 14));
+        }
+    }
+    match ethernet::parse_l2(data) {
+        Ok(l2) => Ok((l2.ethertype, l2.l3_offset)),
+        Err(_) => Err(DropReason::Truncated),
+    }
+}
+
+/// Parses the IPv4 header at `l3`.
+#[inline(always)]
+pub fn ipv4(data: &[u8], l3: usize) -> Result<IpInfo, DropReason> {
+    let bytes = &data[l3..];
+    if bytes.len() < 20 {
+        return Err(DropReason::Truncated);
+    }
+    let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::BadIpHeader)?;
+    let offset = ip.frag_offset();
+    let ident = ip.ident() as u32;
+    let fragment = if offset != 0 {
+        Fragment::Later { ident }
+    } else if ip.more_frags() {
+        Fragment::First { ident }
+    } else {
+        Fragment::None
+    };
+    Ok(IpInfo {
+        v6: false,
+        l3,
+        l4: l3 + ip.header_len(),
+        end: l3 + ip.total_len() as usize,
+        protocol: ip.protocol(),
+        fragment,
+        dont_frag: ip.dont_frag(),
+        ttl: ip.ttl(),
+    })
+}
+
+/// Parses the IPv6 header at `l3`, walking extension headers to the transport.
+#[inline]
+pub fn ipv6(data: &[u8], l3: usize) -> Result<IpInfo, DropReason> {
+    let bytes = &data[l3..];
+    if bytes.len() < 40 {
+        return Err(DropReason::Truncated);
+    }
+    let ip = ipv6::Ipv6Packet::new_checked(bytes).map_err(|_| DropReason::BadIpHeader)?;
+    let end = l3 + 40 + ip.payload_len() as usize;
+    let ttl = ip.hop_limit();
+    let (protocol, l4, fragment) = match ip.next_header() {
+        p @ (ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6) => (p, l3 + 40, Fragment::None),
+        _ => {
+            let t = ipv6::find_transport(&data[l3..end])
+                .map_err(|_| DropReason::BadExtensionHeaders)?;
+            let fragment = match t.fragment {
+                None => Fragment::None,
+                Some(f) if f.offset != 0 => Fragment::Later { ident: f.ident },
+                Some(f) if f.more => Fragment::First { ident: f.ident },
+                // An atomic fragment (offset 0, no more): a whole datagram.
+                Some(_) => Fragment::None,
+            };
+            (t.protocol, l3 + t.offset, fragment)
+        }
+    };
+    Ok(IpInfo {
+        v6: true,
+        l3,
+        l4,
+        end,
+        protocol,
+        fragment,
+        dont_frag: true,
+        ttl,
+    })
+}
+
+/// Ports of a TCP/UDP packet that carries its transport header (None otherwise),
+/// with a check that the checksum field is inside the packet.
+#[inline(always)]
+pub fn ports(data: &[u8], ip: &IpInfo) -> Result<Option<(u16, u16)>, DropReason> {
+    if !ip.has_l4() {
+        return Ok(None);
+    }
+    let need = match ip.protocol {
+        ip_proto::TCP => 20,
+        ip_proto::UDP => 8,
+        _ => return Ok(None),
+    };
+    if ip.end < ip.l4 + need {
+        return Err(DropReason::BadL4Header);
+    }
+    let p = &data[ip.l4..];
+    Ok(Some((
+        u16::from_be_bytes([p[0], p[1]]),
+        u16::from_be_bytes([p[2], p[3]]),
+    )))
+}

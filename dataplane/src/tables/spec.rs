@@ -1,0 +1,267 @@
+//! The POP description tables are built from: plain data, deserialised from the
+//! TOML configuration file and, later, edited through the control socket.
+//!
+//! Field-by-field documentation with a complete example: `docs/config.md`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// An Ethernet address, written `02:00:00:00:00:01` in configuration.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), case-insensitive.
+    pub fn parse(text: &str) -> Option<MacAddr> {
+        let mut out = [0u8; 6];
+        let mut parts = text.split([':', '-']);
+        for byte in out.iter_mut() {
+            let part = parts.next()?;
+            if part.len() != 2 {
+                return None;
+            }
+            *byte = u8::from_str_radix(part, 16).ok()?;
+        }
+        parts.next().is_none().then_some(MacAddr(out))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        MacAddr::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid MAC address {text:?}: expected six hex pairs like 02:00:00:00:00:01"
+            ))
+        })
+    }
+}
+
+/// The whole POP: everything a table snapshot is built from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopSpec {
+    pub pop: PopSection,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub regions: Vec<RegionSpec>,
+    #[serde(default)]
+    pub paths: Vec<PathSpec>,
+    #[serde(default)]
+    pub eips: Vec<EipSpec>,
+}
+
+fn default_vxlan_port() -> u16 {
+    4789
+}
+fn default_outer_ttl() -> u8 {
+    64
+}
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// Settings of this POP as a tunnel endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopSection {
+    /// Name shown in reports.
+    pub name: String,
+    /// Our VTEP address: outer source of encapsulated traffic, destination of returns.
+    pub vtep: Ipv4Addr,
+    /// Further local addresses on which returns are accepted (e.g. one per backbone link).
+    #[serde(default)]
+    pub extra_vteps: Vec<Ipv4Addr>,
+    /// UDP destination port of VXLAN (RFC 7348: 4789).
+    #[serde(default = "default_vxlan_port")]
+    pub vxlan_port: u16,
+    /// Source MAC of the inner Ethernet frames we put into the tunnel.
+    pub inner_mac: MacAddr,
+    /// TTL of the outer IPv4 header.
+    #[serde(default = "default_outer_ttl")]
+    pub outer_ttl: u8,
+}
+
+/// What a port faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRole {
+    /// Clients arrive here and decapsulated returns leave here.
+    Internet,
+    /// Tunnels to the regions leave and arrive here.
+    Backbone,
+    /// One-armed: both of the above on one interface.
+    Both,
+}
+
+/// One network port of the POP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    pub name: String,
+    pub role: PortRole,
+    /// Kernel interface name (used by `eipd run`; replay ignores it).
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Our MAC address on this port (source MAC of what we send).
+    pub mac: MacAddr,
+    /// Next hop toward the Internet (required on the port that faces it).
+    #[serde(default)]
+    pub gateway_mac: Option<MacAddr>,
+}
+
+/// A backend region: where a cluster lives, behind one tunnel endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub name: String,
+    /// VXLAN network identifier of this region's tunnel (24 bits).
+    pub vni: u32,
+    /// The region's VTEP address: outer destination, and accepted source of returns.
+    pub vtep: Ipv4Addr,
+    /// Inner destination MAC: the MAC of the region's VXLAN device.
+    pub inner_mac: MacAddr,
+}
+
+/// Health of a backbone path, as the prober (or the operator) last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PathState {
+    /// Healthy: carries traffic.
+    #[default]
+    Up,
+    /// Failing probes: carries traffic only if no path of the region is up.
+    Down,
+    /// Administratively disabled: never carries traffic.
+    Disabled,
+}
+
+/// One way to reach a region across the backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSpec {
+    pub name: String,
+    pub region: String,
+    /// Name of the port the path leaves on.
+    pub port: String,
+    /// MAC of the next hop on that port.
+    pub next_hop_mac: MacAddr,
+    /// Outer source address (default: `pop.vtep`).
+    #[serde(default)]
+    pub source: Option<Ipv4Addr>,
+    /// Outer destination address (default: the region's `vtep`).
+    #[serde(default)]
+    pub destination: Option<Ipv4Addr>,
+    /// Largest outer IPv4 packet the path carries, in bytes.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Share of the region's flows among its usable paths.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub state: PathState,
+}
+
+/// Transport protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// An anycast EIP and where its traffic goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EipSpec {
+    pub address: IpAddr,
+    pub region: String,
+    /// 1:1 target for all traffic no service matches (with no services: all traffic).
+    #[serde(default, alias = "default_backend")]
+    pub backend: Option<IpAddr>,
+    /// Port-level services spread over pools of backends.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+}
+
+/// A protocol/port of an EIP served by a pool of backends (Maglev).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub backends: Vec<BackendSpec>,
+}
+
+/// One member of a service's pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    pub address: IpAddr,
+    /// Port on the backend (default: the service's port).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Share of the service's flows; 0 drains the backend (no new flows).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_prints() {
+        let m = MacAddr::parse("02:AB:cd:00:00:01").unwrap();
+        assert_eq!(m.0, [2, 0xab, 0xcd, 0, 0, 1]);
+        assert_eq!(m.to_string(), "02:ab:cd:00:00:01");
+        assert_eq!(MacAddr::parse("02-ab-cd-00-00-01"), Some(m));
+        for bad in [
+            "",
+            "02:ab:cd:00:00",
+            "02:ab:cd:00:00:01:02",
+            "2:ab:cd:00:00:01",
+            "zz:ab:cd:00:00:01",
+        ] {
+            assert_eq!(MacAddr::parse(bad), None, "{bad}");
+        }
+    }
+}
