@@ -18,6 +18,8 @@ mod icmp;
 mod nat;
 mod parse;
 mod ratelimit;
+#[cfg(test)]
+mod tests;
 
 pub use frag::FRAGMENT_TIMEOUT_NS;
 

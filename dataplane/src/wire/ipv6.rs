@@ -634,18 +634,20 @@ mod tests {
             transport in prop::collection::vec(any::<u8>(), 0..24),
             proto in prop::sample::select(vec![ip_proto::TCP, ip_proto::UDP, ip_proto::ICMPV6]),
         ) {
-            let kinds: Vec<u8> = chain
-                .iter()
-                .map(|&(k, _)| [ip_proto::ROUTING, ip_proto::DSTOPTS, ip_proto::FRAGMENT][usize::from(k)])
-                .collect();
+            const KINDS: [u8; 3] = [ip_proto::ROUTING, ip_proto::DSTOPTS, ip_proto::FRAGMENT];
+            let kinds: Vec<u8> = chain.iter().map(|&(k, _)| KINDS[usize::from(k)]).collect();
             let mut types = Vec::new();
             if hbh {
                 types.push(ip_proto::HOPOPT);
             }
             types.extend(&kinds);
             let mut exts = Vec::new();
-            let units = chain.iter().map(|&(_, u)| u);
-            let units: Vec<u8> = if hbh { std::iter::once(1).chain(units).collect() } else { units.collect() };
+            // Hop-by-Hop, when present, is one unit (16 bytes) long.
+            let units: Vec<u8> = hbh
+                .then_some(1)
+                .into_iter()
+                .chain(chain.iter().map(|&(_, u)| u))
+                .collect();
             for (i, &t) in types.iter().enumerate() {
                 let next = types.get(i + 1).copied().unwrap_or(proto);
                 exts.push(if t == ip_proto::FRAGMENT {
@@ -657,7 +659,8 @@ mod tests {
             let first = types.first().copied().unwrap_or(proto);
             let v = with_exts(first, &exts, &transport);
             let t = find_transport(&v).unwrap();
-            let (_, next, rest) = Ipv6ExtensionsSlice::from_slice(IpNumber(first), &v[40..]).unwrap();
+            let (_, next, rest) =
+                Ipv6ExtensionsSlice::from_slice(IpNumber(first), &v[40..]).unwrap();
             prop_assert_eq!(t.protocol, next.0);
             prop_assert_eq!(t.offset, v.len() - rest.len());
             prop_assert_eq!(&v[t.offset..], &transport[..]);
@@ -679,7 +682,8 @@ mod tests {
                 prop_assert!(t.offset >= HEADER_LEN);
             }
             if let Ok(p) = Ipv6Packet::new_checked(&data[..]) {
-                let _ = (p.traffic_class(), p.flow_label(), p.hop_limit(), p.src_addr(), p.dst_addr());
+                let _ = (p.traffic_class(), p.flow_label(), p.hop_limit());
+                let _ = (p.src_addr(), p.dst_addr());
                 prop_assert_eq!(p.payload().len(), data.len() - 40);
             }
         }
