@@ -72,7 +72,7 @@ impl ControlQueue {
     /// Control side: the oldest waiting packet. Dropping the returned guard gives
     /// the buffer back to the pool.
     pub fn pop(&self) -> Option<ControlGuard<'_>> {
-        self.ready.pop().map(|packet| ControlGuard { queue: self, packet: Some(packet) })
+        self.ready.pop().map(|packet| ControlGuard { pool: self, packet: Some(packet) })
     }
 
     /// Packets waiting.
@@ -89,7 +89,7 @@ impl ControlQueue {
 /// A packet borrowed from the [`ControlQueue`]; returns its buffer on drop.
 #[derive(Debug)]
 pub struct ControlGuard<'q> {
-    queue: &'q ControlQueue,
+    pool: &'q ControlQueue,
     packet: Option<Box<ControlPacket>>,
 }
 
@@ -104,7 +104,7 @@ impl Drop for ControlGuard<'_> {
     fn drop(&mut self) {
         if let Some(packet) = self.packet.take() {
             // Cannot fail: there are never more buffers than the pool's capacity.
-            let _ = self.queue.free.push(packet);
+            let _ = self.pool.free.push(packet);
         }
     }
 }

@@ -46,6 +46,17 @@ pub trait PacketProcessor: Send {
     fn process_batch(&mut self, now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]);
 }
 
+/// How many times to ask a ring before concluding it is empty (or full).
+///
+/// xdpilone serves `receive(n)`, `transmit(n)`, `fill(n)` and `complete(n)` from
+/// its cached copy of the kernel's index whenever that cache shows at least one
+/// entry, even if fewer than `n`; it re-reads the kernel's index only once the
+/// cache is exhausted. So one call can return far fewer entries than the ring
+/// really has (it made a TX ring look full after exactly `ring_size` packets).
+/// A second call, made after consuming everything the first one gave, refreshes
+/// the cache.
+const CACHED_ROUNDS: usize = 2;
+
 /// What a worker hands back when it stops.
 #[derive(Debug)]
 pub struct WorkerExit {
@@ -217,14 +228,22 @@ impl<P: PacketProcessor> Worker<P> {
     fn reclaim_completions(&mut self) {
         let Worker { devices, ledger, layout, counters, .. } = self;
         for (dev, d) in devices.iter_mut().enumerate() {
-            let mut reader = d.comp.complete(u32::MAX);
-            while let Some(addr) = reader.read() {
-                let ok = layout.locate(addr).is_some_and(|(frame, _)| ledger.completed(frame, dev as DeviceIdx).is_ok());
-                if !ok {
-                    counters.completion_invalid += 1;
+            // Two rounds: see `CACHED_ROUNDS`.
+            for _ in 0..CACHED_ROUNDS {
+                let mut reader = d.comp.complete(u32::MAX);
+                if reader.capacity() == 0 {
+                    break;
                 }
+                while let Some(addr) = reader.read() {
+                    let ok = layout
+                        .locate(addr)
+                        .is_some_and(|(frame, _)| ledger.completed(frame, dev as DeviceIdx).is_ok());
+                    if !ok {
+                        counters.completion_invalid += 1;
+                    }
+                }
+                reader.release();
             }
-            reader.release();
         }
     }
 
@@ -242,16 +261,26 @@ impl<P: PacketProcessor> Worker<P> {
                 counters.free_list_empty += 1;
                 continue;
             }
-            let mut writer = d.fill.fill(want);
-            let room = writer.capacity();
-            // `insert` zips our iterator with the reserved slots and polls ours
-            // first: yielding at most `room` items means none is taken from the
-            // ledger without being written.
-            let written = writer.insert(
-                (0..room).map_while(|_| ledger.post_fill(dev)).map(|frame| layout.addr_of(frame)),
-            );
-            debug_assert!(written <= room);
-            writer.commit();
+            let mut left = want;
+            for _ in 0..CACHED_ROUNDS {
+                let mut writer = d.fill.fill(left);
+                let room = writer.capacity();
+                if room == 0 {
+                    break;
+                }
+                // `insert` zips our iterator with the reserved slots and polls ours
+                // first: yielding at most `room` items means none is taken from the
+                // ledger without being written.
+                let written = writer.insert(
+                    (0..room).map_while(|_| ledger.post_fill(dev)).map(|frame| layout.addr_of(frame)),
+                );
+                debug_assert!(written <= room);
+                writer.commit();
+                left -= written;
+                if left == 0 || written < room {
+                    break;
+                }
+            }
         }
     }
 
@@ -263,35 +292,40 @@ impl<P: PacketProcessor> Worker<P> {
         let frame_size = layout.frame_size();
         for k in 0..n {
             let dev = (*rr + k) % n;
-            let room = *batch - rx.len();
-            if room == 0 {
-                break;
-            }
             let d = &mut devices[dev];
             let dev = dev as DeviceIdx;
-            // The ring's acquire load of the kernel's producer index (inside
-            // `receive`) orders our reads of the frames after the kernel's writes.
-            let mut reader = d.rx.receive(room as u32);
-            while let Some(desc) = reader.read() {
-                let Some((frame, offset)) = layout.locate(desc.addr) else {
-                    counters.rx_invalid += 1;
-                    continue;
-                };
-                if ledger.received(frame, dev).is_err() {
-                    counters.rx_invalid += 1;
-                    continue;
+            for _ in 0..CACHED_ROUNDS {
+                let room = *batch - rx.len();
+                if room == 0 {
+                    break;
                 }
-                if offset + desc.len > frame_size || desc.len == 0 {
-                    counters.rx_invalid += 1;
-                    let recycled = ledger.recycle(frame);
-                    debug_assert!(recycled.is_ok());
-                    continue;
+                // The ring's acquire load of the kernel's producer index (inside
+                // `receive`) orders our reads of the frames after the kernel's writes.
+                let mut reader = d.rx.receive(room as u32);
+                if reader.capacity() == 0 {
+                    break;
                 }
-                counters.rx_bytes += u64::from(desc.len);
-                rx.push(RxDesc { frame, offset, len: desc.len, dev });
+                while let Some(desc) = reader.read() {
+                    let Some((frame, offset)) = layout.locate(desc.addr) else {
+                        counters.rx_invalid += 1;
+                        continue;
+                    };
+                    if ledger.received(frame, dev).is_err() {
+                        counters.rx_invalid += 1;
+                        continue;
+                    }
+                    if offset + desc.len > frame_size || desc.len == 0 {
+                        counters.rx_invalid += 1;
+                        let recycled = ledger.recycle(frame);
+                        debug_assert!(recycled.is_ok());
+                        continue;
+                    }
+                    counters.rx_bytes += u64::from(desc.len);
+                    rx.push(RxDesc { frame, offset, len: desc.len, dev });
+                }
+                // Returns the RX slots to the kernel (release store of our consumer index).
+                reader.release();
             }
-            // Returns the RX slots to the kernel (release store of our consumer index).
-            reader.release();
         }
         *rr = (*rr + 1) % n;
         counters.rx_packets += rx.len() as u64;
@@ -384,13 +418,24 @@ impl<P: PacketProcessor> Worker<P> {
             if descs.is_empty() {
                 continue;
             }
-            let mut writer = d.tx.transmit(descs.len() as u32);
-            let room = (writer.capacity() as usize).min(descs.len());
-            let written = writer.insert(descs[..room].iter().copied()) as usize;
-            debug_assert_eq!(written, room);
-            // Release store of the producer index: the kernel sees the descriptors
-            // (and the frame contents written before them) only after this.
-            writer.commit();
+            let mut written = 0;
+            for _ in 0..CACHED_ROUNDS {
+                let mut writer = d.tx.transmit((descs.len() - written) as u32);
+                let room = (writer.capacity() as usize).min(descs.len() - written);
+                if room == 0 {
+                    break;
+                }
+                let n = writer.insert(descs[written..written + room].iter().copied()) as usize;
+                debug_assert_eq!(n, room);
+                // Release store of the producer index: the kernel sees the
+                // descriptors (and the frame contents written before them) only
+                // after this.
+                writer.commit();
+                written += n;
+                if written == descs.len() {
+                    break;
+                }
+            }
             for (i, desc) in descs.iter().enumerate() {
                 let frame = (desc.addr >> layout.frame_size().trailing_zeros()) as FrameIdx;
                 let moved = if i < written {

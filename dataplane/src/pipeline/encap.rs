@@ -1,6 +1,5 @@
 //! VXLAN encapsulation (RFC 7348) into frame headroom, and TCP MSS clamping.
 
-use super::nat::{self, Sum};
 use super::parse::IpInfo;
 use crate::counters::DropReason;
 use crate::flow;
@@ -44,25 +43,14 @@ pub fn encapsulate(
 
 /// Lowers the MSS option of a TCP SYN so that segments fit `inner_mtu` (RFC 879:
 /// MSS = MTU - 40 for IPv4, - 60 for IPv6). Returns true when it changed something.
+/// The MSS may sit at an odd offset (after one NOP), which the view's clamp handles.
 #[inline]
 pub fn clamp_mss(data: &mut [u8], ip: &IpInfo, inner_mtu: u16) -> bool {
-    let Ok(tcp) = TcpPacket::new_checked(&data[ip.l4..ip.end]) else {
+    let Ok(mut tcp) = TcpPacket::new_checked(&mut data[ip.l4..ip.end]) else {
         return false;
     };
     if !tcp.syn() {
         return false;
     }
-    let Some((offset, mss)) = tcp.mss_option() else {
-        return false;
-    };
-    let max = inner_mtu.saturating_sub(if ip.v6 { 60 } else { 40 });
-    if mss <= max {
-        return false;
-    }
-    let sum = Sum {
-        at: ip.l4 + 16,
-        udp_v4: false,
-    };
-    nat::replace(data, ip.l4 + offset, &max.to_be_bytes(), &[sum]);
-    true
+    tcp.clamp_mss(inner_mtu.saturating_sub(if ip.v6 { 60 } else { 40 }))
 }

@@ -31,7 +31,19 @@ pub fn replace(data: &mut [u8], at: usize, new: &[u8], sums: &[Sum]) {
         if s.udp_v4 && current == 0 {
             continue;
         }
-        let mut updated = checksum::update_bytes(current, &old[..n], new);
+        let mut updated = match n {
+            2 => checksum::update16(
+                current,
+                u16::from_be_bytes([old[0], old[1]]),
+                u16::from_be_bytes([new[0], new[1]]),
+            ),
+            4 => checksum::update32(
+                current,
+                u32::from_be_bytes([old[0], old[1], old[2], old[3]]),
+                u32::from_be_bytes([new[0], new[1], new[2], new[3]]),
+            ),
+            _ => checksum::update_bytes(current, &old[..n], new),
+        };
         if s.udp_v4 && updated == 0 {
             updated = 0xFFFF;
         }

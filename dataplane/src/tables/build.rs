@@ -198,14 +198,15 @@ fn add_eips(
     region_index: &FxHashMap<&str, RegionId>,
     t: &mut Tables,
 ) -> Result<(), TableError> {
-    // EIP address -> index in spec.eips, for duplicate reporting.
-    let mut owner_entry: FxHashMap<(RegionId, u128), usize> = FxHashMap::default();
     t.eip_v4.reserve(spec.eips.len());
     t.backend_owner.reserve(spec.eips.len());
     for (i, e) in spec.eips.iter().enumerate() {
         let id = i as EipId;
         let entry = || format!("eips[{i}] ({})", e.address);
-        let region = lookup(region_index, &e.region, &entry(), "region", "region")?;
+        let region = match region_index.get(e.region.as_str()) {
+            Some(&r) => r,
+            None => return Err(unknown(&entry(), "region", "region", &e.region)),
+        };
         let first = match e.address {
             IpAddr::V4(a) => t.eip_v4.insert(u32::from(a), id),
             IpAddr::V6(a) => t.eip_v6.insert(u128::from(a), id),
@@ -241,7 +242,7 @@ fn add_eips(
                 }
             }
         }
-        let mut claim = |addr: IpAddr, field: &'static str, t: &mut Tables| {
+        let claim = |addr: IpAddr, field: &'static str, t: &mut Tables| {
             if addr.is_ipv4() != e.address.is_ipv4() {
                 return invalid(
                     &entry(),
@@ -254,12 +255,12 @@ fn add_eips(
             match t.backend_owner.entry((region, addr_key(addr))) {
                 Entry::Vacant(v) => {
                     v.insert(id);
-                    owner_entry.insert((region, addr_key(addr)), i);
                     Ok(())
                 }
                 Entry::Occupied(o) if *o.get() == id => Ok(()),
-                Entry::Occupied(_) => {
-                    let other = owner_entry[&(region, addr_key(addr))];
+                Entry::Occupied(o) => {
+                    // EIP ids are indexes into spec.eips.
+                    let other = *o.get() as usize;
                     Err(TableError::BackendConflict {
                         entry: entry(),
                         backend: addr,

@@ -79,22 +79,6 @@ impl Netns {
         run("ip", &full)
     }
 
-    /// Moves the calling thread into this namespace (other threads unaffected).
-    /// Sockets opened afterwards belong to it, and threads spawned afterwards
-    /// start in it.
-    pub fn enter(&self) {
-        let f = File::open(format!("/run/netns/{}", self.name)).expect("netns file");
-        // SAFETY: `f` is an open namespace file for the duration of the call;
-        // CLONE_NEWNET only switches the calling thread's network namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns({}): {}", self.name, io::Error::last_os_error());
-    }
-
-    /// A device's counter from /sys (e.g. `rx_packets`).
-    pub fn link_stat(&self, dev: &str, stat: &str) -> u64 {
-        self.exec(&["cat", &format!("/sys/class/net/{dev}/statistics/{stat}")]).trim().parse().expect("number")
-    }
-
     /// MAC address of `dev`.
     pub fn mac(&self, dev: &str) -> [u8; 6] {
         let text = self.exec(&["cat", &format!("/sys/class/net/{dev}/address")]);
@@ -113,6 +97,26 @@ impl Drop for Netns {
             eprintln!("cleanup: {e}");
         }
     }
+}
+
+/// Moves the calling thread into namespace `name` (other threads unaffected).
+/// Sockets opened afterwards belong to it, and threads spawned afterwards start
+/// in it.
+pub fn enter(name: &str) {
+    let f = File::open(format!("/run/netns/{name}")).expect("netns file");
+    // SAFETY: `f` is an open namespace file for the duration of the call;
+    // CLONE_NEWNET only switches the calling thread's network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns({name}): {}", io::Error::last_os_error());
+}
+
+/// A device's counter from /sys inside namespace `ns` (e.g. `rx_packets`).
+pub fn link_stat(ns: &str, dev: &str, stat: &str) -> u64 {
+    run("ip", &["netns", "exec", ns, "cat", &format!("/sys/class/net/{dev}/statistics/{stat}")])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .trim()
+        .parse()
+        .expect("number")
 }
 
 /// Creates veth `a` in `ns_a` paired with `b` in `ns_b`, `queues` queues each

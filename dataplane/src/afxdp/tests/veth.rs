@@ -1,0 +1,548 @@
+//! End-to-end tests of the driver on veth pairs.
+//!
+//! Topology (three namespaces, two veth pairs):
+//!
+//! ```text
+//!  [src] s0 ──── f0 [fwd: port 0 "internet", accepts EIP]
+//!                f1 [fwd: port 1 "backbone", accepts VTEP] ──── d0 [dst]
+//! ```
+//!
+//! The forwarder under test runs in `fwd` with a [`TestForwarder`] that rewrites
+//! MACs and sends each frame out of the other port, with a few UDP ports reserved
+//! to exercise the other verdicts and the headroom.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use crate::afxdp::{
+    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, PacketProcessor, PortConfig, SetupError,
+    WorkerExit, XdpFilter,
+};
+use crate::counters::DropReason;
+use crate::frame::{Frame, Verdict};
+
+use super::packets::{self, find_seq, payload, udp4, udp6, udp_dport, vxlan4, L2};
+use super::testbed::{enter, ip, link_stat, on_thread, require_root, veth, Netns, PacketSocket};
+
+const EIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const EIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const NOT_OURS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 99);
+
+const PORT_ENCAP: u16 = 7777;
+const PORT_CONTROL: u16 = 7778;
+const PORT_DROP: u16 = 7779;
+const PORT_KERNEL: u16 = 7780;
+/// Bytes the test "encapsulation" pushes in front of the packet.
+const ENCAP: usize = 64;
+
+/// The filter contents of these tests.
+struct Source {
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+    vteps: Vec<Ipv4Addr>,
+}
+
+impl FilterSource for Source {
+    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.v4.iter().copied()
+    }
+    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.v6.iter().copied()
+    }
+    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.vteps.iter().copied()
+    }
+}
+
+fn source() -> Source {
+    Source { v4: vec![EIP4], v6: vec![EIP6], vteps: vec![VTEP] }
+}
+
+/// Two-port forwarder: rewrites MACs for the next hop of the other port.
+#[derive(Clone)]
+struct TestForwarder {
+    /// Per output port: (our MAC, next hop's MAC).
+    macs: [([u8; 6], [u8; 6]); 2],
+}
+
+impl PacketProcessor for TestForwarder {
+    fn process_batch(&mut self, _now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]) {
+        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+            let out = 1 - frame.port().min(1);
+            let (ours, next_hop) = self.macs[out as usize];
+            *verdict = match udp_dport(frame.data()) {
+                Some(PORT_CONTROL) => Verdict::ToControl,
+                Some(PORT_DROP) => Verdict::Drop(DropReason::Truncated),
+                Some(PORT_KERNEL) => Verdict::ToKernel,
+                Some(PORT_ENCAP) => {
+                    // Grow into the headroom, as VXLAN encapsulation does.
+                    if !frame.push_head(ENCAP) {
+                        *verdict = Verdict::Drop(DropReason::NoRoom);
+                        continue;
+                    }
+                    let d = frame.data_mut();
+                    d[..6].copy_from_slice(&next_hop);
+                    d[6..12].copy_from_slice(&ours);
+                    d[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+                    d[14..ENCAP].fill(0xee);
+                    Verdict::Tx(out)
+                }
+                _ => {
+                    let d = frame.data_mut();
+                    d[..6].copy_from_slice(&next_hop);
+                    d[6..12].copy_from_slice(&ours);
+                    Verdict::Tx(out)
+                }
+            };
+        }
+    }
+}
+
+/// The three namespaces and what the test needs to know about them.
+struct Topology {
+    src: Netns,
+    fwd: Netns,
+    dst: Netns,
+    s0: [u8; 6],
+    f0: [u8; 6],
+    f1: [u8; 6],
+    d0: [u8; 6],
+}
+
+impl Topology {
+    fn new(queues: u32) -> Topology {
+        let (src, fwd, dst) = (Netns::new("s"), Netns::new("f"), Netns::new("d"));
+        veth(&src, "s0", &fwd, "f0", queues);
+        veth(&fwd, "f1", &dst, "d0", queues);
+        Topology {
+            s0: src.mac("s0"),
+            f0: fwd.mac("f0"),
+            f1: fwd.mac("f1"),
+            d0: dst.mac("d0"),
+            src,
+            fwd,
+            dst,
+        }
+    }
+
+    fn forwarder(&self) -> TestForwarder {
+        TestForwarder { macs: [(self.f0, self.s0), (self.f1, self.d0)] }
+    }
+
+    fn names(&self) -> (String, String, String) {
+        (self.src.name.clone(), self.fwd.name.clone(), self.dst.name.clone())
+    }
+}
+
+fn config(queues: Vec<u32>, cpus: Vec<usize>) -> AfXdpConfig {
+    AfXdpConfig {
+        ports: vec![
+            PortConfig { port: 0, interface: "f0".into(), accept: Accept::INTERNET },
+            PortConfig { port: 1, interface: "f1".into(), accept: Accept::BACKBONE },
+        ],
+        queues,
+        cpus,
+        frames_per_queue: 4096,
+        ring_size: 1024,
+        // Do not monopolise a shared test machine between bursts.
+        idle: IdlePolicy::Backoff { after_empty_polls: 10_000, sleep: Duration::from_micros(50) },
+        ..AfXdpConfig::default()
+    }
+}
+
+/// Receives test frames until `want` distinct sequence numbers arrived or
+/// `timeout` passed; returns them with the first frame seen.
+fn collect(sock: &PacketSocket, want: usize, timeout: Duration) -> (BTreeSet<u32>, Option<Vec<u8>>) {
+    let mut seen = BTreeSet::new();
+    let mut first = None;
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + timeout;
+    while seen.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(n) = sock.recv(&mut buf, left) else { break };
+        if let Some(seq) = find_seq(&buf[..n]) {
+            seen.insert(seq);
+            first.get_or_insert_with(|| buf[..n].to_vec());
+        }
+    }
+    (seen, first)
+}
+
+fn send_paced(sock: &PacketSocket, frames: impl Iterator<Item = Vec<u8>>) {
+    for (i, f) in frames.enumerate() {
+        sock.send(&f);
+        // veth's per-queue ring holds 256 frames: give NAPI a chance to drain it.
+        if i % 128 == 127 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Prints every counter on the path, to see where frames went missing.
+fn diagnose(rt: &AfXdpRuntime, links: &[(&str, &str)]) {
+    std::thread::sleep(Duration::from_millis(100));
+    eprintln!("filter: {:?}", rt.filter_stats());
+    for (q, s) in rt.worker_stats() {
+        eprintln!("worker q{q}: {:?}", s);
+    }
+    for (q, p, s) in rt.socket_stats() {
+        eprintln!("socket q{q} port {p}: {s:?}");
+    }
+    for (ns, dev) in links {
+        let stat = |s| link_stat(ns, dev, s);
+        eprintln!(
+            "{dev}: rx {} rx_dropped {} tx {} tx_dropped {}",
+            stat("rx_packets"),
+            stat("rx_dropped"),
+            stat("tx_packets"),
+            stat("tx_dropped")
+        );
+    }
+}
+
+fn expect_count(rt: &AfXdpRuntime, links: &[(&str, &str)], got: usize, want: usize, what: &str) {
+    if got != want {
+        diagnose(rt, links);
+        panic!("{what}: {got} of {want}");
+    }
+}
+
+fn check_exit(exit: &WorkerExit) {
+    exit.audit.as_ref().unwrap_or_else(|e| panic!("queue {}: ledger audit: {e}", exit.queue));
+    assert_eq!(exit.frames.accounted(), exit.frames.total, "every frame accounted for: {:?}", exit.frames);
+    assert_eq!(exit.frames.held, 0, "no frame left in the worker's hands");
+    assert_eq!(exit.frames.in_tx(), 0, "every transmitted frame completed: {:?}", exit.frames);
+    assert_eq!(exit.counters.rx_invalid + exit.counters.completion_invalid, 0, "{:?}", exit.counters);
+}
+
+#[test]
+fn veth_two_armed_forwarder_moves_and_classifies_packets() {
+    if !require_root("veth_two_armed_forwarder_moves_and_classifies_packets") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let (src, fwd, dst) = topo.names();
+    let forwarder = topo.forwarder();
+    let (s0, f0, f1, d0) = (topo.s0, topo.f0, topo.f1, topo.d0);
+    on_thread(move || {
+        enter(&src);
+        let at_src = PacketSocket::open("s0");
+        enter(&dst);
+        let at_dst = PacketSocket::open("d0");
+        enter(&fwd);
+        let mut rt = AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
+        eprintln!("setup: {:?}", rt.report());
+        let sync = rt.sync_maps(&source()).expect("sync");
+        assert_eq!((sync.eip_v4.added, sync.eip_v6.added, sync.vtep_v4.added), (1, 1, 1));
+
+        let to_f0 = L2 { dst: f0, src: s0, vlan: None };
+        let to_f1 = L2 { dst: f1, src: d0, vlan: None };
+
+        // 1. IPv4 to the EIP: forwarded with the MACs rewritten.
+        const N: u32 = 1000;
+        send_paced(&at_src, (0..N).map(|i| udp4(to_f0, CLIENT, EIP4, 1000 + (i % 50) as u16, 80, &payload(i, 0))));
+        let (seen, first) = collect(&at_dst, N as usize, Duration::from_secs(5));
+        let links = [(src.as_str(), "s0"), (fwd.as_str(), "f0"), (fwd.as_str(), "f1"), (dst.as_str(), "d0")];
+        expect_count(&rt, &links, seen.len(), N as usize, "IPv4 EIP frames forwarded");
+        let first = first.unwrap();
+        assert_eq!((&first[..6], &first[6..12]), (&d0[..], &f1[..]), "MACs rewritten");
+
+        // 2. IPv6 to the EIP, and IPv4 behind an 802.1Q tag.
+        send_paced(&at_src, (0..10).map(|i| udp6(to_f0, "2001:db8::1".parse().unwrap(), EIP6, 1000, 80, &payload(10_000 + i, 0))));
+        send_paced(&at_src, (0..10).map(|i| udp4(L2 { vlan: Some(100), ..to_f0 }, CLIENT, EIP4, 1000, 80, &payload(20_000 + i, 0))));
+        let (seen, _) = collect(&at_dst, 20, Duration::from_secs(3));
+        expect_count(&rt, &links, seen.len(), 20, "IPv6 and VLAN-tagged EIP frames forwarded");
+
+        // 3. Encapsulation into the headroom: the TX descriptor starts 64 bytes early.
+        send_paced(&at_src, (0..10).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_ENCAP, &payload(30_000 + i, 0))));
+        let (seen, first) = collect(&at_dst, 10, Duration::from_secs(3));
+        expect_count(&rt, &links, seen.len(), 10, "encapsulated frames forwarded");
+        let first = first.unwrap();
+        assert_eq!(&first[12..14], &0x88b5u16.to_be_bytes(), "outer header written in the headroom");
+        assert_eq!(first.len(), ENCAP + 14 + 20 + 8 + 12, "frame grew by the encapsulation");
+        assert_eq!(find_seq(&first[ENCAP..]), Some(30_000), "inner frame intact behind it");
+
+        // 4. Other verdicts.
+        send_paced(&at_src, (0..5).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_CONTROL, &payload(40_000 + i, 0))));
+        send_paced(&at_src, (0..7).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_DROP, &payload(50_000 + i, 0))));
+        send_paced(&at_src, (0..3).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_KERNEL, &payload(60_000 + i, 0))));
+
+        // 5. Not ours: a non-EIP destination, and VXLAN arriving on the Internet
+        // port (which does not accept VTEP traffic). Both go to the kernel.
+        let before = rt.filter_stats().unwrap();
+        send_paced(&at_src, (0..10).map(|i| udp4(to_f0, CLIENT, NOT_OURS, 1000, 80, &payload(70_000 + i, 0))));
+        send_paced(&at_src, (0..10).map(|i| vxlan4(to_f0, CLIENT, VTEP, 1000, 42, &payload(80_000 + i, 0))));
+        let (leaked, _) = collect(&at_dst, 1, Duration::from_millis(300));
+        assert!(leaked.is_empty(), "non-owned traffic must not be forwarded: {leaked:?}");
+        let after = rt.filter_stats().unwrap();
+        assert!(after.pass_not_ours >= before.pass_not_ours + 20, "{before:?} -> {after:?}");
+
+        // 6. VXLAN to the VTEP on the backbone port: forwarded back to the Internet side.
+        let inner = udp4(L2 { dst: [0x02; 6], src: [0x04; 6], vlan: None }, Ipv4Addr::new(10, 0, 0, 1), CLIENT, 80, 1000, &payload(90_000, 0));
+        send_paced(&at_dst, (0..10).map(|i| vxlan4(to_f1, Ipv4Addr::new(192, 0, 2, 200), VTEP, 40_000 + i, 42, &inner)));
+        let (seen, first) = collect(&at_src, 1, Duration::from_secs(3));
+        expect_count(&rt, &links, seen.len(), 1, "VXLAN to the VTEP forwarded");
+        assert_eq!((&first.as_ref().unwrap()[..6], &first.as_ref().unwrap()[6..12]), (&s0[..], &f0[..]));
+
+        std::thread::sleep(Duration::from_millis(100));
+        let control: Vec<u32> = std::iter::from_fn(|| rt.control_queue().pop().map(|p| find_seq(p.data()).unwrap())).collect();
+        assert_eq!(control, (40_000..40_005).collect::<Vec<_>>(), "ToControl frames copied in order");
+
+        let fs = rt.filter_stats().unwrap();
+        eprintln!("filter: {fs:?}");
+        assert_eq!(fs.redirect_eip_v6, 10);
+        assert!(fs.redirect_eip_v4 >= u64::from(N) + 10 + 10 + 5 + 7 + 3);
+        assert!(fs.redirect_vtep >= 10);
+        assert_eq!(fs.no_socket, 0);
+        for (queue, port, stats) in rt.socket_stats() {
+            eprintln!("socket q{queue} port {port}: {:?}", stats.unwrap());
+        }
+
+        let exits = rt.stop();
+        assert_eq!(exits.len(), 1);
+        let c = exits[0].counters;
+        eprintln!("worker: {c:?}");
+        check_exit(&exits[0]);
+        assert_eq!((c.to_control, c.dropped, c.to_kernel), (5, 7, 3));
+        assert_eq!(c.rx_packets, c.tx_packets + c.to_control + c.dropped + c.to_kernel + c.tx_ring_full);
+        assert_eq!(c.tx_packets, u64::from(N) + 20 + 10 + 10);
+    });
+}
+
+#[test]
+fn veth_two_queues_two_workers() {
+    if !require_root("veth_two_queues_two_workers") {
+        return;
+    }
+    let topo = Topology::new(2);
+    let (src, fwd, dst) = topo.names();
+    let forwarder = topo.forwarder();
+    let (s0, f0) = (topo.s0, topo.f0);
+    on_thread(move || {
+        enter(&src);
+        let at_src = PacketSocket::open("s0");
+        enter(&dst);
+        let at_dst = PacketSocket::open("d0");
+        enter(&fwd);
+        let mut rt = AfXdpRuntime::start(&config(vec![0, 1], vec![0, 1]), |_| forwarder.clone()).expect("start");
+        eprintln!("setup: {:?}", rt.report());
+        assert_eq!(rt.report().queues.len(), 2);
+        rt.sync_maps(&source()).unwrap();
+
+        // Many flows, so the sender's TX queue hash (which picks the RX queue
+        // on the veth peer) spreads them over both queues.
+        const N: u32 = 2000;
+        let to_f0 = L2 { dst: f0, src: s0, vlan: None };
+        send_paced(&at_src, (0..N).map(|i| udp4(to_f0, CLIENT, EIP4, 1024 + (i % 512) as u16, 80, &payload(i, 0))));
+        let (seen, _) = collect(&at_dst, N as usize, Duration::from_secs(5));
+        assert_eq!(seen.len(), N as usize);
+
+        let exits = rt.stop();
+        assert_eq!(exits.len(), 2);
+        for e in &exits {
+            eprintln!("queue {}: rx {} tx {}", e.queue, e.counters.rx_packets, e.counters.tx_packets);
+            check_exit(e);
+            assert!(e.counters.rx_packets > 0, "queue {} got no traffic", e.queue);
+        }
+        assert_eq!(exits.iter().map(|e| e.counters.tx_packets).sum::<u64>(), u64::from(N));
+    });
+}
+
+#[test]
+fn setup_errors_name_the_problem() {
+    if !require_root("setup_errors_name_the_problem") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let (_, fwd, _) = topo.names();
+    let forwarder = topo.forwarder();
+    on_thread(move || {
+        enter(&fwd);
+        let mut cfg = config(vec![0], vec![]);
+        cfg.ports[1].interface = "nosuch0".into();
+        match AfXdpRuntime::start(&cfg, |_| forwarder.clone()) {
+            Err(SetupError::InterfaceMissing { name }) => assert_eq!(name, "nosuch0"),
+            other => panic!("expected InterfaceMissing, got {other:?}"),
+        }
+        let cfg = config(vec![3], vec![]);
+        match AfXdpRuntime::start(&cfg, |_| forwarder.clone()) {
+            Err(e @ SetupError::QueueOutOfRange { .. }) => {
+                eprintln!("{e}");
+                assert!(matches!(e, SetupError::QueueOutOfRange { queue: 3, available: 1, .. }));
+            }
+            other => panic!("expected QueueOutOfRange, got {other:?}"),
+        }
+        // Nothing may stay attached after a failed start.
+        let links = ip(&["link", "show", "f0"]);
+        assert!(!links.contains("xdp"), "{links}");
+    });
+}
+
+#[test]
+fn sync_maps_handles_100k_eips() {
+    if !require_root("sync_maps_handles_100k_eips") {
+        return;
+    }
+    let mut filter = XdpFilter::load(crate::afxdp::program::FilterSizes {
+        ports: 2,
+        queues_per_port: 1,
+        max_eips: 120_000,
+        max_vteps: 16,
+        vxlan_port: 4789,
+    })
+    .expect("load");
+    let v4 = |range: std::ops::Range<u32>| range.map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect::<Vec<_>>();
+    let v6: Vec<Ipv6Addr> = (0..10_000u128).map(|i| Ipv6Addr::from(0x2001_0db8_u128 << 96 | i)).collect();
+    let t = Instant::now();
+    let r = filter.sync_maps(&Source { v4: v4(0..100_000), v6: v6.clone(), vteps: vec![VTEP] }).unwrap();
+    eprintln!("initial sync of 110k keys: {:?} ({r:?})", t.elapsed());
+    assert_eq!((r.eip_v4.added, r.eip_v6.added, r.vtep_v4.added), (100_000, 10_000, 1));
+
+    let t = Instant::now();
+    let r = filter.sync_maps(&Source { v4: v4(500..100_500), v6, vteps: vec![] }).unwrap();
+    eprintln!("incremental sync: {:?} ({r:?})", t.elapsed());
+    assert_eq!((r.eip_v4.added, r.eip_v4.removed, r.eip_v4.total), (500, 500, 100_000));
+    assert_eq!((r.eip_v6.added, r.eip_v6.removed), (0, 0));
+    assert_eq!((r.vtep_v4.removed, r.vtep_v4.total), (1, 0));
+
+    let too_many = filter.sync_maps(&Source { v4: v4(0..120_001), v6: vec![], vteps: vec![] });
+    assert!(matches!(too_many, Err(SetupError::Map { map: "eip_v4", .. })), "{too_many:?}");
+}
+
+/// Child half of [`bpf_link_detaches_on_kill_9`]: attaches in the namespace named
+/// by `AFX_CHILD_NS`, says READY and waits to be killed.
+#[test]
+#[ignore = "helper process of bpf_link_detaches_on_kill_9"]
+fn attach_and_wait_for_kill() {
+    let Ok(ns) = std::env::var("AFX_CHILD_NS") else { return };
+    enter(&ns);
+    let mut cfg = config(vec![0], vec![]);
+    cfg.ports.truncate(1);
+    cfg.ports[0].accept = Accept::BOTH;
+    let fwd = TestForwarder { macs: [([0; 6], [0; 6]); 2] };
+    let _rt = AfXdpRuntime::start(&cfg, |_| fwd.clone()).expect("start");
+    println!("READY");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn bpf_link_detaches_on_kill_9() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    if !require_root("bpf_link_detaches_on_kill_9") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let fwd = topo.fwd.name.clone();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "afxdp::tests::veth::attach_and_wait_for_kill", "--ignored", "--nocapture"])
+        .env("AFX_CHILD_NS", &fwd)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.any(|l| l.map(|l| l.trim() == "READY").unwrap_or(false));
+    assert!(ready, "child never attached");
+    let attached = ip(&["-n", &fwd, "link", "show", "f0"]);
+    assert!(attached.contains("xdp"), "program attached while the child lives: {attached}");
+
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the child
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let link = ip(&["-n", &fwd, "link", "show", "f0"]);
+        if !link.contains("xdp") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "XDP still attached 5 s after kill -9: {link}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Throughput of the forwarder on veth: trafgen on CPU 0 sends 64-byte frames
+/// (60 + FCS) to the EIP, the forwarder (one worker, busy-polling on CPU 1)
+/// rewrites MACs and sends them to the sink veth, whose rx_packets we count.
+#[test]
+#[ignore = "measurement, run by hand with --release --nocapture"]
+fn veth_throughput() {
+    if !require_root("veth_throughput") {
+        return;
+    }
+    let seconds: u64 = std::env::var("AFX_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let topo = Topology::new(1);
+    let (src, fwd, dst) = topo.names();
+    let forwarder = topo.forwarder();
+    let (s0, f0) = (topo.s0, topo.f0);
+    let (rt_tx, rt_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        enter(&fwd);
+        let mut cfg = config(vec![0], vec![1]);
+        cfg.idle = IdlePolicy::BusyPoll;
+        cfg.frames_per_queue = 8192;
+        cfg.ring_size = 2048;
+        let mut rt = AfXdpRuntime::start(&cfg, |_| forwarder.clone()).expect("start");
+        rt.sync_maps(&source()).unwrap();
+        rt_tx.send(format!("{:?}", rt.report())).unwrap();
+        done_rx.recv().unwrap();
+        let sockets = rt.socket_stats();
+        let filter = rt.filter_stats();
+        let exits = rt.stop();
+        (exits, sockets, filter)
+    });
+    eprintln!("setup: {}", rt_rx.recv().unwrap());
+
+    let conf = format!("/tmp/afxdp-trafgen-{}.cfg", std::process::id());
+    let hex = |m: [u8; 6]| m.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(", ");
+    // 60 bytes: Ethernet 14 + IPv4 20 + UDP 8 + 18 payload; trafgen fills the
+    // checksums. The source port varies so the flow hash varies.
+    std::fs::write(
+        &conf,
+        format!(
+            "{{ {}, {}, 0x08, 0x00,\n\
+               0x45, 0x00, c16(46), c16(0), c16(0x4000), 64, 17, csumip(14, 33),\n\
+               198, 51, 100, 1, 203, 0, 113, 10,\n\
+               dinc(1024, 4096, 1), c16(80), c16(26), csumudp(14, 34),\n\
+               fill(0xab, 18) }}\n",
+            hex(f0),
+            hex(s0)
+        ),
+    )
+    .unwrap();
+    let rx_before = link_stat(&dst, "d0", "rx_packets");
+    let t = Instant::now();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &src, "timeout", "-s", "INT", &seconds.to_string(), "taskset", "-c", "0"])
+        .args(["trafgen", "-o", "s0", "-i", &conf, "-P", "1", "-q"])
+        .output()
+        .expect("trafgen");
+    let elapsed = t.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let delivered = link_stat(&dst, "d0", "rx_packets") - rx_before;
+    let _ = std::fs::remove_file(&conf);
+    done_tx.send(()).unwrap();
+    let (exits, sockets, filter) = worker.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    eprintln!("trafgen: {}", text.lines().filter(|l| l.contains("packets") || l.contains("Mpps")).collect::<Vec<_>>().join(" | "));
+    let sent = filter.as_ref().map(|f| f.redirect_eip_v4 + f.pass_not_ours).unwrap_or(0);
+    eprintln!(
+        "offered {:.3} Mpps (XDP saw {sent}), delivered {delivered} frames in {:.2?} = {:.3} Mpps",
+        sent as f64 / elapsed.as_secs_f64() / 1e6,
+        elapsed,
+        delivered as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    for (q, p, s) in sockets {
+        eprintln!("socket q{q} port {p}: {:?}", s.unwrap());
+    }
+    for e in &exits {
+        eprintln!("worker: {:?}", e.counters);
+        check_exit(e);
+    }
+    let _ = packets::MAGIC;
+}
