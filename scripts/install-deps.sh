@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian machine.
+# Idempotent: skips the package manager when everything is already there.
+set -euo pipefail
+
+packages=(
+  clang llvm libelf-dev          # the XDP program is C compiled with clang -target bpf
+  tshark                         # independent dissector for replay outputs
+  iproute2 nftables ethtool      # namespace testbed, Linux baseline
+  nginx-light curl socat         # real HTTP server and client, UDP echo
+  netsniff-ng tcpdump            # trafgen for the veth benchmark
+  python3-scapy                  # fixture generator
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
