@@ -13,11 +13,21 @@
 # stack is never the bottleneck). Rates are rx_packets deltas over a fixed
 # window after a warm-up; the median of --runs runs is reported.
 #
-# Generator: trafgen, one process. trafgen pins its worker to CPU 0 itself
-# (whatever taskset says), so the generator CPU is 0; the forwarder (eipd, or
-# the kernel's forwarding via RPS for the baseline) gets --fwd-cpu (default 1).
-# UDP to EIP 192.0.2.10 port 9 from 203.0.113.2, --flows source ports, full
-# checksums (trafgen computes them).
+# Generator: trafgen, one process, TX_RING fast path, for every scenario.
+# trafgen pins its worker to CPU 0 itself (whatever taskset says), so the
+# generator CPU is 0; the forwarder (eipd, or the kernel's forwarding for the
+# baseline) gets --fwd-cpu (default 1). UDP to EIP 192.0.2.10 port 9 from
+# 203.0.113.2, --flows source ports, full checksums (trafgen computes them).
+# trafgen runs with sndbuf_shim.so preloaded (bigger SO_SNDBUF); without it
+# trafgen aborts with EAGAIN as soon as the receiver queues packets for
+# another CPU (see sndbuf_shim.c).
+#
+# Linux baseline steering (--linux-steer): how the POP's kernel work gets off
+# the generator's CPU, as a NIC's IRQ affinity would do it:
+#   rps  (default) RPS on eip-inet's rx queues -> --fwd-cpu
+#   napi GRO on eip-inet (veth NAPI mode) + threaded NAPI, kthread pinned to
+#        --fwd-cpu
+#   none everything on the generator's CPU
 #
 # Options:
 #   --runs N          runs per scenario and size (default 3)
@@ -30,12 +40,14 @@
 #   --queues N        veth queues (default 1)
 #   --paths 1|2       backbone links (default 1; delivered = sum over links)
 #   --scenarios "..." subset of "raw eipd linux" (default all)
-#   --fwd-cpu N       CPU for eipd / baseline RPS (default 1)
-#   --no-rps          baseline: leave forwarding on the generator's CPU
-#                     (by default RPS steers eip-inet's receive to --fwd-cpu)
+#   --fwd-cpu N       CPU for eipd / the baseline's forwarding (default 1)
+#   --linux-steer M   rps | napi | none (default rps), see above
 #   --no-sanity       skip the capture check of eipd/linux output
 #   --id ID           testbed id (default b + random hex)
 #   --csv FILE        also write per-run results (CSV) to FILE
+#   --quiet-timeout S before each run, wait up to S seconds (default 20) for
+#                     a 1-second sample in which no CPU is more than 15% busy
+#                     (the machine is shared); 0 disables the wait
 # Environment: EIPD (eipd binary), EIPD_ARGS (extra arguments),
 #   EIPD_READY_TIMEOUT (seconds to wait for eipd to attach, default 15).
 
@@ -44,7 +56,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB=$SCRIPT_DIR/testbed.sh
 RUNS=3; DURATION=5; WARMUP=1; SIZES="64 1518"; FLOWS=256; QUEUES=1; PATHS=1
-SCENARIOS="raw eipd linux"; FWD_CPU=1; RPS=1; SANITY=1; ID=""; CSV=""
+SCENARIOS="raw eipd linux"; FWD_CPU=1; STEER=rps; SANITY=1; ID=""; CSV=""; QUIET_TIMEOUT=20; QUIET_MAX=15; BUSY_RUNS=0
 EIPD=${EIPD:-}; EIPD_ARGS=${EIPD_ARGS:-}; EIPD_READY_TIMEOUT=${EIPD_READY_TIMEOUT:-15}
 GEN_CPU=0   # trafgen forces its (single) worker onto CPU 0
 
@@ -62,20 +74,22 @@ while [[ $# -gt 0 ]]; do
     --paths) PATHS=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --fwd-cpu) FWD_CPU=$2; shift 2 ;;
-    --no-rps) RPS=0; shift ;;
+    --linux-steer) STEER=$2; shift 2 ;;
     --no-sanity) SANITY=0; shift ;;
     --id) ID=$2; shift 2 ;;
     --csv) CSV=$2; shift 2 ;;
+    --quiet-timeout) QUIET_TIMEOUT=$2; shift 2 ;;
     -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
-for v in RUNS DURATION WARMUP FLOWS QUEUES FWD_CPU; do
+for v in RUNS DURATION WARMUP FLOWS QUEUES FWD_CPU QUIET_TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v,,} must be a number"
 done
 (( RUNS >= 1 && DURATION >= 1 && DURATION <= 60 && FLOWS >= 1 && FLOWS <= 60000 )) || die "bad --runs/--duration/--flows"
 for s in $SIZES; do [[ $s =~ ^[0-9]+$ ]] && (( s >= 64 && s <= 1518 )) || die "sizes must be 64..1518"; done
 for s in $SCENARIOS; do [[ $s == raw || $s == eipd || $s == linux ]] || die "unknown scenario $s"; done
+[[ $STEER == rps || $STEER == napi || $STEER == none ]] || die "--linux-steer must be rps, napi or none"
 for c in trafgen clang ip ethtool nft taskset timeout; do command -v $c >/dev/null || die "missing $c"; done
 (( FWD_CPU < $(nproc) )) || die "--fwd-cpu $FWD_CPU: only $(nproc) CPUs"
 [[ -n $ID ]] || ID=b$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
@@ -100,6 +114,8 @@ trap 'exit 143' TERM
 # ------------------------------------------------------------------ helpers
 clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$SCRIPT_DIR/xdp_drop.c" -o "$WORK/xdp_drop.o" \
   || die "compiling xdp_drop.c failed"
+clang -O2 -shared -fPIC -o "$WORK/sndbuf_shim.so" "$SCRIPT_DIR/sndbuf_shim.c" -ldl \
+  || die "compiling sndbuf_shim.c failed"
 
 TB_UP=1
 "$TB" up --id "$ID" --queues "$QUEUES" --paths "$PATHS" --no-services >/dev/null
@@ -117,12 +133,49 @@ rx_sum() {  # rx_packets summed over interfaces of one namespace
   echo $t
 }
 now_ns() { date +%s%N; }
+# cpu_snap: "cpuN total idle softirq" per CPU, from /proc/stat
+cpu_snap() { awk '/^cpu[0-9]+ /{t=0; for (i=2;i<=NF;i++) t+=$i; print $1, t, $5+$6, $8}' /proc/stat; }
+# cpu_busy SNAP0 SNAP1 -> "cpu0=99%(si 3%) cpu1=..." busy and softirq share per CPU
+cpu_busy() {
+  paste -d' ' <(echo "$1") <(echo "$2") | awk '{dt=$6-$2; if (dt<=0) dt=1; printf "%s=%d%%(si %d%%) ", $1, 100*(dt-($7-$3))/dt, 100*($8-$4)/dt}'
+}
 
 set_rps() {  # set_rps MASKHEX: RPS on every rx queue of the POP's Internet veth
   local q
   for q in $(nsx "$TB_NS_POP" sh -c "ls -d /sys/class/net/$TB_POP_INET_IF/queues/rx-*"); do
     nsx "$TB_NS_POP" sh -c "echo $1 > $q/rps_cpus"
   done
+}
+
+napi_threads() { ps -eo pid=,comm= | awk -v n="napi/$TB_POP_INET_IF-" 'index($2, n) == 1 {print $1}' | sort; }
+NAPI_PINNED=""
+steer_on() {
+  case $STEER in
+    rps) set_rps "$(printf '%x' $((1 << FWD_CPU)))" ;;
+    napi)
+      local before after p
+      before=$(napi_threads)
+      nsx "$TB_NS_POP" ethtool -K "$TB_POP_INET_IF" gro on >/dev/null
+      nsx "$TB_NS_POP" sh -c "echo 1 > /sys/class/net/$TB_POP_INET_IF/threaded"
+      sleep 0.2
+      after=$(napi_threads)
+      # Only the kthreads that appeared just now are ours (other testbeds use the same device name).
+      NAPI_PINNED=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+      [[ -n ${NAPI_PINNED// /} ]] || die "no new napi/$TB_POP_INET_IF-* kthread found"
+      for p in $NAPI_PINNED; do taskset -p -c "$FWD_CPU" "$p" >/dev/null; done
+      ;;
+    none) ;;
+  esac
+}
+steer_off() {
+  case $STEER in
+    rps) set_rps 0 ;;
+    napi)
+      nsx "$TB_NS_POP" sh -c "echo 0 > /sys/class/net/$TB_POP_INET_IF/threaded"
+      nsx "$TB_NS_POP" ethtool -K "$TB_POP_INET_IF" gro off >/dev/null
+      NAPI_PINNED="" ;;
+    none) ;;
+  esac
 }
 
 trafgen_cfg() {  # trafgen_cfg SIZE -> path of config
@@ -143,25 +196,40 @@ EOF
 start_trafgen() {  # start_trafgen CFG SECONDS [extra trafgen args]
   local cfg=$1 secs=$2; shift 2
   taskset -c "$GEN_CPU" timeout -s INT "$secs" ip netns exec "$TB_NS_CLIENT" \
-    trafgen --dev "$TB_CLIENT_IF" --conf "$cfg" -P 1 --no-sock-mem -Q -C "$@" >"$WORK/trafgen.out" 2>"$WORK/trafgen.err" &
+    env LD_PRELOAD="$WORK/sndbuf_shim.so" trafgen --dev "$TB_CLIENT_IF" --conf "$cfg" -P 1 --no-sock-mem -Q -C "$@" >"$WORK/trafgen.out" 2>"$WORK/trafgen.err" &
   TG_PID=$!
+}
+
+# Wait for a quiet moment: other users' jobs share these CPUs.
+wait_quiet() {
+  local i s0 s1 busy=0
+  for ((i = 0; i < QUIET_TIMEOUT; i++)); do
+    s0=$(cpu_snap); sleep 1; s1=$(cpu_snap)
+    busy=$(paste -d' ' <(echo "$s0") <(echo "$s1") | awk '{dt=$6-$2; if (dt<=0) dt=1; b=int(100*(dt-($7-$3))/dt); if (b>m) m=b} END {print m+0}')
+    (( busy <= QUIET_MAX )) && return 0
+  done
+  (( QUIET_TIMEOUT == 0 )) && return 0
+  say "warning: a CPU is still ${busy}% busy after waiting ${QUIET_TIMEOUT}s; measuring anyway"
+  BUSY_RUNS=$((BUSY_RUNS + 1))
 }
 
 # measure SCEN SIZE RUN RXNS RXDEV...
 measure() {
   local scen=$1 size=$2 run=$3 rxns=$4; shift 4
-  local cfg t0 t1 r0 r1 s0 s1 rx tx
+  local cfg t0 t1 r0 r1 s0 s1 rx tx c0 c1 busy
   cfg=$(trafgen_cfg "$size")
+  wait_quiet
   start_trafgen "$cfg" $((WARMUP + DURATION + 3))
   sleep "$WARMUP"
   kill -0 "$TG_PID" 2>/dev/null || { cat "$WORK/trafgen.err" >&2; die "trafgen exited early"; }
-  r0=$(rx_sum "$rxns" "$@"); s0=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t0=$(now_ns)
+  r0=$(rx_sum "$rxns" "$@"); s0=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t0=$(now_ns); c0=$(cpu_snap)
   sleep "$DURATION"
-  r1=$(rx_sum "$rxns" "$@"); s1=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t1=$(now_ns)
+  r1=$(rx_sum "$rxns" "$@"); s1=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t1=$(now_ns); c1=$(cpu_snap)
+  busy=$(cpu_busy "$c0" "$c1")
   kill -INT "$TG_PID" 2>/dev/null || true; wait "$TG_PID" 2>/dev/null || true; TG_PID=""
   rx=$(( (r1 - r0) * 1000000000 / (t1 - t0) )); tx=$(( (s1 - s0) * 1000000000 / (t1 - t0) ))
-  echo "$scen $size $run $rx $tx" >>"$RESULTS"
-  printf 'bench: run %d %-5s %4dB  delivered %9d pps  offered %9d pps\n' "$run" "$scen" "$size" "$rx" "$tx" >&2
+  echo "$scen $size $run $rx $tx $busy" >>"$RESULTS"
+  printf 'bench: run %d %-5s %4dB  delivered %9d pps  offered %9d pps  %s\n' "$run" "$scen" "$size" "$rx" "$tx" "$busy" >&2
 }
 
 # Capture a few frames at the region (before XDP_DROP goes on) and check that
@@ -173,9 +241,9 @@ sanity() {
   local tp=$!
   sleep 1
   # A few hundred packets: flows are spread over the links when --paths 2.
-  nsx "$TB_NS_CLIENT" trafgen --dev "$TB_CLIENT_IF" --conf "$cfg" -P 1 --no-sock-mem -Q -C -n 300 >/dev/null 2>&1 || true
+  nsx "$TB_NS_CLIENT" env LD_PRELOAD="$WORK/sndbuf_shim.so" trafgen --dev "$TB_CLIENT_IF" --conf "$cfg" -P 1 --no-sock-mem -Q -C -n 300 >/dev/null 2>&1 || true
   wait "$tp" 2>/dev/null || true
-  if grep -q "$TB_POP_VTEP.* > $TB_REGION_VTEP.$TB_VXLAN_PORT: VXLAN.*vni $TB_VNI" "$cap" \
+  if grep -q "$TB_POP_VTEP\.[0-9]* > $TB_REGION_VTEP\.$TB_VXLAN_PORT: .*VXLAN.*vni $TB_VNI" "$cap" \
      && grep -q "$TB_CLIENT_IP.* > $TB_EIP1_BACKEND.9: \[udp sum ok\]" "$cap" \
      && ! grep -qi 'bad' "$cap"; then
     say "sanity $scen: region receives VXLAN vni $TB_VNI to $TB_REGION_VTEP with inner UDP to $TB_EIP1_BACKEND, checksums ok"
@@ -202,9 +270,13 @@ start_eipd() {
 
 stop_eipd() {
   local i
+  # SIGINT first, then SIGTERM (a background job of a script starts with
+  # SIGINT ignored unless the program installs its own handler), then KILL.
   kill -INT "$EIPD_PID" 2>/dev/null || true
+  for ((i = 0; i < 20; i++)); do kill -0 "$EIPD_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -TERM "$EIPD_PID" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do kill -0 "$EIPD_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$EIPD_PID" 2>/dev/null && { say "eipd ignored SIGINT; killing"; kill -KILL "$EIPD_PID" 2>/dev/null || true; }
+  kill -0 "$EIPD_PID" 2>/dev/null && { say "eipd ignored SIGINT and SIGTERM; killing"; kill -KILL "$EIPD_PID" 2>/dev/null || true; }
   wait "$EIPD_PID" 2>/dev/null || true
   EIPD_PID=""
   local d
@@ -240,18 +312,18 @@ scenario() {  # scenario NAME RUN
       ;;
     linux)
       "$TB" baseline on --id "$ID" 2>/dev/null
-      [[ $RPS == 1 ]] && set_rps "$(printf '%x' $((1 << FWD_CPU)))"
+      steer_on
       [[ $SANITY == 1 && $run == 1 ]] && sanity linux
       region_sink_on
       for size in $SIZES; do measure linux "$size" "$run" "$TB_NS_REGION" "${REGION_BB_IFS[@]}"; done
       region_sink_off
-      [[ $RPS == 1 ]] && set_rps 0
+      steer_off
       "$TB" baseline off --id "$ID" 2>/dev/null
       ;;
   esac
 }
 
-say "testbed $ID: runs=$RUNS duration=${DURATION}s warmup=${WARMUP}s sizes='$SIZES' flows=$FLOWS queues=$QUEUES paths=$PATHS gen=CPU$GEN_CPU fwd=CPU$FWD_CPU rps=$RPS"
+say "testbed $ID: runs=$RUNS duration=${DURATION}s warmup=${WARMUP}s sizes='$SIZES' flows=$FLOWS queues=$QUEUES paths=$PATHS gen=CPU$GEN_CPU fwd=CPU$FWD_CPU linux-steer=$STEER"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((run = 1; run <= RUNS; run++)); do
   for s in $SCENARIOS; do scenario "$s" "$run"; done
@@ -260,11 +332,13 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ report
 if [[ -n $CSV ]]; then
-  { echo "scenario,frame_bytes,run,delivered_pps,offered_pps"; grep -v '^sanity' "$RESULTS" | tr ' ' ','; } >"$CSV"
+  { echo "scenario,frame_bytes,run,delivered_pps,offered_pps,cpu_during_window"
+    grep -v '^sanity' "$RESULTS" | awk '{c=""; for (i=6;i<=NF;i++) c=c (i>6?" ":"") $i; print $1","$2","$3","$4","$5",\""c"\""}'; } >"$CSV"
 fi
 echo
 echo "eipd veth benchmark: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; load avg before/after: $LOAD_BEFORE / $LOAD_AFTER"
-echo "runs=$RUNS window=${DURATION}s warmup=${WARMUP}s flows=$FLOWS queues=$QUEUES paths=$PATHS generator=trafgen@CPU$GEN_CPU forwarder@CPU$FWD_CPU baseline_rps=$RPS eipd=${EIPD:-not set}"
+echo "runs=$RUNS window=${DURATION}s warmup=${WARMUP}s flows=$FLOWS queues=$QUEUES paths=$PATHS generator=trafgen@CPU$GEN_CPU forwarder@CPU$FWD_CPU linux_steer=$STEER eipd=${EIPD:-not set}"
+[[ $BUSY_RUNS -gt 0 ]] && echo "WARNING: $BUSY_RUNS measurement(s) started while another job kept a CPU busy; see the per-run cpu figures"
 /usr/bin/env python3 - "$RESULTS" "$SIZES" <<'PYEOF'
 import statistics, sys
 path, sizes = sys.argv[1], [int(s) for s in sys.argv[2].split()]

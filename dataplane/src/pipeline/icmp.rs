@@ -38,7 +38,7 @@ pub fn originate(frame: &mut Frame<'_>, ip: &IpInfo, kind: ErrorKind) -> bool {
     if matches!(ip.fragment, Fragment::Later { .. }) {
         return false;
     }
-    if ip.has_l4() && ip.end >= ip.l4 + 1 {
+    if ip.has_l4() && ip.end > ip.l4 {
         let t = data[ip.l4];
         let is_error = if ip.v6 {
             ip.protocol == ip_proto::ICMPV6 && t < 128

@@ -226,7 +226,7 @@ impl Pipeline {
                 {
                     let dport = u16::from_be_bytes([data[ip.l4 + 2], data[ip.l4 + 3]]);
                     if dport == t.vxlan_port {
-                        return self.from_tunnel(now, t, frame, ip);
+                        return self.tunnel_return(now, t, frame, ip);
                     }
                 }
                 Ok(Verdict::ToKernel)
@@ -396,7 +396,7 @@ impl Pipeline {
 
     /// Region -> client: validate the tunnel, decapsulate, SNAT back to the EIP.
     #[inline(always)]
-    fn from_tunnel(
+    fn tunnel_return(
         &mut self,
         _now: Timestamp,
         t: &Tables,
