@@ -73,9 +73,49 @@ pub fn path_slot(hash: u64, len: usize) -> usize {
     ((hash >> 32) as u32 % len as u32) as usize
 }
 
+/// `x % d` without a division instruction, for a divisor fixed when tables are
+/// built (Lemire, Kaser, Kurz, "Faster remainder by direct computation", 2019).
+/// Gives exactly `x % d` for every 32-bit `x`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastMod {
+    divisor: u32,
+    magic: u64,
+}
+
+impl FastMod {
+    /// Precomputes the constant for divisor `d` (at least 1).
+    pub const fn new(d: u32) -> Self {
+        assert!(d > 0, "FastMod divisor must be positive");
+        FastMod {
+            divisor: d,
+            magic: (u64::MAX / d as u64).wrapping_add(1),
+        }
+    }
+
+    /// `x % divisor`.
+    #[inline(always)]
+    pub fn rem(self, x: u32) -> u32 {
+        let low = self.magic.wrapping_mul(x as u64);
+        ((low as u128 * self.divisor as u128) >> 64) as u32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_mod_equals_remainder() {
+        for d in [1u32, 2, 3, 7, 251, 509, 1021, 65537, 262139, u32::MAX] {
+            let f = FastMod::new(d);
+            for i in 0..20_000u64 {
+                let x = fmix64(i) as u32;
+                assert_eq!(f.rem(x), x % d, "{x} % {d}");
+            }
+            assert_eq!(f.rem(u32::MAX), u32::MAX % d);
+            assert_eq!(f.rem(0), 0);
+        }
+    }
 
     /// Pinned values: the Python fixture generator re-implements this hash, and every
     /// POP of a deployment must agree, so the function must never change by accident.

@@ -24,11 +24,20 @@ pub struct Accept {
 
 impl Accept {
     /// Internet-facing port.
-    pub const INTERNET: Accept = Accept { eip: true, vtep: false };
+    pub const INTERNET: Accept = Accept {
+        eip: true,
+        vtep: false,
+    };
     /// Backbone-facing port.
-    pub const BACKBONE: Accept = Accept { eip: false, vtep: true };
+    pub const BACKBONE: Accept = Accept {
+        eip: false,
+        vtep: true,
+    };
     /// One-armed: both on the same interface.
-    pub const BOTH: Accept = Accept { eip: true, vtep: true };
+    pub const BOTH: Accept = Accept {
+        eip: true,
+        vtep: true,
+    };
 }
 
 /// One port the driver serves.
@@ -111,7 +120,10 @@ pub enum IdlePolicy {
     BusyPoll,
     /// After `after_empty_polls` consecutive empty polls, sleep `sleep` per poll
     /// until traffic returns. For shared machines and tests.
-    Backoff { after_empty_polls: u32, sleep: Duration },
+    Backoff {
+        after_empty_polls: u32,
+        sleep: Duration,
+    },
 }
 
 /// Configuration of the AF_XDP driver.
@@ -191,14 +203,26 @@ impl AfXdpConfig {
     pub fn validate(&self) -> Result<(), SetupError> {
         let bad = |msg: String| Err(SetupError::Config(msg));
         if self.ports.is_empty() || self.ports.len() > MAX_PORTS {
-            return bad(format!("need 1..={MAX_PORTS} ports, got {}", self.ports.len()));
+            return bad(format!(
+                "need 1..={MAX_PORTS} ports, got {}",
+                self.ports.len()
+            ));
         }
         for (i, p) in self.ports.iter().enumerate() {
-            if self.ports[..i].iter().any(|q| q.interface == p.interface || q.port == p.port) {
-                return bad(format!("port {} / interface `{}` listed twice", p.port, p.interface));
+            if self.ports[..i]
+                .iter()
+                .any(|q| q.interface == p.interface || q.port == p.port)
+            {
+                return bad(format!(
+                    "port {} / interface `{}` listed twice",
+                    p.port, p.interface
+                ));
             }
             if !p.accept.eip && !p.accept.vtep {
-                return bad(format!("interface `{}` accepts neither EIP nor VTEP traffic", p.interface));
+                return bad(format!(
+                    "interface `{}` accepts neither EIP nor VTEP traffic",
+                    p.interface
+                ));
             }
         }
         if self.queues.is_empty() {
@@ -209,14 +233,22 @@ impl AfXdpConfig {
                 return bad(format!("queue {q} listed twice"));
             }
             if *q >= MAX_QUEUES_PER_PORT {
-                return bad(format!("queue {q} is beyond the supported {MAX_QUEUES_PER_PORT}"));
+                return bad(format!(
+                    "queue {q} is beyond the supported {MAX_QUEUES_PER_PORT}"
+                ));
             }
         }
         if !self.ring_size.is_power_of_two() || self.ring_size < 64 {
-            return bad(format!("ring_size must be a power of two >= 64, not {}", self.ring_size));
+            return bad(format!(
+                "ring_size must be a power of two >= 64, not {}",
+                self.ring_size
+            ));
         }
         if self.batch_size == 0 || self.batch_size > self.ring_size as usize {
-            return bad(format!("batch_size must be 1..=ring_size, not {}", self.batch_size));
+            return bad(format!(
+                "batch_size must be 1..=ring_size, not {}",
+                self.batch_size
+            ));
         }
         if (self.frames_per_queue as usize) < 4 * self.batch_size * self.ports.len() {
             return bad(format!(
@@ -228,7 +260,10 @@ impl AfXdpConfig {
         }
         let headroom = self.umem_headroom + super::umem::XDP_PACKET_HEADROOM;
         if headroom < self.min_headroom {
-            return bad(format!("RX headroom {headroom} is below the required {}", self.min_headroom));
+            return bad(format!(
+                "RX headroom {headroom} is below the required {}",
+                self.min_headroom
+            ));
         }
         // A full-size Ethernet frame (1514) must still fit behind the headroom.
         if headroom + 1514 > self.frame_size {
@@ -259,8 +294,16 @@ mod tests {
     fn two_armed() -> AfXdpConfig {
         AfXdpConfig {
             ports: vec![
-                PortConfig { port: 0, interface: "inet0".into(), accept: Accept::INTERNET },
-                PortConfig { port: 1, interface: "bb0".into(), accept: Accept::BACKBONE },
+                PortConfig {
+                    port: 0,
+                    interface: "inet0".into(),
+                    accept: Accept::INTERNET,
+                },
+                PortConfig {
+                    port: 1,
+                    interface: "bb0".into(),
+                    accept: Accept::BACKBONE,
+                },
             ],
             ..AfXdpConfig::default()
         }

@@ -44,11 +44,19 @@ impl ControlQueue {
     pub fn new(depth: usize, buf_size: usize) -> Self {
         let free = ArrayQueue::new(depth);
         for _ in 0..depth {
-            let packet = ControlPacket { port: 0, queue: 0, len: 0, buf: vec![0; buf_size].into_boxed_slice() };
+            let packet = ControlPacket {
+                port: 0,
+                queue: 0,
+                len: 0,
+                buf: vec![0; buf_size].into_boxed_slice(),
+            };
             // Cannot fail: exactly `depth` pushes into a queue of capacity `depth`.
             let _ = free.push(Box::new(packet));
         }
-        ControlQueue { free, ready: ArrayQueue::new(depth) }
+        ControlQueue {
+            free,
+            ready: ArrayQueue::new(depth),
+        }
     }
 
     /// Worker side: copies `data` (truncated to the buffer size). Returns false,
@@ -72,7 +80,10 @@ impl ControlQueue {
     /// Control side: the oldest waiting packet. Dropping the returned guard gives
     /// the buffer back to the pool.
     pub fn pop(&self) -> Option<ControlGuard<'_>> {
-        self.ready.pop().map(|packet| ControlGuard { pool: self, packet: Some(packet) })
+        self.ready.pop().map(|packet| ControlGuard {
+            pool: self,
+            packet: Some(packet),
+        })
     }
 
     /// Packets waiting.
@@ -124,7 +135,11 @@ mod tests {
             assert_eq!((p.data(), p.port, p.queue), (&b"abc"[..], 1, 0));
         }
         assert!(q.push(b"y", 4, 0), "buffer returned by the guard");
-        assert_eq!(q.pop().unwrap().data(), b"01234567", "truncated to the buffer");
+        assert_eq!(
+            q.pop().unwrap().data(),
+            b"01234567",
+            "truncated to the buffer"
+        );
         assert_eq!(q.pop().unwrap().data(), b"y");
         assert!(q.pop().is_none());
     }

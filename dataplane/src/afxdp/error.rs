@@ -21,10 +21,16 @@ pub enum SetupError {
 
     /// The device has fewer queues than the configuration asks for.
     #[error(
-        "interface `{interface}` has {available} RX queue(s), so queue {queue} does not exist \
-         (see `ethtool -l {interface}`; `ethtool -L {interface} combined N` adds queues)"
+        "interface `{interface}` has {available} {kind} queue(s), so queue {queue} does not \
+         exist (see `ethtool -l {interface}`; `ethtool -L {interface} combined N` adds queues)"
     )]
-    QueueOutOfRange { interface: String, queue: u32, available: u32 },
+    QueueOutOfRange {
+        interface: String,
+        queue: u32,
+        /// "RX" or "TX".
+        kind: &'static str,
+        available: u32,
+    },
 
     /// The process lacks a capability.
     #[error(
@@ -74,7 +80,10 @@ pub enum SetupError {
     },
 
     /// `bind()` of an AF_XDP socket to a device queue failed.
-    #[error("binding AF_XDP to `{interface}` queue {queue} in {mode} mode failed{}", hint(source))]
+    #[error(
+        "binding AF_XDP to `{interface}` queue {queue} in {mode} mode failed{}",
+        hint(source)
+    )]
     Bind {
         interface: String,
         queue: u32,
@@ -177,9 +186,10 @@ pub(crate) fn or_permission(
     other: impl FnOnce(io::Error) -> SetupError,
 ) -> SetupError {
     match source.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            SetupError::PermissionDenied { action: action(), source }
-        }
+        Some(libc::EPERM) | Some(libc::EACCES) => SetupError::PermissionDenied {
+            action: action(),
+            source,
+        },
         _ => other(source),
     }
 }
@@ -190,9 +200,17 @@ mod tests {
 
     #[test]
     fn messages_name_the_thing_and_the_fix() {
-        let e = SetupError::QueueOutOfRange { interface: "eth1".into(), queue: 4, available: 2 };
+        let e = SetupError::QueueOutOfRange {
+            interface: "eth1".into(),
+            queue: 4,
+            kind: "RX",
+            available: 2,
+        };
         let msg = e.to_string();
-        assert!(msg.contains("eth1") && msg.contains("queue 4") && msg.contains("2 RX"), "{msg}");
+        assert!(
+            msg.contains("eth1") && msg.contains("queue 4") && msg.contains("2 RX"),
+            "{msg}"
+        );
 
         let e = SetupError::Bind {
             interface: "veth0".into(),
@@ -200,7 +218,11 @@ mod tests {
             mode: BindMode::ZeroCopy,
             source: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
         };
-        assert!(e.to_string().contains("zero-copy mode failed: not supported"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("zero-copy mode failed: not supported"),
+            "{e}"
+        );
 
         let e = or_permission(
             io::Error::from_raw_os_error(libc::EPERM),

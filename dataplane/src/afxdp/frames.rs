@@ -165,7 +165,11 @@ impl FrameLedger {
         FrameLedger {
             state: vec![FREE; total as usize].into_boxed_slice(),
             free,
-            counts: FrameCounts { total, free: total, ..FrameCounts::default() },
+            counts: FrameCounts {
+                total,
+                free: total,
+                ..FrameCounts::default()
+            },
             devices: devices as u8,
         }
     }
@@ -191,7 +195,9 @@ impl FrameLedger {
     /// Where `frame` is, or `None` if the index is outside the UMEM.
     #[inline]
     pub fn state(&self, frame: FrameIdx) -> Option<FrameState> {
-        self.state.get(frame as usize).map(|&c| FrameState::decode(c))
+        self.state
+            .get(frame as usize)
+            .map(|&c| FrameState::decode(c))
     }
 
     /// Takes a frame off the free list and records it as posted to `dev`'s fill ring.
@@ -258,7 +264,10 @@ impl FrameLedger {
     /// Recounts every frame and checks the free list (O(total)). For tests and for
     /// the end of a run, never for the hot path.
     pub fn audit(&self) -> Result<(), AuditError> {
-        let mut recounted = FrameCounts { total: self.counts.total, ..FrameCounts::default() };
+        let mut recounted = FrameCounts {
+            total: self.counts.total,
+            ..FrameCounts::default()
+        };
         for &code in self.state.iter() {
             match FrameState::decode(code) {
                 FrameState::Free => recounted.free += 1,
@@ -268,7 +277,10 @@ impl FrameLedger {
             }
         }
         if recounted != self.counts || recounted.free as usize != self.free.len() {
-            return Err(AuditError::CountMismatch { maintained: self.counts, recounted });
+            return Err(AuditError::CountMismatch {
+                maintained: self.counts,
+                recounted,
+            });
         }
         let mut seen = vec![false; self.state.len()];
         for &frame in &self.free {
@@ -289,7 +301,11 @@ impl FrameLedger {
         to: FrameState,
     ) -> Result<(), Misplaced> {
         let Some(slot) = self.state.get_mut(frame as usize) else {
-            return Err(Misplaced { frame, expected: from, found: None });
+            return Err(Misplaced {
+                frame,
+                expected: from,
+                found: None,
+            });
         };
         if *slot != from.encode() {
             return Err(Misplaced {
@@ -354,7 +370,11 @@ mod tests {
         // Recycling it (as if it had been dropped) is refused too.
         assert_eq!(
             l.recycle(a),
-            Err(Misplaced { frame: a, expected: FrameState::Held, found: Some(FrameState::Tx(0)) })
+            Err(Misplaced {
+                frame: a,
+                expected: FrameState::Held,
+                found: Some(FrameState::Tx(0))
+            })
         );
         // And a fill-ring frame cannot be transmitted before it was received.
         assert!(l.transmitted(b, 0).is_err());

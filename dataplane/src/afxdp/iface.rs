@@ -11,7 +11,9 @@ use super::error::SetupError;
 
 /// Kernel index of `name`.
 pub fn ifindex(name: &str) -> Result<u32, SetupError> {
-    let missing = || SetupError::InterfaceMissing { name: name.to_string() };
+    let missing = || SetupError::InterfaceMissing {
+        name: name.to_string(),
+    };
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(missing());
     }
@@ -41,15 +43,30 @@ struct EthtoolChannels {
 
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 
-/// Number of RX-capable channels of `name` as `ethtool -l` reports them
-/// (`combined + rx`). `Ok(None)` if the driver does not implement the query, in
-/// which case the queue is validated by `bind()` itself.
-pub fn rx_queue_count(name: &str) -> io::Result<Option<u32>> {
-    let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+/// Queues of a device as `ethtool -l` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// RX-capable channels (`combined + rx`).
+    pub rx: u32,
+    /// TX-capable channels (`combined + tx`).
+    pub tx: u32,
+}
+
+/// Queue counts of `name`. `Ok(None)` if the driver does not implement the
+/// query, in which case the queue is validated by `bind()` itself.
+pub fn queue_counts(name: &str) -> io::Result<Option<QueueCounts>> {
+    let mut channels = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
     // SAFETY: an all-zero `ifreq` is a valid value (name, then a union of ints and
     // pointers).
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
         *dst = src as libc::c_char;
     }
     req.ifr_ifru.ifru_data = (&mut channels as *mut EthtoolChannels).cast();
@@ -72,18 +89,26 @@ pub fn rx_queue_count(name: &str) -> io::Result<Option<u32>> {
             _ => Err(err),
         };
     }
-    Ok(Some(channels.combined_count + channels.rx_count))
+    Ok(Some(QueueCounts {
+        rx: channels.combined_count + channels.rx_count,
+        tx: channels.combined_count + channels.tx_count,
+    }))
 }
 
-/// Checks that `queue` exists on `name`.
+/// Checks that `queue` exists on `name`, for RX and for TX. (A copy-mode socket
+/// bound to a queue beyond the device's TX queues binds fine and then silently
+/// never transmits.)
 pub fn check_queue(name: &str, queue: u32) -> Result<(), SetupError> {
-    match rx_queue_count(name) {
-        Ok(Some(available)) if queue >= available => Err(SetupError::QueueOutOfRange {
-            interface: name.to_string(),
-            queue,
-            available,
-        }),
-        Ok(Some(_)) | Ok(None) => Ok(()),
+    let out_of_range = |kind, available| SetupError::QueueOutOfRange {
+        interface: name.to_string(),
+        queue,
+        kind,
+        available,
+    };
+    match queue_counts(name) {
+        Ok(Some(c)) if queue >= c.rx => Err(out_of_range("RX", c.rx)),
+        Ok(Some(c)) if queue >= c.tx => Err(out_of_range("TX", c.tx)),
+        Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
             Err(SetupError::InterfaceMissing { name: name.to_string() })
         }
@@ -99,8 +124,14 @@ mod tests {
     #[test]
     fn loopback_exists_and_nonsense_does_not() {
         assert!(ifindex("lo").unwrap() > 0);
-        assert!(matches!(ifindex("no-such-if0"), Err(SetupError::InterfaceMissing { .. })));
-        assert!(matches!(ifindex(""), Err(SetupError::InterfaceMissing { .. })));
+        assert!(matches!(
+            ifindex("no-such-if0"),
+            Err(SetupError::InterfaceMissing { .. })
+        ));
+        assert!(matches!(
+            ifindex(""),
+            Err(SetupError::InterfaceMissing { .. })
+        ));
         assert!(matches!(
             ifindex("a-name-longer-than-ifnamsiz"),
             Err(SetupError::InterfaceMissing { .. })

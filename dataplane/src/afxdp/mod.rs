@@ -47,7 +47,8 @@ pub mod worker;
 mod tests;
 
 pub use config::{
-    AfXdpConfig, Accept, BindMode, BindPreference, IdlePolicy, PortConfig, XdpMode, XdpModePreference,
+    Accept, AfXdpConfig, BindMode, BindPreference, IdlePolicy, PortConfig, XdpMode,
+    XdpModePreference,
 };
 pub use control::{ControlGuard, ControlPacket, ControlQueue};
 pub use error::SetupError;

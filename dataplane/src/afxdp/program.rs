@@ -22,7 +22,7 @@ use aya::{Ebpf, EbpfLoader, Pod};
 use rustc_hash::FxHashSet;
 
 use super::config::{Accept, XdpMode, XdpModePreference};
-use super::error::{errno_of, or_permission, SetupError};
+use super::error::{errno_of, SetupError};
 
 /// The compiled filter, built from `bpf/eip_xdp.c` by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/eip_xdp.o"));
@@ -158,15 +158,25 @@ impl<K: Pod + Eq + Hash> KeySet<K> {
             if self.installed.contains(key) {
                 continue;
             }
-            self.map.insert(key, 1u32, 0).map_err(|e| self.error("inserting a key", e))?;
+            self.map
+                .insert(key, 1u32, 0)
+                .map_err(|e| self.error("inserting a key", e))?;
             self.installed.insert(*key);
             added += 1;
         }
-        Ok(MapDiff { added, removed: stale.len(), total: self.installed.len() })
+        Ok(MapDiff {
+            added,
+            removed: stale.len(),
+            total: self.installed.len(),
+        })
     }
 
     fn error(&self, what: &str, source: MapError) -> SetupError {
-        SetupError::Map { map: self.name, what: what.to_string(), source: Some(source) }
+        SetupError::Map {
+            map: self.name,
+            what: what.to_string(),
+            source: Some(source),
+        }
     }
 }
 
@@ -206,7 +216,9 @@ fn load_error(e: impl std::error::Error + Send + Sync + 'static) -> SetupError {
             action: "loading the XDP filter program and its maps".into(),
             source: std::io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM)),
         },
-        _ => SetupError::XdpLoad { source: Box::new(e) },
+        _ => SetupError::XdpLoad {
+            source: Box::new(e),
+        },
     }
 }
 
@@ -220,7 +232,11 @@ fn take_map<T>(
         what: "missing from the embedded object (build.rs / eip_xdp.c out of sync)".into(),
         source: None,
     })?;
-    convert(map).map_err(|e| SetupError::Map { map: name, what: "unexpected type".into(), source: Some(e) })
+    convert(map).map_err(|e| SetupError::Map {
+        map: name,
+        what: "unexpected type".into(),
+        source: Some(e),
+    })
 }
 
 impl XdpFilter {
@@ -240,12 +256,15 @@ impl XdpFilter {
             .map_err(load_error)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
-            .ok_or_else(|| SetupError::XdpLoad { source: format!("no program `{PROGRAM}` in the object").into() })?
+            .ok_or_else(|| SetupError::XdpLoad {
+                source: format!("no program `{PROGRAM}` in the object").into(),
+            })?
             .try_into()
             .map_err(load_error)?;
         program.load().map_err(load_error)?;
 
-        let mut config: Array<MapData, FilterConfig> = take_map(&mut ebpf, "config", Array::try_from)?;
+        let mut config: Array<MapData, FilterConfig> =
+            take_map(&mut ebpf, "config", Array::try_from)?;
         config
             .set(
                 0,
@@ -256,7 +275,11 @@ impl XdpFilter {
                 },
                 0,
             )
-            .map_err(|e| SetupError::Map { map: "config", what: "writing".into(), source: Some(e) })?;
+            .map_err(|e| SetupError::Map {
+                map: "config",
+                what: "writing".into(),
+                source: Some(e),
+            })?;
 
         Ok(XdpFilter {
             ports: take_map(&mut ebpf, "ports", HashMap::try_from)?,
@@ -291,11 +314,16 @@ impl XdpFilter {
     pub fn add_port(&mut self, ifindex: u32, slot: u32, accept: Accept) -> Result<(), SetupError> {
         let info = PortInfo {
             slot,
-            accept: if accept.eip { ACCEPT_EIP } else { 0 } | if accept.vtep { ACCEPT_VTEP } else { 0 },
+            accept: if accept.eip { ACCEPT_EIP } else { 0 }
+                | if accept.vtep { ACCEPT_VTEP } else { 0 },
         };
         self.ports
             .insert(ifindex, info, 0)
-            .map_err(|e| SetupError::Map { map: "ports", what: format!("adding ifindex {ifindex}"), source: Some(e) })
+            .map_err(|e| SetupError::Map {
+                map: "ports",
+                what: format!("adding ifindex {ifindex}"),
+                source: Some(e),
+            })
     }
 
     /// Makes the socket `fd` receive what the program diverts on port `slot`, queue `queue`.
@@ -336,18 +364,20 @@ impl XdpFilter {
             match program.attach_to_if_index(ifindex, aya_mode) {
                 Ok(_link) => {
                     // The link stays owned by the program (and thus by `self.ebpf`).
-                    self.attached.push(Attachment { interface: interface.to_string(), mode });
+                    self.attached.push(Attachment {
+                        interface: interface.to_string(),
+                        mode,
+                    });
                     return Ok(mode);
                 }
                 Err(source) => {
                     let errno = errno_of(&source);
                     // Permission problems do not get better in another mode.
-                    if matches!(errno, Some(libc::EPERM) | Some(libc::EACCES)) {
-                        return Err(or_permission(
-                            std::io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM)),
-                            || format!("attaching XDP to `{interface}`"),
-                            |_| unreachable!("errno is EPERM/EACCES"),
-                        ));
+                    if let Some(code @ (libc::EPERM | libc::EACCES)) = errno {
+                        return Err(SetupError::PermissionDenied {
+                            action: format!("attaching XDP to `{interface}`"),
+                            source: std::io::Error::from_raw_os_error(code),
+                        });
                     }
                     last = Some(attach_error(interface, mode, errno, source));
                 }
@@ -368,11 +398,18 @@ impl XdpFilter {
     /// Call from the control thread after each table swap. Not atomic across keys:
     /// during a sync a packet may see the old or new membership of a key being
     /// changed, never a corrupted map.
-    pub fn sync_maps<S: FilterSource + ?Sized>(&mut self, source: &S) -> Result<SyncReport, SetupError> {
+    pub fn sync_maps<S: FilterSource + ?Sized>(
+        &mut self,
+        source: &S,
+    ) -> Result<SyncReport, SetupError> {
         Ok(SyncReport {
-            eip_v4: self.eip_v4.sync(source.eip_v4().map(|a| u32::from_ne_bytes(a.octets())))?,
+            eip_v4: self
+                .eip_v4
+                .sync(source.eip_v4().map(|a| u32::from_ne_bytes(a.octets())))?,
             eip_v6: self.eip_v6.sync(source.eip_v6().map(|a| a.octets()))?,
-            vtep_v4: self.vtep_v4.sync(source.local_vteps().map(|a| u32::from_ne_bytes(a.octets())))?,
+            vtep_v4: self
+                .vtep_v4
+                .sync(source.local_vteps().map(|a| u32::from_ne_bytes(a.octets())))?,
         })
     }
 
@@ -383,7 +420,11 @@ impl XdpFilter {
             let per_cpu = self
                 .stats
                 .get(&(i as u32), 0)
-                .map_err(|e| SetupError::Map { map: "stats", what: "reading".into(), source: Some(e) })?;
+                .map_err(|e| SetupError::Map {
+                    map: "stats",
+                    what: "reading".into(),
+                    source: Some(e),
+                })?;
             *slot = per_cpu.iter().sum();
         }
         Ok(FilterStats {
@@ -398,8 +439,18 @@ impl XdpFilter {
     }
 }
 
-fn attach_error(interface: &str, mode: XdpMode, errno: Option<i32>, source: ProgramError) -> SetupError {
-    SetupError::XdpAttach { interface: interface.to_string(), mode, errno, source }
+fn attach_error(
+    interface: &str,
+    mode: XdpMode,
+    errno: Option<i32>,
+    source: ProgramError,
+) -> SetupError {
+    SetupError::XdpAttach {
+        interface: interface.to_string(),
+        mode,
+        errno,
+        source,
+    }
 }
 
 impl std::fmt::Debug for XdpFilter {

@@ -68,6 +68,9 @@ pub struct QueueReport {
     pub cpu: Option<usize>,
     /// Whether pinning to `cpu` succeeded.
     pub pinned: bool,
+    /// Copy mode: TX descriptors per `sendto()` (`None`: kernel default of 32,
+    /// the option needs Linux 6.17).
+    pub tx_budget: Option<u32>,
 }
 
 struct WorkerHandle {
@@ -110,7 +113,10 @@ impl AfXdpRuntime {
             for &q in &config.queues {
                 iface::check_queue(&p.interface, q)?;
             }
-            resolved.push(ResolvedPort { port: p.port, interface: p.interface.clone() });
+            resolved.push(ResolvedPort {
+                port: p.port,
+                interface: p.interface.clone(),
+            });
         }
 
         let queues_per_port = config.queues.iter().max().map_or(1, |m| m + 1);
@@ -137,30 +143,50 @@ impl AfXdpRuntime {
         let mut ports = Vec::with_capacity(config.ports.len());
         for (p, &ifindex) in config.ports.iter().zip(&ifindexes) {
             let xdp_mode = filter.attach(&p.interface, ifindex, config.xdp_mode)?;
-            ports.push(PortReport { port: p.port, interface: p.interface.clone(), ifindex, xdp_mode });
+            ports.push(PortReport {
+                port: p.port,
+                interface: p.interface.clone(),
+                ifindex,
+                xdp_mode,
+            });
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let control = Arc::new(ControlQueue::new(config.control_queue_depth, config.frame_size as usize));
+        let control = Arc::new(ControlQueue::new(
+            config.control_queue_depth,
+            config.frame_size as usize,
+        ));
         let epoch = Instant::now();
         let mut runtime = AfXdpRuntime {
             stop: stop.clone(),
             workers: Vec::with_capacity(sets.len()),
             control: control.clone(),
-            report: SetupReport { ports, queues: Vec::with_capacity(sets.len()) },
+            report: SetupReport {
+                ports,
+                queues: Vec::with_capacity(sets.len()),
+            },
             filter,
         };
         for (i, mut set) in sets.into_iter().enumerate() {
             let queue = set.queue;
             let bind_mode = set.mode;
-            let sockets: Vec<(PortId, User)> =
-                set.devices.iter().map(|d| d.port).zip(std::mem::take(&mut set.sockets)).collect();
+            let tx_budget = set.tx_budget;
+            let sockets: Vec<(PortId, User)> = set
+                .devices
+                .iter()
+                .map(|d| d.port)
+                .zip(std::mem::take(&mut set.sockets))
+                .collect();
             let stats = Arc::new(WorkerStats::default());
             let cpu = config.cpu_for(i);
             let worker = Worker::new(
                 set,
                 make_processor(queue),
-                WorkerParams { batch: config.batch_size, idle: config.idle, epoch },
+                WorkerParams {
+                    batch: config.batch_size,
+                    idle: config.idle,
+                    epoch,
+                },
                 stop.clone(),
                 stats.clone(),
                 control.clone(),
@@ -169,14 +195,27 @@ impl AfXdpRuntime {
             let join = std::thread::Builder::new()
                 .name(format!("afxdp-q{queue}"))
                 .spawn(move || {
-                    let pinned = cpu.is_some_and(|id| core_affinity::set_for_current(core_affinity::CoreId { id }));
+                    let pinned = cpu.is_some_and(|id| {
+                        core_affinity::set_for_current(core_affinity::CoreId { id })
+                    });
                     let _ = pinned_tx.send(pinned);
                     worker.run()
                 })
                 .map_err(|source| SetupError::Spawn { queue, source })?;
             let pinned = pinned_rx.recv().unwrap_or(false);
-            runtime.report.queues.push(QueueReport { queue, bind_mode, cpu, pinned });
-            runtime.workers.push(WorkerHandle { queue, stats, sockets, join: Some(join) });
+            runtime.report.queues.push(QueueReport {
+                queue,
+                bind_mode,
+                cpu,
+                pinned,
+                tx_budget,
+            });
+            runtime.workers.push(WorkerHandle {
+                queue,
+                stats,
+                sockets,
+                join: Some(join),
+            });
         }
         Ok(runtime)
     }
@@ -187,7 +226,10 @@ impl AfXdpRuntime {
     }
 
     /// Makes the XDP filter divert exactly the EIPs and VTEPs of `source`.
-    pub fn sync_maps<S: FilterSource + ?Sized>(&mut self, source: &S) -> Result<SyncReport, SetupError> {
+    pub fn sync_maps<S: FilterSource + ?Sized>(
+        &mut self,
+        source: &S,
+    ) -> Result<SyncReport, SetupError> {
         self.filter.sync_maps(source)
     }
 
@@ -198,7 +240,10 @@ impl AfXdpRuntime {
 
     /// Last published counters of every worker, by queue.
     pub fn worker_stats(&self) -> Vec<(u32, WorkerSnapshot)> {
-        self.workers.iter().map(|w| (w.queue, w.stats.snapshot())).collect()
+        self.workers
+            .iter()
+            .map(|w| (w.queue, w.stats.snapshot()))
+            .collect()
     }
 
     /// Kernel drop counters of every socket: (queue, port, stats). One
@@ -208,7 +253,10 @@ impl AfXdpRuntime {
         let mut out = Vec::new();
         for w in &self.workers {
             for (port, user) in &w.sockets {
-                let stats = user.statistics_v2().map(SocketStats::from).map_err(io_from_xsk);
+                let stats = user
+                    .statistics_v2()
+                    .map(SocketStats::from)
+                    .map_err(io_from_xsk);
                 out.push((w.queue, *port, stats));
             }
         }
@@ -228,7 +276,11 @@ impl AfXdpRuntime {
 
     fn shutdown(&mut self) -> Vec<WorkerExit> {
         self.stop.store(true, Ordering::Relaxed);
-        self.workers.iter_mut().filter_map(|w| w.join.take()).filter_map(|j| j.join().ok()).collect()
+        self.workers
+            .iter_mut()
+            .filter_map(|w| w.join.take())
+            .filter_map(|j| j.join().ok())
+            .collect()
     }
 }
 
@@ -240,6 +292,9 @@ impl Drop for AfXdpRuntime {
 
 impl std::fmt::Debug for AfXdpRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AfXdpRuntime").field("report", &self.report).field("filter", &self.filter).finish_non_exhaustive()
+        f.debug_struct("AfXdpRuntime")
+            .field("report", &self.report)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
     }
 }

@@ -18,7 +18,8 @@
 use std::num::NonZeroU32;
 
 use xdpilone::{
-    CompletionQueue, FillQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User,
+    CompletionQueue, FillQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
+    User,
 };
 
 use crate::frame::PortId;
@@ -47,6 +48,8 @@ pub(crate) struct DeviceRings {
 pub(crate) struct QueueSet {
     pub queue: u32,
     pub mode: BindMode,
+    /// Copy-mode TX descriptors per `sendto()`, if the kernel let us raise it.
+    pub tx_budget: Option<u32>,
     /// Index = device index in the frame ledger = port slot in the XDP program.
     pub devices: Vec<DeviceRings>,
     /// Socket handles, kept by the runtime for `XDP_STATISTICS` and the XSKMAP.
@@ -65,13 +68,17 @@ pub(crate) fn open_queue_set(
     match config.bind_mode {
         BindPreference::Copy => open_in_mode(config, ports, queue, layout, BindMode::Copy),
         BindPreference::ZeroCopy => open_in_mode(config, ports, queue, layout, BindMode::ZeroCopy),
-        BindPreference::Auto => match open_in_mode(config, ports, queue, layout, BindMode::ZeroCopy) {
-            Ok(set) => Ok(set),
-            // Only a refused zero-copy bind is worth a retry; anything else (no
-            // permission, no interface) fails the same way in copy mode.
-            Err(SetupError::Bind { .. }) => open_in_mode(config, ports, queue, layout, BindMode::Copy),
-            Err(e) => Err(e),
-        },
+        BindPreference::Auto => {
+            match open_in_mode(config, ports, queue, layout, BindMode::ZeroCopy) {
+                Ok(set) => Ok(set),
+                // Only a refused zero-copy bind is worth a retry; anything else (no
+                // permission, no interface) fails the same way in copy mode.
+                Err(SetupError::Bind { .. }) => {
+                    open_in_mode(config, ports, queue, layout, BindMode::Copy)
+                }
+                Err(e) => Err(e),
+            }
+        }
     }
 }
 
@@ -107,6 +114,8 @@ fn open_in_mode(
     })?;
 
     let ring = NonZeroU32::new(config.ring_size).expect("validated: ring_size >= 64");
+    let budget = copy_tx_budget(config);
+    let mut tx_budget = (mode == BindMode::Copy).then_some(budget);
     let mut devices = Vec::with_capacity(ports.len());
     let mut sockets = Vec::with_capacity(ports.len());
     for (slot, port) in ports.iter().enumerate() {
@@ -116,21 +125,35 @@ fn open_in_mode(
                 let source = io_from_xsk(e);
                 match source.raw_os_error() {
                     Some(libc::ENODEV) => SetupError::InterfaceMissing { name: interface },
-                    _ => SetupError::Socket { interface, queue, step, source },
+                    _ => SetupError::Socket {
+                        interface,
+                        queue,
+                        step,
+                        source,
+                    },
                 }
             }
         };
 
         let mut info = IfInfo::invalid();
-        let name = std::ffi::CString::new(port.interface.as_str())
-            .map_err(|_| SetupError::InterfaceMissing { name: port.interface.clone() })?;
+        let name = std::ffi::CString::new(port.interface.as_str()).map_err(|_| {
+            SetupError::InterfaceMissing {
+                name: port.interface.clone(),
+            }
+        })?;
         info.from_name(&name).map_err(step("interface lookup"))?;
         info.set_queue(queue);
 
         // The first port's socket is the UMEM's own file descriptor.
-        let socket = if slot == 0 { Socket::with_shared(&info, &umem) } else { Socket::new(&info) }
-            .map_err(step("socket creation"))?;
-        let device = umem.fq_cq(&socket).map_err(step("fill/completion ring setup"))?;
+        let socket = if slot == 0 {
+            Socket::with_shared(&info, &umem)
+        } else {
+            Socket::new(&info)
+        }
+        .map_err(step("socket creation"))?;
+        let device = umem
+            .fq_cq(&socket)
+            .map_err(step("fill/completion ring setup"))?;
         let bind_flags = if slot == 0 {
             SocketConfig::XDP_BIND_NEED_WAKEUP
                 | match mode {
@@ -141,7 +164,14 @@ fn open_in_mode(
             0 // inherited from the UMEM owner; the kernel refuses flags here
         };
         let user = umem
-            .rx_tx(&socket, &SocketConfig { rx_size: Some(ring), tx_size: Some(ring), bind_flags })
+            .rx_tx(
+                &socket,
+                &SocketConfig {
+                    rx_size: Some(ring),
+                    tx_size: Some(ring),
+                    bind_flags,
+                },
+            )
             .map_err(step("RX/TX ring setup"))?;
         let rx = user.map_rx().map_err(step("RX ring mmap"))?;
         let tx = user.map_tx().map_err(step("TX ring mmap"))?;
@@ -152,8 +182,52 @@ fn open_in_mode(
             source: io_from_xsk(e),
         })?;
         let (fill, comp) = device.into_parts();
-        devices.push(DeviceRings { port: port.port, fill, comp, rx, tx });
+        if mode == BindMode::Copy && !set_tx_budget(user.as_raw_fd(), budget) {
+            tx_budget = None;
+        }
+        devices.push(DeviceRings {
+            port: port.port,
+            fill,
+            comp,
+            rx,
+            tx,
+        });
         sockets.push(user);
     }
-    Ok(QueueSet { queue, mode, devices, sockets, area })
+    Ok(QueueSet {
+        queue,
+        mode,
+        tx_budget,
+        devices,
+        sockets,
+        area,
+    })
+}
+
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): descriptors one `sendto()` may transmit
+/// in copy mode (the kernel's default is 32).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+const SOL_XDP: libc::c_int = 283;
+
+/// Copy-mode TX budget per `sendto()`: enough for a few batches, so one wakeup per
+/// loop iteration keeps up with RX; within the kernel's allowed [32, ring size].
+fn copy_tx_budget(config: &AfXdpConfig) -> u32 {
+    (4 * config.batch_size as u32).clamp(32, config.ring_size)
+}
+
+/// Raises the copy-mode TX budget of socket `fd`. False on kernels without the
+/// option (ENOPROTOOPT) or when refused; the worker then kicks more often.
+fn set_tx_budget(fd: libc::c_int, budget: u32) -> bool {
+    // SAFETY: `fd` is a live AF_XDP socket owned by the caller; the option reads
+    // exactly one u32 from a valid pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&budget as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }

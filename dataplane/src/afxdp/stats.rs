@@ -131,13 +131,16 @@ impl WorkerStats {
         for (slot, v) in self.frames.iter().zip(f) {
             slot.store(v, Ordering::Relaxed);
         }
-        self.total_frames.store(u64::from(frames.total), Ordering::Relaxed);
+        self.total_frames
+            .store(u64::from(frames.total), Ordering::Relaxed);
     }
 
     /// Reader side: the last published values.
     pub fn snapshot(&self) -> WorkerSnapshot {
-        let c: [u64; WorkerCounters::LEN] = std::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed));
-        let f: [u64; FRAME_FIELDS] = std::array::from_fn(|i| self.frames[i].load(Ordering::Relaxed));
+        let c: [u64; WorkerCounters::LEN] =
+            std::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed));
+        let f: [u64; FRAME_FIELDS] =
+            std::array::from_fn(|i| self.frames[i].load(Ordering::Relaxed));
         let mut frames = FrameCounts {
             total: self.total_frames.load(Ordering::Relaxed) as u32,
             free: f[0] as u32,
@@ -148,7 +151,10 @@ impl WorkerStats {
             frames.fill[d] = f[2 + d] as u32;
             frames.tx[d] = f[2 + MAX_DEVICES + d] as u32;
         }
-        WorkerSnapshot { counters: WorkerCounters::from_values(&c), frames }
+        WorkerSnapshot {
+            counters: WorkerCounters::from_values(&c),
+            frames,
+        }
     }
 }
 
@@ -201,8 +207,17 @@ mod tests {
     #[test]
     fn publish_then_snapshot_round_trips() {
         let stats = WorkerStats::default();
-        let counters = WorkerCounters { rx_packets: 7, tx_wakeups: 3, ..Default::default() };
-        let mut frames = FrameCounts { total: 10, free: 4, held: 0, ..Default::default() };
+        let counters = WorkerCounters {
+            rx_packets: 7,
+            tx_wakeups: 3,
+            ..Default::default()
+        };
+        let mut frames = FrameCounts {
+            total: 10,
+            free: 4,
+            held: 0,
+            ..Default::default()
+        };
         frames.fill[1] = 5;
         frames.tx[0] = 1;
         stats.publish(&counters, &frames);
@@ -216,8 +231,16 @@ mod tests {
 
     #[test]
     fn merge_adds_fieldwise() {
-        let mut a = WorkerCounters { rx_packets: 1, dropped: 2, ..Default::default() };
-        a.merge(&WorkerCounters { rx_packets: 10, to_kernel: 1, ..Default::default() });
+        let mut a = WorkerCounters {
+            rx_packets: 1,
+            dropped: 2,
+            ..Default::default()
+        };
+        a.merge(&WorkerCounters {
+            rx_packets: 10,
+            to_kernel: 1,
+            ..Default::default()
+        });
         assert_eq!((a.rx_packets, a.dropped, a.to_kernel), (11, 2, 1));
     }
 }

@@ -40,7 +40,10 @@ impl UmemLayout {
         if frames == 0 {
             return Err(SetupError::Config("a UMEM needs at least one frame".into()));
         }
-        Ok(UmemLayout { frame_shift: frame_size.trailing_zeros(), frames })
+        Ok(UmemLayout {
+            frame_shift: frame_size.trailing_zeros(),
+            frames,
+        })
     }
 
     /// Bytes per frame.
@@ -113,7 +116,10 @@ impl UmemArea {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(SetupError::UmemAlloc { bytes: len, source: std::io::Error::last_os_error() });
+            return Err(SetupError::UmemAlloc {
+                bytes: len,
+                source: std::io::Error::last_os_error(),
+            });
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap returned NULL without MAP_FIXED");
         Ok(UmemArea { ptr, layout })
@@ -164,7 +170,9 @@ impl Drop for UmemArea {
 
 impl std::fmt::Debug for UmemArea {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UmemArea").field("layout", &self.layout).finish_non_exhaustive()
+        f.debug_struct("UmemArea")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
     }
 }
 

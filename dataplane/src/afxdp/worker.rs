@@ -44,6 +44,12 @@ pub trait PacketProcessor: Send {
     /// `now_ns` is a monotonic clock in nanoseconds, read once per batch, shared
     /// by all workers of a runtime.
     fn process_batch(&mut self, now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]);
+
+    /// Called when the worker publishes its own counters (every
+    /// [`PUBLISH_EVERY`] loop iterations, and once more when it stops), off the
+    /// per-packet path: the place to copy the pipeline's counters to wherever the
+    /// control thread reads them.
+    fn on_publish(&mut self) {}
 }
 
 /// How many times to ask a ring before concluding it is empty (or full).
@@ -56,6 +62,9 @@ pub trait PacketProcessor: Send {
 /// A second call, made after consuming everything the first one gave, refreshes
 /// the cache.
 const CACHED_ROUNDS: usize = 2;
+
+/// `sendto()` calls per TX ring and loop iteration, at most.
+const MAX_KICKS: usize = 4;
 
 /// What a worker hands back when it stops.
 #[derive(Debug)]
@@ -115,7 +124,9 @@ pub(crate) struct Worker<P> {
 /// allocation (std's in-place collect); the unit test checks that it does.
 fn relifetime<'a, 'b>(mut v: Vec<Frame<'a>>) -> Vec<Frame<'b>> {
     v.clear();
-    v.into_iter().map(|_| unreachable!("vector is empty")).collect()
+    v.into_iter()
+        .map(|_| unreachable!("vector is empty"))
+        .collect()
 }
 
 /// Knobs of one worker.
@@ -134,7 +145,12 @@ impl<P: PacketProcessor> Worker<P> {
         stats: Arc<WorkerStats>,
         control: Arc<ControlQueue>,
     ) -> Self {
-        let QueueSet { queue, devices, area, .. } = set;
+        let QueueSet {
+            queue,
+            devices,
+            area,
+            ..
+        } = set;
         let layout = area.layout();
         let n = devices.len();
         let mut ports = [PortId::MAX; MAX_DEVICES];
@@ -142,7 +158,9 @@ impl<P: PacketProcessor> Worker<P> {
             *slot = d.port;
         }
         // Half the frames may sit in fill/RX rings, the other half carries TX.
-        let ring = devices.first().map_or(0, |_| layout.frames() / (2 * n as u32));
+        let ring = devices
+            .first()
+            .map_or(0, |_| layout.frames() / (2 * n as u32));
         let batch = params.batch;
         Worker {
             queue,
@@ -157,7 +175,7 @@ impl<P: PacketProcessor> Worker<P> {
             epoch: params.epoch,
             idle: params.idle,
             batch,
-            fill_target: ring,
+            fill_target,
             rr: 0,
             rx: Vec::with_capacity(batch),
             frames: Vec::with_capacity(batch),
@@ -199,8 +217,9 @@ impl<P: PacketProcessor> Worker<P> {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.stats.publish(&self.counters, &self.ledger.counts());
+        self.processor.on_publish();
     }
 
     fn idle(&mut self, empty_polls: u32) {
@@ -214,7 +233,10 @@ impl<P: PacketProcessor> Worker<P> {
         }
         match self.idle {
             IdlePolicy::BusyPoll => std::hint::spin_loop(),
-            IdlePolicy::Backoff { after_empty_polls, sleep } => {
+            IdlePolicy::Backoff {
+                after_empty_polls,
+                sleep,
+            } => {
                 if empty_polls >= after_empty_polls {
                     std::thread::sleep(sleep);
                 } else {
@@ -226,7 +248,13 @@ impl<P: PacketProcessor> Worker<P> {
 
     /// Completion rings -> free list.
     fn reclaim_completions(&mut self) {
-        let Worker { devices, ledger, layout, counters, .. } = self;
+        let Worker {
+            devices,
+            ledger,
+            layout,
+            counters,
+            ..
+        } = self;
         for (dev, d) in devices.iter_mut().enumerate() {
             // Two rounds: see `CACHED_ROUNDS`.
             for _ in 0..CACHED_ROUNDS {
@@ -235,9 +263,9 @@ impl<P: PacketProcessor> Worker<P> {
                     break;
                 }
                 while let Some(addr) = reader.read() {
-                    let ok = layout
-                        .locate(addr)
-                        .is_some_and(|(frame, _)| ledger.completed(frame, dev as DeviceIdx).is_ok());
+                    let ok = layout.locate(addr).is_some_and(|(frame, _)| {
+                        ledger.completed(frame, dev as DeviceIdx).is_ok()
+                    });
                     if !ok {
                         counters.completion_invalid += 1;
                     }
@@ -249,7 +277,14 @@ impl<P: PacketProcessor> Worker<P> {
 
     /// Free list -> fill rings, up to each port's share.
     fn refill(&mut self) {
-        let Worker { devices, ledger, layout, counters, fill_target, .. } = self;
+        let Worker {
+            devices,
+            ledger,
+            layout,
+            counters,
+            fill_target,
+            ..
+        } = self;
         for (dev, d) in devices.iter_mut().enumerate() {
             let dev = dev as DeviceIdx;
             let have = ledger.counts().fill[dev as usize];
@@ -272,7 +307,9 @@ impl<P: PacketProcessor> Worker<P> {
                 // first: yielding at most `room` items means none is taken from the
                 // ledger without being written.
                 let written = writer.insert(
-                    (0..room).map_while(|_| ledger.post_fill(dev)).map(|frame| layout.addr_of(frame)),
+                    (0..room)
+                        .map_while(|_| ledger.post_fill(dev))
+                        .map(|frame| layout.addr_of(frame)),
                 );
                 debug_assert!(written <= room);
                 writer.commit();
@@ -281,12 +318,26 @@ impl<P: PacketProcessor> Worker<P> {
                     break;
                 }
             }
+            // Zero-copy drivers with need-wakeup sleep once the fill ring ran dry.
+            if d.fill.needs_wakeup() {
+                d.fill.wake();
+                counters.fill_wakeups += 1;
+            }
         }
     }
 
     /// RX rings -> `self.rx`; returns the number of frames received.
     fn receive(&mut self) -> usize {
-        let Worker { devices, ledger, layout, counters, rx, batch, rr, .. } = self;
+        let Worker {
+            devices,
+            ledger,
+            layout,
+            counters,
+            rx,
+            batch,
+            rr,
+            ..
+        } = self;
         rx.clear();
         let n = devices.len();
         let frame_size = layout.frame_size();
@@ -321,7 +372,12 @@ impl<P: PacketProcessor> Worker<P> {
                         continue;
                     }
                     counters.rx_bytes += u64::from(desc.len);
-                    rx.push(RxDesc { frame, offset, len: desc.len, dev });
+                    rx.push(RxDesc {
+                        frame,
+                        offset,
+                        len: desc.len,
+                        dev,
+                    });
                 }
                 // Returns the RX slots to the kernel (release store of our consumer index).
                 reader.release();
@@ -363,7 +419,12 @@ impl<P: PacketProcessor> Worker<P> {
             // entries of `rx` name the same frame and the slices are disjoint; they
             // live only until the end of this function (`batch` is emptied below).
             let buf = unsafe { area.frame_mut(d.frame) };
-            batch.push(Frame::new(buf, d.offset as usize, d.len as usize, ports[d.dev as usize]));
+            batch.push(Frame::new(
+                buf,
+                d.offset as usize,
+                d.len as usize,
+                ports[d.dev as usize],
+            ));
         }
         let verdicts = &mut verdicts[..n];
         verdicts.fill(Verdict::ToKernel);
@@ -450,17 +511,32 @@ impl<P: PacketProcessor> Worker<P> {
             counters.tx_ring_full += (descs.len() - written) as u64;
             descs.clear();
         }
-        debug_assert_eq!(ledger.counts().held, 0, "every frame of the batch has a place");
+        debug_assert_eq!(
+            ledger.counts().held,
+            0,
+            "every frame of the batch has a place"
+        );
     }
 
     /// Wakes the kernel for TX rings that hold descriptors and asked for it. In
-    /// copy mode that is every time: the kernel copies out frames only inside
-    /// `sendto()`, a bounded number per call, so a backlog takes several kicks.
+    /// copy mode that is every time: the kernel copies frames out only inside
+    /// `sendto()`, at most its TX budget per call (32 unless raised, see
+    /// `QueueReport::tx_budget`), so a backlog may take a few calls. Bounded, and
+    /// stops as soon as a call makes no progress (queue stopped, link down).
     fn kick_tx(&mut self) {
         for d in self.devices.iter_mut() {
-            if d.tx.pending() > 0 && d.tx.needs_wakeup() {
+            let mut pending = d.tx.pending();
+            for _ in 0..MAX_KICKS {
+                if pending == 0 || !d.tx.needs_wakeup() {
+                    break;
+                }
                 d.tx.wake();
                 self.counters.tx_wakeups += 1;
+                let left = d.tx.pending();
+                if left >= pending {
+                    break;
+                }
+                pending = left;
             }
         }
     }

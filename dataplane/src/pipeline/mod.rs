@@ -264,15 +264,18 @@ impl Pipeline {
             ));
         }
         let data = frame.data();
-        let ports = parse::ports(data, &ip)?;
+        if parse::l4_truncated(&ip) {
+            return Err(DropReason::BadL4Header);
+        }
+        let ports = parse::ports(data, &ip);
         let icmp_proto = if ip.v6 {
             ip_proto::ICMPV6
         } else {
             ip_proto::ICMP
         };
-        let (hash_ports, icmp_error) = match ports {
-            Some(p) => (p, false),
-            None if ip.protocol == icmp_proto && ip.has_l4() => {
+        let (hash_ports, icmp_error) = match ports.present {
+            true => ((ports.src, ports.dst), false),
+            false if ip.protocol == icmp_proto && ip.has_l4() => {
                 if ip.end < ip.l4 + 8 {
                     return Err(DropReason::BadL4Header);
                 }
@@ -290,7 +293,7 @@ impl Pipeline {
                 let ident = u16::from_be_bytes([data[ip.l4 + 4], data[ip.l4 + 5]]);
                 ((if echo { ident } else { 0 }, 0), is_error)
             }
-            None => ((0, 0), false),
+            false => ((0, 0), false),
         };
         if ip.is_fragment() {
             self.counters.event(Event::Fragments);
@@ -325,7 +328,13 @@ impl Pipeline {
                     }
                 }
                 _ => {
-                    let (b, port) = choose_backend(t, eip, ip.protocol, ports, hash)?;
+                    let (b, port) = choose_backend(
+                        t,
+                        eip,
+                        ip.protocol,
+                        ports.present.then_some(ports.dst),
+                        hash,
+                    )?;
                     (b, port, hash, None)
                 }
             }
@@ -340,7 +349,7 @@ impl Pipeline {
                 if region.path_table.is_empty() {
                     return Err(DropReason::NoPath);
                 }
-                region.path_table[flow::path_slot(hash, region.path_table.len())]
+                region.path_for(hash)
             }
         };
         if region.panic {
@@ -375,7 +384,7 @@ impl Pipeline {
 
         let data = frame.data_mut();
         if ip.protocol == ip_proto::TCP
-            && ports.is_some()
+            && ports.present
             && encap::clamp_mss(data, &ip, path.inner_mtu)
         {
             self.counters.event(Event::MssClamped);
@@ -433,7 +442,10 @@ impl Pipeline {
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }
-        let ports = parse::ports(data, &ip)?;
+        if parse::l4_truncated(&ip) {
+            return Err(DropReason::BadL4Header);
+        }
+        let ports = parse::ports(data, &ip);
         let icmp_proto = if ip.v6 {
             ip_proto::ICMPV6
         } else {
@@ -461,7 +473,7 @@ impl Pipeline {
         } else {
             let src = key_at(data, ip.src(), ip.v6);
             let m = t
-                .return_mapping(region, src, ip.protocol, ports.map(|p| p.0))
+                .return_mapping(region, src, ip.protocol, ports.present.then_some(ports.src))
                 .ok_or(DropReason::UnknownBackend)?;
             (m.eip, m.service_port)
         };
@@ -470,7 +482,7 @@ impl Pipeline {
             return Err(DropReason::FamilyMismatch);
         }
         nat::rewrite_addr(data, &ip, ip.src(), eip.as_slice());
-        if let (Some(port), Some(_)) = (service_port, ports) {
+        if let (Some(port), true) = (service_port, ports.present) {
             nat::rewrite_port(data, &ip, ip.l4, port);
         }
         nat::decrement_ttl(data, &ip);
@@ -528,10 +540,10 @@ fn choose_backend(
     t: &Tables,
     eip: &crate::tables::Eip,
     protocol: u8,
-    ports: Option<(u16, u16)>,
+    dport: Option<u16>,
     hash: u64,
 ) -> Result<(Addr, Option<u16>), DropReason> {
-    if let Some((_, dport)) = ports {
+    if let Some(dport) = dport {
         if let Some(s) = t
             .services_of(eip)
             .iter()

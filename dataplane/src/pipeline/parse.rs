@@ -156,24 +156,40 @@ pub fn ipv6(data: &[u8], l3: usize) -> Result<IpInfo, DropReason> {
     })
 }
 
-/// Ports of a TCP/UDP packet that carries its transport header (None otherwise),
-/// with a check that the checksum field is inside the packet.
+/// Ports of a TCP/UDP packet, as plain fields (an `Option` of a pair made the
+/// compiler spill and reload it byte-wise on the hot path).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ports {
+    pub src: u16,
+    pub dst: u16,
+    /// False for other protocols and for later fragments.
+    pub present: bool,
+}
+
+/// Is this a TCP/UDP packet that carries its transport header but is too short for
+/// it (or for the checksum field NAT rewrites)?
 #[inline(always)]
-pub fn ports(data: &[u8], ip: &IpInfo) -> Result<Option<(u16, u16)>, DropReason> {
-    if !ip.has_l4() {
-        return Ok(None);
-    }
+pub fn l4_truncated(ip: &IpInfo) -> bool {
     let need = match ip.protocol {
         ip_proto::TCP => 20,
         ip_proto::UDP => 8,
-        _ => return Ok(None),
+        _ => return false,
     };
-    if ip.end < ip.l4 + need {
-        return Err(DropReason::BadL4Header);
+    ip.has_l4() && ip.end < ip.l4 + need
+}
+
+/// Ports of a TCP/UDP packet that carries a whole transport header (check
+/// [`l4_truncated`] first); `present` is false otherwise.
+#[inline(always)]
+pub fn ports(data: &[u8], ip: &IpInfo) -> Ports {
+    let tcp_or_udp = matches!(ip.protocol, ip_proto::TCP | ip_proto::UDP);
+    if !(tcp_or_udp && ip.has_l4() && ip.end >= ip.l4 + 8) {
+        return Ports::default();
     }
-    let p = &data[ip.l4..];
-    Ok(Some((
-        u16::from_be_bytes([p[0], p[1]]),
-        u16::from_be_bytes([p[2], p[3]]),
-    )))
+    let p = &data[ip.l4..ip.l4 + 4];
+    Ports {
+        src: u16::from_be_bytes([p[0], p[1]]),
+        dst: u16::from_be_bytes([p[2], p[3]]),
+        present: true,
+    }
 }

@@ -5,7 +5,7 @@ use super::{
     addr_key, Backend, Eip, EipId, Path, Port, Region, RegionId, Service, TableError, Tables,
     ENCAP_IP_OVERHEAD, ENCAP_LEN,
 };
-use crate::flow::fmix64;
+use crate::flow::{fmix64, FastMod};
 use crate::frame::PortId;
 use crate::maglev;
 use crate::wire::checksum;
@@ -73,6 +73,7 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
             inner_mac: r.inner_mac.0,
             paths: Vec::new(),
             path_table: Box::default(),
+            path_mod: FastMod::new(1),
             panic: false,
         });
     }
@@ -390,6 +391,7 @@ fn fill_path_table(region: &mut Region, paths: &[Path]) {
         .collect();
     let slots = maglev::build(&keyed, maglev::table_size_for(usable.len()));
     region.path_table = slots.into_iter().map(|i| usable[i as usize]).collect();
+    region.path_mod = FastMod::new(region.path_table.len() as u32);
 }
 
 /// Identity of a path for Maglev: FNV-1a 64 of its name, mixed.

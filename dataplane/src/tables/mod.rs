@@ -52,6 +52,8 @@ pub struct Region {
     pub paths: Vec<PathId>,
     /// Flow-hash slot -> path, a Maglev table over the usable paths (empty: none).
     pub path_table: Box<[PathId]>,
+    /// Remainder by `path_table.len()` without a division, for [`flow::path_slot`].
+    pub path_mod: crate::flow::FastMod,
     /// True when no path is up and the table holds the fallback (down, not disabled) set.
     pub panic: bool,
 }
@@ -153,6 +155,15 @@ pub fn addr_key(addr: IpAddr) -> u128 {
 #[inline(always)]
 pub fn addr_key_v4(addr: [u8; 4]) -> u128 {
     0xFFFF_0000_0000 | u32::from_be_bytes(addr) as u128
+}
+
+impl Region {
+    /// The path of a flow with this hash: `path_table[flow::path_slot(hash, len)]`.
+    /// The caller checks that the table is not empty.
+    #[inline(always)]
+    pub fn path_for(&self, hash: u64) -> PathId {
+        self.path_table[self.path_mod.rem((hash >> 32) as u32) as usize]
+    }
 }
 
 impl Tables {

@@ -34,7 +34,10 @@ fn fold(mut sum: u32) -> u16 {
 }
 
 fn sum16(bytes: &[u8]) -> u32 {
-    bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+    bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
 }
 
 /// A payload: magic, sequence number, then `pad` filler bytes.
@@ -88,7 +91,14 @@ pub fn udp6(l2: L2, src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, body: 
 }
 
 /// VXLAN (VNI `vni`) carrying `inner` to `vtep`.
-pub fn vxlan4(l2: L2, src: Ipv4Addr, vtep: Ipv4Addr, sport: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
+pub fn vxlan4(
+    l2: L2,
+    src: Ipv4Addr,
+    vtep: Ipv4Addr,
+    sport: u16,
+    vni: u32,
+    inner: &[u8],
+) -> Vec<u8> {
     let mut body = vec![0x08, 0, 0, 0];
     body.extend_from_slice(&(vni << 8).to_be_bytes());
     body.extend_from_slice(inner);
@@ -116,19 +126,50 @@ pub fn udp_dport(frame: &[u8]) -> Option<u16> {
         0x86dd if *frame.get(off + 6)? == 17 => off + 40,
         _ => return None,
     };
-    Some(u16::from_be_bytes([*frame.get(l4 + 2)?, *frame.get(l4 + 3)?]))
+    Some(u16::from_be_bytes([
+        *frame.get(l4 + 2)?,
+        *frame.get(l4 + 3)?,
+    ]))
 }
 
 #[test]
 fn builders_produce_parsable_frames() {
-    let l2 = L2 { dst: [2; 6], src: [4; 6], vlan: None };
-    let f = udp4(l2, Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(203, 0, 113, 10), 1000, 2000, &payload(7, 0));
+    let l2 = L2 {
+        dst: [2; 6],
+        src: [4; 6],
+        vlan: None,
+    };
+    let f = udp4(
+        l2,
+        Ipv4Addr::new(198, 51, 100, 1),
+        Ipv4Addr::new(203, 0, 113, 10),
+        1000,
+        2000,
+        &payload(7, 0),
+    );
     assert_eq!(f.len(), 14 + 20 + 8 + 12);
     assert_eq!((udp_dport(&f), find_seq(&f)), (Some(2000), Some(7)));
     assert_eq!(fold(sum16(&f[14..34])), 0, "IPv4 header checksum verifies");
-    let v = udp4(L2 { vlan: Some(5), ..l2 }, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 1, 3, &payload(1, 0));
+    let v = udp4(
+        L2 {
+            vlan: Some(5),
+            ..l2
+        },
+        Ipv4Addr::LOCALHOST,
+        Ipv4Addr::LOCALHOST,
+        1,
+        3,
+        &payload(1, 0),
+    );
     assert_eq!(udp_dport(&v), Some(3));
-    let s = udp6(l2, Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 1, 4, &payload(2, 0));
+    let s = udp6(
+        l2,
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::LOCALHOST,
+        1,
+        4,
+        &payload(2, 0),
+    );
     assert_eq!((udp_dport(&s), find_seq(&s)), (Some(4), Some(2)));
     let x = vxlan4(l2, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 1, 42, &f);
     assert_eq!((udp_dport(&x), find_seq(&x)), (Some(4789), Some(7)));

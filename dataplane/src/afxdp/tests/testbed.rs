@@ -30,7 +30,10 @@ pub fn require_root(test: &str) -> bool {
 
 /// Runs `cmd args...`, failing with its stderr.
 pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd).args(args).output().map_err(|e| format!("{cmd}: {e}"))?;
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "`{cmd} {}` failed: {}",
@@ -58,7 +61,11 @@ impl Netns {
     /// Creates `afx-<pid>-<n><role>`, with loopback up and IPv6 off (no ND/MLD
     /// noise on the test links).
     pub fn new(role: &str) -> Netns {
-        let name = format!("afx-{}-{}{role}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "afx-{}-{}{role}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
@@ -112,11 +119,20 @@ pub fn enter(name: &str) {
 
 /// A device's counter from /sys inside namespace `ns` (e.g. `rx_packets`).
 pub fn link_stat(ns: &str, dev: &str, stat: &str) -> u64 {
-    run("ip", &["netns", "exec", ns, "cat", &format!("/sys/class/net/{dev}/statistics/{stat}")])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .trim()
-        .parse()
-        .expect("number")
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "cat",
+            &format!("/sys/class/net/{dev}/statistics/{stat}"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .trim()
+    .parse()
+    .expect("number")
 }
 
 /// Creates veth `a` in `ns_a` paired with `b` in `ns_b`, `queues` queues each
@@ -124,8 +140,26 @@ pub fn link_stat(ns: &str, dev: &str, stat: &str) -> u64 {
 pub fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: u32) {
     let q = queues.to_string();
     ip(&[
-        "-n", &ns_a.name, "link", "add", a, "numtxqueues", &q, "numrxqueues", &q, "type", "veth", "peer",
-        "name", b, "netns", &ns_b.name, "numtxqueues", &q, "numrxqueues", &q,
+        "-n",
+        &ns_a.name,
+        "link",
+        "add",
+        a,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
+        &ns_b.name,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
     ]);
     ip(&["-n", &ns_a.name, "link", "set", a, "up"]);
     ip(&["-n", &ns_b.name, "link", "set", b, "up"]);
@@ -152,7 +186,13 @@ impl PacketSocket {
         let ifindex = crate::afxdp::iface::ifindex(ifname).expect("interface");
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2); the result is checked and owned below.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
         assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -188,7 +228,12 @@ impl PacketSocket {
     pub fn send(&self, frame: &[u8]) {
         // SAFETY: the pointer/length pair describes `frame`, readable for the call.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n, frame.len() as isize, "send: {}", io::Error::last_os_error());
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            io::Error::last_os_error()
+        );
     }
 
     /// Next frame received (outgoing frames skipped) within `timeout`.
@@ -199,7 +244,11 @@ impl PacketSocket {
             if left.is_zero() {
                 return None;
             }
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
             if ready <= 0 {
@@ -219,7 +268,7 @@ impl PacketSocket {
                     &mut len,
                 )
             };
-            if n > 0 && from.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+            if n > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
                 return Some(n as usize);
             }
         }

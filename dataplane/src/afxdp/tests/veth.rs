@@ -16,13 +16,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::afxdp::{
-    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, PacketProcessor, PortConfig, SetupError,
-    WorkerExit, XdpFilter,
+    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, PacketProcessor, PortConfig,
+    SetupError, WorkerExit, XdpFilter,
 };
 use crate::counters::DropReason;
 use crate::frame::{Frame, Verdict};
 
-use super::packets::{self, find_seq, payload, udp4, udp6, udp_dport, vxlan4, L2};
+use super::packets::{find_seq, payload, udp4, udp6, udp_dport, vxlan4, L2};
 use super::testbed::{enter, ip, link_stat, on_thread, require_root, veth, Netns, PacketSocket};
 
 const EIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -58,7 +58,11 @@ impl FilterSource for Source {
 }
 
 fn source() -> Source {
-    Source { v4: vec![EIP4], v6: vec![EIP6], vteps: vec![VTEP] }
+    Source {
+        v4: vec![EIP4],
+        v6: vec![EIP6],
+        vteps: vec![VTEP],
+    }
 }
 
 /// Two-port forwarder: rewrites MACs for the next hop of the other port.
@@ -129,40 +133,63 @@ impl Topology {
     }
 
     fn forwarder(&self) -> TestForwarder {
-        TestForwarder { macs: [(self.f0, self.s0), (self.f1, self.d0)] }
+        TestForwarder {
+            macs: [(self.f0, self.s0), (self.f1, self.d0)],
+        }
     }
 
     fn names(&self) -> (String, String, String) {
-        (self.src.name.clone(), self.fwd.name.clone(), self.dst.name.clone())
+        (
+            self.src.name.clone(),
+            self.fwd.name.clone(),
+            self.dst.name.clone(),
+        )
     }
 }
 
 fn config(queues: Vec<u32>, cpus: Vec<usize>) -> AfXdpConfig {
     AfXdpConfig {
         ports: vec![
-            PortConfig { port: 0, interface: "f0".into(), accept: Accept::INTERNET },
-            PortConfig { port: 1, interface: "f1".into(), accept: Accept::BACKBONE },
+            PortConfig {
+                port: 0,
+                interface: "f0".into(),
+                accept: Accept::INTERNET,
+            },
+            PortConfig {
+                port: 1,
+                interface: "f1".into(),
+                accept: Accept::BACKBONE,
+            },
         ],
         queues,
         cpus,
         frames_per_queue: 4096,
         ring_size: 1024,
         // Do not monopolise a shared test machine between bursts.
-        idle: IdlePolicy::Backoff { after_empty_polls: 10_000, sleep: Duration::from_micros(50) },
+        idle: IdlePolicy::Backoff {
+            after_empty_polls: 10_000,
+            sleep: Duration::from_micros(50),
+        },
         ..AfXdpConfig::default()
     }
 }
 
 /// Receives test frames until `want` distinct sequence numbers arrived or
 /// `timeout` passed; returns them with the first frame seen.
-fn collect(sock: &PacketSocket, want: usize, timeout: Duration) -> (BTreeSet<u32>, Option<Vec<u8>>) {
+fn collect(
+    sock: &PacketSocket,
+    want: usize,
+    timeout: Duration,
+) -> (BTreeSet<u32>, Option<Vec<u8>>) {
     let mut seen = BTreeSet::new();
     let mut first = None;
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + timeout;
     while seen.len() < want {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Some(n) = sock.recv(&mut buf, left) else { break };
+        let Some(n) = sock.recv(&mut buf, left) else {
+            break;
+        };
         if let Some(seq) = find_seq(&buf[..n]) {
             seen.insert(seq);
             first.get_or_insert_with(|| buf[..n].to_vec());
@@ -211,11 +238,28 @@ fn expect_count(rt: &AfXdpRuntime, links: &[(&str, &str)], got: usize, want: usi
 }
 
 fn check_exit(exit: &WorkerExit) {
-    exit.audit.as_ref().unwrap_or_else(|e| panic!("queue {}: ledger audit: {e}", exit.queue));
-    assert_eq!(exit.frames.accounted(), exit.frames.total, "every frame accounted for: {:?}", exit.frames);
+    exit.audit
+        .as_ref()
+        .unwrap_or_else(|e| panic!("queue {}: ledger audit: {e}", exit.queue));
+    assert_eq!(
+        exit.frames.accounted(),
+        exit.frames.total,
+        "every frame accounted for: {:?}",
+        exit.frames
+    );
     assert_eq!(exit.frames.held, 0, "no frame left in the worker's hands");
-    assert_eq!(exit.frames.in_tx(), 0, "every transmitted frame completed: {:?}", exit.frames);
-    assert_eq!(exit.counters.rx_invalid + exit.counters.completion_invalid, 0, "{:?}", exit.counters);
+    assert_eq!(
+        exit.frames.in_tx(),
+        0,
+        "every transmitted frame completed: {:?}",
+        exit.frames
+    );
+    assert_eq!(
+        exit.counters.rx_invalid + exit.counters.completion_invalid,
+        0,
+        "{:?}",
+        exit.counters
+    );
 }
 
 #[test]
@@ -233,63 +277,245 @@ fn veth_two_armed_forwarder_moves_and_classifies_packets() {
         enter(&dst);
         let at_dst = PacketSocket::open("d0");
         enter(&fwd);
-        let mut rt = AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
+        let mut rt =
+            AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
         eprintln!("setup: {:?}", rt.report());
         let sync = rt.sync_maps(&source()).expect("sync");
-        assert_eq!((sync.eip_v4.added, sync.eip_v6.added, sync.vtep_v4.added), (1, 1, 1));
+        assert_eq!(
+            (sync.eip_v4.added, sync.eip_v6.added, sync.vtep_v4.added),
+            (1, 1, 1)
+        );
 
-        let to_f0 = L2 { dst: f0, src: s0, vlan: None };
-        let to_f1 = L2 { dst: f1, src: d0, vlan: None };
+        let to_f0 = L2 {
+            dst: f0,
+            src: s0,
+            vlan: None,
+        };
+        let to_f1 = L2 {
+            dst: f1,
+            src: d0,
+            vlan: None,
+        };
 
         // 1. IPv4 to the EIP: forwarded with the MACs rewritten.
         const N: u32 = 1000;
-        send_paced(&at_src, (0..N).map(|i| udp4(to_f0, CLIENT, EIP4, 1000 + (i % 50) as u16, 80, &payload(i, 0))));
+        send_paced(
+            &at_src,
+            (0..N).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1000 + (i % 50) as u16,
+                    80,
+                    &payload(i, 0),
+                )
+            }),
+        );
         let (seen, first) = collect(&at_dst, N as usize, Duration::from_secs(5));
-        let links = [(src.as_str(), "s0"), (fwd.as_str(), "f0"), (fwd.as_str(), "f1"), (dst.as_str(), "d0")];
-        expect_count(&rt, &links, seen.len(), N as usize, "IPv4 EIP frames forwarded");
+        let links = [
+            (src.as_str(), "s0"),
+            (fwd.as_str(), "f0"),
+            (fwd.as_str(), "f1"),
+            (dst.as_str(), "d0"),
+        ];
+        expect_count(
+            &rt,
+            &links,
+            seen.len(),
+            N as usize,
+            "IPv4 EIP frames forwarded",
+        );
         let first = first.unwrap();
-        assert_eq!((&first[..6], &first[6..12]), (&d0[..], &f1[..]), "MACs rewritten");
+        assert_eq!(
+            (&first[..6], &first[6..12]),
+            (&d0[..], &f1[..]),
+            "MACs rewritten"
+        );
 
         // 2. IPv6 to the EIP, and IPv4 behind an 802.1Q tag.
-        send_paced(&at_src, (0..10).map(|i| udp6(to_f0, "2001:db8::1".parse().unwrap(), EIP6, 1000, 80, &payload(10_000 + i, 0))));
-        send_paced(&at_src, (0..10).map(|i| udp4(L2 { vlan: Some(100), ..to_f0 }, CLIENT, EIP4, 1000, 80, &payload(20_000 + i, 0))));
+        send_paced(
+            &at_src,
+            (0..10).map(|i| {
+                udp6(
+                    to_f0,
+                    "2001:db8::1".parse().unwrap(),
+                    EIP6,
+                    1000,
+                    80,
+                    &payload(10_000 + i, 0),
+                )
+            }),
+        );
+        send_paced(
+            &at_src,
+            (0..10).map(|i| {
+                udp4(
+                    L2 {
+                        vlan: Some(100),
+                        ..to_f0
+                    },
+                    CLIENT,
+                    EIP4,
+                    1000,
+                    80,
+                    &payload(20_000 + i, 0),
+                )
+            }),
+        );
         let (seen, _) = collect(&at_dst, 20, Duration::from_secs(3));
-        expect_count(&rt, &links, seen.len(), 20, "IPv6 and VLAN-tagged EIP frames forwarded");
+        expect_count(
+            &rt,
+            &links,
+            seen.len(),
+            20,
+            "IPv6 and VLAN-tagged EIP frames forwarded",
+        );
 
         // 3. Encapsulation into the headroom: the TX descriptor starts 64 bytes early.
-        send_paced(&at_src, (0..10).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_ENCAP, &payload(30_000 + i, 0))));
+        send_paced(
+            &at_src,
+            (0..10).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1000,
+                    PORT_ENCAP,
+                    &payload(30_000 + i, 0),
+                )
+            }),
+        );
         let (seen, first) = collect(&at_dst, 10, Duration::from_secs(3));
         expect_count(&rt, &links, seen.len(), 10, "encapsulated frames forwarded");
         let first = first.unwrap();
-        assert_eq!(&first[12..14], &0x88b5u16.to_be_bytes(), "outer header written in the headroom");
-        assert_eq!(first.len(), ENCAP + 14 + 20 + 8 + 12, "frame grew by the encapsulation");
-        assert_eq!(find_seq(&first[ENCAP..]), Some(30_000), "inner frame intact behind it");
+        assert_eq!(
+            &first[12..14],
+            &0x88b5u16.to_be_bytes(),
+            "outer header written in the headroom"
+        );
+        assert_eq!(
+            first.len(),
+            ENCAP + 14 + 20 + 8 + 12,
+            "frame grew by the encapsulation"
+        );
+        assert_eq!(
+            find_seq(&first[ENCAP..]),
+            Some(30_000),
+            "inner frame intact behind it"
+        );
 
         // 4. Other verdicts.
-        send_paced(&at_src, (0..5).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_CONTROL, &payload(40_000 + i, 0))));
-        send_paced(&at_src, (0..7).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_DROP, &payload(50_000 + i, 0))));
-        send_paced(&at_src, (0..3).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, PORT_KERNEL, &payload(60_000 + i, 0))));
+        send_paced(
+            &at_src,
+            (0..5).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1000,
+                    PORT_CONTROL,
+                    &payload(40_000 + i, 0),
+                )
+            }),
+        );
+        send_paced(
+            &at_src,
+            (0..7).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1000,
+                    PORT_DROP,
+                    &payload(50_000 + i, 0),
+                )
+            }),
+        );
+        send_paced(
+            &at_src,
+            (0..3).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1000,
+                    PORT_KERNEL,
+                    &payload(60_000 + i, 0),
+                )
+            }),
+        );
 
         // 5. Not ours: a non-EIP destination, and VXLAN arriving on the Internet
         // port (which does not accept VTEP traffic). Both go to the kernel.
         let before = rt.filter_stats().unwrap();
-        send_paced(&at_src, (0..10).map(|i| udp4(to_f0, CLIENT, NOT_OURS, 1000, 80, &payload(70_000 + i, 0))));
-        send_paced(&at_src, (0..10).map(|i| vxlan4(to_f0, CLIENT, VTEP, 1000, 42, &payload(80_000 + i, 0))));
+        send_paced(
+            &at_src,
+            (0..10).map(|i| udp4(to_f0, CLIENT, NOT_OURS, 1000, 80, &payload(70_000 + i, 0))),
+        );
+        send_paced(
+            &at_src,
+            (0..10).map(|i| vxlan4(to_f0, CLIENT, VTEP, 1000, 42, &payload(80_000 + i, 0))),
+        );
         let (leaked, _) = collect(&at_dst, 1, Duration::from_millis(300));
-        assert!(leaked.is_empty(), "non-owned traffic must not be forwarded: {leaked:?}");
+        assert!(
+            leaked.is_empty(),
+            "non-owned traffic must not be forwarded: {leaked:?}"
+        );
         let after = rt.filter_stats().unwrap();
-        assert!(after.pass_not_ours >= before.pass_not_ours + 20, "{before:?} -> {after:?}");
+        assert!(
+            after.pass_not_ours >= before.pass_not_ours + 20,
+            "{before:?} -> {after:?}"
+        );
 
         // 6. VXLAN to the VTEP on the backbone port: forwarded back to the Internet side.
-        let inner = udp4(L2 { dst: [0x02; 6], src: [0x04; 6], vlan: None }, Ipv4Addr::new(10, 0, 0, 1), CLIENT, 80, 1000, &payload(90_000, 0));
-        send_paced(&at_dst, (0..10).map(|i| vxlan4(to_f1, Ipv4Addr::new(192, 0, 2, 200), VTEP, 40_000 + i, 42, &inner)));
+        let inner = udp4(
+            L2 {
+                dst: [0x02; 6],
+                src: [0x04; 6],
+                vlan: None,
+            },
+            Ipv4Addr::new(10, 0, 0, 1),
+            CLIENT,
+            80,
+            1000,
+            &payload(90_000, 0),
+        );
+        send_paced(
+            &at_dst,
+            (0..10).map(|i| {
+                vxlan4(
+                    to_f1,
+                    Ipv4Addr::new(192, 0, 2, 200),
+                    VTEP,
+                    40_000 + i,
+                    42,
+                    &inner,
+                )
+            }),
+        );
         let (seen, first) = collect(&at_src, 1, Duration::from_secs(3));
         expect_count(&rt, &links, seen.len(), 1, "VXLAN to the VTEP forwarded");
-        assert_eq!((&first.as_ref().unwrap()[..6], &first.as_ref().unwrap()[6..12]), (&s0[..], &f0[..]));
+        assert_eq!(
+            (
+                &first.as_ref().unwrap()[..6],
+                &first.as_ref().unwrap()[6..12]
+            ),
+            (&s0[..], &f0[..])
+        );
 
         std::thread::sleep(Duration::from_millis(100));
-        let control: Vec<u32> = std::iter::from_fn(|| rt.control_queue().pop().map(|p| find_seq(p.data()).unwrap())).collect();
-        assert_eq!(control, (40_000..40_005).collect::<Vec<_>>(), "ToControl frames copied in order");
+        let control: Vec<u32> = std::iter::from_fn(|| {
+            rt.control_queue()
+                .pop()
+                .map(|p| find_seq(p.data()).unwrap())
+        })
+        .collect();
+        assert_eq!(
+            control,
+            (40_000..40_005).collect::<Vec<_>>(),
+            "ToControl frames copied in order"
+        );
 
         let fs = rt.filter_stats().unwrap();
         eprintln!("filter: {fs:?}");
@@ -307,7 +533,10 @@ fn veth_two_armed_forwarder_moves_and_classifies_packets() {
         eprintln!("worker: {c:?}");
         check_exit(&exits[0]);
         assert_eq!((c.to_control, c.dropped, c.to_kernel), (5, 7, 3));
-        assert_eq!(c.rx_packets, c.tx_packets + c.to_control + c.dropped + c.to_kernel + c.tx_ring_full);
+        assert_eq!(
+            c.rx_packets,
+            c.tx_packets + c.to_control + c.dropped + c.to_kernel + c.tx_ring_full
+        );
         assert_eq!(c.tx_packets, u64::from(N) + 20 + 10 + 10);
     });
 }
@@ -327,7 +556,8 @@ fn veth_two_queues_two_workers() {
         enter(&dst);
         let at_dst = PacketSocket::open("d0");
         enter(&fwd);
-        let mut rt = AfXdpRuntime::start(&config(vec![0, 1], vec![0, 1]), |_| forwarder.clone()).expect("start");
+        let mut rt = AfXdpRuntime::start(&config(vec![0, 1], vec![0, 1]), |_| forwarder.clone())
+            .expect("start");
         eprintln!("setup: {:?}", rt.report());
         assert_eq!(rt.report().queues.len(), 2);
         rt.sync_maps(&source()).unwrap();
@@ -335,19 +565,45 @@ fn veth_two_queues_two_workers() {
         // Many flows, so the sender's TX queue hash (which picks the RX queue
         // on the veth peer) spreads them over both queues.
         const N: u32 = 2000;
-        let to_f0 = L2 { dst: f0, src: s0, vlan: None };
-        send_paced(&at_src, (0..N).map(|i| udp4(to_f0, CLIENT, EIP4, 1024 + (i % 512) as u16, 80, &payload(i, 0))));
+        let to_f0 = L2 {
+            dst: f0,
+            src: s0,
+            vlan: None,
+        };
+        send_paced(
+            &at_src,
+            (0..N).map(|i| {
+                udp4(
+                    to_f0,
+                    CLIENT,
+                    EIP4,
+                    1024 + (i % 512) as u16,
+                    80,
+                    &payload(i, 0),
+                )
+            }),
+        );
         let (seen, _) = collect(&at_dst, N as usize, Duration::from_secs(5));
         assert_eq!(seen.len(), N as usize);
 
         let exits = rt.stop();
         assert_eq!(exits.len(), 2);
         for e in &exits {
-            eprintln!("queue {}: rx {} tx {}", e.queue, e.counters.rx_packets, e.counters.tx_packets);
+            eprintln!(
+                "queue {}: rx {} tx {}",
+                e.queue, e.counters.rx_packets, e.counters.tx_packets
+            );
             check_exit(e);
-            assert!(e.counters.rx_packets > 0, "queue {} got no traffic", e.queue);
+            assert!(
+                e.counters.rx_packets > 0,
+                "queue {} got no traffic",
+                e.queue
+            );
         }
-        assert_eq!(exits.iter().map(|e| e.counters.tx_packets).sum::<u64>(), u64::from(N));
+        assert_eq!(
+            exits.iter().map(|e| e.counters.tx_packets).sum::<u64>(),
+            u64::from(N)
+        );
     });
 }
 
@@ -371,7 +627,14 @@ fn setup_errors_name_the_problem() {
         match AfXdpRuntime::start(&cfg, |_| forwarder.clone()) {
             Err(e @ SetupError::QueueOutOfRange { .. }) => {
                 eprintln!("{e}");
-                assert!(matches!(e, SetupError::QueueOutOfRange { queue: 3, available: 1, .. }));
+                assert!(matches!(
+                    e,
+                    SetupError::QueueOutOfRange {
+                        queue: 3,
+                        available: 1,
+                        ..
+                    }
+                ));
             }
             other => panic!("expected QueueOutOfRange, got {other:?}"),
         }
@@ -394,22 +657,53 @@ fn sync_maps_handles_100k_eips() {
         vxlan_port: 4789,
     })
     .expect("load");
-    let v4 = |range: std::ops::Range<u32>| range.map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect::<Vec<_>>();
-    let v6: Vec<Ipv6Addr> = (0..10_000u128).map(|i| Ipv6Addr::from(0x2001_0db8_u128 << 96 | i)).collect();
+    let v4 = |range: std::ops::Range<u32>| {
+        range
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect::<Vec<_>>()
+    };
+    let v6: Vec<Ipv6Addr> = (0..10_000u128)
+        .map(|i| Ipv6Addr::from(0x2001_0db8_u128 << 96 | i))
+        .collect();
     let t = Instant::now();
-    let r = filter.sync_maps(&Source { v4: v4(0..100_000), v6: v6.clone(), vteps: vec![VTEP] }).unwrap();
+    let r = filter
+        .sync_maps(&Source {
+            v4: v4(0..100_000),
+            v6: v6.clone(),
+            vteps: vec![VTEP],
+        })
+        .unwrap();
     eprintln!("initial sync of 110k keys: {:?} ({r:?})", t.elapsed());
-    assert_eq!((r.eip_v4.added, r.eip_v6.added, r.vtep_v4.added), (100_000, 10_000, 1));
+    assert_eq!(
+        (r.eip_v4.added, r.eip_v6.added, r.vtep_v4.added),
+        (100_000, 10_000, 1)
+    );
 
     let t = Instant::now();
-    let r = filter.sync_maps(&Source { v4: v4(500..100_500), v6, vteps: vec![] }).unwrap();
+    let r = filter
+        .sync_maps(&Source {
+            v4: v4(500..100_500),
+            v6,
+            vteps: vec![],
+        })
+        .unwrap();
     eprintln!("incremental sync: {:?} ({r:?})", t.elapsed());
-    assert_eq!((r.eip_v4.added, r.eip_v4.removed, r.eip_v4.total), (500, 500, 100_000));
+    assert_eq!(
+        (r.eip_v4.added, r.eip_v4.removed, r.eip_v4.total),
+        (500, 500, 100_000)
+    );
     assert_eq!((r.eip_v6.added, r.eip_v6.removed), (0, 0));
     assert_eq!((r.vtep_v4.removed, r.vtep_v4.total), (1, 0));
 
-    let too_many = filter.sync_maps(&Source { v4: v4(0..120_001), v6: vec![], vteps: vec![] });
-    assert!(matches!(too_many, Err(SetupError::Map { map: "eip_v4", .. })), "{too_many:?}");
+    let too_many = filter.sync_maps(&Source {
+        v4: v4(0..120_001),
+        v6: vec![],
+        vteps: vec![],
+    });
+    assert!(
+        matches!(too_many, Err(SetupError::Map { map: "eip_v4", .. })),
+        "{too_many:?}"
+    );
 }
 
 /// Child half of [`bpf_link_detaches_on_kill_9`]: attaches in the namespace named
@@ -417,12 +711,16 @@ fn sync_maps_handles_100k_eips() {
 #[test]
 #[ignore = "helper process of bpf_link_detaches_on_kill_9"]
 fn attach_and_wait_for_kill() {
-    let Ok(ns) = std::env::var("AFX_CHILD_NS") else { return };
+    let Ok(ns) = std::env::var("AFX_CHILD_NS") else {
+        return;
+    };
     enter(&ns);
     let mut cfg = config(vec![0], vec![]);
     cfg.ports.truncate(1);
     cfg.ports[0].accept = Accept::BOTH;
-    let fwd = TestForwarder { macs: [([0; 6], [0; 6]); 2] };
+    let fwd = TestForwarder {
+        macs: [([0; 6], [0; 6]); 2],
+    };
     let _rt = AfXdpRuntime::start(&cfg, |_| fwd.clone()).expect("start");
     println!("READY");
     loop {
@@ -441,7 +739,12 @@ fn bpf_link_detaches_on_kill_9() {
     let topo = Topology::new(1);
     let fwd = topo.fwd.name.clone();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "afxdp::tests::veth::attach_and_wait_for_kill", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "afxdp::tests::veth::attach_and_wait_for_kill",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("AFX_CHILD_NS", &fwd)
         .stdout(Stdio::piped())
         .spawn()
@@ -450,7 +753,10 @@ fn bpf_link_detaches_on_kill_9() {
     let ready = lines.any(|l| l.map(|l| l.trim() == "READY").unwrap_or(false));
     assert!(ready, "child never attached");
     let attached = ip(&["-n", &fwd, "link", "show", "f0"]);
-    assert!(attached.contains("xdp"), "program attached while the child lives: {attached}");
+    assert!(
+        attached.contains("xdp"),
+        "program attached while the child lives: {attached}"
+    );
 
     child.kill().unwrap(); // SIGKILL: no destructor runs in the child
     child.wait().unwrap();
@@ -460,7 +766,10 @@ fn bpf_link_detaches_on_kill_9() {
         if !link.contains("xdp") {
             break;
         }
-        assert!(Instant::now() < deadline, "XDP still attached 5 s after kill -9: {link}");
+        assert!(
+            Instant::now() < deadline,
+            "XDP still attached 5 s after kill -9: {link}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -478,7 +787,10 @@ fn veth_throughput() {
     if !require_root("veth_throughput") {
         return;
     }
-    let seconds: u64 = std::env::var("AFX_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::var("AFX_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let topo = Topology::new(1);
     let (src, fwd, dst) = topo.names();
     let forwarder = topo.forwarder();
@@ -494,12 +806,31 @@ fn veth_throughput() {
     )
     .unwrap();
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    super::testbed::run(&clang, &["-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", &sink_c, "-o", &sink_o])
-        .unwrap();
-    ip(&["-n", &dst, "link", "set", "dev", "d0", "xdpdrv", "obj", &sink_o, "sec", "xdp"]);
+    super::testbed::run(
+        &clang,
+        &[
+            "-O2",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+            &sink_c,
+            "-o",
+            &sink_o,
+        ],
+    )
+    .unwrap();
+    ip(&[
+        "-n", &dst, "link", "set", "dev", "d0", "xdpdrv", "obj", &sink_o, "sec", "xdp",
+    ]);
 
     let conf = format!("/tmp/afxdp-trafgen-{pid}.cfg");
-    let hex = |m: [u8; 6]| m.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(", ");
+    let hex = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     // 60 bytes: Ethernet 14 + IPv4 20 + UDP 8 + 18 payload; trafgen fills the
     // checksums. The source port varies so the flow hash varies.
     std::fs::write(
@@ -518,22 +849,42 @@ fn veth_throughput() {
     let blast = || {
         let t = Instant::now();
         let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &src, "timeout", "-s", "INT", &seconds.to_string(), "taskset", "-c", "0"])
+            .args([
+                "netns",
+                "exec",
+                &src,
+                "timeout",
+                "-s",
+                "INT",
+                &seconds.to_string(),
+                "taskset",
+                "-c",
+                "0",
+            ])
             .args(["trafgen", "-o", "s0", "-i", &conf, "-P", "1", "-q"])
             .output()
             .expect("trafgen");
-        assert!(!out.stdout.is_empty(), "trafgen: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !out.stdout.is_empty(),
+            "trafgen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t.elapsed()
     };
     let mpps = |n: u64, t: Duration| n as f64 / t.as_secs_f64() / 1e6;
 
     // Baseline: XDP_DROP on f0.
-    ip(&["-n", &fwd, "link", "set", "dev", "f0", "xdpdrv", "obj", &sink_o, "sec", "xdp"]);
+    ip(&[
+        "-n", &fwd, "link", "set", "dev", "f0", "xdpdrv", "obj", &sink_o, "sec", "xdp",
+    ]);
     let before = link_stat(&fwd, "f0", "rx_packets");
     let t = blast();
     let dropped = link_stat(&fwd, "f0", "rx_packets") - before;
     ip(&["-n", &fwd, "link", "set", "dev", "f0", "xdpdrv", "off"]);
-    eprintln!("baseline trafgen -> XDP_DROP on f0: {:.3} Mpps", mpps(dropped, t));
+    eprintln!(
+        "baseline trafgen -> XDP_DROP on f0: {:.3} Mpps",
+        mpps(dropped, t)
+    );
 
     // Forwarder.
     let (rt_tx, rt_rx) = std::sync::mpsc::channel();
@@ -554,7 +905,10 @@ fn veth_throughput() {
         (exits, sockets)
     });
     eprintln!("setup: {}", rt_rx.recv().unwrap());
-    let (offered0, delivered0) = (link_stat(&fwd, "f0", "rx_packets"), link_stat(&dst, "d0", "rx_packets"));
+    let (offered0, delivered0) = (
+        link_stat(&fwd, "f0", "rx_packets"),
+        link_stat(&dst, "d0", "rx_packets"),
+    );
     let t = blast();
     std::thread::sleep(Duration::from_millis(100));
     let offered = link_stat(&fwd, "f0", "rx_packets") - offered0;
