@@ -133,6 +133,11 @@ rx_sum() {  # rx_packets summed over interfaces of one namespace
   echo $t
 }
 now_ns() { date +%s%N; }
+# What trafgen pushed into its veth: transmitted + dropped at the veth (a veth
+# counts a frame its peer could not take, e.g. a full backlog, as tx_dropped).
+offered_count() {
+  nsx "$TB_NS_CLIENT" sh -c "echo \$(( \$(cat /sys/class/net/$TB_CLIENT_IF/statistics/tx_packets) + \$(cat /sys/class/net/$TB_CLIENT_IF/statistics/tx_dropped) ))"
+}
 # cpu_snap: "cpuN total idle softirq" per CPU, from /proc/stat
 cpu_snap() { awk '/^cpu[0-9]+ /{t=0; for (i=2;i<=NF;i++) t+=$i; print $1, t, $5+$6, $8}' /proc/stat; }
 # cpu_busy SNAP0 SNAP1 -> "cpu0=99%(si 3%) cpu1=..." busy and softirq share per CPU
@@ -222,9 +227,9 @@ measure() {
   start_trafgen "$cfg" $((WARMUP + DURATION + 3))
   sleep "$WARMUP"
   kill -0 "$TG_PID" 2>/dev/null || { cat "$WORK/trafgen.err" >&2; die "trafgen exited early"; }
-  r0=$(rx_sum "$rxns" "$@"); s0=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t0=$(now_ns); c0=$(cpu_snap)
+  r0=$(rx_sum "$rxns" "$@"); s0=$(offered_count); t0=$(now_ns); c0=$(cpu_snap)
   sleep "$DURATION"
-  r1=$(rx_sum "$rxns" "$@"); s1=$(nsx "$TB_NS_CLIENT" cat "/sys/class/net/$TB_CLIENT_IF/statistics/tx_packets"); t1=$(now_ns); c1=$(cpu_snap)
+  r1=$(rx_sum "$rxns" "$@"); s1=$(offered_count); t1=$(now_ns); c1=$(cpu_snap)
   busy=$(cpu_busy "$c0" "$c1")
   kill -INT "$TG_PID" 2>/dev/null || true; wait "$TG_PID" 2>/dev/null || true; TG_PID=""
   rx=$(( (r1 - r0) * 1000000000 / (t1 - t0) )); tx=$(( (s1 - s0) * 1000000000 / (t1 - t0) ))

@@ -158,9 +158,7 @@ impl<P: PacketProcessor> Worker<P> {
             *slot = d.port;
         }
         // Half the frames may sit in fill/RX rings, the other half carries TX.
-        let ring = devices
-            .first()
-            .map_or(0, |_| layout.frames() / (2 * n as u32));
+        let fill_target = layout.frames() / (2 * n as u32);
         let batch = params.batch;
         Worker {
             queue,

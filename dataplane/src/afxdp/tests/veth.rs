@@ -35,8 +35,9 @@ const PORT_ENCAP: u16 = 7777;
 const PORT_CONTROL: u16 = 7778;
 const PORT_DROP: u16 = 7779;
 const PORT_KERNEL: u16 = 7780;
-/// Bytes the test "encapsulation" pushes in front of the packet.
-const ENCAP: usize = 64;
+/// Bytes the test "encapsulation" pushes in front of the packet: the headroom the
+/// driver promises (VXLAN itself needs 64).
+const ENCAP: usize = 128;
 
 /// The filter contents of these tests.
 struct Source {
@@ -65,9 +66,12 @@ fn source() -> Source {
     }
 }
 
-/// Two-port forwarder: rewrites MACs for the next hop of the other port.
+/// Forwarder: sends each frame out of `out[in_port]`, MACs rewritten for that
+/// port's next hop.
 #[derive(Clone)]
 struct TestForwarder {
+    /// Output port per input port.
+    out: [u16; 2],
     /// Per output port: (our MAC, next hop's MAC).
     macs: [([u8; 6], [u8; 6]); 2],
 }
@@ -75,7 +79,7 @@ struct TestForwarder {
 impl PacketProcessor for TestForwarder {
     fn process_batch(&mut self, _now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]) {
         for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-            let out = 1 - frame.port().min(1);
+            let out = self.out[usize::from(frame.port().min(1))];
             let (ours, next_hop) = self.macs[out as usize];
             *verdict = match udp_dport(frame.data()) {
                 Some(PORT_CONTROL) => Verdict::ToControl,
@@ -134,6 +138,7 @@ impl Topology {
 
     fn forwarder(&self) -> TestForwarder {
         TestForwarder {
+            out: [1, 0],
             macs: [(self.f0, self.s0), (self.f1, self.d0)],
         }
     }
