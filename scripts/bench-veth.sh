@@ -242,12 +242,16 @@ measure() {
 sanity() {
   local scen=$1 cap=$WORK/sanity-$1.txt cfg
   cfg=$(trafgen_cfg 64)
-  nsx "$TB_NS_REGION" timeout 5 tcpdump -nni "${REGION_BB_IFS[0]}" -c 3 -vv "udp port $TB_VXLAN_PORT" >"$cap" 2>/dev/null &
-  local tp=$!
+  local d tps=()
+  : >"$cap"
+  for d in "${REGION_BB_IFS[@]}"; do   # every link: the forwarder may use any path
+    nsx "$TB_NS_REGION" timeout 4 tcpdump -nni "$d" -c 3 -vv "udp port $TB_VXLAN_PORT" >"$cap.$d" 2>/dev/null &
+    tps+=($!)
+  done
   sleep 1
-  # A few hundred packets: flows are spread over the links when --paths 2.
   nsx "$TB_NS_CLIENT" env LD_PRELOAD="$WORK/sndbuf_shim.so" trafgen --dev "$TB_CLIENT_IF" --conf "$cfg" -P 1 --no-sock-mem -Q -C -n 300 >/dev/null 2>&1 || true
-  wait "$tp" 2>/dev/null || true
+  wait "${tps[@]}" 2>/dev/null || true
+  for d in "${REGION_BB_IFS[@]}"; do cat "$cap.$d" >>"$cap"; done
   if grep -q "$TB_POP_VTEP\.[0-9]* > $TB_REGION_VTEP\.$TB_VXLAN_PORT: .*VXLAN.*vni $TB_VNI" "$cap" \
      && grep -q "$TB_CLIENT_IP.* > $TB_EIP1_BACKEND.9: \[udp sum ok\]" "$cap" \
      && ! grep -qi 'bad' "$cap"; then

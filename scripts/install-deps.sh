@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   clang llvm libelf-dev          # the XDP program is C compiled with clang -target bpf
   tshark                         # independent dissector for replay outputs
-  iproute2 nftables ethtool      # namespace testbed, Linux baseline
+  iproute2 iputils-ping nftables ethtool  # namespace testbed, Linux baseline
   nginx-light curl socat         # real HTTP server and client, UDP echo
   netsniff-ng tcpdump            # trafgen for the veth benchmark
   python3-scapy                  # fixture generator
