@@ -2,6 +2,7 @@
 //! AF_XDP (pcap replay), reports, and the `eipd`/`eipctl` binaries.
 
 pub mod config;
+pub mod health;
 pub mod pcap;
 pub mod replay;
 pub mod report;

@@ -94,7 +94,7 @@ impl FastMod {
 
     /// `x % divisor`.
     #[inline(always)]
-    pub fn rem(self, x: u32) -> u32 {
+    pub fn remainder(self, x: u32) -> u32 {
         let low = self.magic.wrapping_mul(x as u64);
         ((low as u128 * self.divisor as u128) >> 64) as u32
     }
@@ -110,10 +110,10 @@ mod tests {
             let f = FastMod::new(d);
             for i in 0..20_000u64 {
                 let x = fmix64(i) as u32;
-                assert_eq!(f.rem(x), x % d, "{x} % {d}");
+                assert_eq!(f.remainder(x), x % d, "{x} % {d}");
             }
-            assert_eq!(f.rem(u32::MAX), u32::MAX % d);
-            assert_eq!(f.rem(0), 0);
+            assert_eq!(f.remainder(u32::MAX), u32::MAX % d);
+            assert_eq!(f.remainder(0), 0);
         }
     }
 

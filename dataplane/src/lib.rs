@@ -9,6 +9,7 @@ pub mod flow;
 pub mod frame;
 pub mod maglev;
 pub mod pipeline;
+pub mod swap;
 pub mod tables;
 pub mod wire;
 

@@ -162,7 +162,7 @@ impl Region {
     /// The caller checks that the table is not empty.
     #[inline(always)]
     pub fn path_for(&self, hash: u64) -> PathId {
-        self.path_table[self.path_mod.rem((hash >> 32) as u32) as usize]
+        self.path_table[self.path_mod.remainder((hash >> 32) as u32) as usize]
     }
 }
 
