@@ -193,6 +193,16 @@ fn quoted_ports(data: &[u8], q: &IpInfo) -> Option<(u16, u16)> {
     )
 }
 
+/// Identifier of a quoted ICMP/ICMPv6 echo reply, when the quote holds it.
+fn quoted_echo_reply_ident(data: &[u8], q: &IpInfo) -> Option<u16> {
+    let reply = if q.v6 {
+        q.protocol == ip_proto::ICMPV6 && q.end >= q.l4 + 6 && data[q.l4] == 129
+    } else {
+        q.protocol == ip_proto::ICMP && q.end >= q.l4 + 6 && data[q.l4] == 0
+    };
+    (reply && q.has_l4()).then(|| u16::from_be_bytes([data[q.l4 + 4], data[q.l4 + 5]]))
+}
+
 /// Rewrites bytes inside the quote, the quote's own checksums (where the quote
 /// still holds them) and the outer ICMP checksum, which covers all of these.
 fn replace_quoted(
@@ -261,8 +271,13 @@ pub fn translate_ingress_error(
         return Err(DropReason::IcmpUntranslatable);
     }
     let ports = quoted_ports(data, &q);
-    // The forward flow: client (quoted destination) -> EIP (quoted source).
-    let (fwd_sport, fwd_dport) = ports.map(|(s, d)| (d, s)).unwrap_or((0, 0));
+    // The forward flow: client (quoted destination) -> EIP (quoted source). For a
+    // quoted echo reply that is the client's echo requests, hashed on their identifier.
+    let (fwd_sport, fwd_dport) = match (ports, quoted_echo_reply_ident(data, &q)) {
+        (Some((s, d)), _) => (d, s),
+        (None, Some(ident)) => (ident, 0),
+        (None, None) => (0, 0),
+    };
     let flow_hash = if q.v6 {
         let s: &[u8; 16] = data[q.dst()..q.dst() + 16].try_into().unwrap();
         let d: &[u8; 16] = data[q.src()..q.src() + 16].try_into().unwrap();

@@ -322,9 +322,6 @@ impl Pipeline {
             }
             false => ((0, 0), false),
         };
-        if ip.is_fragment() {
-            self.counters.event(Event::Fragments);
-        }
 
         // Backend, optional new destination port, and the flow hash that picks the path.
         let region = &t.regions[eip.region as usize];
@@ -427,6 +424,9 @@ impl Pipeline {
         self.counters.eip_in[eip_id as usize].add(inner_len);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
+        if ip.is_fragment() {
+            self.counters.event(Event::Fragments);
+        }
         Ok(Verdict::Tx(path.port))
     }
 
