@@ -1,8 +1,9 @@
 //! Replay benchmark: the production pipeline over in-memory traffic, batched as the
 //! AF_XDP workers batch it, on one pinned core.
 //!
-//! Each case builds its tables, prepares a pool of frames (synthetic, deterministic,
-//! or read from a pcap), then repeatedly copies a batch into UMEM-like buffers (as
+//! Each case builds its tables, prepares a pool of frames (the pcap fixtures in
+//! `pcap-fixtures/bench/`, or synthetic and deterministic where a pcap would be too
+//! large: 1M EIPs, 1000 backends), then repeatedly copies a batch into UMEM-like buffers (as
 //! the NIC would) and times `Pipeline::process` on it. Reported: packets per second
 //! of `process` on one core, ns per packet, and per-batch latency percentiles.
 //! The last line is `pipeline_mpps_per_core=<n>` for the 64-byte, 1k-EIP case.
@@ -95,12 +96,9 @@ fn main() -> Result<()> {
     let mut cases: Vec<(String, Make)> = vec![
         (
             workloads::HEADLINE.into(),
-            Box::new(|| Ok(workloads::small_frames_1k_eips())),
+            Box::new(workloads::small_frames_1k_eips),
         ),
-        (
-            workloads::IMIX.into(),
-            Box::new(|| Ok(workloads::imix_1k_eips())),
-        ),
+        (workloads::IMIX.into(), Box::new(workloads::imix_1k_eips)),
         (
             workloads::RETURNS.into(),
             Box::new(|| Ok(workloads::returns_1k_eips())),

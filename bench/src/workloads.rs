@@ -131,43 +131,26 @@ fn udp_frame(rng: &mut Rng, dst: Ipv4Addr, frame_len: usize) -> Vec<u8> {
     out
 }
 
-/// 60-byte frames (64 on the wire with FCS) to 1,000 EIPs.
-pub fn small_frames_1k_eips() -> Workload {
-    let (tables, build_ms) = build(&one_to_one(1000));
-    let mut rng = Rng(0x1234);
-    let frames = (0..4096)
-        .map(|_| {
-            let dst = eip_addr((rng.next() % 1000) as u32);
-            udp_frame(&mut rng, dst, 60)
-        })
-        .collect();
-    Workload {
-        name: HEADLINE.into(),
-        tables,
-        frames,
-        input_port: 0,
-        build_ms,
-    }
+/// The benchmark fixtures made by `pcap-fixtures/make_fixtures.py`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pcap-fixtures/bench")
+        .join(name)
 }
 
-/// Simple IMIX, 7:4:1 of 64, 570 and 1518-byte frames (with FCS), to 1,000 EIPs.
-pub fn imix_1k_eips() -> Workload {
-    let (tables, build_ms) = build(&one_to_one(1000));
-    let mut rng = Rng(0x5678);
-    let sizes = [60, 60, 60, 60, 60, 60, 60, 566, 566, 566, 566, 1514];
-    let frames = (0..4096)
-        .map(|i| {
-            let dst = eip_addr((rng.next() % 1000) as u32);
-            udp_frame(&mut rng, dst, sizes[i % sizes.len()])
-        })
-        .collect();
-    Workload {
-        name: IMIX.into(),
-        tables,
-        frames,
-        input_port: 0,
-        build_ms,
-    }
+/// 64-byte frames (with FCS) to 1,000 EIPs: the `eip-1k-64b.pcap` fixture.
+pub fn small_frames_1k_eips() -> Result<Workload> {
+    let mut w = from_pcap(&fixture("pop-1k.toml"), &fixture("eip-1k-64b.pcap"))?;
+    w.name = HEADLINE.into();
+    Ok(w)
+}
+
+/// Simple IMIX, 7:4:1 of 64, 570 and 1518-byte frames (with FCS), to 1,000 EIPs:
+/// the `imix.pcap` fixture.
+pub fn imix_1k_eips() -> Result<Workload> {
+    let mut w = from_pcap(&fixture("pop-1k.toml"), &fixture("imix.pcap"))?;
+    w.name = IMIX.into();
+    Ok(w)
 }
 
 /// Returns through the tunnel (decapsulation + SNAT), 64-byte inner frames.
