@@ -56,6 +56,7 @@ fn base_spec(paths: usize) -> PopSpec {
                 interface: None,
                 mac: MacAddr(INET),
                 gateway_mac: Some(MacAddr(GW)),
+                gateway: None,
             },
             PortSpec {
                 name: "backbone".into(),
@@ -63,6 +64,7 @@ fn base_spec(paths: usize) -> PopSpec {
                 interface: None,
                 mac: MacAddr([2, 0, 0, 0, 0, 2]),
                 gateway_mac: None,
+                gateway: None,
             },
         ],
         regions: vec![RegionSpec {
@@ -76,7 +78,8 @@ fn base_spec(paths: usize) -> PopSpec {
                 name: format!("path{i}"),
                 region: "bj".into(),
                 port: "backbone".into(),
-                next_hop_mac: MacAddr([2, 0, 0, 0, 2, i as u8]),
+                next_hop_mac: Some(MacAddr([2, 0, 0, 0, 2, i as u8])),
+                next_hop: None,
                 source: None,
                 destination: None,
                 mtu: 1550,

@@ -33,13 +33,19 @@ pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
     })
 }
 
-/// Reads, parses and validates a configuration file, building table version 1.
-pub fn load(path: &Path) -> Result<(PopSpec, Tables), ConfigError> {
+/// Reads and parses a configuration file without building tables (next-hop MACs
+/// may still have to come from the neighbour table).
+pub fn load_spec(path: &Path) -> Result<PopSpec, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let spec = parse(&text, path)?;
+    parse(&text, path)
+}
+
+/// Reads, parses and validates a configuration file, building table version 1.
+pub fn load(path: &Path) -> Result<(PopSpec, Tables), ConfigError> {
+    let spec = load_spec(path)?;
     let tables = Tables::build(&spec, 1).map_err(|source| ConfigError::Invalid {
         path: path.to_path_buf(),
         source,

@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod health;
+pub mod neighbours;
 pub mod pcap;
 pub mod replay;
 pub mod report;
+pub mod run;

@@ -163,6 +163,16 @@ impl Counters {
         self.drops.iter().sum()
     }
 
+    /// Makes these counters equal to `other`, reusing this value's allocations (for
+    /// publishing a worker's counters without allocating).
+    pub fn copy_from(&mut self, other: &Counters) {
+        self.drops = other.drops;
+        self.events = other.events;
+        self.eip_in.clone_from(&other.eip_in);
+        self.eip_out.clone_from(&other.eip_out);
+        self.path.clone_from(&other.path);
+    }
+
     /// Adds another worker's counters into these (vectors grow to the longer one).
     pub fn merge(&mut self, other: &Counters) {
         for (a, b) in self.drops.iter_mut().zip(other.drops) {

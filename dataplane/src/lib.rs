@@ -4,6 +4,8 @@
 //! and a caller-supplied clock. The AF_XDP workers, the pcap replay tool, the tests
 //! and the benchmarks all drive the same [`pipeline::Pipeline::process`].
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod counters;
 pub mod flow;
 pub mod frame;

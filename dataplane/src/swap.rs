@@ -814,7 +814,7 @@ mod tests {
                         }
                         last = v;
                         iterations += 1;
-                        if iterations % 64 == 0 {
+                        if iterations.is_multiple_of(64) {
                             thread::yield_now();
                         }
                     }

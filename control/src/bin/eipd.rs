@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use eip_control::{config, replay, report};
+use eip_control::{config, replay, report, run};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -44,6 +44,30 @@ enum Command {
     Check {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Run the data plane on the configured interfaces with AF_XDP (needs root or
+    /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_IPC_LOCK). Stops on SIGINT/SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Device queues to serve, one pinned worker each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        queues: Vec<u32>,
+        /// CPU for each worker, in queue order (default: queue i on CPU (i+1) mod CPUs).
+        #[arg(long, value_delimiter = ',')]
+        cpus: Option<Vec<usize>>,
+        /// XDP attach mode: auto (native, else generic), native, generic.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
+        xdp_mode: String,
+        /// AF_XDP bind mode: auto (zero-copy, else copy), zero-copy, copy.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "zero-copy", "copy"])]
+        bind_mode: String,
+        /// Sleep when idle instead of busy-polling (shared machines).
+        #[arg(long)]
+        idle_sleep: bool,
+        /// Print a rate line every this many seconds.
+        #[arg(long)]
+        stats_every: Option<u64>,
     },
 }
 
@@ -99,6 +123,35 @@ fn main() -> Result<()> {
                 }
                 print!("{}", report::counters_text(&tables, &outcome.counters));
             }
+        }
+        Command::Run {
+            config,
+            queues,
+            cpus,
+            xdp_mode,
+            bind_mode,
+            idle_sleep,
+            stats_every,
+        } => {
+            use eip_dataplane::afxdp::{BindPreference, XdpModePreference};
+            let opts = run::RunOptions {
+                config,
+                queues,
+                cpus,
+                xdp_mode: match xdp_mode.as_str() {
+                    "native" => XdpModePreference::Driver,
+                    "generic" => XdpModePreference::Skb,
+                    _ => XdpModePreference::Auto,
+                },
+                bind_mode: match bind_mode.as_str() {
+                    "zero-copy" => BindPreference::ZeroCopy,
+                    "copy" => BindPreference::Copy,
+                    _ => BindPreference::Auto,
+                },
+                idle_sleep,
+                stats_every: stats_every.map(std::time::Duration::from_secs),
+            };
+            run::run(&opts)?;
         }
         Command::Check { config } => {
             let (_, tables) = config::load(&config)?;

@@ -136,7 +136,7 @@ pub struct AfXdpConfig {
     /// Device queues to serve; one worker thread and one UMEM per queue. The same
     /// queue number is used on every port.
     pub queues: Vec<u32>,
-    /// CPU for the worker of `queues[i]`; `None` or a shorter list: not pinned.
+    /// CPU for the worker of `queues[i]`; workers beyond the list are not pinned.
     pub cpus: Vec<usize>,
     /// Bytes per UMEM frame: 2048 or 4096.
     pub frame_size: u32,
@@ -258,7 +258,10 @@ impl AfXdpConfig {
                 self.batch_size
             ));
         }
-        let headroom = self.umem_headroom + super::umem::XDP_PACKET_HEADROOM;
+        super::umem::UmemLayout::new(self.frame_size, self.frames_per_queue)?;
+        let headroom = self
+            .umem_headroom
+            .saturating_add(super::umem::XDP_PACKET_HEADROOM);
         if headroom < self.min_headroom {
             return bad(format!(
                 "RX headroom {headroom} is below the required {}",
@@ -266,7 +269,7 @@ impl AfXdpConfig {
             ));
         }
         // A full-size Ethernet frame (1514) must still fit behind the headroom.
-        if headroom + 1514 > self.frame_size {
+        if headroom.saturating_add(1514) > self.frame_size {
             return bad(format!(
                 "umem_headroom {} leaves less than 1514 bytes per {}-byte frame",
                 self.umem_headroom, self.frame_size
@@ -330,6 +333,12 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = two_armed();
         c.frames_per_queue = 100;
+        assert!(c.validate().is_err());
+        let mut c = two_armed();
+        c.frame_size = 3000;
+        assert!(c.validate().is_err());
+        let mut c = two_armed();
+        c.umem_headroom = u32::MAX;
         assert!(c.validate().is_err());
     }
 }

@@ -109,9 +109,9 @@ pub fn check_queue(name: &str, queue: u32) -> Result<(), SetupError> {
         Ok(Some(c)) if queue >= c.rx => Err(out_of_range("RX", c.rx)),
         Ok(Some(c)) if queue >= c.tx => Err(out_of_range("TX", c.tx)),
         Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
-            Err(SetupError::InterfaceMissing { name: name.to_string() })
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Err(SetupError::InterfaceMissing {
+            name: name.to_string(),
+        }),
         // Unknown failure of a diagnostic query: let bind() have the final word.
         Err(_) => Ok(()),
     }

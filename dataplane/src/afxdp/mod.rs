@@ -8,7 +8,7 @@
 //!   every port and diverts to AF_XDP only what the data plane owns: packets to an
 //!   EIP, and VXLAN to a local VTEP. Everything else (ARP, ND, BGP, SSH) goes to
 //!   the kernel as if we were not there.
-//! * Per device queue, one *queue set* ([`socket`]): a UMEM ([`umem`]) shared by
+//! * Per device queue, one *queue set* (module `socket`): a UMEM ([`umem`]) shared by
 //!   one socket per port, so forwarding between the Internet and the backbone port
 //!   moves no bytes in user space.
 //! * Per queue set, one pinned poll-mode [`worker`] thread, which owns the rings,
@@ -27,9 +27,22 @@
 //! * `ToControl`: copied into the bounded [`control::ControlQueue`] (dropped and
 //!   counted when full), recycled.
 //!
+//! # Using it
+//! ```text
+//! let mut rt = AfXdpRuntime::start(&config, |queue| MyProcessor::new(queue))?;
+//! println!("{:?}", rt.report());          // XDP mode per port, copy/zero-copy per queue
+//! rt.sync_maps(&tables)?;                 // after every table swap (Tables: FilterSource)
+//! rt.worker_stats(); rt.socket_stats(); rt.filter_stats();   // any thread, any time
+//! while let Some(p) = rt.control_queue().pop() { /* ToControl frames */ }
+//! let exits = rt.stop();                  // joins workers, detaches XDP, reports frames
+//! ```
+//!
 //! # Not supported
 //! Unaligned UMEM chunks, multi-buffer (jumbo) frames, TX metadata/offloads,
-//! sharing one UMEM across queues, and re-injection of `ToKernel` frames.
+//! sharing one UMEM across queues, re-injection of `ToKernel` frames, more than
+//! one VLAN tag (QinQ) in the filter, and VTEPs on IPv6. Zero-copy mode is
+//! implemented (and preferred) but was only exercised through its fallback: veth
+//! refuses it.
 
 pub mod config;
 pub mod control;

@@ -10,7 +10,9 @@
 //! [`XdpFilter`] detaches the program from every interface. The links are
 //! `bpf_link`s, which the kernel also releases when the process dies, even on
 //! `kill -9`, so a crashed data plane never leaves a filter diverting traffic into
-//! sockets nobody reads (the veth test checks this).
+//! sockets nobody reads (the veth test checks this). Caveat: on kernels without
+//! XDP `bpf_link` support (before 5.9) aya falls back to a netlink attachment,
+//! which outlives the process; there `ip link set dev X xdp off` cleans up.
 
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -210,11 +212,10 @@ pub struct FilterSizes {
 }
 
 fn load_error(e: impl std::error::Error + Send + Sync + 'static) -> SetupError {
-    let errno = errno_of(&e);
-    match errno {
-        Some(libc::EPERM) | Some(libc::EACCES) => SetupError::PermissionDenied {
+    match errno_of(&e) {
+        Some(code @ (libc::EPERM | libc::EACCES)) => SetupError::PermissionDenied {
             action: "loading the XDP filter program and its maps".into(),
-            source: std::io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM)),
+            source: std::io::Error::from_raw_os_error(code),
         },
         _ => SetupError::XdpLoad {
             source: Box::new(e),
@@ -462,5 +463,17 @@ impl std::fmt::Debug for XdpFilter {
             .field("eip_v6", &self.eip_v6.installed.len())
             .field("vtep_v4", &self.vtep_v4.installed.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl FilterSource for crate::tables::Tables {
+    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.eip_v4_addresses()
+    }
+    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.eip_v6_addresses()
+    }
+    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.local_vteps.iter().copied()
     }
 }

@@ -6,12 +6,14 @@
 //! 2. resolve interfaces and check queue numbers (`ethtool -l`);
 //! 3. load the XDP program with maps sized from the configuration;
 //! 4. open and bind one queue set (UMEM + one socket per port) per queue;
-//! 5. register the sockets in the XSKMAP;
+//! 5. register the sockets in the XSKMAP, build each worker, which fills its
+//!    fill rings;
 //! 6. attach the program to every port (native, falling back to generic);
-//! 7. spawn one pinned worker per queue set.
+//! 7. spawn one pinned worker thread per queue set.
 //!
-//! Sockets are registered before the program is attached, so no packet the
-//! program diverts ever finds an empty XSKMAP slot. A failure at any step drops
+//! Sockets are registered and fill rings filled before the program is attached,
+//! so no packet the program diverts finds an empty XSKMAP slot or no buffer
+//! (a worker thread may take a while to be scheduled on a busy machine). A failure at any step drops
 //! everything built so far (RAII): sockets close, the program detaches.
 //!
 //! The caller then syncs the filter maps with [`AfXdpRuntime::sync_maps`]: until
@@ -104,7 +106,6 @@ impl AfXdpRuntime {
         F: FnMut(u32) -> P,
     {
         config.validate()?;
-        super::umem::UmemLayout::new(config.frame_size, config.frames_per_queue)?;
 
         let mut resolved = Vec::with_capacity(config.ports.len());
         let mut ifindexes = Vec::with_capacity(config.ports.len());
@@ -131,13 +132,42 @@ impl AfXdpRuntime {
             filter.add_port(ifindex, slot as u32, p.accept)?;
         }
 
-        let mut sets = Vec::with_capacity(config.queues.len());
+        let stop = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(ControlQueue::new(
+            config.control_queue_depth,
+            config.frame_size as usize,
+        ));
+        let epoch = Instant::now();
+
+        // Workers are built (and their fill rings filled) before the program is
+        // attached, so the first diverted packet already finds a buffer.
+        let mut pending = Vec::with_capacity(config.queues.len());
         for &queue in &config.queues {
-            let set = open_queue_set(config, &resolved, queue)?;
+            let mut set = open_queue_set(config, &resolved, queue)?;
             for (slot, user) in set.sockets.iter().enumerate() {
                 filter.register_socket(slot as u32, queue, user.as_raw_fd())?;
             }
-            sets.push(set);
+            let report = (set.mode, set.tx_budget);
+            let sockets: Vec<(PortId, User)> = set
+                .devices
+                .iter()
+                .map(|d| d.port)
+                .zip(std::mem::take(&mut set.sockets))
+                .collect();
+            let stats = Arc::new(WorkerStats::default());
+            let worker = Worker::new(
+                set,
+                make_processor(queue),
+                WorkerParams {
+                    batch: config.batch_size,
+                    idle: config.idle,
+                    epoch,
+                },
+                stop.clone(),
+                stats.clone(),
+                control.clone(),
+            );
+            pending.push((queue, report, sockets, stats, worker));
         }
 
         let mut ports = Vec::with_capacity(config.ports.len());
@@ -151,46 +181,20 @@ impl AfXdpRuntime {
             });
         }
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let control = Arc::new(ControlQueue::new(
-            config.control_queue_depth,
-            config.frame_size as usize,
-        ));
-        let epoch = Instant::now();
         let mut runtime = AfXdpRuntime {
-            stop: stop.clone(),
-            workers: Vec::with_capacity(sets.len()),
-            control: control.clone(),
+            stop,
+            workers: Vec::with_capacity(pending.len()),
+            control,
             report: SetupReport {
                 ports,
-                queues: Vec::with_capacity(sets.len()),
+                queues: Vec::with_capacity(pending.len()),
             },
             filter,
         };
-        for (i, mut set) in sets.into_iter().enumerate() {
-            let queue = set.queue;
-            let bind_mode = set.mode;
-            let tx_budget = set.tx_budget;
-            let sockets: Vec<(PortId, User)> = set
-                .devices
-                .iter()
-                .map(|d| d.port)
-                .zip(std::mem::take(&mut set.sockets))
-                .collect();
-            let stats = Arc::new(WorkerStats::default());
+        for (i, (queue, (bind_mode, tx_budget), sockets, stats, worker)) in
+            pending.into_iter().enumerate()
+        {
             let cpu = config.cpu_for(i);
-            let worker = Worker::new(
-                set,
-                make_processor(queue),
-                WorkerParams {
-                    batch: config.batch_size,
-                    idle: config.idle,
-                    epoch,
-                },
-                stop.clone(),
-                stats.clone(),
-                control.clone(),
-            );
             let (pinned_tx, pinned_rx) = mpsc::channel();
             let join = std::thread::Builder::new()
                 .name(format!("afxdp-q{queue}"))

@@ -53,6 +53,9 @@ macro_rules! counters {
 counters! {
     /// Poll-loop iterations that received at least one frame.
     batches,
+    /// Poll-loop iterations that received nothing: `idle_polls / (batches +
+    /// idle_polls)` is a rough gauge of the worker's spare capacity.
+    idle_polls,
     /// Frames received from all RX rings.
     rx_packets,
     /// Bytes received.
@@ -85,6 +88,14 @@ counters! {
     completion_invalid,
     /// Refill attempts that found the free list empty (all frames in flight).
     free_list_empty,
+    /// Nanoseconds spent in iterations that received frames (stalls excluded):
+    /// `busy_ns / elapsed` is the worker's load, `rx_packets / busy_ns` its
+    /// throughput when saturated.
+    busy_ns,
+    /// Loop iterations that took over 1 ms: the thread was preempted or
+    /// interrupted. Non-zero on a core that is not isolated; each stall lets the
+    /// fill ring run dry at high rates (kernel `rx_fill_ring_empty_descs`).
+    stalls,
     /// `poll()` calls to wake the kernel for the fill ring.
     fill_wakeups,
     /// `sendto()` calls to wake the kernel for a TX ring.
@@ -226,7 +237,8 @@ mod tests {
         assert_eq!(snap.frames, frames);
         assert_eq!(snap.frames.accounted(), 10);
         assert_eq!(std::mem::align_of::<WorkerStats>(), 64);
-        assert_eq!(WorkerCounters::NAMES[1], "rx_packets");
+        assert_eq!(WorkerCounters::NAMES[2], "rx_packets");
+        assert_eq!(WorkerCounters::NAMES.len(), counters.values().len());
     }
 
     #[test]

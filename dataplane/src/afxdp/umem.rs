@@ -136,6 +136,14 @@ impl UmemArea {
         NonNull::slice_from_raw_parts(self.ptr, self.layout.bytes())
     }
 
+    /// Address of the first byte of `frame` (for identity checks; not for access).
+    #[inline]
+    pub fn frame_ptr(&self, frame: FrameIdx) -> *const u8 {
+        self.ptr
+            .as_ptr()
+            .wrapping_add(frame as usize * self.layout.frame_size() as usize)
+    }
+
     /// The bytes of one frame.
     ///
     /// # Safety

@@ -14,7 +14,7 @@
 //!    latency and cache misses when the link is saturated;
 //! 7. wake the kernel only where `needs_wakeup()` says so.
 //!
-//! Nothing is allocated after [`Worker::new`]. The stop flag is read once per
+//! Nothing is allocated after the worker is built. The stop flag is read once per
 //! iteration with `Relaxed`: it publishes no data, and the thread is joined after
 //! it stops, which orders everything else.
 
@@ -39,7 +39,9 @@ pub trait PacketProcessor: Send {
     /// Processes one batch: `verdicts[i]` is the fate of `frames[i]`, and must be
     /// written for every `i` (the worker pre-fills `ToKernel`). Frames may be
     /// rewritten in place and their window moved (`push_head`/`pull_head`); a `Tx`
-    /// frame is sent from its final `head()` for `len()` bytes.
+    /// frame is sent from its final `head()` for `len()` bytes. Frames must stay
+    /// in their slots: the worker maps `frames[i]` back to its UMEM frame by
+    /// position (checked in debug builds).
     ///
     /// `now_ns` is a monotonic clock in nanoseconds, read once per batch, shared
     /// by all workers of a runtime.
@@ -50,6 +52,11 @@ pub trait PacketProcessor: Send {
     /// per-packet path: the place to copy the pipeline's counters to wherever the
     /// control thread reads them.
     fn on_publish(&mut self) {}
+
+    /// Called once per poll-loop iteration, with or without traffic, before
+    /// receiving: the place to pick up a new table snapshot at a batch boundary
+    /// (an idle worker must still acknowledge new tables).
+    fn on_poll(&mut self) {}
 }
 
 /// How many times to ask a ring before concluding it is empty (or full).
@@ -62,6 +69,9 @@ pub trait PacketProcessor: Send {
 /// A second call, made after consuming everything the first one gave, refreshes
 /// the cache.
 const CACHED_ROUNDS: usize = 2;
+
+/// A loop iteration longer than this counts as a stall (`stalls`).
+const STALL_NS: u64 = 1_000_000;
 
 /// `sendto()` calls per TX ring and loop iteration, at most.
 const MAX_KICKS: usize = 4;
@@ -137,6 +147,7 @@ pub(crate) struct WorkerParams {
 }
 
 impl<P: PacketProcessor> Worker<P> {
+    /// Takes over the rings of `set` and fills its fill rings.
     pub(crate) fn new(
         set: QueueSet,
         processor: P,
@@ -160,7 +171,7 @@ impl<P: PacketProcessor> Worker<P> {
         // Half the frames may sit in fill/RX rings, the other half carries TX.
         let fill_target = layout.frames() / (2 * n as u32);
         let batch = params.batch;
-        Worker {
+        let mut worker = Worker {
             queue,
             ports,
             ledger: FrameLedger::new(layout.frames(), n),
@@ -181,22 +192,41 @@ impl<P: PacketProcessor> Worker<P> {
             staged: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
             devices,
             area,
-        }
+        };
+        worker.refill();
+        worker
     }
 
     /// Runs until the stop flag is set, then drains the TX rings and reports.
     pub(crate) fn run(mut self) -> WorkerExit {
         let mut iteration: u64 = 0;
         let mut empty_polls: u32 = 0;
+        let mut last_ns = self.now_ns();
+        let mut last_busy = false;
         while !self.stop.load(Ordering::Relaxed) {
+            // One clock read per iteration serves as the batch timestamp, the
+            // stall detector (an iteration takes microseconds unless the thread
+            // was preempted, which on a shared core lets the fill ring run dry)
+            // and the busy-time account.
+            let now_ns = self.now_ns();
+            let took = now_ns - last_ns;
+            if took > STALL_NS {
+                self.counters.stalls += 1;
+            } else if last_busy {
+                self.counters.busy_ns += took;
+            }
+            last_ns = now_ns;
             self.reclaim_completions();
             self.refill();
+            self.processor.on_poll();
             let received = self.receive();
+            last_busy = received > 0;
             if received > 0 {
                 empty_polls = 0;
-                self.process_batch();
+                self.process_batch(now_ns);
             } else {
                 empty_polls = empty_polls.saturating_add(1);
+                self.counters.idle_polls += 1;
                 self.idle(empty_polls);
             }
             self.kick_tx();
@@ -215,20 +245,17 @@ impl<P: PacketProcessor> Worker<P> {
         }
     }
 
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
     fn publish(&mut self) {
         self.stats.publish(&self.counters, &self.ledger.counts());
         self.processor.on_publish();
     }
 
     fn idle(&mut self, empty_polls: u32) {
-        // A zero-copy driver with need-wakeup stops polling the fill ring when it
-        // ran dry; only a syscall restarts it.
-        for d in self.devices.iter_mut() {
-            if d.fill.needs_wakeup() {
-                d.fill.wake();
-                self.counters.fill_wakeups += 1;
-            }
-        }
         match self.idle {
             IdlePolicy::BusyPoll => std::hint::spin_loop(),
             IdlePolicy::Backoff {
@@ -273,7 +300,8 @@ impl<P: PacketProcessor> Worker<P> {
         }
     }
 
-    /// Free list -> fill rings, up to each port's share.
+    /// Free list -> fill rings, up to each port's share; wakes the driver where
+    /// it asks for it.
     fn refill(&mut self) {
         let Worker {
             devices,
@@ -285,22 +313,18 @@ impl<P: PacketProcessor> Worker<P> {
         } = self;
         for (dev, d) in devices.iter_mut().enumerate() {
             let dev = dev as DeviceIdx;
-            let have = ledger.counts().fill[dev as usize];
-            if have >= *fill_target {
-                continue;
-            }
-            let want = (*fill_target - have).min(ledger.free_len());
-            if want == 0 {
+            let have = ledger.counts().fill[usize::from(dev)];
+            let want = fill_target.saturating_sub(have).min(ledger.free_len());
+            if have < *fill_target && want == 0 {
                 counters.free_list_empty += 1;
-                continue;
             }
             let mut left = want;
             for _ in 0..CACHED_ROUNDS {
-                let mut writer = d.fill.fill(left);
-                let room = writer.capacity();
-                if room == 0 {
+                if left == 0 {
                     break;
                 }
+                let mut writer = d.fill.fill(left);
+                let room = writer.capacity();
                 // `insert` zips our iterator with the reserved slots and polls ours
                 // first: yielding at most `room` items means none is taken from the
                 // ledger without being written.
@@ -309,14 +333,16 @@ impl<P: PacketProcessor> Worker<P> {
                         .map_while(|_| ledger.post_fill(dev))
                         .map(|frame| layout.addr_of(frame)),
                 );
-                debug_assert!(written <= room);
+                // Release store of the producer index: the kernel sees the
+                // addresses only after this.
                 writer.commit();
                 left -= written;
-                if left == 0 || written < room {
+                if written < room || room == 0 {
                     break;
                 }
             }
-            // Zero-copy drivers with need-wakeup sleep once the fill ring ran dry.
+            // A zero-copy driver with need-wakeup stops taking fill buffers once
+            // it ran dry; only a syscall restarts it. (Never set in copy mode.)
             if d.fill.needs_wakeup() {
                 d.fill.wake();
                 counters.fill_wakeups += 1;
@@ -363,7 +389,8 @@ impl<P: PacketProcessor> Worker<P> {
                         counters.rx_invalid += 1;
                         continue;
                     }
-                    if offset + desc.len > frame_size || desc.len == 0 {
+                    let end = u64::from(offset) + u64::from(desc.len);
+                    if end > u64::from(frame_size) || desc.len == 0 {
                         counters.rx_invalid += 1;
                         let recycled = ledger.recycle(frame);
                         debug_assert!(recycled.is_ok());
@@ -387,7 +414,7 @@ impl<P: PacketProcessor> Worker<P> {
     }
 
     /// Runs the processor over `self.rx` and dispatches the verdicts.
-    fn process_batch(&mut self) {
+    fn process_batch(&mut self, now_ns: u64) {
         let Worker {
             queue,
             devices,
@@ -397,7 +424,6 @@ impl<P: PacketProcessor> Worker<P> {
             processor,
             control,
             counters,
-            epoch,
             rx,
             frames,
             verdicts,
@@ -407,7 +433,6 @@ impl<P: PacketProcessor> Worker<P> {
         } = self;
         let n = rx.len();
         counters.batches += 1;
-        let now_ns = epoch.elapsed().as_nanos() as u64;
 
         let mut batch: Vec<Frame<'_>> = relifetime(std::mem::take(frames));
         for d in rx.iter() {
@@ -428,7 +453,11 @@ impl<P: PacketProcessor> Worker<P> {
         verdicts.fill(Verdict::ToKernel);
         processor.process_batch(now_ns, &mut batch, verdicts);
 
-        for ((frame, verdict), d) in batch.iter().zip(verdicts.iter()).zip(rx.iter()) {
+        for ((frame, verdict), d) in batch.iter_mut().zip(verdicts.iter()).zip(rx.iter()) {
+            debug_assert!(
+                std::ptr::eq(frame.buffer_mut().0.as_ptr(), area.frame_ptr(d.frame)),
+                "the processor replaced or reordered frames"
+            );
             let keep = match *verdict {
                 Verdict::Tx(port) => match ports[..devices.len()].iter().position(|&p| p == port) {
                     Some(out) if !frame.is_empty() => {

@@ -45,6 +45,7 @@ fn spec() -> PopSpec {
                 interface: None,
                 mac: mac(INET_MAC),
                 gateway_mac: Some(mac(GATEWAY_MAC)),
+                gateway: None,
             },
             PortSpec {
                 name: "backbone".into(),
@@ -52,6 +53,7 @@ fn spec() -> PopSpec {
                 interface: None,
                 mac: mac(BB_MAC),
                 gateway_mac: None,
+                gateway: None,
             },
         ],
         regions: vec![RegionSpec {
@@ -64,7 +66,8 @@ fn spec() -> PopSpec {
             name: "p1".into(),
             region: "bj".into(),
             port: "backbone".into(),
-            next_hop_mac: mac(NEXT_HOP_MAC),
+            next_hop_mac: Some(mac(NEXT_HOP_MAC)),
+            next_hop: None,
             source: None,
             destination: None,
             mtu: 1400,

@@ -43,7 +43,8 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
         return invalid(
             &format!("ports[{}] ({:?})", internet[0], ports[internet[0]].name),
             "gateway_mac",
-            "the Internet-facing port needs the MAC of its next hop",
+            "the Internet-facing port needs the MAC of its next hop: set gateway_mac, or \
+             gateway (an address `eipd run` looks up in the kernel's neighbour table)",
         );
     }
 
@@ -105,6 +106,16 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
                 &format!("{} is outside {MIN_PATH_MTU}..={MAX_PATH_MTU}", p.mtu),
             );
         }
+        let Some(next_hop_mac) = p.next_hop_mac else {
+            return invalid(
+                &entry,
+                "next_hop_mac",
+                &match p.next_hop {
+                    Some(ip) => format!("the MAC of next hop {ip} is not known (not in the neighbour table yet)"),
+                    None => "set next_hop_mac, or next_hop (an address `eipd run` looks up in the kernel's neighbour table)".to_string(),
+                },
+            );
+        };
         let r = &spec.regions[region as usize];
         let source = p.source.unwrap_or(pop.vtep);
         let destination = p.destination.unwrap_or(r.vtep);
@@ -115,7 +126,7 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
         }
         let template = encap_template(
             &ports[port],
-            p.next_hop_mac.0,
+            next_hop_mac.0,
             source,
             destination,
             spec,

@@ -133,9 +133,13 @@ pub struct PortSpec {
     pub interface: Option<String>,
     /// Our MAC address on this port (source MAC of what we send).
     pub mac: MacAddr,
-    /// Next hop toward the Internet (required on the port that faces it).
+    /// MAC of the next hop toward the Internet (on the port that faces it).
     #[serde(default)]
     pub gateway_mac: Option<MacAddr>,
+    /// Address of that next hop: `eipd run` learns (and keeps refreshing) its MAC
+    /// from the kernel's neighbour table when `gateway_mac` is not given.
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
 }
 
 /// A backend region: where a cluster lives, behind one tunnel endpoint.
@@ -173,7 +177,12 @@ pub struct PathSpec {
     /// Name of the port the path leaves on.
     pub port: String,
     /// MAC of the next hop on that port.
-    pub next_hop_mac: MacAddr,
+    #[serde(default)]
+    pub next_hop_mac: Option<MacAddr>,
+    /// Address of the next hop: `eipd run` learns (and keeps refreshing) its MAC
+    /// from the kernel's neighbour table when `next_hop_mac` is not given.
+    #[serde(default)]
+    pub next_hop: Option<Ipv4Addr>,
     /// Outer source address (default: `pop.vtep`).
     #[serde(default)]
     pub source: Option<Ipv4Addr>,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::afxdp::{
     Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, PacketProcessor, PortConfig,
-    SetupError, WorkerExit, XdpFilter,
+    SetupError, WorkerExit, XdpFilter, XdpMode, XdpModePreference,
 };
 use crate::counters::DropReason;
 use crate::frame::{Frame, Verdict};
@@ -168,8 +168,10 @@ fn config(queues: Vec<u32>, cpus: Vec<usize>) -> AfXdpConfig {
         ],
         queues,
         cpus,
-        frames_per_queue: 4096,
-        ring_size: 1024,
+        // 2048 frames per fill ring: at the test's pacing that covers a worker
+        // preempted for 30 ms on a busy machine.
+        frames_per_queue: 8192,
+        ring_size: 2048,
         // Do not monopolise a shared test machine between bursts.
         idle: IdlePolicy::Backoff {
             after_empty_polls: 10_000,
@@ -206,8 +208,9 @@ fn collect(
 fn send_paced(sock: &PacketSocket, frames: impl Iterator<Item = Vec<u8>>) {
     for (i, f) in frames.enumerate() {
         sock.send(&f);
-        // veth's per-queue ring holds 256 frames: give NAPI a chance to drain it.
-        if i % 128 == 127 {
+        // veth's per-queue ring holds 256 frames: give NAPI a chance to drain
+        // it, and keep the rate well below what a preempted worker could lose.
+        if i % 64 == 63 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -546,6 +549,66 @@ fn veth_two_armed_forwarder_moves_and_classifies_packets() {
     });
 }
 
+/// One-armed (a single port accepting EIP and VTEP traffic, frames hairpinned
+/// out of the port they came in on) with the XDP program forced into generic
+/// (skb) mode.
+#[test]
+fn veth_one_armed_generic_xdp() {
+    if !require_root("veth_one_armed_generic_xdp") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let (src, fwd, _) = topo.names();
+    let (s0, f0) = (topo.s0, topo.f0);
+    let forwarder = TestForwarder {
+        out: [0, 0],
+        macs: [(f0, s0), (f0, s0)],
+    };
+    on_thread(move || {
+        enter(&src);
+        let at_src = PacketSocket::open("s0");
+        enter(&fwd);
+        let mut cfg = config(vec![0], vec![]);
+        cfg.ports.truncate(1);
+        cfg.ports[0].accept = Accept::BOTH;
+        cfg.xdp_mode = XdpModePreference::Skb;
+        let mut rt = AfXdpRuntime::start(&cfg, |_| forwarder.clone()).expect("start");
+        eprintln!("setup: {:?}", rt.report());
+        assert_eq!(rt.report().ports[0].xdp_mode, XdpMode::Skb);
+        rt.sync_maps(&source()).unwrap();
+
+        let to_f0 = L2 {
+            dst: f0,
+            src: s0,
+            vlan: None,
+        };
+        const N: u32 = 200;
+        send_paced(
+            &at_src,
+            (0..N).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, 80, &payload(i, 0))),
+        );
+        send_paced(
+            &at_src,
+            (0..10).map(|i| vxlan4(to_f0, CLIENT, VTEP, 1000, 42, &payload(N + i, 0))),
+        );
+        let (seen, first) = collect(&at_src, N as usize + 10, Duration::from_secs(5));
+        let links = [(src.as_str(), "s0"), (fwd.as_str(), "f0")];
+        expect_count(
+            &rt,
+            &links,
+            seen.len(),
+            N as usize + 10,
+            "hairpinned frames",
+        );
+        let first = first.unwrap();
+        assert_eq!((&first[..6], &first[6..12]), (&s0[..], &f0[..]));
+
+        let exits = rt.stop();
+        check_exit(&exits[0]);
+        assert_eq!(exits[0].counters.tx_packets, u64::from(N) + 10);
+    });
+}
+
 #[test]
 fn veth_two_queues_two_workers() {
     if !require_root("veth_two_queues_two_workers") {
@@ -649,6 +712,67 @@ fn setup_errors_name_the_problem() {
     });
 }
 
+/// Without capabilities, `start` says which ones are missing. Capabilities are
+/// per thread on Linux, so the test drops its thread's effective set instead of
+/// needing an unprivileged user.
+#[test]
+fn permission_denied_names_the_capabilities() {
+    if !require_root("permission_denied_names_the_capabilities") {
+        return;
+    }
+    on_thread(|| {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        // aya probes kernel features once per process and caches the answers;
+        // probing without capabilities would poison them for the other tests.
+        let _ = aya::features();
+        let mut header = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget/capset with a v3 header read/write exactly two `Data`
+        // entries; pid 0 is the calling thread.
+        unsafe {
+            assert_eq!(
+                libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+                0
+            );
+            data[0].effective = 0;
+            data[1].effective = 0;
+            assert_eq!(
+                libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+                0
+            );
+        }
+        let mut cfg = config(vec![0], vec![]);
+        cfg.ports.truncate(1);
+        cfg.ports[0].interface = "lo".into();
+        cfg.ports[0].accept = Accept::BOTH;
+        let fwd = TestForwarder {
+            out: [0, 0],
+            macs: [([0; 6], [0; 6]); 2],
+        };
+        match AfXdpRuntime::start(&cfg, |_| fwd.clone()) {
+            Err(e @ SetupError::PermissionDenied { .. }) => {
+                eprintln!("{e}");
+                assert!(e.to_string().contains("CAP_BPF"), "{e}");
+            }
+            other => panic!("expected PermissionDenied, got {other:?}"),
+        }
+    });
+}
+
 #[test]
 fn sync_maps_handles_100k_eips() {
     if !require_root("sync_maps_handles_100k_eips") {
@@ -724,6 +848,7 @@ fn attach_and_wait_for_kill() {
     cfg.ports.truncate(1);
     cfg.ports[0].accept = Accept::BOTH;
     let fwd = TestForwarder {
+        out: [0, 0],
         macs: [([0; 6], [0; 6]); 2],
     };
     let _rt = AfXdpRuntime::start(&cfg, |_| fwd.clone()).expect("start");
@@ -785,7 +910,8 @@ fn bpf_link_detaches_on_kill_9() {
 /// `f0`. First the baseline: an XDP_DROP program on `f0`, i.e. what the generator
 /// and veth can offer at all. Then the forwarder: one worker busy-polling on CPU 1
 /// rewrites MACs and sends out of `f1`; an XDP_DROP sink on `d0` counts what
-/// arrives, so the sink's stack costs nothing. `AFX_SECONDS` sets the duration.
+/// arrives, so the sink's stack costs nothing. `AFX_SECONDS` sets the duration,
+/// `AFX_RING` the ring size.
 #[test]
 #[ignore = "measurement, run by hand with --release --nocapture"]
 fn veth_throughput() {
@@ -899,8 +1025,12 @@ fn veth_throughput() {
         enter(&fwd_ns);
         let mut cfg = config(vec![0], vec![1]);
         cfg.idle = IdlePolicy::BusyPoll;
-        cfg.frames_per_queue = 8192;
-        cfg.ring_size = 2048;
+        // AFX_RING: ring size; frames are 4x that (half in fill rings).
+        cfg.ring_size = std::env::var("AFX_RING")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2048);
+        cfg.frames_per_queue = 4 * cfg.ring_size;
         let mut rt = AfXdpRuntime::start(&cfg, |_| forwarder.clone()).expect("start");
         rt.sync_maps(&source()).unwrap();
         rt_tx.send(format!("{:?}", rt.report())).unwrap();
@@ -935,9 +1065,12 @@ fn veth_throughput() {
     for e in &exits {
         let c = &e.counters;
         eprintln!(
-            "worker: {c:?}\n  frames per batch {:.1}, TX wakeups per batch {:.2}",
+            "worker: {c:?}\n  frames per batch {:.1}, TX wakeups per batch {:.2}, \
+             busy {:.0}% of {t:.2?}, {:.0} ns per frame when busy",
             c.rx_packets as f64 / c.batches.max(1) as f64,
-            c.tx_wakeups as f64 / c.batches.max(1) as f64
+            c.tx_wakeups as f64 / c.batches.max(1) as f64,
+            c.busy_ns as f64 / t.as_nanos() as f64 * 100.0,
+            c.busy_ns as f64 / c.rx_packets.max(1) as f64,
         );
         check_exit(e);
     }
