@@ -23,6 +23,8 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB=$SCRIPT_DIR/testbed.sh
 MODE=baseline; PATHS=1; QUEUES=1; ID=""; FAILOVER=""; KEEP=0
 EIPD=${EIPD:-}; EIPD_ARGS=${EIPD_ARGS:-}
+# EIPD_LOG: where eipd's output goes (kept after the run; default: a temp file removed at the end).
+EIPD_LOG=${EIPD_LOG:-}
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -46,7 +48,7 @@ done
 [[ -n $FAILOVER ]] || { [[ $MODE == baseline ]] && FAILOVER=1 || FAILOVER=0; }
 [[ -n $ID ]] || ID=s$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 
-PASS=0; FAIL=0; EIPD_PID=""; TB_UP=0
+PASS=0; FAIL=0; EIPD_PID=""; EIPD_RC=0; TB_UP=0
 WORK=$(mktemp -d /tmp/eipselftest.XXXXXX)
 ok() { PASS=$((PASS + 1)); echo "PASS  $*"; }
 bad() { FAIL=$((FAIL + 1)); echo "FAIL  $*"; }
@@ -59,7 +61,8 @@ stop_eipd() {
   kill -TERM "$EIPD_PID" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$EIPD_PID" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$EIPD_PID" 2>/dev/null || true
-  wait "$EIPD_PID" 2>/dev/null || true
+  EIPD_RC=0
+  wait "$EIPD_PID" 2>/dev/null || EIPD_RC=$?
   EIPD_PID=""
 }
 
@@ -90,7 +93,20 @@ leftovers() {
 finish() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_eipd
+  if [[ -n $EIPD_PID ]]; then
+    stop_eipd
+    if [[ $EIPD_RC == 0 ]] && grep -q "UMEM frames accounted" "$EIPD_LOG" \
+        && ! grep -q "AUDIT FAILED" "$EIPD_LOG"; then
+      ok "eipd stopped cleanly on SIGINT with every UMEM frame accounted for"
+    else
+      bad "eipd stop (exit $EIPD_RC):"; tail -25 "$EIPD_LOG" | sed 's/^/      /'
+    fi
+    if ip -n "$TB_NS_POP" link show 2>/dev/null | grep -q "prog/xdp"; then
+      bad "an XDP program is still attached after eipd exited"
+    else
+      ok "no XDP program left attached after eipd exited"
+    fi
+  fi
   if [[ $TB_UP == 1 && $KEEP == 0 ]]; then
     "$TB" down --id "$ID" 2>/dev/null || true
     sleep 0.3
@@ -123,10 +139,11 @@ R=(ip netns exec "$TB_NS_REGION")
 if [[ $MODE == eipd ]]; then
   check "eipd check --config accepts the testbed config" "$EIPD" check --config "$TB_EIPD_CONFIG"
   # shellcheck disable=SC2086
-  "${P[@]}" "$EIPD" run --config "$TB_EIPD_CONFIG" $EIPD_ARGS >"$WORK/eipd.log" 2>&1 &
+  EIPD_LOG=${EIPD_LOG:-$WORK/eipd.log}
+  "${P[@]}" "$EIPD" run --config "$TB_EIPD_CONFIG" $EIPD_ARGS >"$EIPD_LOG" 2>&1 &
   EIPD_PID=$!
   for _ in $(seq 150); do
-    kill -0 "$EIPD_PID" 2>/dev/null || { bad "eipd exited:"; sed 's/^/      /' "$WORK/eipd.log"; EIPD_PID=""; exit 1; }
+    kill -0 "$EIPD_PID" 2>/dev/null || { bad "eipd exited:"; sed 's/^/      /' "$EIPD_LOG"; EIPD_PID=""; exit 1; }
     ip -n "$TB_NS_POP" link show "$TB_POP_INET_IF" | grep -q prog/xdp && break
     sleep 0.1
   done

@@ -48,6 +48,7 @@ fn base_spec(paths: usize) -> PopSpec {
             vxlan_port: 4789,
             inner_mac: MacAddr([2, 0, 0, 0, 1, 1]),
             outer_ttl: 64,
+            probe_source: None,
         },
         ports: vec![
             PortSpec {
@@ -72,6 +73,7 @@ fn base_spec(paths: usize) -> PopSpec {
             vni: 100,
             vtep: REGION_VTEP,
             inner_mac: MacAddr([2, 0, 0, 0, 0x10, 1]),
+            probe_target: None,
         }],
         paths: (0..paths)
             .map(|i| PathSpec {

@@ -37,6 +37,7 @@ fn spec() -> PopSpec {
             vxlan_port: 4789,
             inner_mac: mac(POP_INNER_MAC),
             outer_ttl: 64,
+            probe_source: None,
         },
         ports: vec![
             PortSpec {
@@ -61,6 +62,7 @@ fn spec() -> PopSpec {
             vni: 100,
             vtep: Ipv4Addr::from(REGION_VTEP),
             inner_mac: mac(REGION_INNER_MAC),
+            probe_target: None,
         }],
         paths: vec![PathSpec {
             name: "p1".into(),
@@ -652,4 +654,32 @@ mod fuzz {
             run_all(&tables(), &frame);
         }
     }
+}
+
+#[test]
+fn probe_replies_go_to_the_control_thread() {
+    let mut s = spec();
+    s.pop.probe_source = Some(Ipv4Addr::new(10, 255, 0, 1));
+    let t = Tables::build(&s, 1).unwrap();
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4([10, 255, 0, 2], [10, 255, 0, 1], 64)
+        .icmpv4_echo_reply(0, 7)
+        .write(&mut reply, b"probe")
+        .unwrap();
+    let input = encapsulated(
+        [10, 255, 0, 2],
+        [10, 255, 0, 1],
+        &without_macs(reply),
+        REGION_VTEP,
+        100,
+    );
+    let (verdict, _, c) = run(&t, &input, BACKBONE);
+    assert_eq!(verdict, Verdict::ToControl);
+    assert_eq!(c.happened(Event::ToControl), 1);
+    // From an unknown VTEP it is dropped like any other tunnel traffic.
+    let mut bad = input.clone();
+    bad[26..30].copy_from_slice(&[198, 51, 100, 99]);
+    let (verdict, _, _) = run(&t, &bad, BACKBONE);
+    assert_eq!(verdict, Verdict::Drop(DropReason::UnknownVtep));
 }

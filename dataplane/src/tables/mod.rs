@@ -48,6 +48,8 @@ pub struct Region {
     pub vni: u32,
     pub vtep: Ipv4Addr,
     pub inner_mac: [u8; 6],
+    /// Inner address probes of this region's paths are sent to.
+    pub probe_target: Option<Ipv4Addr>,
     /// All paths of the region, usable or not.
     pub paths: Vec<PathId>,
     /// Flow-hash slot -> path, a Maglev table over the usable paths (empty: none).
@@ -123,6 +125,8 @@ pub struct Tables {
     pub vxlan_port: u16,
     pub inner_mac: [u8; 6],
     pub outer_ttl: u8,
+    /// Inner source address of path probes; tunnel returns to it are probe replies.
+    pub probe_source: Option<[u8; 4]>,
     /// Addresses on which returns are accepted (the first is `pop.vtep`).
     pub local_vteps: Vec<Ipv4Addr>,
     pub ports: Vec<Port>,

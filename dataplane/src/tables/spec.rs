@@ -108,6 +108,10 @@ pub struct PopSection {
     /// TTL of the outer IPv4 header.
     #[serde(default = "default_outer_ttl")]
     pub outer_ttl: u8,
+    /// Inner source address of path probes (ICMP echo carried in VXLAN exactly as
+    /// data is). Returns addressed to it go to the control thread. No probes without it.
+    #[serde(default)]
+    pub probe_source: Option<Ipv4Addr>,
 }
 
 /// What a port faces.
@@ -153,6 +157,11 @@ pub struct RegionSpec {
     pub vtep: Ipv4Addr,
     /// Inner destination MAC: the MAC of the region's VXLAN device.
     pub inner_mac: MacAddr,
+    /// Inner address in the region that answers ICMP echo (e.g. the address of its
+    /// vxlan device): the target of path probes. Paths of a region without one are
+    /// not probed.
+    #[serde(default)]
+    pub probe_target: Option<Ipv4Addr>,
 }
 
 /// Health of a backbone path, as the prober (or the operator) last set it.
