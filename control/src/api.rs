@@ -118,7 +118,7 @@ pub struct AddEip {
 
 /// `update_eip`: changes the given fields of an existing EIP, keeps the others.
 /// `backend: null` removes the 1:1 backend; `services` replaces all services.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEip {
     pub address: IpAddr,
@@ -132,6 +132,18 @@ pub struct UpdateEip {
     pub backend: Option<Option<IpAddr>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<ServiceSpec>>,
+}
+
+impl UpdateEip {
+    /// An update of `address` that changes nothing yet.
+    pub fn new(address: IpAddr) -> Self {
+        UpdateEip {
+            address,
+            region: None,
+            backend: None,
+            services: None,
+        }
+    }
 }
 
 /// `remove_eip`.
@@ -204,7 +216,8 @@ pub struct AddPath {
 
 /// `update_path`: changes the given fields of a path, keeps the others. The
 /// state is not among them: it belongs to the prober and to `set_path_admin`.
-/// `source: null` / `destination: null` go back to the defaults.
+/// `null` clears an optional field (`source`/`destination` go back to their
+/// defaults; clearing `next_hop_mac` makes `eipd run` resolve `next_hop`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePath {
@@ -213,8 +226,18 @@ pub struct UpdatePath {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_hop_mac: Option<MacAddr>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_hop_mac: Option<Option<MacAddr>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_hop: Option<Option<Ipv4Addr>>,
     #[serde(
         default,
         deserialize_with = "present",
@@ -576,10 +599,10 @@ impl Reply {
         // Serializing plain data into a string cannot fail; if it ever did, the
         // client still gets a well-formed line.
         let mut line = serde_json::to_string(self).unwrap_or_else(|e| {
+            let message = Value::String(format!("cannot serialize reply: {e}"));
             format!(
-                r#"{{"api":{API_VERSION},"ok":false,"version":{},"error":{{"code":"internal","message":"cannot serialize reply: {}"}}}}"#,
-                self.version,
-                e.to_string().replace('"', "'")
+                r#"{{"api":{API_VERSION},"ok":false,"version":{},"error":{{"code":"internal","message":{message}}}}}"#,
+                self.version
             )
         });
         line.push('\n');
@@ -624,6 +647,9 @@ pub enum Data {
 pub struct PathView {
     /// As configured (its `state` is what the table builder used).
     pub spec: PathSpec,
+    /// The next hop's MAC the tables use (`spec.next_hop_mac`, or what the
+    /// daemon resolved `spec.next_hop` to).
+    pub next_hop_mac_in_use: MacAddr,
     /// In the region's flow table right now.
     pub usable: bool,
     /// The region has no path up and uses its down ones.
@@ -1007,7 +1033,10 @@ mod tests {
         assert_eq!(err("{").code, ErrorCode::BadJson);
         assert_eq!(err("[1]").code, ErrorCode::BadJson);
         assert_eq!(err("\"x\"").code, ErrorCode::BadJson);
-        assert_eq!(err(r#"{"cmd":"frobnicate"}"#).code, ErrorCode::UnknownCommand);
+        assert_eq!(
+            err(r#"{"cmd":"frobnicate"}"#).code,
+            ErrorCode::UnknownCommand
+        );
         assert_eq!(err(r#"{"x":1}"#).code, ErrorCode::UnknownCommand);
         assert_eq!(err(r#"{"cmd":7}"#).code, ErrorCode::UnknownCommand);
         assert_eq!(
@@ -1036,20 +1065,33 @@ mod tests {
             e.message,
             "add_eip: eip.services[0].backends[1].address: invalid IP address syntax"
         );
-        let e = err(r#"{"cmd":"add_backend","eip":"192.0.2.1","protocol":"sctp","port":80,"backend":{"address":"10.0.0.1"}}"#);
+        let e = err(
+            r#"{"cmd":"add_backend","eip":"192.0.2.1","protocol":"sctp","port":80,"backend":{"address":"10.0.0.1"}}"#,
+        );
         assert!(
             e.message
                 .starts_with("add_backend: protocol: unknown variant `sctp`"),
             "{e}"
         );
-        let e = err(r#"{"cmd":"update_backend","eip":"192.0.2.1","protocol":"tcp","port":70000,"address":"10.0.0.1","weight":1}"#);
-        assert!(e.message.starts_with("update_backend: port: invalid value: integer `70000`"), "{e}");
-        let e = err(r#"{"cmd":"add_path","path":{"name":"p","region":"r","port":"bb"}}"#);
-        assert_eq!(e.message, "add_path: path: missing field `next_hop_mac`");
+        let e = err(
+            r#"{"cmd":"update_backend","eip":"192.0.2.1","protocol":"tcp","port":70000,"address":"10.0.0.1","weight":1}"#,
+        );
+        assert!(
+            e.message
+                .starts_with("update_backend: port: invalid value: integer `70000`"),
+            "{e}"
+        );
+        let e = err(r#"{"cmd":"add_path","path":{"name":"p","port":"bb"}}"#);
+        assert_eq!(e.message, "add_path: path: missing field `region`");
         let e = err(r#"{"cmd":"remove_eip","address":"192.0.2.1","adress":"x"}"#);
         assert!(e.message.contains("unknown field `adress`"), "{e}");
-        let e = err(r#"{"cmd":"transaction","ops":[{"cmd":"remove_eip","address":"192.0.2.1"},{"cmd":"remove_path"}]}"#);
-        assert_eq!(e.message, "transaction: ops[1]: remove_path: missing field `name`");
+        let e = err(
+            r#"{"cmd":"transaction","ops":[{"cmd":"remove_eip","address":"192.0.2.1"},{"cmd":"remove_path"}]}"#,
+        );
+        assert_eq!(
+            e.message,
+            "transaction: ops[1]: remove_path: missing field `name`"
+        );
         let e = err(r#"{"cmd":"transaction","ops":[{"cmd":"show_tables"}]}"#);
         assert!(e.message.contains("cannot be part of a transaction"), "{e}");
         let e = err(r#"{"cmd":"transaction","ops":[{"cmd":"transaction","ops":[]}]}"#);
@@ -1085,9 +1127,8 @@ mod tests {
         let ops = vec![
             Op::AddEip(AddEip { eip }),
             Op::UpdateEip(UpdateEip {
-                address: "192.0.2.1".parse().unwrap(),
                 backend: Some(None),
-                ..Default::default()
+                ..UpdateEip::new("192.0.2.1".parse().unwrap())
             }),
             Op::DrainBackend(BackendRef {
                 eip: "192.0.2.1".parse().unwrap(),
@@ -1100,6 +1141,8 @@ mod tests {
             Op::UpdatePath(UpdatePath {
                 name: "p".into(),
                 source: Some(None),
+                next_hop_mac: Some(None),
+                next_hop: Some(Some("10.0.0.1".parse().unwrap())),
                 mtu: Some(1600),
                 ..Default::default()
             }),
@@ -1121,7 +1164,11 @@ mod tests {
             };
             let line = request.to_line();
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-            assert_eq!(Request::parse(line.trim_end().as_bytes()).unwrap(), request, "{line}");
+            assert_eq!(
+                Request::parse(line.trim_end().as_bytes()).unwrap(),
+                request,
+                "{line}"
+            );
         }
     }
 

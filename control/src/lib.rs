@@ -1,6 +1,8 @@
 //! Control side of the anycast EIP data plane: configuration, drivers that are not
 //! AF_XDP (pcap replay), reports, and the `eipd`/`eipctl` binaries.
 
+pub mod api;
+pub mod client;
 pub mod config;
 pub mod health;
 pub mod neighbours;
@@ -8,3 +10,5 @@ pub mod pcap;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod server;
+pub mod state;

@@ -221,10 +221,7 @@ fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Result<Af
     }
     let cpus = match &opts.cpus {
         Some(c) => c.clone(),
-        None => {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (0..opts.queues.len()).map(|i| (i + 1) % n).collect()
-        }
+        None => default_cpus(opts.queues.len()),
     };
     let eips = (tables.eips.len() as u32).saturating_mul(2).max(1 << 16);
     Ok(AfXdpConfig {
@@ -245,6 +242,24 @@ fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Result<Af
         },
         ..AfXdpConfig::default()
     })
+}
+
+/// Worker i on the (i+1)-th CPU this process may run on (its affinity mask, e.g.
+/// from `taskset`), wrapping, so that with more than one CPU the first one is left
+/// to the kernel and the control thread.
+fn default_cpus(workers: usize) -> Vec<usize> {
+    let mut allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    allowed.sort_unstable();
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    (0..workers)
+        .map(|i| allowed[(i + 1) % allowed.len()])
+        .collect()
 }
 
 /// Fills next-hop MACs from the neighbour table, soliciting unresolved ones.

@@ -28,13 +28,19 @@ fn need_root() -> bool {
         eprintln!("skipped: not root and EIP_SKIP_ROOT_TESTS=1");
         return false;
     }
-    panic!("this test needs root (network namespaces, XDP); run as root or set EIP_SKIP_ROOT_TESTS=1");
+    panic!(
+        "this test needs root (network namespaces, XDP); run as root or set EIP_SKIP_ROOT_TESTS=1"
+    );
 }
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -46,7 +52,10 @@ struct Testbed {
 
 impl Testbed {
     fn up(extra: &[&str]) -> Testbed {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let id = format!("e{:07x}", (std::process::id() ^ nanos) & 0x0FFF_FFFF);
         let status = Command::new(repo().join("scripts/testbed.sh"))
             .args(["up", "--id", &id])
@@ -54,7 +63,10 @@ impl Testbed {
             .stdout(Stdio::null())
             .status()
             .expect("run scripts/testbed.sh");
-        let mut tb = Testbed { id, env: HashMap::new() };
+        let mut tb = Testbed {
+            id,
+            env: HashMap::new(),
+        };
         assert!(status.success(), "testbed up failed");
         let out = Command::new(repo().join("scripts/testbed.sh"))
             .args(["env", "--id", &tb.id])
@@ -62,24 +74,39 @@ impl Testbed {
             .expect("testbed env");
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-                tb.env.insert(k.to_string(), v.trim_matches('"').to_string());
+                tb.env
+                    .insert(k.to_string(), v.trim_matches('"').to_string());
             }
         }
         tb
     }
 
     fn var(&self, k: &str) -> &str {
-        self.env.get(k).unwrap_or_else(|| panic!("testbed env lacks {k}"))
+        self.env
+            .get(k)
+            .unwrap_or_else(|| panic!("testbed env lacks {k}"))
     }
 
     fn exec(&self, ns_var: &str, args: &[&str]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", self.var(ns_var)]).args(args).output().expect("ip netns exec")
+        Command::new("ip")
+            .args(["netns", "exec", self.var(ns_var)])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
     }
 
     fn start_eipd(&self, args: &[&str], log: &Path) -> Child {
         let file = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.var("TB_NS_POP"), eipd(), "run", "--config", self.var("TB_EIPD_CONFIG")])
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                self.var("TB_NS_POP"),
+                eipd(),
+                "run",
+                "--config",
+                self.var("TB_EIPD_CONFIG"),
+            ])
             .args(args)
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -87,28 +114,43 @@ impl Testbed {
             .expect("start eipd");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::fs::read_to_string(log).unwrap_or_default().contains("eipd: running") {
+            if std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains("eipd: running")
+            {
                 return child;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("eipd did not start:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "eipd did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
     }
 
     fn xdp_attached(&self) -> bool {
-        let out = Command::new("ip").args(["-n", self.var("TB_NS_POP"), "link", "show"]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["-n", self.var("TB_NS_POP"), "link", "show"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
     }
 }
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/testbed.sh")).args(["down", "--id", &self.id]).status();
+        let _ = Command::new(repo().join("scripts/testbed.sh"))
+            .args(["down", "--id", &self.id])
+            .status();
     }
 }
 
 fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill").args([sig, &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
 }
 
 fn selftest(args: &[&str], eipd_args: &str, log: &Path) {
@@ -122,7 +164,10 @@ fn selftest(args: &[&str], eipd_args: &str, log: &Path) {
         .expect("run scripts/testbed-selftest.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && stdout.contains(" 0 failed"), "selftest failed");
+    assert!(
+        out.status.success() && stdout.contains(" 0 failed"),
+        "selftest failed"
+    );
 }
 
 /// TCP (page and 10 MB file, sha256 checked), UDP echo, ping of both EIPs, the
@@ -154,7 +199,11 @@ fn two_workers_on_two_queues_both_carry_traffic() {
             .lines()
             .find(|l| l.starts_with(&format!("worker queue {queue}:")))
             .unwrap_or_else(|| panic!("no final line for queue {queue}:\n{text}"));
-        let rx: u64 = line.split_whitespace().nth(4).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let rx: u64 = line
+            .split_whitespace()
+            .nth(4)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         assert!(rx > 0, "worker of queue {queue} received nothing: {line}");
     }
 }
@@ -168,14 +217,20 @@ fn no_xdp_program_left_after_kill_9() {
     let tb = Testbed::up(&["--no-services"]);
     let log = PathBuf::from(tb.var("TB_RUN_DIR")).join("eipd.log");
     let mut child = tb.start_eipd(&["--idle-sleep"], &log);
-    assert!(tb.xdp_attached(), "eipd runs but no XDP program is attached");
+    assert!(
+        tb.xdp_attached(),
+        "eipd runs but no XDP program is attached"
+    );
     signal(&child, "-KILL");
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(3);
     while tb.xdp_attached() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!tb.xdp_attached(), "an XDP program is still attached after kill -9");
+    assert!(
+        !tb.xdp_attached(),
+        "an XDP program is still attached after kill -9"
+    );
 }
 
 /// A soak of traffic (default 60 s; EIP_SOAK_SECONDS), then SIGINT: eipd exits 0
@@ -185,24 +240,44 @@ fn soak_ends_with_every_frame_accounted() {
     if !need_root() {
         return;
     }
-    let seconds: u64 = std::env::var("EIP_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seconds: u64 = std::env::var("EIP_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let tb = Testbed::up(&[]);
     let log = PathBuf::from(tb.var("TB_RUN_DIR")).join("eipd.log");
     let mut child = tb.start_eipd(&["--idle-sleep"], &log);
     let started = Instant::now();
     let mut downloads = 0;
     let mut pinger = Command::new("ip")
-        .args(["netns", "exec", tb.var("TB_NS_CLIENT"), "ping", "-q", "-i", "0.01", "192.0.2.20"])
+        .args([
+            "netns",
+            "exec",
+            tb.var("TB_NS_CLIENT"),
+            "ping",
+            "-q",
+            "-i",
+            "0.01",
+            "192.0.2.20",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     while started.elapsed() < Duration::from_secs(seconds) {
         let out = tb.exec(
             "TB_NS_CLIENT",
-            &["sh", "-c", "curl -sS --max-time 10 http://192.0.2.10/big.bin | sha256sum | cut -d' ' -f1"],
+            &[
+                "sh",
+                "-c",
+                "curl -sS --max-time 10 http://192.0.2.10/big.bin | sha256sum | cut -d' ' -f1",
+            ],
         );
         let sum = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(sum, tb.var("TB_BIGFILE_SHA256"), "download {downloads} corrupted");
+        assert_eq!(
+            sum,
+            tb.var("TB_BIGFILE_SHA256"),
+            "download {downloads} corrupted"
+        );
         downloads += 1;
     }
     let _ = pinger.kill();
@@ -212,8 +287,15 @@ fn soak_ends_with_every_frame_accounted() {
     let text = std::fs::read_to_string(&log).unwrap();
     eprintln!("{downloads} downloads of 10 MiB in {seconds} s\n{text}");
     assert!(status.success(), "eipd exited with {status}");
-    let line = text.lines().find(|l| l.contains("UMEM frames accounted")).expect("frame accounting line");
-    let counts = line.split("accounted ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("UMEM frames accounted"))
+        .expect("frame accounting line");
+    let counts = line
+        .split("accounted ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap();
     let (seen, total) = counts.split_once('/').unwrap();
     assert_eq!(seen, total, "frames lost: {line}");
     assert!(!text.contains("AUDIT FAILED"));
