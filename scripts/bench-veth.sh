@@ -266,7 +266,7 @@ start_eipd() {
   local i
   say "starting: taskset -c $FWD_CPU $EIPD run --config $TB_EIPD_CONFIG $EIPD_ARGS (in $TB_NS_POP)"
   # shellcheck disable=SC2086
-  taskset -c "$FWD_CPU" ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" $EIPD_ARGS \
+  taskset -c "$FWD_CPU" ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" --state "$TB_RUN_DIR/state.json" --socket "$TB_RUN_DIR/control.sock" $EIPD_ARGS \
     >"$WORK/eipd.log" 2>&1 &
   EIPD_PID=$!
   for ((i = 0; i < EIPD_READY_TIMEOUT * 10; i++)); do

@@ -40,7 +40,7 @@ say "eipd configuration (generated for the testbed)"
 "$EIPD" check --config "$TB_EIPD_CONFIG"
 
 say "starting eipd in the POP namespace"
-ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" --idle-sleep >"$LOG" 2>&1 &
+ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" --state "$TB_RUN_DIR/state.json" --socket "$TB_RUN_DIR/control.sock" --idle-sleep >"$LOG" 2>&1 &
 EIPD_PID=$!
 for _ in $(seq 100); do
   kill -0 "$EIPD_PID" 2>/dev/null || { cat "$LOG"; echo "demo: eipd exited" >&2; EIPD_PID=""; exit 1; }

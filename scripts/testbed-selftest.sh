@@ -140,7 +140,7 @@ if [[ $MODE == eipd ]]; then
   check "eipd check --config accepts the testbed config" "$EIPD" check --config "$TB_EIPD_CONFIG"
   # shellcheck disable=SC2086
   EIPD_LOG=${EIPD_LOG:-$WORK/eipd.log}
-  "${P[@]}" "$EIPD" run --config "$TB_EIPD_CONFIG" $EIPD_ARGS >"$EIPD_LOG" 2>&1 &
+  "${P[@]}" "$EIPD" run --config "$TB_EIPD_CONFIG" --state "$TB_RUN_DIR/state.json" --socket "$TB_RUN_DIR/control.sock" $EIPD_ARGS >"$EIPD_LOG" 2>&1 &
   EIPD_PID=$!
   for _ in $(seq 150); do
     kill -0 "$EIPD_PID" 2>/dev/null || { bad "eipd exited:"; sed 's/^/      /' "$EIPD_LOG"; EIPD_PID=""; exit 1; }

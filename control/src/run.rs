@@ -1,24 +1,29 @@
 //! `eipd run`: the data plane on AF_XDP.
 //!
-//! The calling thread is the control thread: it builds tables (resolving next-hop
-//! MACs from the kernel's neighbour table), starts one pinned poll-mode worker per
-//! queue, hands them new table snapshots through [`eip_dataplane::swap`] when a
-//! neighbour changes, keeps the XDP filter maps in sync, and on SIGINT/SIGTERM
-//! stops the workers and prints the final counters and frame accounting.
+//! The calling thread is the control thread. It boots from the state file (same
+//! tables, same version as when eipd last ran) or else the TOML configuration,
+//! resolving next-hop MACs from the kernel's neighbour table; starts one pinned
+//! poll-mode worker per queue; serves the control socket (changes go through one
+//! writer, [`ControlPlane`]); hands every new table snapshot to the workers through
+//! [`eip_dataplane::swap`] while keeping the XDP filter maps in sync; and on
+//! SIGINT/SIGTERM stops the workers and prints the final counters and frame
+//! accounting.
 
-use crate::{config, neighbours, report};
+use crate::state::{ControlPlane, SinkError, StateFile, TableSink};
+use crate::{neighbours, report, server};
 use anyhow::{bail, Context, Result};
 use eip_dataplane::afxdp::{
-    Accept, AfXdpConfig, AfXdpRuntime, BindPreference, IdlePolicy, PacketProcessor, PortConfig,
-    WorkerCounters, XdpModePreference,
+    Accept, AfXdpConfig, AfXdpRuntime, BindPreference, FilterSource, IdlePolicy, PacketProcessor,
+    PortConfig, WorkerCounters, XdpModePreference,
 };
 use eip_dataplane::counters::Counters;
-use eip_dataplane::swap::{self, Subscriber};
+use eip_dataplane::swap::{self, Publisher, Subscriber};
 use eip_dataplane::tables::{PopSpec, PortRole};
 use eip_dataplane::{Frame, Pipeline, Tables, Timestamp, Verdict};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub config: PathBuf,
+    /// State file: the last committed spec and version; wins over `config` when present.
+    pub state: PathBuf,
+    /// Control socket path.
+    pub socket: PathBuf,
     /// Device queues to serve, one worker each.
     pub queues: Vec<u32>,
     /// CPU per worker (default: worker i on CPU (i + 1) mod CPUs, leaving CPU 0 to
@@ -80,15 +89,31 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             .context("installing signal handlers")?;
     }
 
-    let spec = config::load_spec(&opts.config)?;
-    let (filled, mut neighbour_view) = resolve_at_start(&spec, &stop)?;
-    let tables = Tables::build(&filled, 1)
-        .with_context(|| format!("configuration {} is not usable", opts.config.display()))?;
-    let afxdp = afxdp_config(&tables, &spec, opts)?;
-    let tables = Arc::new(tables);
+    let store = StateFile::new(&opts.state);
+    let (doc, origin) = store.load_or_config(&opts.config)?;
+    wait_for_neighbours(&doc.spec, &stop)?;
+    let resolver = |spec: &PopSpec| {
+        let table = neighbours::read_kernel_table().unwrap_or_default();
+        let (filled, missing) = neighbours::resolve(spec, &table);
+        for a in missing {
+            let _ = neighbours::solicit(a);
+        }
+        filled
+    };
+    let boot = store.boot(&opts.config, Some(&resolver))?;
+    eprintln!(
+        "eipd: table version {} from {}",
+        boot.tables.version,
+        match origin {
+            crate::state::Origin::StateFile => opts.state.display().to_string(),
+            crate::state::Origin::Config => opts.config.display().to_string(),
+        }
+    );
+    let tables = Arc::clone(&boot.tables);
+    let afxdp = afxdp_config(&tables, &boot.spec, opts)?;
     let (mut publisher, subscribers) = swap::channel(Arc::clone(&tables), afxdp.queues.len());
-    let published: Vec<Arc<Mutex<Counters>>> =
-        (0..afxdp.queues.len()).map(|_| Arc::default()).collect();
+    let published: Arc<Vec<Arc<Mutex<Counters>>>> =
+        Arc::new((0..afxdp.queues.len()).map(|_| Arc::default()).collect());
     let mut subscribers = subscribers.into_iter();
     let mut slots = published.iter();
     let mut runtime = AfXdpRuntime::start(&afxdp, |_queue| PipelineWorker {
@@ -100,34 +125,47 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     runtime
         .sync_maps(&*tables)
         .context("loading EIPs and VTEPs into the XDP filter")?;
+
+    // Changes arrive on socket threads; the runtime stays on this thread, which
+    // applies each new snapshot (filter maps, then workers) and answers.
+    let (swap_tx, swap_rx) = mpsc::channel::<SwapRequest>();
+    let stats_source = Arc::clone(&published);
+    let control = Arc::new(
+        ControlPlane::new(store, boot, ChannelSink(swap_tx))
+            .with_resolver(Arc::new(resolver))
+            .with_stats(Arc::new(move || sum_counters(&stats_source)))
+            .with_ack_timeout(SWAP_TIMEOUT),
+    );
+    let server = server::spawn(
+        &opts.socket,
+        Arc::clone(&control),
+        server::ServerConfig::default(),
+    )
+    .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    spawn_neighbour_refresh(Arc::clone(&control), Arc::clone(&stop));
     print_setup(&runtime, &tables);
+    println!(
+        "  control socket {} (eipctl --socket {0}), state file {}",
+        opts.socket.display(),
+        opts.state.display()
+    );
 
     let started = Instant::now();
-    let mut last_neighbours = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = 0u64;
-    let mut current = filled;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         // Frames for the control thread (probe replies, a later milestone): take
         // them off the queue so it never fills.
         while runtime.control_queue().pop().is_some() {}
-        if last_neighbours.elapsed() >= NEIGHBOUR_REFRESH {
-            last_neighbours = Instant::now();
-            if let Some(next) = neighbour_change(&spec, &current, &mut neighbour_view) {
-                let version = publisher.version() + 1;
-                match Tables::build(&next, version) {
-                    Ok(t) => {
-                        let t = Arc::new(t);
-                        runtime.sync_maps(&*t)?;
-                        publisher.publish(Arc::clone(&t))?.wait(SWAP_TIMEOUT)?;
-                        publisher.collect_garbage();
-                        eprintln!("eipd: next-hop MAC changed; table version {version} in force on every worker");
-                        current = next;
-                    }
-                    Err(e) => eprintln!("eipd: keeping table version {}: {e}", publisher.version()),
-                }
-            }
+        while let Ok(request) = swap_rx.try_recv() {
+            let result = apply_swap(
+                &mut runtime,
+                &mut publisher,
+                &request.tables,
+                request.timeout,
+            );
+            let _ = request.reply.send(result);
         }
         if let Some(every) = opts.stats_every {
             if last_stats.elapsed() >= every {
@@ -150,13 +188,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     }
 
     eprintln!("eipd: stopping");
+    drop(server);
     let socket_stats = runtime.socket_stats();
     let exits = runtime.stop();
     let latest = Arc::clone(publisher.latest());
-    let mut total = Counters::default();
-    for p in &published {
-        total.merge(&p.lock().unwrap_or_else(|e| e.into_inner()));
-    }
+    let total = sum_counters(&published);
     println!("final counters (table version {}):", latest.version);
     print!("{}", report::counters_text(&latest, &total));
     let mut workers = WorkerCounters::default();
@@ -262,22 +298,18 @@ fn default_cpus(workers: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Fills next-hop MACs from the neighbour table, soliciting unresolved ones.
-fn resolve_at_start(
-    spec: &PopSpec,
-    stop: &AtomicBool,
-) -> Result<(PopSpec, neighbours::NeighbourTable)> {
-    let wanted = neighbours::wanted(spec);
+/// Waits (a while) until every next hop given as an address is in the kernel's
+/// neighbour table, soliciting the missing ones, so the first tables can be built.
+fn wait_for_neighbours(spec: &PopSpec, stop: &AtomicBool) -> Result<()> {
     let deadline = Instant::now() + RESOLVE_TIMEOUT;
     loop {
-        let table = if wanted.is_empty() {
-            Default::default()
-        } else {
-            neighbours::read_kernel_table().context("reading /proc/net/arp")?
-        };
-        let (filled, missing) = neighbours::resolve(spec, &table);
+        if neighbours::wanted(spec).is_empty() {
+            return Ok(());
+        }
+        let table = neighbours::read_kernel_table().context("reading /proc/net/arp")?;
+        let (_, missing) = neighbours::resolve(spec, &table);
         if missing.is_empty() {
-            return Ok((filled, table));
+            return Ok(());
         }
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
             bail!(
@@ -293,26 +325,98 @@ fn resolve_at_start(
     }
 }
 
-/// A spec with changed MACs when the neighbour table moved, else None.
-fn neighbour_change(
-    spec: &PopSpec,
-    current: &PopSpec,
-    view: &mut neighbours::NeighbourTable,
-) -> Option<PopSpec> {
-    if neighbours::wanted(spec).is_empty() {
-        return None;
+/// Re-reads the neighbour table every second; the control plane rebuilds and
+/// swaps tables only when a resolved next-hop MAC changed.
+fn spawn_neighbour_refresh(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("eipd-neighbours".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(NEIGHBOUR_REFRESH);
+                match control.refresh() {
+                    Ok(Some(version)) => {
+                        eprintln!("eipd: next-hop MAC changed; table version {version} in force")
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("eipd: neighbour refresh: {e}"),
+                }
+            }
+        });
+}
+
+/// A new snapshot for the control thread to apply, and where to answer.
+struct SwapRequest {
+    tables: Arc<Tables>,
+    timeout: Duration,
+    reply: mpsc::Sender<Result<(), SinkError>>,
+}
+
+/// The control plane's [`TableSink`]: hands snapshots to the control thread, which
+/// owns the AF_XDP runtime, and waits for its answer.
+struct ChannelSink(mpsc::Sender<SwapRequest>);
+
+impl TableSink for ChannelSink {
+    fn publish(&mut self, tables: Arc<Tables>, timeout: Duration) -> Result<(), SinkError> {
+        let (reply, answer) = mpsc::channel();
+        self.0
+            .send(SwapRequest {
+                tables,
+                timeout,
+                reply,
+            })
+            .map_err(|_| SinkError::Rejected("the data plane is shutting down".into()))?;
+        answer
+            .recv_timeout(timeout + Duration::from_secs(1))
+            .map_err(|_| SinkError::Rejected("the data plane did not answer".into()))?
     }
-    let table = neighbours::read_kernel_table().ok()?;
-    if table == *view {
-        return None;
+}
+
+/// Every EIP and VTEP of two snapshots: diverted to the workers during a swap, so
+/// that neither the EIPs being removed nor those being added are ever passed to
+/// the kernel while some worker still (or already) serves them.
+struct Union<'a>(&'a Tables, &'a Tables);
+
+impl FilterSource for Union<'_> {
+    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.0.eip_v4_addresses().chain(self.1.eip_v4_addresses())
     }
-    *view = table;
-    let (filled, missing) = neighbours::resolve(spec, view);
-    for a in &missing {
-        let _ = neighbours::solicit(*a);
+    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.0.eip_v6_addresses().chain(self.1.eip_v6_addresses())
     }
-    // Keep forwarding with the last known MAC of a neighbour that went stale.
-    (missing.is_empty() && filled != *current).then_some(filled)
+    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.0
+            .local_vteps
+            .iter()
+            .chain(&self.1.local_vteps)
+            .copied()
+    }
+}
+
+/// Puts a new snapshot in force: filter maps widened to old + new, workers
+/// swapped (and acknowledged), filter maps narrowed to the new tables.
+fn apply_swap(
+    runtime: &mut AfXdpRuntime,
+    publisher: &mut Publisher<Tables>,
+    tables: &Arc<Tables>,
+    timeout: Duration,
+) -> Result<(), SinkError> {
+    let old = Arc::clone(publisher.latest());
+    runtime
+        .sync_maps(&Union(&old, tables))
+        .map_err(|e| SinkError::Rejected(format!("XDP filter map: {e}")))?;
+    let result = TableSink::publish(publisher, Arc::clone(tables), timeout);
+    if let Err(e) = runtime.sync_maps(&**publisher.latest()) {
+        eprintln!("eipd: XDP filter map after swap: {e}");
+    }
+    result
+}
+
+fn sum_counters(published: &[Arc<Mutex<Counters>>]) -> Counters {
+    let mut total = Counters::default();
+    for p in published {
+        total.merge(&p.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    total
 }
 
 fn list(addrs: &[Ipv4Addr]) -> String {

@@ -107,6 +107,11 @@ impl Testbed {
                 "--config",
                 self.var("TB_EIPD_CONFIG"),
             ])
+            .args(["--state", &format!("{}/state.json", self.var("TB_RUN_DIR"))])
+            .args([
+                "--socket",
+                &format!("{}/control.sock", self.var("TB_RUN_DIR")),
+            ])
             .args(args)
             .stdout(file.try_clone().unwrap())
             .stderr(file)

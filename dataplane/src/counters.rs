@@ -113,9 +113,11 @@ impl Traffic {
 }
 
 /// One worker's counters. Indexes of `eip_in`/`eip_out`/`path` follow the table
-/// snapshot the worker runs with.
+/// snapshot the worker runs with (`table_version`); they restart when it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
+    /// Version of the tables `eip_in`, `eip_out` and `path` are indexed by.
+    pub table_version: u64,
     pub drops: [u64; DropReason::COUNT],
     pub events: [u64; Event::COUNT],
     /// Client -> backend traffic per EIP, counted before encapsulation.
@@ -130,6 +132,7 @@ impl Counters {
     /// Zeroed counters sized for a table with `eips` EIPs and `paths` paths.
     pub fn new(eips: usize, paths: usize) -> Self {
         Counters {
+            table_version: 0,
             drops: [0; DropReason::COUNT],
             events: [0; Event::COUNT],
             eip_in: vec![Traffic::default(); eips],
@@ -166,6 +169,7 @@ impl Counters {
     /// Makes these counters equal to `other`, reusing this value's allocations (for
     /// publishing a worker's counters without allocating).
     pub fn copy_from(&mut self, other: &Counters) {
+        self.table_version = other.table_version;
         self.drops = other.drops;
         self.events = other.events;
         self.eip_in.clone_from(&other.eip_in);
@@ -174,12 +178,22 @@ impl Counters {
     }
 
     /// Adds another worker's counters into these (vectors grow to the longer one).
+    /// Per-EIP and per-path traffic is added only from counters of the same table
+    /// version as these (or into empty ones): other indexes mean other entries.
     pub fn merge(&mut self, other: &Counters) {
+        let same_tables = self.table_version == other.table_version
+            || self.eip_in.is_empty() && self.path.is_empty();
+        if self.eip_in.is_empty() && self.path.is_empty() {
+            self.table_version = other.table_version;
+        }
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
         for (a, b) in self.events.iter_mut().zip(other.events) {
             *a += b;
+        }
+        if !same_tables {
+            return;
         }
         for (mine, theirs) in [
             (&mut self.eip_in, &other.eip_in),

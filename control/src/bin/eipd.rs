@@ -68,6 +68,12 @@ enum Command {
         /// Print a rate line every this many seconds.
         #[arg(long)]
         stats_every: Option<u64>,
+        /// State file: the last committed configuration; wins over --config when present.
+        #[arg(long, default_value = eip_control::state::DEFAULT_STATE_FILE)]
+        state: PathBuf,
+        /// Control socket (owner-only) that eipctl talks to.
+        #[arg(long, default_value = eip_control::server::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
 }
 
@@ -132,10 +138,14 @@ fn main() -> Result<()> {
             bind_mode,
             idle_sleep,
             stats_every,
+            state,
+            socket,
         } => {
             use eip_dataplane::afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {
                 config,
+                state,
+                socket,
                 queues,
                 cpus,
                 xdp_mode: match xdp_mode.as_str() {

@@ -14,7 +14,8 @@
 //! |-------------|----------------------------------------------------------------|
 //! | `Free`      | on this ledger's free list                                     |
 //! | `Fill(d)`   | device `d`'s fill ring, or already received into its RX ring    |
-//! | `Held`      | in the worker's hands (between RX and its verdict)             |
+//! | `Held`      | in the worker's hands (between RX and its verdict, or while an |
+//! |             | injected frame is copied in)                                   |
 //! | `Tx(d)`     | device `d`'s TX ring, or already on its completion ring        |
 //!
 //! "Fill ring or RX ring" and "TX ring or completion ring" are one state each
@@ -214,6 +215,21 @@ impl FrameLedger {
         Some(frame)
     }
 
+    /// Takes a frame off the free list into the worker's hands, for a frame the
+    /// worker writes itself (an injected frame, see `inject`) rather than one the
+    /// kernel received. The caller then either [`Self::transmitted`] or
+    /// [`Self::recycle`]s it, as for a received frame. `None` when no frame is free.
+    #[inline]
+    pub fn take_free(&mut self) -> Option<FrameIdx> {
+        let frame = self.free.pop()?;
+        let slot = &mut self.state[frame as usize];
+        debug_assert_eq!(*slot, FREE, "free list held a frame that was not free");
+        *slot = HELD;
+        self.counts.free -= 1;
+        self.counts.held += 1;
+        Some(frame)
+    }
+
     /// Undoes [`Self::post_fill`] for a frame that could not be written to the ring.
     #[inline]
     pub fn unpost_fill(&mut self, frame: FrameIdx, dev: DeviceIdx) -> Result<(), Misplaced> {
@@ -395,6 +411,28 @@ mod tests {
     }
 
     #[test]
+    fn injected_frame_cycle() {
+        let mut l = FrameLedger::new(2, 2);
+        let f = l.take_free().unwrap();
+        assert_eq!(l.state(f), Some(FrameState::Held));
+        assert_eq!((l.counts().free, l.counts().held), (1, 1));
+        // A held frame cannot go to a fill ring nor be "received".
+        assert!(l.received(f, 0).is_err());
+        l.transmitted(f, 1).unwrap();
+        l.completed(f, 1).unwrap();
+        // Or it is given back when the TX ring had no room.
+        let g = l.take_free().unwrap();
+        l.recycle(g).unwrap();
+        let (a, b) = (l.take_free().unwrap(), l.take_free().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(l.take_free(), None, "nothing free: no frame invented");
+        assert_eq!(l.post_fill(0), None);
+        l.recycle(a).unwrap();
+        l.recycle(b).unwrap();
+        l.audit().unwrap();
+    }
+
+    #[test]
     fn double_receive_is_refused() {
         let mut l = FrameLedger::new(4, 1);
         let f = l.post_fill(0).unwrap();
@@ -437,7 +475,7 @@ mod tests {
                 let frame = (r >> 8) as u32 % (TOTAL + 2); // sometimes out of range
                 let dev = ((r >> 40) % DEVS as u64) as DeviceIdx;
                 let m = model.get(frame as usize).copied();
-                match r % 6 {
+                match r % 7 {
                     0 => {
                         let got = l.post_fill(dev);
                         match got {
@@ -474,6 +512,16 @@ mod tests {
                         assert_eq!(ok, m == Some(FrameState::Tx(dev)));
                         if ok {
                             model[frame as usize] = FrameState::Free;
+                        }
+                    }
+                    5 => {
+                        let got = l.take_free();
+                        match got {
+                            Some(f) => {
+                                assert_eq!(model[f as usize], FrameState::Free);
+                                model[f as usize] = FrameState::Held;
+                            }
+                            None => assert!(model.iter().all(|s| *s != FrameState::Free)),
                         }
                     }
                     _ => {

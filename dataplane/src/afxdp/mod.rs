@@ -27,6 +27,11 @@
 //! * `ToControl`: copied into the bounded [`control::ControlQueue`] (dropped and
 //!   counted when full), recycled.
 //!
+//! # Injection
+//! The control thread sends frames of its own (path probes) through a worker
+//! with [`inject::InjectQueue`]: the worker copies them into free UMEM frames and
+//! transmits them on the port's TX ring, so they take the data's exact path.
+//!
 //! # Using it
 //! ```text
 //! let mut rt = AfXdpRuntime::start(&config, |queue| MyProcessor::new(queue))?;
@@ -34,6 +39,7 @@
 //! rt.sync_maps(&tables)?;                 // after every table swap (Tables: FilterSource)
 //! rt.worker_stats(); rt.socket_stats(); rt.filter_stats();   // any thread, any time
 //! while let Some(p) = rt.control_queue().pop() { /* ToControl frames */ }
+//! rt.inject_queue().push(port, &frame)?;  // a frame out of `port`, via worker 0
 //! let exits = rt.stop();                  // joins workers, detaches XDP, reports frames
 //! ```
 //!
@@ -49,6 +55,7 @@ pub mod control;
 pub mod error;
 pub mod frames;
 pub mod iface;
+pub mod inject;
 pub mod program;
 pub mod runtime;
 mod socket;
@@ -66,6 +73,7 @@ pub use config::{
 pub use control::{ControlGuard, ControlPacket, ControlQueue};
 pub use error::SetupError;
 pub use frames::{FrameCounts, FrameLedger, FrameState};
+pub use inject::{InjectError, InjectQueue};
 pub use program::{FilterSource, FilterStats, SyncReport, XdpFilter};
 pub use runtime::{AfXdpRuntime, PortReport, QueueReport, SetupReport};
 pub use stats::{SocketStats, WorkerCounters, WorkerSnapshot, WorkerStats};

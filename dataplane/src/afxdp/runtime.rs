@@ -32,6 +32,7 @@ use super::config::{AfXdpConfig, BindMode, XdpMode};
 use super::control::ControlQueue;
 use super::error::{io_from_xsk, SetupError};
 use super::iface;
+use super::inject::{InjectQueue, DEFAULT_INJECT_DEPTH};
 use super::program::{FilterSizes, FilterSource, FilterStats, SyncReport, XdpFilter};
 use super::socket::{open_queue_set, ResolvedPort};
 use super::stats::{SocketStats, WorkerSnapshot, WorkerStats};
@@ -78,6 +79,8 @@ pub struct QueueReport {
 struct WorkerHandle {
     queue: u32,
     stats: Arc<WorkerStats>,
+    /// Frames the control thread sends through this worker.
+    inject: Arc<InjectQueue>,
     /// (port, socket) for `XDP_STATISTICS`; also keeps the sockets open.
     sockets: Vec<(PortId, User)>,
     join: Option<JoinHandle<WorkerExit>>,
@@ -138,6 +141,7 @@ impl AfXdpRuntime {
             config.frame_size as usize,
         ));
         let epoch = Instant::now();
+        let port_ids: Vec<PortId> = config.ports.iter().map(|p| p.port).collect();
 
         // Workers are built (and their fill rings filled) before the program is
         // attached, so the first diverted packet already finds a buffer.
@@ -155,6 +159,11 @@ impl AfXdpRuntime {
                 .zip(std::mem::take(&mut set.sockets))
                 .collect();
             let stats = Arc::new(WorkerStats::default());
+            let inject = Arc::new(InjectQueue::new(
+                DEFAULT_INJECT_DEPTH,
+                config.frame_size as usize,
+                &port_ids,
+            ));
             let worker = Worker::new(
                 set,
                 make_processor(queue),
@@ -166,8 +175,9 @@ impl AfXdpRuntime {
                 stop.clone(),
                 stats.clone(),
                 control.clone(),
+                inject.clone(),
             );
-            pending.push((queue, report, sockets, stats, worker));
+            pending.push((queue, report, sockets, stats, inject, worker));
         }
 
         let mut ports = Vec::with_capacity(config.ports.len());
@@ -191,7 +201,7 @@ impl AfXdpRuntime {
             },
             filter,
         };
-        for (i, (queue, (bind_mode, tx_budget), sockets, stats, worker)) in
+        for (i, (queue, (bind_mode, tx_budget), sockets, stats, inject, worker)) in
             pending.into_iter().enumerate()
         {
             let cpu = config.cpu_for(i);
@@ -217,6 +227,7 @@ impl AfXdpRuntime {
             runtime.workers.push(WorkerHandle {
                 queue,
                 stats,
+                inject,
                 sockets,
                 join: Some(join),
             });
@@ -270,6 +281,22 @@ impl AfXdpRuntime {
     /// Frames the pipeline sent to the control thread.
     pub fn control_queue(&self) -> &Arc<ControlQueue> {
         &self.control
+    }
+
+    /// Frames to send out of a port through the first worker (that of
+    /// `config.queues[0]`): path probes leave on the same socket, TX ring and link
+    /// as data. See [`super::inject`].
+    pub fn inject_queue(&self) -> &Arc<InjectQueue> {
+        // `start` fails unless there is at least one queue, hence one worker.
+        &self.workers[0].inject
+    }
+
+    /// The inject queue of the worker serving device queue `queue`.
+    pub fn inject_queue_of(&self, queue: u32) -> Option<&Arc<InjectQueue>> {
+        self.workers
+            .iter()
+            .find(|w| w.queue == queue)
+            .map(|w| &w.inject)
     }
 
     /// Stops and joins the workers, then detaches the program. Returns each

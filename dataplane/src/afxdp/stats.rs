@@ -81,6 +81,15 @@ counters! {
     to_control,
     /// `ToControl` verdicts dropped because the control queue was full.
     to_control_dropped,
+    /// Frames from the control thread's inject queue (path probes) written to a
+    /// TX ring. Not in `tx_packets`, which counts forwarded frames only.
+    injected,
+    /// Injected frames dropped because no UMEM frame was free.
+    inject_no_frame,
+    /// Injected frames dropped because the port's TX ring was full.
+    inject_ring_full,
+    /// Injected frames naming a port this queue set does not serve.
+    inject_no_port,
     /// RX descriptors refused: address outside the UMEM, not a frame posted to
     /// that device's fill ring, or length beyond the frame.
     rx_invalid,

@@ -3,16 +3,19 @@
 //! One loop iteration:
 //! 1. reclaim TX completions of every port into the free list;
 //! 2. top up every port's fill ring from the free list;
-//! 3. receive up to one batch across the ports' RX rings (round-robin start, so a
+//! 3. send up to [`INJECT_BURST`] frames the control thread queued (path probes,
+//!    [`super::inject`]): each is copied into a frame off the free list and
+//!    written to its port's TX ring exactly like a forwarded frame;
+//! 4. receive up to one batch across the ports' RX rings (round-robin start, so a
 //!    busy port cannot starve the other);
-//! 4. wrap the frames in [`Frame`]s over their UMEM chunks and call the processor
+//! 5. wrap the frames in [`Frame`]s over their UMEM chunks and call the processor
 //!    once for the whole batch;
-//! 5. act on the verdicts: stage `Tx` frames per port (bounded by the batch size),
+//! 6. act on the verdicts: stage `Tx` frames per port (bounded by the batch size),
 //!    recycle everything else;
-//! 6. write staged frames to the TX rings; what does not fit is dropped and
+//! 7. write staged frames to the TX rings; what does not fit is dropped and
 //!    counted (`tx_ring_full`), never queued: a growing staging queue only adds
 //!    latency and cache misses when the link is saturated;
-//! 7. wake the kernel only where `needs_wakeup()` says so.
+//! 8. wake the kernel only where `needs_wakeup()` says so.
 //!
 //! Nothing is allocated after the worker is built. The stop flag is read once per
 //! iteration with `Relaxed`: it publishes no data, and the thread is joined after
@@ -29,6 +32,7 @@ use crate::frame::{Frame, PortId, Verdict};
 use super::config::IdlePolicy;
 use super::control::ControlQueue;
 use super::frames::{AuditError, DeviceIdx, FrameCounts, FrameIdx, FrameLedger, MAX_DEVICES};
+use super::inject::{InjectQueue, INJECT_BURST};
 use super::socket::{DeviceRings, QueueSet};
 use super::stats::{WorkerCounters, WorkerStats, PUBLISH_EVERY};
 use super::umem::{UmemArea, UmemLayout};
@@ -110,6 +114,7 @@ pub(crate) struct Worker<P> {
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     control: Arc<ControlQueue>,
+    inject: Arc<InjectQueue>,
     counters: WorkerCounters,
     epoch: Instant,
     idle: IdlePolicy,
@@ -146,6 +151,15 @@ pub(crate) struct WorkerParams {
     pub epoch: Instant,
 }
 
+/// What [`write_staged`] did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    packets: u64,
+    bytes: u64,
+    /// Staged frames that found no room in their TX ring (recycled).
+    ring_full: u64,
+}
+
 impl<P: PacketProcessor> Worker<P> {
     /// Takes over the rings of `set` and fills its fill rings.
     pub(crate) fn new(
@@ -155,6 +169,7 @@ impl<P: PacketProcessor> Worker<P> {
         stop: Arc<AtomicBool>,
         stats: Arc<WorkerStats>,
         control: Arc<ControlQueue>,
+        inject: Arc<InjectQueue>,
     ) -> Self {
         let QueueSet {
             queue,
@@ -180,6 +195,7 @@ impl<P: PacketProcessor> Worker<P> {
             stop,
             stats,
             control,
+            inject,
             counters: WorkerCounters::default(),
             epoch: params.epoch,
             idle: params.idle,
@@ -219,6 +235,7 @@ impl<P: PacketProcessor> Worker<P> {
             self.reclaim_completions();
             self.refill();
             self.processor.on_poll();
+            self.inject();
             let received = self.receive();
             last_busy = received > 0;
             if received > 0 {
@@ -502,47 +519,72 @@ impl<P: PacketProcessor> Worker<P> {
         }
         *frames = relifetime(batch);
 
-        for (dev, (d, descs)) in devices.iter_mut().zip(staged.iter_mut()).enumerate() {
-            if descs.is_empty() {
-                continue;
-            }
-            let mut written = 0;
-            for _ in 0..CACHED_ROUNDS {
-                let mut writer = d.tx.transmit((descs.len() - written) as u32);
-                let room = (writer.capacity() as usize).min(descs.len() - written);
-                if room == 0 {
-                    break;
-                }
-                let n = writer.insert(descs[written..written + room].iter().copied()) as usize;
-                debug_assert_eq!(n, room);
-                // Release store of the producer index: the kernel sees the
-                // descriptors (and the frame contents written before them) only
-                // after this.
-                writer.commit();
-                written += n;
-                if written == descs.len() {
-                    break;
-                }
-            }
-            for (i, desc) in descs.iter().enumerate() {
-                let frame = (desc.addr >> layout.frame_size().trailing_zeros()) as FrameIdx;
-                let moved = if i < written {
-                    counters.tx_bytes += u64::from(desc.len);
-                    ledger.transmitted(frame, dev as DeviceIdx)
-                } else {
-                    ledger.recycle(frame)
-                };
-                debug_assert!(moved.is_ok(), "{moved:?}");
-            }
-            counters.tx_packets += written as u64;
-            counters.tx_ring_full += (descs.len() - written) as u64;
-            descs.clear();
-        }
+        let w = write_staged(devices, staged, ledger, layout);
+        counters.tx_packets += w.packets;
+        counters.tx_bytes += w.bytes;
+        counters.tx_ring_full += w.ring_full;
         debug_assert_eq!(
             ledger.counts().held,
             0,
             "every frame of the batch has a place"
         );
+    }
+
+    /// Inject queue -> TX rings: up to [`INJECT_BURST`] frames (and at most one
+    /// batch), each copied into a frame taken off the free list. Called between
+    /// batches, so `staged` is empty and `held` is 0 on entry and on exit.
+    fn inject(&mut self) {
+        let Worker {
+            devices,
+            ports,
+            ledger,
+            layout,
+            inject,
+            counters,
+            staged,
+            batch,
+            area,
+            ..
+        } = self;
+        let limit = INJECT_BURST.min(*batch);
+        let mut taken = 0;
+        while taken < limit {
+            let Some(frame) = inject.pop() else {
+                break;
+            };
+            taken += 1;
+            let Some(dev) = ports[..devices.len()]
+                .iter()
+                .position(|&p| p == frame.port())
+            else {
+                counters.inject_no_port += 1;
+                continue;
+            };
+            let Some(idx) = ledger.take_free() else {
+                counters.inject_no_frame += 1;
+                continue;
+            };
+            // SAFETY: `take_free` just moved `idx` from the free list to `Held`:
+            // it is in no kernel ring, and no other slice of it is alive (the
+            // batch's slices ended with `process_batch`).
+            let buf = unsafe { area.frame_mut(idx) };
+            // The queue only accepts frames of at most one UMEM frame.
+            let len = frame.data().len().min(buf.len());
+            buf[..len].copy_from_slice(&frame.data()[..len]);
+            // Bounded: at most `batch` entries, the capacity reserved at start.
+            staged[dev].push(XdpDesc {
+                addr: layout.addr_of(idx),
+                len: len as u32,
+                options: 0,
+            });
+        }
+        if taken == 0 {
+            return;
+        }
+        let w = write_staged(devices, staged, ledger, layout);
+        counters.injected += w.packets;
+        counters.inject_ring_full += w.ring_full;
+        debug_assert_eq!(ledger.counts().held, 0, "every injected frame has a place");
     }
 
     /// Wakes the kernel for TX rings that hold descriptors and asked for it. In
@@ -578,6 +620,55 @@ impl<P: PacketProcessor> Worker<P> {
             std::hint::spin_loop();
         }
     }
+}
+
+/// Staged descriptors -> TX rings, per device; what does not fit is recycled.
+/// The ledger moves every staged frame from `Held` to `Tx(dev)` or back to the
+/// free list, and `staged` is left empty.
+fn write_staged(
+    devices: &mut [DeviceRings],
+    staged: &mut [Vec<XdpDesc>],
+    ledger: &mut FrameLedger,
+    layout: &UmemLayout,
+) -> Written {
+    let mut out = Written::default();
+    for (dev, (d, descs)) in devices.iter_mut().zip(staged.iter_mut()).enumerate() {
+        if descs.is_empty() {
+            continue;
+        }
+        let mut written = 0;
+        for _ in 0..CACHED_ROUNDS {
+            let mut writer = d.tx.transmit((descs.len() - written) as u32);
+            let room = (writer.capacity() as usize).min(descs.len() - written);
+            if room == 0 {
+                break;
+            }
+            let n = writer.insert(descs[written..written + room].iter().copied()) as usize;
+            debug_assert_eq!(n, room);
+            // Release store of the producer index: the kernel sees the
+            // descriptors (and the frame contents written before them) only
+            // after this.
+            writer.commit();
+            written += n;
+            if written == descs.len() {
+                break;
+            }
+        }
+        for (i, desc) in descs.iter().enumerate() {
+            let frame = (desc.addr >> layout.frame_size().trailing_zeros()) as FrameIdx;
+            let moved = if i < written {
+                out.bytes += u64::from(desc.len);
+                ledger.transmitted(frame, dev as DeviceIdx)
+            } else {
+                ledger.recycle(frame)
+            };
+            debug_assert!(moved.is_ok(), "{moved:?}");
+        }
+        out.packets += written as u64;
+        out.ring_full += (descs.len() - written) as u64;
+        descs.clear();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -144,29 +144,22 @@ impl Pipeline {
         &self.counters
     }
 
-    /// Takes the counters and starts from zero (for periodic reporting).
-    pub fn take_counters(&mut self) -> Counters {
-        let fresh = Counters::new(self.counters.eip_in.len(), self.counters.path.len());
-        std::mem::replace(&mut self.counters, fresh)
-    }
-
-    /// Sizes per-EIP/per-path counters for a new snapshot. Runs once per table
-    /// change, between batches; counters of a previous snapshot are flushed first by
-    /// whoever swaps tables.
+    /// Resets per-EIP/per-path counters for a new snapshot: they are indexed by
+    /// position in the tables, which a change may shift, so they restart at every
+    /// table version (never misattributed). Drop and event counters are cumulative.
+    /// Runs once per table change, between batches (it may allocate when the new
+    /// tables are larger).
     fn adopt(&mut self, tables: &Tables) {
-        if self.table_version != Some(tables.version)
-            || self.counters.eip_in.len() != tables.eips.len()
-            || self.counters.path.len() != tables.paths.len()
-        {
-            self.counters
-                .eip_in
-                .resize(tables.eips.len(), Default::default());
-            self.counters
-                .eip_out
-                .resize(tables.eips.len(), Default::default());
+        if self.table_version != Some(tables.version) {
+            for v in [&mut self.counters.eip_in, &mut self.counters.eip_out] {
+                v.clear();
+                v.resize(tables.eips.len(), Default::default());
+            }
+            self.counters.path.clear();
             self.counters
                 .path
                 .resize(tables.paths.len(), Default::default());
+            self.counters.table_version = tables.version;
             self.table_version = Some(tables.version);
         }
     }

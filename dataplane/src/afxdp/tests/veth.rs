@@ -13,11 +13,12 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::afxdp::{
-    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, PacketProcessor, PortConfig,
-    SetupError, WorkerExit, XdpFilter, XdpMode, XdpModePreference,
+    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, InjectError, PacketProcessor,
+    PortConfig, SetupError, WorkerExit, XdpFilter, XdpMode, XdpModePreference,
 };
 use crate::counters::DropReason;
 use crate::frame::{Frame, Verdict};
@@ -671,6 +672,120 @@ fn veth_two_queues_two_workers() {
         assert_eq!(
             exits.iter().map(|e| e.counters.tx_packets).sum::<u64>(),
             u64::from(N)
+        );
+    });
+}
+
+/// Frames the control thread injects leave on the chosen port, through the
+/// worker's TX ring, while the worker keeps forwarding; the ledger accounts for
+/// every frame.
+#[test]
+fn veth_injected_frames_leave_on_their_port() {
+    if !require_root("veth_injected_frames_leave_on_their_port") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let (src, fwd, dst) = topo.names();
+    let forwarder = topo.forwarder();
+    let (s0, f0, f1, d0) = (topo.s0, topo.f0, topo.f1, topo.d0);
+    on_thread(move || {
+        enter(&src);
+        let at_src = PacketSocket::open("s0");
+        enter(&dst);
+        let at_dst = PacketSocket::open("d0");
+        enter(&fwd);
+        let mut rt =
+            AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
+        rt.sync_maps(&source()).unwrap();
+        let inject = rt.inject_queue().clone();
+        assert!(Arc::ptr_eq(&inject, rt.inject_queue_of(0).unwrap()));
+        assert!(rt.inject_queue_of(7).is_none());
+
+        // Out of the backbone port (1) to d0, and of the Internet port (0) to s0,
+        // with forwarded traffic in between.
+        const N: u32 = 300;
+        let to_d0 = L2 {
+            dst: d0,
+            src: f1,
+            vlan: None,
+        };
+        let to_s0 = L2 {
+            dst: s0,
+            src: f0,
+            vlan: None,
+        };
+        let to_f0 = L2 {
+            dst: f0,
+            src: s0,
+            vlan: None,
+        };
+        let probe = |l2, i: u32| udp4(l2, VTEP, NOT_OURS, 5000, 6000, &payload(i, 16));
+        for i in 0..N {
+            let frame = probe(to_d0, i);
+            // Like a prober: if the worker is behind, wait a little.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while let Err(e) = inject.push(1, &frame) {
+                assert!(matches!(e, InjectError::Full { .. }), "{e}");
+                assert!(Instant::now() < deadline, "worker takes no frames");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        send_paced(
+            &at_src,
+            (0..10).map(|i| udp4(to_f0, CLIENT, EIP4, 1000, 80, &payload(1000 + i, 0))),
+        );
+        for i in 0..10 {
+            inject.push(0, &probe(to_s0, 2000 + i)).unwrap();
+        }
+        assert_eq!(
+            inject.push(5, &probe(to_s0, 0)),
+            Err(InjectError::UnknownPort { port: 5 })
+        );
+        assert!(matches!(
+            inject.push(1, &[0u8; 4096]),
+            Err(InjectError::BadLength { len: 4096, .. })
+        ));
+
+        let (at_d0, first) = collect(&at_dst, N as usize + 10, Duration::from_secs(5));
+        let links = [
+            (src.as_str(), "s0"),
+            (fwd.as_str(), "f0"),
+            (fwd.as_str(), "f1"),
+            (dst.as_str(), "d0"),
+        ];
+        let injected: BTreeSet<u32> = at_d0.iter().copied().filter(|&s| s < N).collect();
+        expect_count(
+            &rt,
+            &links,
+            injected.len(),
+            N as usize,
+            "injected on port 1",
+        );
+        let forwarded = at_d0.iter().filter(|&&s| (1000..1010).contains(&s)).count();
+        expect_count(&rt, &links, forwarded, 10, "forwarded meanwhile");
+        assert_eq!(
+            first.unwrap(),
+            probe(to_d0, 0),
+            "the frame arrives byte for byte"
+        );
+        let (at_s0, _) = collect(&at_src, 10, Duration::from_secs(3));
+        assert_eq!(at_s0, (2000..2010).collect(), "injected on port 0");
+
+        let exits = rt.stop();
+        let c = exits[0].counters;
+        eprintln!("worker: {c:?}");
+        check_exit(&exits[0]);
+        assert_eq!(c.injected, u64::from(N) + 10);
+        assert_eq!(
+            (c.inject_no_frame, c.inject_ring_full, c.inject_no_port),
+            (0, 0, 0)
+        );
+        assert_eq!(
+            c.tx_packets, 10,
+            "injected frames are not counted as forwarded"
         );
     });
 }
