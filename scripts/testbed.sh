@@ -239,13 +239,14 @@ name = "testbed-pop"
 vtep = "$POP_VTEP"
 vxlan_port = $VXLAN_PORT
 inner_mac = "$POP_INNER_MAC"
+probe_source = "$POP_INNER_IP"         # inner source of path probes
 
 [[ports]]
 name = "internet"
 role = "internet"
 interface = "$POP_INET_IF"
 mac = "$POP_INET_MAC"
-gateway_mac = "$CLIENT_MAC"
+gateway = "$CLIENT_IP"              # MAC learned from the kernel neighbour table
 EOF
   for ((i = 0; i < PATHS; i++)); do
     cat <<EOF
@@ -264,6 +265,7 @@ name = "beijing"
 vni = $VNI
 vtep = "$REGION_VTEP"
 inner_mac = "$REGION_VX_MAC"
+probe_target = "$REGION_INNER_IP"       # answers the POP's path probes (ICMP echo in VXLAN)
 EOF
   for ((i = 0; i < PATHS; i++)); do
     cat <<EOF

@@ -53,6 +53,19 @@ pub fn load(path: &Path) -> Result<(PopSpec, Tables), ConfigError> {
     Ok((spec, tables))
 }
 
+/// Reads and validates a configuration for `eipd check`/`eipctl validate`: next
+/// hops given as addresses are looked up in this namespace's neighbour table, and
+/// those not found there are left to `eipd run` (returned, not an error).
+pub fn load_for_check(path: &Path) -> Result<(Tables, Vec<std::net::Ipv4Addr>), ConfigError> {
+    let spec = load_spec(path)?;
+    let (filled, unresolved) = crate::neighbours::resolve_for_check(&spec);
+    let tables = Tables::build(&filled, 1).map_err(|source| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((tables, unresolved))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod health;
 pub mod neighbours;
 pub mod pcap;
+pub mod prober;
 pub mod replay;
 pub mod report;
 pub mod run;

@@ -88,6 +88,30 @@ pub fn resolve(spec: &PopSpec, table: &NeighbourTable) -> (PopSpec, Vec<Ipv4Addr
     (out, missing)
 }
 
+/// `spec` resolved from the current kernel table where possible, every other
+/// next hop given as an address filled with a placeholder MAC: for checking a
+/// configuration offline. Returns the addresses left to `eipd run`.
+pub fn resolve_for_check(spec: &PopSpec) -> (PopSpec, Vec<Ipv4Addr>) {
+    let table = read_kernel_table().unwrap_or_default();
+    let (mut filled, missing) = resolve(spec, &table);
+    let placeholder = Some(MacAddr([0; 6]));
+    for p in filled
+        .ports
+        .iter_mut()
+        .filter(|p| p.gateway_mac.is_none() && p.gateway.is_some())
+    {
+        p.gateway_mac = placeholder;
+    }
+    for p in filled
+        .paths
+        .iter_mut()
+        .filter(|p| p.next_hop_mac.is_none() && p.next_hop.is_some())
+    {
+        p.next_hop_mac = placeholder;
+    }
+    (filled, missing)
+}
+
 /// Asks the kernel to resolve `addr` by sending it one empty UDP datagram to the
 /// discard port (9): the kernel ARPs for the next hop before it can send.
 pub fn solicit(addr: Ipv4Addr) -> io::Result<()> {

@@ -9,6 +9,8 @@
 //! SIGINT/SIGTERM stops the workers and prints the final counters and frame
 //! accounting.
 
+use crate::health::HealthConfig;
+use crate::prober::{HealthBoard, Prober, ProberConfig};
 use crate::state::{ControlPlane, SinkError, StateFile, TableSink};
 use crate::{neighbours, report, server};
 use anyhow::{bail, Context, Result};
@@ -25,7 +27,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What `eipd run` was asked to do.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct RunOptions {
     pub idle_sleep: bool,
     /// Print a one-line rate summary this often.
     pub stats_every: Option<Duration>,
+    /// Path probing: interval, timeout, thresholds.
+    pub health: HealthConfig,
 }
 
 /// One worker's pipeline, fed by the AF_XDP driver.
@@ -130,9 +135,12 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     // applies each new snapshot (filter maps, then workers) and answers.
     let (swap_tx, swap_rx) = mpsc::channel::<SwapRequest>();
     let stats_source = Arc::clone(&published);
+    let board = Arc::new(HealthBoard::default());
+    let health_view = Arc::clone(&board);
     let control = Arc::new(
         ControlPlane::new(store, boot, ChannelSink(swap_tx))
             .with_resolver(Arc::new(resolver))
+            .with_health(Arc::new(move |path: &str| health_view.get(path)))
             .with_stats(Arc::new(move || sum_counters(&stats_source)))
             .with_ack_timeout(SWAP_TIMEOUT),
     );
@@ -143,6 +151,13 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     )
     .with_context(|| format!("control socket {}", opts.socket.display()))?;
     spawn_neighbour_refresh(Arc::clone(&control), Arc::clone(&stop));
+    let prober = spawn_prober(
+        &runtime,
+        Arc::clone(&control),
+        board,
+        opts.health.clone(),
+        Arc::clone(&stop),
+    )?;
     print_setup(&runtime, &tables);
     println!(
         "  control socket {} (eipctl --socket {0}), state file {}",
@@ -154,10 +169,17 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_stats = Instant::now();
     let mut last_rx = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        // Frames for the control thread (probe replies, a later milestone): take
-        // them off the queue so it never fills.
-        while runtime.control_queue().pop().is_some() {}
+        // Table changes are applied as soon as they arrive (a failover waits for
+        // nothing else); otherwise wake every 50 ms for signals and stats.
+        if let Ok(request) = swap_rx.recv_timeout(Duration::from_millis(50)) {
+            let result = apply_swap(
+                &mut runtime,
+                &mut publisher,
+                &request.tables,
+                request.timeout,
+            );
+            let _ = request.reply.send(result);
+        }
         while let Ok(request) = swap_rx.try_recv() {
             let result = apply_swap(
                 &mut runtime,
@@ -189,6 +211,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
 
     eprintln!("eipd: stopping");
     drop(server);
+    let _ = prober.join();
     let socket_stats = runtime.socket_stats();
     let exits = runtime.stop();
     let latest = Arc::clone(publisher.latest());
@@ -455,4 +478,96 @@ fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
         );
     }
     println!("  stop with Ctrl-C (SIGINT) or SIGTERM: final counters follow");
+}
+
+/// Longest sleep of the prober thread (reply times come from the worker's
+/// receive timestamp, so this only bounds how late a probe or a verdict can be).
+const PROBER_TICK: Duration = Duration::from_millis(2);
+/// Least time between two attempts to put the same verdicts in force.
+const PROBER_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs the path prober on its own thread. It must not be the control thread:
+/// `ControlPlane::set_path_health` waits for the control thread to swap the
+/// tables in.
+fn spawn_prober(
+    runtime: &AfXdpRuntime,
+    control: Arc<ControlPlane>,
+    board: Arc<HealthBoard>,
+    health: HealthConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let inject = Arc::clone(runtime.inject_queue());
+    let replies = Arc::clone(runtime.control_queue());
+    let epoch = runtime.epoch();
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    let mut tables = Arc::clone(&control.snapshot().tables);
+    let config = ProberConfig {
+        nonce,
+        health,
+        ..ProberConfig::default()
+    };
+    let mut prober = Prober::new(&tables, config, epoch.elapsed()).context("path prober")?;
+    if prober.is_empty() {
+        eprintln!("eipd: no path probing (needs pop.probe_source and a region probe_target)");
+    }
+    let thread = std::thread::Builder::new()
+        .name("eipd-prober".into())
+        .spawn(move || {
+            let mut last_publish = Instant::now();
+            let mut send_failed_logged: Option<Instant> = None;
+            let mut asked: Option<(u64, Instant)> = None;
+            while !stop.load(Ordering::Relaxed) {
+                // Tables changed (operator, neighbour MAC, our own verdicts).
+                let current = control.snapshot();
+                if current.tables.version != tables.version {
+                    tables = Arc::clone(&current.tables);
+                    prober.update_tables(&tables, epoch.elapsed());
+                }
+                if let Err(e) = prober.poll(epoch.elapsed(), |port, frame| inject.push(port, frame))
+                {
+                    if send_failed_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        eprintln!(
+                            "eipd: probes not sent: {e} ({} so far)",
+                            prober.counters().send_failed
+                        );
+                        send_failed_logged = Some(Instant::now());
+                    }
+                }
+                while let Some(packet) = replies.pop() {
+                    let _ = prober.on_frame(Duration::from_nanos(packet.rx_ns), packet.data());
+                }
+                prober.tick(epoch.elapsed());
+                let mut news = false;
+                while let Some(event) = prober.pop_event() {
+                    eprintln!("eipd: {event}");
+                    news = true;
+                }
+                let retry =
+                    asked.is_none_or(|(v, at)| v != tables.version || at.elapsed() >= PROBER_RETRY);
+                if prober.differs_from(&tables) && retry {
+                    asked = Some((tables.version, Instant::now()));
+                    match control.set_path_health(&prober.table_health()) {
+                        Ok(Some(version)) => {
+                            eprintln!("eipd: path states in force, table version {version}")
+                        }
+                        Ok(None) => {}
+                        Err(e) => eprintln!("eipd: path states not applied: {e}"),
+                    }
+                }
+                if news || last_publish.elapsed() >= Duration::from_secs(1) {
+                    board.publish(&prober);
+                    last_publish = Instant::now();
+                }
+                let sleep = prober
+                    .next_deadline()
+                    .map_or(PROBER_TICK, |d| d.saturating_sub(epoch.elapsed()))
+                    .min(PROBER_TICK);
+                std::thread::sleep(sleep);
+            }
+        })
+        .context("spawning the prober thread")?;
+    Ok(thread)
 }

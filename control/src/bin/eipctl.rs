@@ -519,7 +519,7 @@ fn ops_file(path: &Path, dry_run: bool) -> Result<Request> {
 }
 
 fn validate(config: &Path, json: bool) -> Result<()> {
-    let (_, tables) = config::load(config)?;
+    let (tables, unresolved) = config::load_for_check(config)?;
     if json {
         println!(
             "{}",
@@ -528,6 +528,9 @@ fn validate(config: &Path, json: bool) -> Result<()> {
     } else {
         println!("{}: valid", config.display());
         print!("{}", report::summary_text(&tables));
+        for a in unresolved {
+            println!("  next hop {a}: MAC to be learned from the neighbour table by `eipd run`");
+        }
     }
     Ok(())
 }

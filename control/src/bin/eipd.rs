@@ -71,6 +71,12 @@ enum Command {
         /// State file: the last committed configuration; wins over --config when present.
         #[arg(long, default_value = eip_control::state::DEFAULT_STATE_FILE)]
         state: PathBuf,
+        /// Path probe interval in milliseconds (10 or more).
+        #[arg(long, default_value_t = 100)]
+        probe_interval_ms: u64,
+        /// A probe not answered within this many milliseconds is lost.
+        #[arg(long, default_value_t = 500)]
+        probe_timeout_ms: u64,
         /// Control socket (owner-only) that eipctl talks to.
         #[arg(long, default_value = eip_control::server::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -140,6 +146,8 @@ fn main() -> Result<()> {
             stats_every,
             state,
             socket,
+            probe_interval_ms,
+            probe_timeout_ms,
         } => {
             use eip_dataplane::afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {
@@ -160,13 +168,29 @@ fn main() -> Result<()> {
                 },
                 idle_sleep,
                 stats_every: stats_every.map(std::time::Duration::from_secs),
+                health: {
+                    let h = eip_control::health::HealthConfig {
+                        interval: std::time::Duration::from_millis(probe_interval_ms),
+                        timeout: std::time::Duration::from_millis(probe_timeout_ms),
+                        ..Default::default()
+                    };
+                    h.validate().map_err(|e| {
+                        anyhow::anyhow!("--probe-interval-ms/--probe-timeout-ms: {e}")
+                    })?;
+                    h
+                },
             };
             run::run(&opts)?;
         }
         Command::Check { config } => {
-            let (_, tables) = config::load(&config)?;
+            let (tables, unresolved) = config::load_for_check(&config)?;
             println!("{}: valid", config.display());
             print!("{}", report::summary_text(&tables));
+            for a in unresolved {
+                println!(
+                    "  next hop {a}: MAC to be learned from the neighbour table by `eipd run`"
+                );
+            }
         }
     }
     Ok(())

@@ -20,6 +20,11 @@ pub struct ControlPacket {
     pub port: PortId,
     /// Device queue it arrived on.
     pub queue: u32,
+    /// When the worker received it: the worker's batch clock, nanoseconds since
+    /// [`super::AfXdpRuntime::epoch`]. The control thread drains the queue every
+    /// few milliseconds; a prober measuring RTTs must use this, not the time it
+    /// pops the packet.
+    pub rx_ns: u64,
     len: usize,
     buf: Box<[u8]>,
 }
@@ -47,6 +52,7 @@ impl ControlQueue {
             let packet = ControlPacket {
                 port: 0,
                 queue: 0,
+                rx_ns: 0,
                 len: 0,
                 buf: vec![0; buf_size].into_boxed_slice(),
             };
@@ -62,7 +68,7 @@ impl ControlQueue {
     /// Worker side: copies `data` (truncated to the buffer size). Returns false,
     /// changing nothing, when no buffer is free.
     #[inline]
-    pub(crate) fn push(&self, data: &[u8], port: PortId, queue: u32) -> bool {
+    pub(crate) fn push(&self, data: &[u8], port: PortId, queue: u32, rx_ns: u64) -> bool {
         let Some(mut packet) = self.free.pop() else {
             return false;
         };
@@ -71,6 +77,7 @@ impl ControlQueue {
         packet.len = len;
         packet.port = port;
         packet.queue = queue;
+        packet.rx_ns = rx_ns;
         // Cannot fail: the number of buffers equals the capacity of `ready`.
         let pushed = self.ready.push(packet);
         debug_assert!(pushed.is_ok());
@@ -127,14 +134,14 @@ mod tests {
     #[test]
     fn bounded_copy_and_recycle() {
         let q = ControlQueue::new(2, 8);
-        assert!(q.push(b"abc", 1, 0));
-        assert!(q.push(b"0123456789", 2, 1));
-        assert!(!q.push(b"x", 3, 0), "pool exhausted: drop, do not grow");
+        assert!(q.push(b"abc", 1, 0, 7));
+        assert!(q.push(b"0123456789", 2, 1, 8));
+        assert!(!q.push(b"x", 3, 0, 9), "pool exhausted: drop, do not grow");
         {
             let p = q.pop().unwrap();
-            assert_eq!((p.data(), p.port, p.queue), (&b"abc"[..], 1, 0));
+            assert_eq!((p.data(), p.port, p.queue, p.rx_ns), (&b"abc"[..], 1, 0, 7));
         }
-        assert!(q.push(b"y", 4, 0), "buffer returned by the guard");
+        assert!(q.push(b"y", 4, 0, 10), "buffer returned by the guard");
         assert_eq!(
             q.pop().unwrap().data(),
             b"01234567",

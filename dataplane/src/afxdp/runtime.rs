@@ -92,6 +92,8 @@ pub struct AfXdpRuntime {
     stop: Arc<AtomicBool>,
     workers: Vec<WorkerHandle>,
     control: Arc<ControlQueue>,
+    /// Zero of the workers' clock (`now_ns`, [`ControlPacket::rx_ns`](super::control::ControlPacket::rx_ns)).
+    epoch: Instant,
     report: SetupReport,
     // After the workers: detach only once nobody polls the sockets any more.
     filter: XdpFilter,
@@ -195,6 +197,7 @@ impl AfXdpRuntime {
             stop,
             workers: Vec::with_capacity(pending.len()),
             control,
+            epoch,
             report: SetupReport {
                 ports,
                 queues: Vec::with_capacity(pending.len()),
@@ -276,6 +279,12 @@ impl AfXdpRuntime {
             }
         }
         out
+    }
+
+    /// Zero of the workers' clock: `epoch().elapsed()` is on the same scale as
+    /// [`ControlPacket::rx_ns`](super::control::ControlPacket::rx_ns) and the `now_ns` the processors get.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// Frames the pipeline sent to the control thread.

@@ -504,7 +504,7 @@ impl<P: PacketProcessor> Worker<P> {
                     false
                 }
                 Verdict::ToControl => {
-                    if control.push(frame.data(), frame.port(), *queue) {
+                    if control.push(frame.data(), frame.port(), *queue, now_ns) {
                         counters.to_control += 1;
                     } else {
                         counters.to_control_dropped += 1;

@@ -28,17 +28,33 @@ pub fn encapsulate(
         return Err(DropReason::NoRoom);
     }
     let hdr: &mut [u8; ENCAP_LEN] = (&mut frame.data_mut()[..ENCAP_LEN]).try_into().unwrap();
-    *hdr = path.template;
-    let outer_len = inner_len as u16 + ENCAP_IP_OVERHEAD;
+    write_header(hdr, &path.template, inner_len as u16, ip.v6, hash);
+    Ok(())
+}
+
+/// Writes a path's VXLAN encapsulation of an inner IP packet of `inner_len`
+/// bytes whose flow hash is `hash`: the path's `template` with the outer total
+/// length and checksum, the UDP source port (from `hash`) and length, and the
+/// inner ethertype filled in. Shared by data ([`encapsulate`]) and the control
+/// side's path probes, so that a probe is encapsulated exactly as data is.
+#[inline(always)]
+pub fn write_header(
+    hdr: &mut [u8; ENCAP_LEN],
+    template: &[u8; ENCAP_LEN],
+    inner_len: u16,
+    v6: bool,
+    hash: u64,
+) {
+    *hdr = *template;
+    let outer_len = inner_len + ENCAP_IP_OVERHEAD;
     hdr[16..18].copy_from_slice(&outer_len.to_be_bytes());
     // The template's checksum was computed with total length 0.
     let c = checksum::update16(u16::from_be_bytes([hdr[24], hdr[25]]), 0, outer_len);
     hdr[24..26].copy_from_slice(&c.to_be_bytes());
     hdr[34..36].copy_from_slice(&flow::vxlan_source_port(hash).to_be_bytes());
     hdr[38..40].copy_from_slice(&(outer_len - 20).to_be_bytes());
-    let et: u16 = if ip.v6 { 0x86DD } else { 0x0800 };
+    let et: u16 = if v6 { 0x86DD } else { 0x0800 };
     hdr[62..64].copy_from_slice(&et.to_be_bytes());
-    Ok(())
 }
 
 /// Lowers the MSS option of a TCP SYN so that segments fit `inner_mtu` (RFC 879:

@@ -21,6 +21,7 @@ mod ratelimit;
 #[cfg(test)]
 mod tests;
 
+pub use encap::write_header as write_encap_header;
 pub use frag::FRAGMENT_TIMEOUT_NS;
 
 use crate::counters::{Counters, DropReason, Event};
