@@ -245,7 +245,7 @@ sanity() {
   local d tps=()
   : >"$cap"
   for d in "${REGION_BB_IFS[@]}"; do   # every link: the forwarder may use any path
-    nsx "$TB_NS_REGION" timeout 4 tcpdump -nni "$d" -c 3 -vv "udp port $TB_VXLAN_PORT" >"$cap.$d" 2>/dev/null &
+    nsx "$TB_NS_REGION" timeout 4 tcpdump -nni "$d" -c 40 -vv "udp port $TB_VXLAN_PORT" >"$cap.$d" 2>/dev/null &
     tps+=($!)
   done
   sleep 1
