@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod neighbours;
 pub mod pcap;
 pub mod prober;

@@ -9,20 +9,21 @@
 //! SIGINT/SIGTERM stops the workers and prints the final counters and frame
 //! accounting.
 
-use crate::health::HealthConfig;
+use crate::health::{Health, HealthConfig};
+use crate::metrics::{self, LatencySlot, MetricsSnapshot, PathMetrics, WorkerMetrics};
 use crate::prober::{HealthBoard, Prober, ProberConfig};
 use crate::state::{ControlPlane, SinkError, StateFile, TableSink};
 use crate::{neighbours, report, server};
 use anyhow::{bail, Context, Result};
 use eip_dataplane::afxdp::{
     Accept, AfXdpConfig, AfXdpRuntime, BindPreference, FilterSource, IdlePolicy, PacketProcessor,
-    PortConfig, WorkerCounters, XdpModePreference,
+    PortConfig, WorkerCounters, WorkerSnapshot, XdpModePreference,
 };
 use eip_dataplane::counters::Counters;
 use eip_dataplane::swap::{self, Publisher, Subscriber};
-use eip_dataplane::tables::{PopSpec, PortRole};
+use eip_dataplane::tables::{PathState, PopSpec, PortRole};
 use eip_dataplane::{Frame, Pipeline, Tables, Timestamp, Verdict};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -51,6 +52,10 @@ pub struct RunOptions {
     pub stats_every: Option<Duration>,
     /// Path probing: interval, timeout, thresholds.
     pub health: HealthConfig,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    pub metrics: Option<SocketAddr>,
+    /// Allow a non-loopback `metrics` address.
+    pub metrics_any: bool,
 }
 
 /// One worker's pipeline, fed by the AF_XDP driver.
@@ -59,6 +64,10 @@ struct PipelineWorker {
     tables: Subscriber<Tables>,
     /// The worker's counters as of its last publication, for the control thread.
     published: Arc<Mutex<Counters>>,
+    /// Batch latencies since the last publication that reached `latency_shared`.
+    latency: LatencySlot,
+    /// Batch latencies since start, for the control thread.
+    latency_shared: Arc<Mutex<LatencySlot>>,
 }
 
 impl PacketProcessor for PipelineWorker {
@@ -67,14 +76,27 @@ impl PacketProcessor for PipelineWorker {
     }
 
     fn process_batch(&mut self, now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]) {
+        let start = Instant::now();
         self.pipeline
             .process(Timestamp(now_ns), self.tables.current(), frames, verdicts);
+        // One clock pair per batch; `saturating_record` never allocates.
+        let ns = start.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.latency.hist.saturating_record(ns.max(1));
+        self.latency.sum_ns = self.latency.sum_ns.wrapping_add(ns);
     }
 
     fn on_publish(&mut self) {
         // Never wait for the reader: skip this publication if it holds the lock.
         if let Ok(mut c) = self.published.try_lock() {
             c.copy_from(self.pipeline.counters());
+        }
+        // Same for the latencies; what is not handed over now stays local and is
+        // added at the next publication. Same bounds: `add` does not allocate.
+        if !self.latency.hist.is_empty() {
+            if let Ok(mut shared) = self.latency_shared.try_lock() {
+                shared.add(&self.latency);
+                self.latency.reset();
+            }
         }
     }
 }
@@ -94,6 +116,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             .context("installing signal handlers")?;
     }
 
+    if let Some(addr) = opts.metrics {
+        metrics::check_address(addr, opts.metrics_any)?;
+    }
     let store = StateFile::new(&opts.state);
     let (doc, origin) = store.load_or_config(&opts.config)?;
     wait_for_neighbours(&doc.spec, &stop)?;
@@ -119,12 +144,17 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let (mut publisher, subscribers) = swap::channel(Arc::clone(&tables), afxdp.queues.len());
     let published: Arc<Vec<Arc<Mutex<Counters>>>> =
         Arc::new((0..afxdp.queues.len()).map(|_| Arc::default()).collect());
+    let latencies: Arc<Vec<Arc<Mutex<LatencySlot>>>> =
+        Arc::new((0..afxdp.queues.len()).map(|_| Arc::default()).collect());
     let mut subscribers = subscribers.into_iter();
     let mut slots = published.iter();
+    let mut latency_slots = latencies.iter();
     let mut runtime = AfXdpRuntime::start(&afxdp, |_queue| PipelineWorker {
         pipeline: Pipeline::default(),
         tables: subscribers.next().expect("one subscriber per queue"),
         published: Arc::clone(slots.next().expect("one counter slot per queue")),
+        latency: LatencySlot::default(),
+        latency_shared: Arc::clone(latency_slots.next().expect("one latency slot per queue")),
     })
     .context("starting the AF_XDP data plane")?;
     runtime
@@ -137,6 +167,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let stats_source = Arc::clone(&published);
     let board = Arc::new(HealthBoard::default());
     let health_view = Arc::clone(&board);
+    let metrics_board = Arc::clone(&board);
     let control = Arc::new(
         ControlPlane::new(store, boot, ChannelSink(swap_tx))
             .with_resolver(Arc::new(resolver))
@@ -158,6 +189,20 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
+    // The driver counters live in the runtime (this thread); the loop below copies
+    // them here for the metrics listener.
+    let driver_stats = Arc::new(Mutex::new(runtime.worker_stats()));
+    if let Some(addr) = opts.metrics {
+        let sources = MetricsSources {
+            control: Arc::clone(&control),
+            board: metrics_board,
+            published: Arc::clone(&published),
+            latencies: Arc::clone(&latencies),
+            driver: Arc::clone(&driver_stats),
+        };
+        let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
+        println!("  metrics on http://{bound}/metrics");
+    }
     print_setup(&runtime, &tables);
     println!(
         "  control socket {} (eipctl --socket {0}), state file {}",
@@ -168,6 +213,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = 0u64;
+    let mut last_latency = merged_latency(&latencies);
+    let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Table changes are applied as soon as they arrive (a failover waits for
         // nothing else); otherwise wake every 50 ms for signals and stats.
@@ -189,6 +236,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             );
             let _ = request.reply.send(result);
         }
+        if opts.metrics.is_some() && last_driver.elapsed() >= Duration::from_millis(200) {
+            let fresh = runtime.worker_stats();
+            *driver_stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+            last_driver = Instant::now();
+        }
         if let Some(every) = opts.stats_every {
             if last_stats.elapsed() >= every {
                 let rx: u64 = runtime
@@ -197,12 +249,23 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                     .map(|(_, s)| s.counters.rx_packets)
                     .sum();
                 let secs = last_stats.elapsed().as_secs_f64();
+                // Batch latency over this interval: all since start minus the last.
+                let latency = merged_latency(&latencies);
+                let mut recent = latency.clone();
+                let p99 = match recent.hist.subtract(&last_latency.hist) {
+                    Ok(()) if !recent.hist.is_empty() => {
+                        format!("{:.1} us", recent.hist.value_at_quantile(0.99) as f64 / 1e3)
+                    }
+                    _ => "-".to_string(),
+                };
                 eprintln!(
-                    "eipd: {:.0} s: {:.0} pps in, table version {}",
+                    "eipd: {:.0} s: {:.0} pps in, batch p99 {p99} ({} batches), table version {}",
                     started.elapsed().as_secs_f64(),
                     (rx - last_rx) as f64 / secs,
+                    recent.hist.len(),
                     publisher.version()
                 );
+                last_latency = latency;
                 last_rx = rx;
                 last_stats = Instant::now();
             }
@@ -240,6 +303,18 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 Ok(()) => String::new(),
                 Err(e) => format!(" AUDIT FAILED: {e}"),
             }
+        );
+    }
+    for (queue, slot) in afxdp.queues.iter().zip(latencies.iter()) {
+        let s = slot.lock().unwrap_or_else(|e| e.into_inner()).summary();
+        println!(
+            "worker queue {queue}: batch latency p50 {} p90 {} p99 {} p99.9 {} max {} ({} batches)",
+            micros(s.quantiles_ns[0]),
+            micros(s.quantiles_ns[1]),
+            micros(s.quantiles_ns[2]),
+            micros(s.quantiles_ns[3]),
+            micros(s.max_ns),
+            s.count
         );
     }
     println!("driver counters (all workers):");
@@ -432,6 +507,94 @@ fn apply_swap(
         eprintln!("eipd: XDP filter map after swap: {e}");
     }
     result
+}
+
+/// Everything the metrics listener reads, all published by other threads.
+struct MetricsSources {
+    control: Arc<ControlPlane>,
+    board: Arc<HealthBoard>,
+    published: Arc<Vec<Arc<Mutex<Counters>>>>,
+    latencies: Arc<Vec<Arc<Mutex<LatencySlot>>>>,
+    /// (queue, driver snapshot), refreshed by the control thread.
+    driver: Arc<Mutex<Vec<(u32, WorkerSnapshot)>>>,
+}
+
+impl MetricsSources {
+    fn snapshot(&self) -> MetricsSnapshot {
+        let tables = Arc::clone(&self.control.snapshot().tables);
+        let counters = sum_counters(&self.published);
+        // Per-EIP and per-path counters are indexed by the tables the workers ran
+        // with; shown only when those are the tables in force.
+        let same = counters.table_version == tables.version;
+        let eips = if same {
+            tables.eips.iter().map(|e| e.address.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        let paths = tables
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let health = self.board.get(&p.name);
+                PathMetrics {
+                    name: p.name.clone(),
+                    traffic: if same {
+                        counters.path.get(i).copied().unwrap_or_default()
+                    } else {
+                        Default::default()
+                    },
+                    up: match &health {
+                        Some(h) => h.health == Health::Up,
+                        None => p.state == PathState::Up,
+                    },
+                    rtt: health.as_ref().map_or([None; 3], |h| [h.p50, h.p90, h.p99]),
+                    loss: health.as_ref().map(|h| h.loss),
+                }
+            })
+            .collect();
+        let driver = self
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut all = LatencySlot::default();
+        let workers = driver
+            .iter()
+            .zip(self.latencies.iter())
+            .map(|((queue, d), slot)| {
+                let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                all.add(&slot);
+                WorkerMetrics {
+                    queue: *queue,
+                    counters: d.counters,
+                    frames: d.frames,
+                    latency: slot.summary(),
+                }
+            })
+            .collect();
+        MetricsSnapshot {
+            table_version: tables.version,
+            counters,
+            eips,
+            paths,
+            workers,
+            latency: all.summary(),
+        }
+    }
+}
+
+/// All workers' batch latencies since start.
+fn merged_latency(slots: &[Arc<Mutex<LatencySlot>>]) -> LatencySlot {
+    let mut all = LatencySlot::default();
+    for s in slots {
+        all.add(&s.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    all
+}
+
+fn micros(ns: u64) -> String {
+    format!("{:.1} us", ns as f64 / 1e3)
 }
 
 fn sum_counters(published: &[Arc<Mutex<Counters>>]) -> Counters {

@@ -80,6 +80,13 @@ enum Command {
         /// Control socket (owner-only) that eipctl talks to.
         #[arg(long, default_value = eip_control::server::DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
+        /// (GET /metrics; loopback only unless --metrics-any). Off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Allow --metrics on a non-loopback address (the listener has no authentication).
+        #[arg(long, requires = "metrics")]
+        metrics_any: bool,
     },
 }
 
@@ -148,6 +155,8 @@ fn main() -> Result<()> {
             socket,
             probe_interval_ms,
             probe_timeout_ms,
+            metrics,
+            metrics_any,
         } => {
             use eip_dataplane::afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {
@@ -168,6 +177,8 @@ fn main() -> Result<()> {
                 },
                 idle_sleep,
                 stats_every: stats_every.map(std::time::Duration::from_secs),
+                metrics,
+                metrics_any,
                 health: {
                     let h = eip_control::health::HealthConfig {
                         interval: std::time::Duration::from_millis(probe_interval_ms),
