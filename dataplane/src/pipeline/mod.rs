@@ -27,7 +27,7 @@ pub use frag::FRAGMENT_TIMEOUT_NS;
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{EipId, Tables};
+use crate::tables::{EipId, Service, Tables};
 use crate::wire::{ethertype, icmpv4, icmpv6, ip_proto};
 use frag::{FragmentTable, FragmentTarget};
 use parse::{Fragment, IpInfo};
@@ -560,6 +560,30 @@ fn icmpv4_is_error(kind: u8) -> bool {
     matches!(kind, 3 | 4 | 5 | 11 | 12)
 }
 
+/// The service of an EIP for this protocol and destination port.
+#[inline(always)]
+fn find_service<'t>(
+    t: &'t Tables,
+    eip: &crate::tables::Eip,
+    protocol: u8,
+    port: u16,
+) -> Option<&'t Service> {
+    t.services_of(eip)
+        .iter()
+        .find(|s| s.protocol == protocol && s.port == port)
+}
+
+/// The backend (address, port) a service flow with this hash goes to; None when
+/// every backend is drained.
+#[inline(always)]
+fn pick_backend(s: &Service, hash: u64) -> Option<(Addr, u16)> {
+    if s.maglev.is_empty() {
+        return None;
+    }
+    let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
+    Some((Addr::of(b.address), b.port))
+}
+
 /// Chooses the backend of a flow: a matching service's Maglev table, else the
 /// EIP's 1:1 backend. Returns the address and the new destination port, if any.
 #[inline(always)]
@@ -571,23 +595,14 @@ fn choose_backend(
     hash: u64,
 ) -> Result<(Addr, Option<u16>), DropReason> {
     if let Some(dport) = dport {
-        if let Some(s) = t
-            .services_of(eip)
-            .iter()
-            .find(|s| s.protocol == protocol && s.port == dport)
-        {
-            if s.maglev.is_empty() {
-                return Err(DropReason::NoBackend);
-            }
-            let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
-            let port = (b.port != dport).then_some(b.port);
-            return Ok((Addr::of(b.address), port));
+        if let Some(s) = find_service(t, eip, protocol, dport) {
+            let (addr, port) = pick_backend(s, hash).ok_or(DropReason::NoBackend)?;
+            return Ok((addr, (port != dport).then_some(port)));
         }
     }
-    match eip.backend {
-        Some(b) => Ok((Addr::of(b), None)),
-        None => Err(DropReason::NoService),
-    }
+    eip.backend
+        .map(|b| (Addr::of(b), None))
+        .ok_or(DropReason::NoService)
 }
 
 /// The backend a service flow with this hash goes to (shared with ICMP translation).
@@ -599,13 +614,5 @@ fn service_backend(
     port: u16,
     hash: u64,
 ) -> Option<(Addr, u16)> {
-    let s = t
-        .services_of(eip)
-        .iter()
-        .find(|s| s.protocol == protocol && s.port == port)?;
-    if s.maglev.is_empty() {
-        return None;
-    }
-    let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
-    Some((Addr::of(b.address), b.port))
+    pick_backend(find_service(t, eip, protocol, port)?, hash)
 }
