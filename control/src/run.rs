@@ -217,17 +217,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Table changes are applied as soon as they arrive (a failover waits for
-        // nothing else); otherwise wake every 50 ms for signals and stats.
+        // nothing else; several queued ones are taken one per pass, each pass
+        // returning here at once); otherwise wake every 50 ms for signals and stats.
         if let Ok(request) = swap_rx.recv_timeout(Duration::from_millis(50)) {
-            let result = apply_swap(
-                &mut runtime,
-                &mut publisher,
-                &request.tables,
-                request.timeout,
-            );
-            let _ = request.reply.send(result);
-        }
-        while let Ok(request) = swap_rx.try_recv() {
             let result = apply_swap(
                 &mut runtime,
                 &mut publisher,
