@@ -72,5 +72,11 @@ gap, start = max(gaps) if gaps else (0, cut)
 print(f"{k:>4}  {sent:>4}  {sent - len(times):>4}  {gap * 1000:>16.0f}  {(start - cut) * 1000:>25.0f}")
 PY
 done
-echo "eipd path events:"
-grep -E "path bb|region beijing|path states in force" "$WORK/eipd.log" | sed 's/^/  /'
+echo "eipd path events (seconds after the cut):"
+awk -v cut="$CUT" -v restore="$RESTORE" '/eipd: (path bb|region beijing|path states in force)/ && $1 ~ /^[0-9]+\.[0-9]+$/ {
+  printf "  %+8.3f  %s\n", $1 - cut, substr($0, index($0, "eipd:"))
+}' "$WORK/eipd.log"
+down=$(awk '/path bb1: up -> down/ {print $1; exit}' "$WORK/eipd.log")
+up=$(awk -v r="$RESTORE" '/path bb1: down -> up/ && $1 > r {print $1; exit}' "$WORK/eipd.log")
+[ -n "$down" ] && awk -v a="$CUT" -v b="$down" 'BEGIN{printf "bb1 declared down %.0f ms after the cut\n", (b - a) * 1000}'
+[ -n "$up" ] && awk -v a="$RESTORE" -v b="$up" 'BEGIN{printf "bb1 back up %.0f ms after the repair\n", (b - a) * 1000}'

@@ -697,7 +697,7 @@ fn spawn_prober(
                 prober.tick(epoch.elapsed());
                 let mut news = false;
                 while let Some(event) = prober.pop_event() {
-                    eprintln!("eipd: {event}");
+                    eprintln!("{} eipd: {event}", wall_clock());
                     news = true;
                 }
                 let retry =
@@ -706,10 +706,13 @@ fn spawn_prober(
                     asked = Some((tables.version, Instant::now()));
                     match control.set_path_health(&prober.table_health()) {
                         Ok(Some(version)) => {
-                            eprintln!("eipd: path states in force, table version {version}")
+                            eprintln!(
+                                "{} eipd: path states in force, table version {version}",
+                                wall_clock()
+                            )
                         }
                         Ok(None) => {}
-                        Err(e) => eprintln!("eipd: path states not applied: {e}"),
+                        Err(e) => eprintln!("{} eipd: path states not applied: {e}", wall_clock()),
                     }
                 }
                 if news || last_publish.elapsed() >= Duration::from_secs(1) {
@@ -725,4 +728,13 @@ fn spawn_prober(
         })
         .context("spawning the prober thread")?;
     Ok(thread)
+}
+
+/// Seconds since the Unix epoch with milliseconds, for log lines whose timing
+/// matters (path events): scripts correlate them with their own clocks.
+fn wall_clock() -> String {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
