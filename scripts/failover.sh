@@ -38,11 +38,12 @@ ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" --state "$WORK
   --socket "$WORK/control.sock" --idle-sleep --probe-interval-ms "$INTERVAL" --probe-timeout-ms "$TIMEOUT" \
   >"$WORK/eipd.log" 2>&1 &
 EIPD_PID=$!
-# Wait until both paths are up.
+# Paths start up (as the tables hold them); give the probes a second to confirm.
 for _ in $(seq 100); do
-  [ "$(grep -c 'down -> up' "$WORK/eipd.log" || true)" -ge 2 ] && break
+  grep -q "eipd: running" "$WORK/eipd.log" && break
   sleep 0.1
 done
+sleep 1
 T0=$(date +%s.%N)
 for k in 1 2 3 4 5 6; do
   # -D: timestamps; each ping is its own ICMP flow (its own identifier).

@@ -428,6 +428,17 @@ impl PathHealth {
         })
     }
 
+    /// Takes `Up` as the starting health of a path with no probe history: its
+    /// last known state (the tables at start, e.g. from the state file after a
+    /// restart), kept until probes overturn it by the usual thresholds, so a
+    /// restarted POP does not fall back while every path re-earns its place.
+    pub fn assume_up(&mut self, now: Duration) {
+        if self.counters.sent == 0 {
+            self.health = Health::Up;
+            self.last_change = now;
+        }
+    }
+
     /// Records that probe `seq` was sent at `now`. Declares overdue probes lost
     /// first, as [`tick`](Self::tick) does.
     ///
@@ -780,7 +791,9 @@ pub fn select(candidates: &[Candidate], tolerance: &RttTolerance) -> Selection {
     let (mode, eligible): (SelectionMode, Vec<usize>) = if up().next().is_some() {
         let fits = |c: &Candidate| match (best, c.srtt) {
             (Some(best), Some(srtt)) => srtt <= tolerance.limit(best),
-            (Some(_), None) => false,
+            // Up without a measurement: a path the daemon started with as up
+            // (its last known state) keeps its place until it is measured.
+            (Some(_), None) => true,
             (None, _) => true,
         };
         let eligible = up().filter(|(_, c)| fits(c)).map(|(i, _)| i).collect();
@@ -1403,7 +1416,7 @@ mod tests {
         use PathState::Up;
         let tol = RttTolerance::default();
         let c = [cand(Up, None, 1), cand(Up, Some(5), 1)];
-        assert_eq!(check(&c, &tol).eligible, vec![1]);
+        assert_eq!(check(&c, &tol).eligible, vec![0, 1], "kept until measured");
         let c = [cand(Up, None, 1), cand(Up, None, 1)];
         assert_eq!(check(&c, &tol).eligible, vec![0, 1]);
     }
