@@ -7,6 +7,9 @@
 //! `pcap-fixtures/make_fixtures.py`, independently of the Rust code; these tests never
 //! run Python. See `pcap-fixtures/README.md` for the scenarios and the comparison rule.
 
+mod common;
+
+use common::TempDir;
 use eip_control::pcap::{PcapReader, Record};
 use eip_control::{config, replay, report};
 use serde_json::Value;
@@ -14,7 +17,6 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One test per scenario directory, so that a failure names its scenario.
 macro_rules! golden {
@@ -65,30 +67,6 @@ fn every_scenario_directory_has_a_test() {
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcap-fixtures")
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let unique = format!(
-            "eip-golden-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir can be created");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn read_pcap(path: &Path) -> Vec<Record> {

@@ -6,163 +6,18 @@
 //!
 //! These tests need root. Without it they fail, unless EIP_SKIP_ROOT_TESTS=1.
 
-use std::collections::HashMap;
+mod common;
+
+use common::{need_root, repo, signal, Testbed};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn eipd() -> &'static str {
-    env!("CARGO_BIN_EXE_eipd")
-}
-
-/// True when the test may run; panics when it must run but cannot.
-fn need_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("EIP_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipped: not root and EIP_SKIP_ROOT_TESTS=1");
-        return false;
-    }
-    panic!(
-        "this test needs root (network namespaces, XDP); run as root or set EIP_SKIP_ROOT_TESTS=1"
-    );
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// A testbed that is always torn down, also when the test fails.
-struct Testbed {
-    id: String,
-    env: HashMap<String, String>,
-}
-
-impl Testbed {
-    fn up(extra: &[&str]) -> Testbed {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let id = format!("e{:07x}", (std::process::id() ^ nanos) & 0x0FFF_FFFF);
-        let status = Command::new(repo().join("scripts/testbed.sh"))
-            .args(["up", "--id", &id])
-            .args(extra)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run scripts/testbed.sh");
-        let mut tb = Testbed {
-            id,
-            env: HashMap::new(),
-        };
-        assert!(status.success(), "testbed up failed");
-        let out = Command::new(repo().join("scripts/testbed.sh"))
-            .args(["env", "--id", &tb.id])
-            .output()
-            .expect("testbed env");
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-                tb.env
-                    .insert(k.to_string(), v.trim_matches('"').to_string());
-            }
-        }
-        tb
-    }
-
-    fn var(&self, k: &str) -> &str {
-        self.env
-            .get(k)
-            .unwrap_or_else(|| panic!("testbed env lacks {k}"))
-    }
-
-    fn exec(&self, ns_var: &str, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", self.var(ns_var)])
-            .args(args)
-            .output()
-            .expect("ip netns exec")
-    }
-
-    fn start_eipd(&self, args: &[&str], log: &Path) -> Child {
-        let file = std::fs::File::create(log).unwrap();
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                self.var("TB_NS_POP"),
-                eipd(),
-                "run",
-                "--config",
-                self.var("TB_EIPD_CONFIG"),
-            ])
-            .args(["--state", &format!("{}/state.json", self.var("TB_RUN_DIR"))])
-            .args([
-                "--socket",
-                &format!("{}/control.sock", self.var("TB_RUN_DIR")),
-            ])
-            .args(args)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start eipd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::fs::read_to_string(log)
-                .unwrap_or_default()
-                .contains("eipd: running")
-            {
-                return child;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "eipd did not start:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-
-    fn xdp_attached(&self) -> bool {
-        let out = Command::new("ip")
-            .args(["-n", self.var("TB_NS_POP"), "link", "show"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/testbed.sh"))
-            .args(["down", "--id", &self.id])
-            .status();
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status();
-}
 
 fn selftest(args: &[&str], eipd_args: &str, log: &Path) {
     let out = Command::new(repo().join("scripts/testbed-selftest.sh"))
         .args(["--mode", "eipd"])
         .args(args)
-        .env("EIPD", eipd())
+        .env("EIPD", env!("CARGO_BIN_EXE_eipd"))
         .env("EIPD_ARGS", eipd_args)
         .env("EIPD_LOG", log)
         .output()
@@ -221,13 +76,12 @@ fn no_xdp_program_left_after_kill_9() {
     }
     let tb = Testbed::up(&["--no-services"]);
     let log = PathBuf::from(tb.var("TB_RUN_DIR")).join("eipd.log");
-    let mut child = tb.start_eipd(&["--idle-sleep"], &log);
+    let mut eipd = tb.start_eipd(&["--idle-sleep"], &log);
     assert!(
         tb.xdp_attached(),
         "eipd runs but no XDP program is attached"
     );
-    signal(&child, "-KILL");
-    let _ = child.wait();
+    eipd.kill9();
     let deadline = Instant::now() + Duration::from_secs(3);
     while tb.xdp_attached() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -251,7 +105,7 @@ fn soak_ends_with_every_frame_accounted() {
         .unwrap_or(60);
     let tb = Testbed::up(&[]);
     let log = PathBuf::from(tb.var("TB_RUN_DIR")).join("eipd.log");
-    let mut child = tb.start_eipd(&["--idle-sleep"], &log);
+    let mut eipd = tb.start_eipd(&["--idle-sleep"], &log);
     let started = Instant::now();
     let mut downloads = 0;
     let mut pinger = Command::new("ip")
@@ -269,14 +123,17 @@ fn soak_ends_with_every_frame_accounted() {
         .spawn()
         .unwrap();
     while started.elapsed() < Duration::from_secs(seconds) {
-        let out = tb.exec(
-            "TB_NS_CLIENT",
-            &[
-                "sh",
-                "-c",
-                "curl -sS --max-time 10 http://192.0.2.10/big.bin | sha256sum | cut -d' ' -f1",
-            ],
-        );
+        let out = tb
+            .ns(
+                "TB_NS_CLIENT",
+                &[
+                    "sh",
+                    "-c",
+                    "curl -sS --max-time 10 http://192.0.2.10/big.bin | sha256sum | cut -d' ' -f1",
+                ],
+            )
+            .output()
+            .expect("curl");
         let sum = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert_eq!(
             sum,
@@ -287,8 +144,8 @@ fn soak_ends_with_every_frame_accounted() {
     }
     let _ = pinger.kill();
     let _ = pinger.wait();
-    signal(&child, "-INT");
-    let status = child.wait().unwrap();
+    signal(&eipd.0, "-INT");
+    let status = eipd.0.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     eprintln!("{downloads} downloads of 10 MiB in {seconds} s\n{text}");
     assert!(status.success(), "eipd exited with {status}");

@@ -13,6 +13,9 @@
 //! Needs `tshark` (Debian: `apt-get install -y tshark`); the tests fail without it
 //! unless `EIP_SKIP_TSHARK=1`.
 
+mod common;
+
+use common::TempDir;
 use eip_control::pcap::PcapReader;
 use eip_control::{config, replay};
 use eip_dataplane::Tables;
@@ -186,30 +189,6 @@ impl PortOutput {
 
     fn is_backbone(&self) -> bool {
         self.port != "internet"
-    }
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!(
-            "eip-tshark-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir can be created");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
