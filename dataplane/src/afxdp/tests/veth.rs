@@ -153,6 +153,25 @@ impl Topology {
     }
 }
 
+/// Packet sockets on the sender and receiver ends and a two-armed runtime in the
+/// forwarder's namespace (called on the test's own thread: `enter` is per thread).
+fn start_two_armed(
+    src: &str,
+    fwd: &str,
+    dst: &str,
+    cfg: &AfXdpConfig,
+    forwarder: &TestForwarder,
+) -> (PacketSocket, PacketSocket, AfXdpRuntime) {
+    enter(src);
+    let at_src = PacketSocket::open("s0");
+    enter(dst);
+    let at_dst = PacketSocket::open("d0");
+    enter(fwd);
+    let rt = AfXdpRuntime::start(cfg, |_| forwarder.clone()).expect("start");
+    eprintln!("setup: {:?}", rt.report());
+    (at_src, at_dst, rt)
+}
+
 fn config(queues: Vec<u32>, cpus: Vec<usize>) -> AfXdpConfig {
     AfXdpConfig {
         ports: vec![
@@ -281,14 +300,8 @@ fn veth_two_armed_forwarder_moves_and_classifies_packets() {
     let forwarder = topo.forwarder();
     let (s0, f0, f1, d0) = (topo.s0, topo.f0, topo.f1, topo.d0);
     on_thread(move || {
-        enter(&src);
-        let at_src = PacketSocket::open("s0");
-        enter(&dst);
-        let at_dst = PacketSocket::open("d0");
-        enter(&fwd);
-        let mut rt =
-            AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
-        eprintln!("setup: {:?}", rt.report());
+        let (at_src, at_dst, mut rt) =
+            start_two_armed(&src, &fwd, &dst, &config(vec![0], vec![]), &forwarder);
         let sync = rt.sync_maps(&source()).expect("sync");
         assert_eq!(
             (sync.eip_v4.added, sync.eip_v6.added, sync.vtep_v4.added),
@@ -620,14 +633,13 @@ fn veth_two_queues_two_workers() {
     let forwarder = topo.forwarder();
     let (s0, f0) = (topo.s0, topo.f0);
     on_thread(move || {
-        enter(&src);
-        let at_src = PacketSocket::open("s0");
-        enter(&dst);
-        let at_dst = PacketSocket::open("d0");
-        enter(&fwd);
-        let mut rt = AfXdpRuntime::start(&config(vec![0, 1], vec![0, 1]), |_| forwarder.clone())
-            .expect("start");
-        eprintln!("setup: {:?}", rt.report());
+        let (at_src, at_dst, mut rt) = start_two_armed(
+            &src,
+            &fwd,
+            &dst,
+            &config(vec![0, 1], vec![0, 1]),
+            &forwarder,
+        );
         assert_eq!(rt.report().queues.len(), 2);
         rt.sync_maps(&source()).unwrap();
 
@@ -689,13 +701,8 @@ fn veth_injected_frames_leave_on_their_port() {
     let forwarder = topo.forwarder();
     let (s0, f0, f1, d0) = (topo.s0, topo.f0, topo.f1, topo.d0);
     on_thread(move || {
-        enter(&src);
-        let at_src = PacketSocket::open("s0");
-        enter(&dst);
-        let at_dst = PacketSocket::open("d0");
-        enter(&fwd);
-        let mut rt =
-            AfXdpRuntime::start(&config(vec![0], vec![]), |_| forwarder.clone()).expect("start");
+        let (at_src, at_dst, mut rt) =
+            start_two_armed(&src, &fwd, &dst, &config(vec![0], vec![]), &forwarder);
         rt.sync_maps(&source()).unwrap();
         let inject = rt.inject_queue().clone();
         assert!(Arc::ptr_eq(&inject, rt.inject_queue_of(0).unwrap()));
