@@ -18,9 +18,9 @@ and in bench/ the benchmark inputs (a 1,000-EIP configuration, 64-byte frames to
 those EIPs, an IMIX mix).
 
 The expected outputs are *not* computed by the Rust code. This file re-implements
-the written specification independently: the flow hash (dataplane/src/flow.rs), the
-weighted Maglev table (dataplane/src/maglev.rs), path keys and table sizes
-(dataplane/src/tables/build.rs), and the forwarding behaviour (class `Model`).
+the written specification independently: the flow hash (crates/eip-dataplane/src/flow.rs), the
+weighted Maglev table (crates/eip-dataplane/src/maglev.rs), path keys and table sizes
+(crates/eip-dataplane/src/tables/build.rs), and the forwarding behaviour (class `Model`).
 Packets are built with scapy with every checksum computed from scratch, so the
 pipeline's incremental (RFC 1624) updates are checked against full recomputation.
 
@@ -191,7 +191,7 @@ def maglev_table(entries: list[tuple[int, int]], size: int) -> list[int]:
 
 
 def self_check() -> None:
-    """Values pinned by dataplane/src/flow.rs: fail fast if this copy drifts."""
+    """Values pinned by crates/eip-dataplane/src/flow.rs: fail fast if this copy drifts."""
     assert fmix64(0) == 0
     assert fmix64(1) == 0xB456BCFC34C2CB2C
     assert table_size_for(1) == 251 and table_size_for(1000) == 131071

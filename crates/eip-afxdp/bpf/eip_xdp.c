@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// XDP filter of the anycast EIP data plane.
+//
+// Diverts to the AF_XDP socket of the receiving queue only the frames the data
+// plane owns, and passes everything else (ARP, ND, BGP, SSH, traffic to the host's
+// own addresses) to the kernel untouched:
+//
+//   * IPv4 or IPv6, optionally behind one 802.1Q/802.1ad tag, whose destination is
+//     an EIP (maps eip_v4 / eip_v6), on ports that accept EIP traffic;
+//   * IPv4 UDP to a local VTEP address (map vtep_v4) on the VXLAN port, on ports
+//     that accept VTEP traffic. Non-first fragments carry no UDP header and go to
+//     the kernel.
+//
+// The XSKMAP key is port_slot * queues_per_port + rx_queue_index, so one program
+// and one set of filter maps serve every interface of the POP. When no socket is
+// bound at that key, bpf_redirect_map() falls back to XDP_PASS and the NO_SOCKET
+// counter says so (a queue without a worker is a configuration error).
+//
+// Built by dataplane/build.rs with clang -target bpf; no libbpf headers needed.
+// Map sizes here are placeholders: user space sets max_entries from its config.
+// The license string matters only for GPL-only helpers, none of which are used.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BE16(x) ((__u16)__builtin_bswap16(x))
+#else
+#define BE16(x) ((__u16)(x))
+#endif
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
+
+// Keep in sync with crates/eip-afxdp/src/program.rs.
+#define ACCEPT_EIP 1u
+#define ACCEPT_VTEP 2u
+
+struct port_info {
+	__u32 slot;
+	__u32 accept;
+};
+
+struct filter_config {
+	__u32 queues_per_port;
+	__u16 vxlan_port_be;
+	__u16 pad;
+};
+
+enum stat {
+	STAT_PASS_NOT_OURS = 0,
+	STAT_PASS_UNKNOWN_PORT = 1,
+	STAT_PASS_SHORT = 2,
+	STAT_REDIRECT_EIP_V4 = 3,
+	STAT_REDIRECT_EIP_V6 = 4,
+	STAT_REDIRECT_VTEP = 5,
+	STAT_NO_SOCKET = 6,
+	STAT_MAX = 7,
+};
+
+struct v6_key {
+	__u8 addr[16];
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+// ifindex -> slot + what the port accepts.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, struct port_info);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Keys in network byte order, exactly as in the header.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} eip_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct v6_key);
+	__type(value, __u32);
+} eip_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} vtep_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static ALWAYS_INLINE void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&stats, &which);
+	if (c)
+		*c += 1; // per-CPU slot: no atomic needed
+}
+
+static ALWAYS_INLINE int pass(__u32 why)
+{
+	count(why);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int eip_filter(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 zero = 0;
+	__u32 hit;
+
+	struct port_info *port = bpf_map_lookup_elem(&ports, &ifindex);
+	struct filter_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!port || !cfg)
+		return pass(STAT_PASS_UNKNOWN_PORT);
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return pass(STAT_PASS_SHORT);
+	__u16 proto = eth->h_proto;
+	void *l3 = eth + 1;
+	if (proto == BE16(ETH_P_8021Q) || proto == BE16(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = l3;
+		if ((void *)(vh + 1) > data_end)
+			return pass(STAT_PASS_SHORT);
+		proto = vh->proto;
+		l3 = vh + 1;
+	}
+
+	if (proto == BE16(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > data_end)
+			return pass(STAT_PASS_SHORT);
+		__u32 daddr = ip->daddr;
+		if ((port->accept & ACCEPT_EIP) && bpf_map_lookup_elem(&eip_v4, &daddr)) {
+			hit = STAT_REDIRECT_EIP_V4;
+			goto redirect;
+		}
+		if ((port->accept & ACCEPT_VTEP) && ip->protocol == IPPROTO_UDP &&
+		    bpf_map_lookup_elem(&vtep_v4, &daddr)) {
+			if (ip->frag_off & BE16(0x1fff))
+				return pass(STAT_PASS_NOT_OURS);
+			__u32 ihl = ip->ihl * 4;
+			if (ihl < sizeof(*ip))
+				return pass(STAT_PASS_SHORT);
+			struct udphdr *udp = l3 + ihl;
+			if ((void *)(udp + 1) > data_end)
+				return pass(STAT_PASS_SHORT);
+			if (udp->dest == cfg->vxlan_port_be) {
+				hit = STAT_REDIRECT_VTEP;
+				goto redirect;
+			}
+		}
+	} else if (proto == BE16(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return pass(STAT_PASS_SHORT);
+		struct v6_key key;
+		__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+		if ((port->accept & ACCEPT_EIP) && bpf_map_lookup_elem(&eip_v6, &key)) {
+			hit = STAT_REDIRECT_EIP_V6;
+			goto redirect;
+		}
+	}
+	return pass(STAT_PASS_NOT_OURS);
+
+redirect:;
+	__u32 queue = ctx->rx_queue_index;
+	if (queue >= cfg->queues_per_port)
+		return pass(STAT_NO_SOCKET);
+	long action = bpf_redirect_map(&xsks, port->slot * cfg->queues_per_port + queue, XDP_PASS);
+	count(action == XDP_REDIRECT ? hit : STAT_NO_SOCKET);
+	return (int)action;
+}
+
+char _license[] SEC("license") = "Apache-2.0";

@@ -1,0 +1,479 @@
+//! The XDP filter program: loading, attaching, and keeping its maps in sync with
+//! the forwarding tables.
+//!
+//! One program instance (one set of maps) serves every port: the `ports` map gives
+//! each ingress ifindex a slot and says what that port accepts, and the XSKMAP is
+//! keyed by `slot * queues_per_port + rx_queue_index`. The C source is
+//! `crates/eip-afxdp/bpf/eip_xdp.c`; constants here must match it.
+//!
+//! Lifetime: the [`aya::Ebpf`] object owns the program and its links. Dropping
+//! [`XdpFilter`] detaches the program from every interface. The links are
+//! `bpf_link`s, which the kernel also releases when the process dies, even on
+//! `kill -9`, so a crashed data plane never leaves a filter diverting traffic into
+//! sockets nobody reads (the veth test checks this). Caveat: on kernels without
+//! XDP `bpf_link` support (before 5.9) aya falls back to a netlink attachment,
+//! which outlives the process; there `ip link set dev X xdp off` cleans up.
+
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
+
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
+use aya::programs::{ProgramError, Xdp};
+use aya::{Ebpf, EbpfLoader, Pod};
+use rustc_hash::FxHashSet;
+
+use super::config::{Accept, XdpMode, XdpModePreference};
+use super::error::{errno_of, SetupError};
+
+/// The compiled filter, built from `bpf/eip_xdp.c` by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/eip_xdp.o"));
+
+const PROGRAM: &str = "eip_filter";
+const ACCEPT_EIP: u32 = 1;
+const ACCEPT_VTEP: u32 = 2;
+
+/// `struct port_info` in the C program.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct PortInfo {
+    slot: u32,
+    accept: u32,
+}
+
+/// `struct filter_config` in the C program.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct FilterConfig {
+    queues_per_port: u32,
+    vxlan_port_be: u16,
+    pad: u16,
+}
+
+// SAFETY: both are `repr(C)` structs of plain integers with no padding (checked
+// below), so every bit pattern is valid and they can be copied to/from the kernel.
+unsafe impl Pod for PortInfo {}
+// SAFETY: as above.
+unsafe impl Pod for FilterConfig {}
+const _: () = assert!(std::mem::size_of::<PortInfo>() == 8);
+const _: () = assert!(std::mem::size_of::<FilterConfig>() == 8);
+
+/// What the XDP program counted (summed over CPUs). Only the program's own
+/// decisions; AF_XDP socket drops are in the socket statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterStats {
+    /// Passed to the kernel: not addressed to an EIP or VTEP.
+    pub pass_not_ours: u64,
+    /// Passed: arrived on an interface the program has no slot for.
+    pub pass_unknown_port: u64,
+    /// Passed: too short to parse.
+    pub pass_short: u64,
+    /// Redirected: IPv4 to an EIP.
+    pub redirect_eip_v4: u64,
+    /// Redirected: IPv6 to an EIP.
+    pub redirect_eip_v6: u64,
+    /// Redirected: VXLAN to a local VTEP.
+    pub redirect_vtep: u64,
+    /// Ours, but no socket bound for the receiving queue: passed to the kernel.
+    /// Non-zero means a queue has no worker.
+    pub no_socket: u64,
+}
+
+/// Where the filter maps get their contents: the forwarding tables. The lead's
+/// `Tables` implements this with its `eip_v4_addresses()` & co.
+pub trait FilterSource {
+    /// All IPv4 EIPs.
+    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_;
+    /// All IPv6 EIPs.
+    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_;
+    /// Local IPv4 VTEP addresses (VXLAN to these is ours).
+    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_;
+}
+
+/// Changes one [`XdpFilter::sync_maps`] made to one map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapDiff {
+    /// Keys inserted.
+    pub added: usize,
+    /// Stale keys removed.
+    pub removed: usize,
+    /// Keys in the map afterwards.
+    pub total: usize,
+}
+
+/// Result of [`XdpFilter::sync_maps`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// `eip_v4` map.
+    pub eip_v4: MapDiff,
+    /// `eip_v6` map.
+    pub eip_v6: MapDiff,
+    /// `vtep_v4` map.
+    pub vtep_v4: MapDiff,
+}
+
+/// An interface the program is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Interface name.
+    pub interface: String,
+    /// Mode obtained.
+    pub mode: XdpMode,
+}
+
+/// A user-space mirror of one kernel hash map, so that a sync only issues
+/// syscalls for the difference (100k EIPs, a handful of changes).
+struct KeySet<K> {
+    name: &'static str,
+    map: HashMap<MapData, K, u32>,
+    installed: FxHashSet<K>,
+    capacity: u32,
+}
+
+impl<K: Pod + Eq + Hash> KeySet<K> {
+    fn sync(&mut self, desired: impl Iterator<Item = K>) -> Result<MapDiff, SetupError> {
+        let desired: FxHashSet<K> = desired.collect();
+        if desired.len() > self.capacity as usize {
+            return Err(SetupError::Map {
+                map: self.name,
+                what: format!(
+                    "{} keys wanted but the map holds {} (raise max_eips / max_vteps)",
+                    desired.len(),
+                    self.capacity
+                ),
+                source: None,
+            });
+        }
+        // Remove first so that a table that swaps many keys never overflows the map.
+        let stale: Vec<K> = self.installed.difference(&desired).copied().collect();
+        for key in &stale {
+            match self.map.remove(key) {
+                Ok(()) => {}
+                // Already gone (someone else cleaned it): the goal is reached.
+                Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+                Err(e) => return Err(self.error("removing a key", e)),
+            }
+            self.installed.remove(key);
+        }
+        let mut added = 0;
+        for key in desired.iter() {
+            if self.installed.contains(key) {
+                continue;
+            }
+            self.map
+                .insert(key, 1u32, 0)
+                .map_err(|e| self.error("inserting a key", e))?;
+            self.installed.insert(*key);
+            added += 1;
+        }
+        Ok(MapDiff {
+            added,
+            removed: stale.len(),
+            total: self.installed.len(),
+        })
+    }
+
+    fn error(&self, what: &str, source: MapError) -> SetupError {
+        SetupError::Map {
+            map: self.name,
+            what: what.to_string(),
+            source: Some(source),
+        }
+    }
+}
+
+/// The loaded filter program and its maps.
+pub struct XdpFilter {
+    ports: HashMap<MapData, u32, PortInfo>,
+    xsks: XskMap<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+    eip_v4: KeySet<u32>,
+    eip_v6: KeySet<[u8; 16]>,
+    vtep_v4: KeySet<u32>,
+    queues_per_port: u32,
+    attached: Vec<Attachment>,
+    // Last: dropping it detaches the program from every interface.
+    ebpf: Ebpf,
+}
+
+/// Sizing and constants for [`XdpFilter::load`].
+#[derive(Debug, Clone, Copy)]
+pub struct FilterSizes {
+    /// Ports (XSKMAP slots).
+    pub ports: u32,
+    /// Highest queue id served + 1.
+    pub queues_per_port: u32,
+    /// Capacity of each EIP map.
+    pub max_eips: u32,
+    /// Capacity of the VTEP map.
+    pub max_vteps: u32,
+    /// VXLAN UDP port.
+    pub vxlan_port: u16,
+}
+
+fn load_error(e: impl std::error::Error + Send + Sync + 'static) -> SetupError {
+    match errno_of(&e) {
+        Some(code @ (libc::EPERM | libc::EACCES)) => SetupError::PermissionDenied {
+            action: "loading the XDP filter program and its maps".into(),
+            source: std::io::Error::from_raw_os_error(code),
+        },
+        _ => SetupError::XdpLoad {
+            source: Box::new(e),
+        },
+    }
+}
+
+fn take_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    convert: impl FnOnce(aya::maps::Map) -> Result<T, MapError>,
+) -> Result<T, SetupError> {
+    let map = ebpf.take_map(name).ok_or_else(|| SetupError::Map {
+        map: name,
+        what: "missing from the embedded object (build.rs / eip_xdp.c out of sync)".into(),
+        source: None,
+    })?;
+    convert(map).map_err(|e| SetupError::Map {
+        map: name,
+        what: "unexpected type".into(),
+        source: Some(e),
+    })
+}
+
+impl XdpFilter {
+    /// Loads the program into the kernel with maps sized from `sizes`. Nothing is
+    /// attached yet.
+    ///
+    /// # Errors
+    /// [`SetupError::PermissionDenied`] without CAP_BPF/CAP_NET_ADMIN,
+    /// [`SetupError::XdpLoad`] if the verifier rejects the program.
+    pub fn load(sizes: FilterSizes) -> Result<Self, SetupError> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("eip_v4", sizes.max_eips)
+            .map_max_entries("eip_v6", sizes.max_eips)
+            .map_max_entries("vtep_v4", sizes.max_vteps)
+            .map_max_entries("xsks", sizes.ports * sizes.queues_per_port)
+            .load(OBJECT)
+            .map_err(load_error)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| SetupError::XdpLoad {
+                source: format!("no program `{PROGRAM}` in the object").into(),
+            })?
+            .try_into()
+            .map_err(load_error)?;
+        program.load().map_err(load_error)?;
+
+        let mut config: Array<MapData, FilterConfig> =
+            take_map(&mut ebpf, "config", Array::try_from)?;
+        config
+            .set(
+                0,
+                FilterConfig {
+                    queues_per_port: sizes.queues_per_port,
+                    vxlan_port_be: sizes.vxlan_port.to_be(),
+                    pad: 0,
+                },
+                0,
+            )
+            .map_err(|e| SetupError::Map {
+                map: "config",
+                what: "writing".into(),
+                source: Some(e),
+            })?;
+
+        Ok(XdpFilter {
+            ports: take_map(&mut ebpf, "ports", HashMap::try_from)?,
+            xsks: take_map(&mut ebpf, "xsks", XskMap::try_from)?,
+            stats: take_map(&mut ebpf, "stats", PerCpuArray::try_from)?,
+            eip_v4: KeySet {
+                name: "eip_v4",
+                map: take_map(&mut ebpf, "eip_v4", HashMap::try_from)?,
+                installed: FxHashSet::default(),
+                capacity: sizes.max_eips,
+            },
+            eip_v6: KeySet {
+                name: "eip_v6",
+                map: take_map(&mut ebpf, "eip_v6", HashMap::try_from)?,
+                installed: FxHashSet::default(),
+                capacity: sizes.max_eips,
+            },
+            vtep_v4: KeySet {
+                name: "vtep_v4",
+                map: take_map(&mut ebpf, "vtep_v4", HashMap::try_from)?,
+                installed: FxHashSet::default(),
+                capacity: sizes.max_vteps,
+            },
+            queues_per_port: sizes.queues_per_port,
+            attached: Vec::new(),
+            ebpf,
+        })
+    }
+
+    /// Declares interface `ifindex` as port `slot` accepting `accept`. Must precede
+    /// [`Self::attach`] so that the first packet already finds its port.
+    pub fn add_port(&mut self, ifindex: u32, slot: u32, accept: Accept) -> Result<(), SetupError> {
+        let info = PortInfo {
+            slot,
+            accept: if accept.eip { ACCEPT_EIP } else { 0 }
+                | if accept.vtep { ACCEPT_VTEP } else { 0 },
+        };
+        self.ports
+            .insert(ifindex, info, 0)
+            .map_err(|e| SetupError::Map {
+                map: "ports",
+                what: format!("adding ifindex {ifindex}"),
+                source: Some(e),
+            })
+    }
+
+    /// Makes the socket `fd` receive what the program diverts on port `slot`, queue `queue`.
+    pub fn register_socket(&mut self, slot: u32, queue: u32, fd: RawFd) -> Result<(), SetupError> {
+        let key = slot * self.queues_per_port + queue;
+        self.xsks.set(key, fd, 0).map_err(|e| SetupError::Map {
+            map: "xsks",
+            what: format!("registering the socket of port slot {slot} queue {queue}"),
+            source: Some(e),
+        })
+    }
+
+    /// Attaches the program to `interface`, trying native mode first when
+    /// `preference` allows, and returns the mode obtained.
+    pub fn attach(
+        &mut self,
+        interface: &str,
+        ifindex: u32,
+        preference: XdpModePreference,
+    ) -> Result<XdpMode, SetupError> {
+        let modes: &[XdpMode] = match preference {
+            XdpModePreference::Auto => &[XdpMode::Driver, XdpMode::Skb],
+            XdpModePreference::Driver => &[XdpMode::Driver],
+            XdpModePreference::Skb => &[XdpMode::Skb],
+        };
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .expect("program present: checked at load")
+            .try_into()
+            .expect("program type: checked at load");
+        let mut last = None;
+        for &mode in modes {
+            let aya_mode = match mode {
+                XdpMode::Driver => aya::programs::XdpMode::Driver,
+                XdpMode::Skb => aya::programs::XdpMode::Skb,
+            };
+            match program.attach_to_if_index(ifindex, aya_mode) {
+                Ok(_link) => {
+                    // The link stays owned by the program (and thus by `self.ebpf`).
+                    self.attached.push(Attachment {
+                        interface: interface.to_string(),
+                        mode,
+                    });
+                    return Ok(mode);
+                }
+                Err(source) => {
+                    let errno = errno_of(&source);
+                    // Permission problems do not get better in another mode.
+                    if let Some(code @ (libc::EPERM | libc::EACCES)) = errno {
+                        return Err(SetupError::PermissionDenied {
+                            action: format!("attaching XDP to `{interface}`"),
+                            source: std::io::Error::from_raw_os_error(code),
+                        });
+                    }
+                    last = Some(attach_error(interface, mode, errno, source));
+                }
+            }
+        }
+        Err(last.expect("at least one mode tried"))
+    }
+
+    /// Interfaces the program is attached to, and in which mode.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attached
+    }
+
+    /// Makes the EIP and VTEP maps hold exactly what `source` lists: inserts
+    /// missing keys and removes stale ones. Syscalls are issued only for the
+    /// difference against what this filter installed before.
+    ///
+    /// Call from the control thread after each table swap. Not atomic across keys:
+    /// during a sync a packet may see the old or new membership of a key being
+    /// changed, never a corrupted map.
+    pub fn sync_maps<S: FilterSource + ?Sized>(
+        &mut self,
+        source: &S,
+    ) -> Result<SyncReport, SetupError> {
+        Ok(SyncReport {
+            eip_v4: self
+                .eip_v4
+                .sync(source.eip_v4().map(|a| u32::from_ne_bytes(a.octets())))?,
+            eip_v6: self.eip_v6.sync(source.eip_v6().map(|a| a.octets()))?,
+            vtep_v4: self
+                .vtep_v4
+                .sync(source.local_vteps().map(|a| u32::from_ne_bytes(a.octets())))?,
+        })
+    }
+
+    /// The program's counters, summed over CPUs.
+    pub fn stats(&self) -> Result<FilterStats, SetupError> {
+        let mut v = [0u64; 7];
+        for (i, slot) in v.iter_mut().enumerate() {
+            let per_cpu = self
+                .stats
+                .get(&(i as u32), 0)
+                .map_err(|e| SetupError::Map {
+                    map: "stats",
+                    what: "reading".into(),
+                    source: Some(e),
+                })?;
+            *slot = per_cpu.iter().sum();
+        }
+        Ok(FilterStats {
+            pass_not_ours: v[0],
+            pass_unknown_port: v[1],
+            pass_short: v[2],
+            redirect_eip_v4: v[3],
+            redirect_eip_v6: v[4],
+            redirect_vtep: v[5],
+            no_socket: v[6],
+        })
+    }
+}
+
+fn attach_error(
+    interface: &str,
+    mode: XdpMode,
+    errno: Option<i32>,
+    source: ProgramError,
+) -> SetupError {
+    SetupError::XdpAttach {
+        interface: interface.to_string(),
+        mode,
+        errno,
+        source,
+    }
+}
+
+impl std::fmt::Debug for XdpFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpFilter")
+            .field("attached", &self.attached)
+            .field("queues_per_port", &self.queues_per_port)
+            .field("eip_v4", &self.eip_v4.installed.len())
+            .field("eip_v6", &self.eip_v6.installed.len())
+            .field("vtep_v4", &self.vtep_v4.installed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FilterSource for eip_dataplane::Tables {
+    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.eip_v4_addresses()
+    }
+    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.eip_v6_addresses()
+    }
+    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.local_vteps.iter().copied()
+    }
+}

@@ -1,0 +1,97 @@
+//! Command-line shorthands: `tcp/80`, `10.1.0.21:8080@2`.
+
+use eip_dataplane::tables::Protocol;
+use std::net::IpAddr;
+
+/// `tcp/80` or `udp/53`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn service(text: &str) -> Result<(Protocol, u16), String> {
+    let (proto, port) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: expected PROTOCOL/PORT, e.g. tcp/80"))?;
+    let protocol = match proto.to_ascii_lowercase().as_str() {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return Err(format!("{text:?}: protocol must be tcp or udp")),
+    };
+    let port = port
+        .parse()
+        .map_err(|_| format!("{text:?}: port must be 1-65535"))?;
+    Ok((protocol, port))
+}
+
+/// A backend: `ADDRESS`, `ADDRESS:PORT`, `[IPV6]:PORT`, each optionally
+/// followed by `@WEIGHT`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn backend(text: &str) -> Result<(IpAddr, Option<u16>, Option<u32>), String> {
+    let (endpoint, weight) = match text.rsplit_once('@') {
+        Some((e, w)) => {
+            let w = w
+                .parse()
+                .map_err(|_| format!("{text:?}: weight {w:?} is not a number"))?;
+            (e, Some(w))
+        }
+        None => (text, None),
+    };
+    let bad =
+        || format!("{text:?}: expected ADDRESS[:PORT][@WEIGHT] (IPv6 with a port: [ADDRESS]:PORT)");
+    if let Ok(address) = endpoint.parse::<IpAddr>() {
+        return Ok((address, None, weight));
+    }
+    let (address, port) = if let Some(rest) = endpoint.strip_prefix('[') {
+        let (address, rest) = rest.split_once(']').ok_or_else(bad)?;
+        match rest {
+            "" => (address, None),
+            _ => (address, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        let (address, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+        (address, Some(port))
+    };
+    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let port = match port {
+        Some(p) => Some(
+            p.parse()
+                .map_err(|_| format!("{text:?}: port {p:?} must be 1-65535"))?,
+        ),
+        None => None,
+    };
+    Ok((address, port, weight))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eip_dataplane::tables::Protocol;
+
+    #[test]
+    fn service_and_backend_shorthands() {
+        assert_eq!(service("tcp/80"), Ok((Protocol::Tcp, 80)));
+        assert_eq!(service("UDP/53"), Ok((Protocol::Udp, 53)));
+        assert!(service("sctp/80").is_err());
+        assert!(service("tcp/70000").is_err());
+        assert!(service("tcp").is_err());
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(backend("10.0.0.1"), Ok((ip("10.0.0.1"), None, None)));
+        assert_eq!(
+            backend("10.0.0.1:8080@3"),
+            Ok((ip("10.0.0.1"), Some(8080), Some(3)))
+        );
+        assert_eq!(backend("fd00::1@0"), Ok((ip("fd00::1"), None, Some(0))));
+        assert_eq!(backend("[fd00::1]:53"), Ok((ip("fd00::1"), Some(53), None)));
+        assert_eq!(backend("[fd00::1]"), Ok((ip("fd00::1"), None, None)));
+        for bad in [
+            "10.0.0.1:x",
+            "10.0.0.1@x",
+            "[fd00::1",
+            "nope",
+            "10.0.0.300:80",
+        ] {
+            assert!(backend(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `eipd`: the anycast EIP data plane daemon.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use eip_control::{config, replay, report};
+use std::path::PathBuf;
+
+mod run;
+
+#[derive(Parser)]
+#[command(
+    name = "eipd",
+    version,
+    about = "Anycast EIP data plane: NAT + VXLAN at a POP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the production pipeline over a pcap file and write what it transmits,
+    /// one pcap per port. Needs no root and no NIC.
+    Replay {
+        /// POP configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Input capture (classic pcap, Ethernet).
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory for `<port-name>.pcap` outputs (created if missing).
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Port the input frames arrived on (default: the Internet-facing port).
+        #[arg(long)]
+        input_port: Option<String>,
+        /// Frames per batch, as a worker would pull them.
+        #[arg(long, default_value_t = replay::DEFAULT_BATCH)]
+        batch: usize,
+        /// Print counters as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration and print what the tables hold.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the data plane on the configured interfaces with AF_XDP (needs root or
+    /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_IPC_LOCK). Stops on SIGINT/SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Device queues to serve, one pinned worker each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        queues: Vec<u32>,
+        /// CPU for each worker, in queue order (default: queue i on CPU (i+1) mod CPUs).
+        #[arg(long, value_delimiter = ',')]
+        cpus: Option<Vec<usize>>,
+        /// XDP attach mode: auto (native, else generic), native, generic.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
+        xdp_mode: String,
+        /// AF_XDP bind mode: auto (zero-copy, else copy), zero-copy, copy.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "zero-copy", "copy"])]
+        bind_mode: String,
+        /// Sleep when idle instead of busy-polling (shared machines).
+        #[arg(long)]
+        idle_sleep: bool,
+        /// Print a rate line every this many seconds.
+        #[arg(long)]
+        stats_every: Option<u64>,
+        /// State file: the last committed configuration; wins over --config when present.
+        #[arg(long, default_value = eip_control::state::DEFAULT_STATE_FILE)]
+        state: PathBuf,
+        /// Path probe interval in milliseconds (10 or more).
+        #[arg(long, default_value_t = 100)]
+        probe_interval_ms: u64,
+        /// A probe not answered within this many milliseconds is lost.
+        #[arg(long, default_value_t = 500)]
+        probe_timeout_ms: u64,
+        /// Control socket (owner-only) that eipctl talks to.
+        #[arg(long, default_value = eip_control::server::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
+        /// (GET /metrics; loopback only unless --metrics-any). Off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Allow --metrics on a non-loopback address (the listener has no authentication).
+        #[arg(long, requires = "metrics")]
+        metrics_any: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay {
+            config,
+            input,
+            output_dir,
+            input_port,
+            batch,
+            json,
+        } => {
+            let (_, tables) = config::load(&config)?;
+            let port = match input_port {
+                None => tables.internet_port,
+                Some(name) => {
+                    match tables.port_by_name(&name) {
+                        Some(p) => p,
+                        None => {
+                            let known: Vec<_> =
+                                tables.ports.iter().map(|p| p.name.as_str()).collect();
+                            bail!("--input-port {name:?} is not a port of the configuration (ports: {})", known.join(", "));
+                        }
+                    }
+                }
+            };
+            let outcome = replay::replay_files(&tables, &input, &output_dir, port, batch)
+                .with_context(|| format!("replaying {}", input.display()))?;
+            if json {
+                let mut v = report::counters_json(&tables, &outcome.counters);
+                let written: serde_json::Map<String, serde_json::Value> = tables
+                    .ports
+                    .iter()
+                    .zip(&outcome.written)
+                    .map(|(p, n)| (p.name.clone(), serde_json::json!(n)))
+                    .collect();
+                v["frames"] = serde_json::json!(outcome.frames);
+                v["written"] = serde_json::Value::Object(written);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "replayed {} frames from {}",
+                    outcome.frames,
+                    input.display()
+                );
+                for (p, n) in tables.ports.iter().zip(&outcome.written) {
+                    println!(
+                        "  wrote {n:>8} frames to {}",
+                        output_dir.join(format!("{}.pcap", p.name)).display()
+                    );
+                }
+                print!("{}", report::counters_text(&tables, &outcome.counters));
+            }
+        }
+        Command::Run {
+            config,
+            queues,
+            cpus,
+            xdp_mode,
+            bind_mode,
+            idle_sleep,
+            stats_every,
+            state,
+            socket,
+            probe_interval_ms,
+            probe_timeout_ms,
+            metrics,
+            metrics_any,
+        } => {
+            use eip_afxdp::{BindPreference, XdpModePreference};
+            let opts = run::RunOptions {
+                config,
+                state,
+                socket,
+                queues,
+                cpus,
+                xdp_mode: match xdp_mode.as_str() {
+                    "native" => XdpModePreference::Driver,
+                    "generic" => XdpModePreference::Skb,
+                    _ => XdpModePreference::Auto,
+                },
+                bind_mode: match bind_mode.as_str() {
+                    "zero-copy" => BindPreference::ZeroCopy,
+                    "copy" => BindPreference::Copy,
+                    _ => BindPreference::Auto,
+                },
+                idle_sleep,
+                stats_every: stats_every.map(std::time::Duration::from_secs),
+                metrics,
+                metrics_any,
+                health: {
+                    let h = eip_control::health::HealthConfig {
+                        interval: std::time::Duration::from_millis(probe_interval_ms),
+                        timeout: std::time::Duration::from_millis(probe_timeout_ms),
+                        ..Default::default()
+                    };
+                    h.validate().map_err(|e| {
+                        anyhow::anyhow!("--probe-interval-ms/--probe-timeout-ms: {e}")
+                    })?;
+                    h
+                },
+            };
+            run::run(&opts)?;
+        }
+        Command::Check { config } => {
+            let (tables, unresolved) = config::load_for_check(&config)?;
+            println!("{}: valid", config.display());
+            print!("{}", report::summary_text(&tables));
+            for a in unresolved {
+                println!(
+                    "  next hop {a}: MAC to be learned from the neighbour table by `eipd run`"
+                );
+            }
+        }
+    }
+    Ok(())
+}
