@@ -1,11 +1,20 @@
-//! `eipd`: the anycast EIP data plane daemon.
+//! `eipd`: the anycast EIP data plane daemon. A thin binary: the packet
+//! pipeline is `eip-dataplane`, the AF_XDP driver `eip-afxdp`, the control plane
+//! `eip-control`; this crate boots them, runs the production processor on the
+//! workers, keeps the control thread and its tasks, and stops cleanly.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use eip_control::{config, replay, report};
 use std::path::PathBuf;
 
+mod boot;
+mod metrics_source;
+mod processor;
+mod publish;
 mod run;
+mod shutdown;
+mod tasks;
 
 #[derive(Parser)]
 #[command(
