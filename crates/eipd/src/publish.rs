@@ -113,9 +113,12 @@ mod tests {
     }
 
     impl FilterMaps for RecordingFilter {
-        fn sync<S: FilterSource + ?Sized>(&mut self, source: &S) -> Result<SyncReport, SetupError> {
+        fn sync<S: FilterSource + ?Sized>(
+            &mut self,
+            source: &S,
+        ) -> Result<SyncReport, Box<SetupError>> {
             if self.fail {
-                return Err(SetupError::Config("map full".into()));
+                return Err(Box::new(SetupError::Config("map full".into())));
             }
             self.syncs.push(source.eip_v4().collect());
             Ok(SyncReport::default())
