@@ -20,6 +20,10 @@
 //! Nothing is allocated after the worker is built. The stop flag is read once per
 //! iteration with `Relaxed`: it publishes no data, and the thread is joined after
 //! it stops, which orders everything else.
+//!
+//! Why one file: the loop is one state machine over the rings and the ledger it
+//! owns; its steps stay together, in the order above, so that the argument that
+//! every frame is in exactly one place can be read in one sitting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

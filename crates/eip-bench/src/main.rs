@@ -8,6 +8,8 @@
 //! of `process` on one core, ns per packet, and per-batch latency percentiles.
 //! The last line is `pipeline_mpps_per_core=<n>` for the 64-byte, 1k-EIP case.
 
+#![forbid(unsafe_code)]
+
 mod workloads;
 
 use anyhow::{bail, Context, Result};

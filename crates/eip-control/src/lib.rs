@@ -1,5 +1,10 @@
-//! Control side of the anycast EIP data plane: configuration, drivers that are not
-//! AF_XDP (pcap replay), reports, and the `eipd`/`eipctl` binaries.
+//! Control side of the anycast EIP data plane, as a library with no AF_XDP and no
+//! BPF (it builds without clang): the configuration, the state store and the single
+//! writer every change goes through, the control-socket API with its server and
+//! client, path health and probing, pcap replay, reports and metrics. The `eipd`
+//! binary drives it with the real driver; `eipctl` uses its client and API types.
+
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod client;

@@ -5,6 +5,8 @@
 //! exit status is 0 on success, 1 when the daemon refused the request (its
 //! message on stderr), 2 when it could not be asked (no daemon, bad arguments).
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod render;
 

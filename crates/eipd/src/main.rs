@@ -3,6 +3,8 @@
 //! `eip-control`; this crate boots them, runs the production processor on the
 //! workers, keeps the control thread and its tasks, and stops cleanly.
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use eip_control::{config, replay, report};

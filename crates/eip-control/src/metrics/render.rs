@@ -1,137 +1,9 @@
-//! Prometheus metrics for `eipd run`: text exposition (format 0.0.4) built from
-//! plain snapshots by a pure function ([`render`]), and a tiny std-only HTTP
-//! listener ([`spawn`]) that serves it on `GET /metrics`.
-//!
-//! The listener runs on its own thread and answers one request at a time; it
-//! never touches the workers: everything it shows was already published by them
-//! (pipeline counters, batch latency histograms, AF_XDP driver counters) or by the
-//! control plane and the prober (tables, path health).
+//! The Prometheus text exposition (format 0.0.4) of a [`MetricsSnapshot`]: a pure
+//! function, tested line by line.
 
-use anyhow::{bail, Context, Result};
-use eip_dataplane::counters::{Counters, DropReason, Event, Traffic};
-use hdrhistogram::Histogram;
+use super::{LatencySummary, MetricsSnapshot, LATENCY_QUANTILES};
+use eip_dataplane::counters::{DropReason, Event};
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
-
-/// Quantiles reported for batch latencies (`max` is a separate gauge).
-pub const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
-
-/// Batch latency histogram bounds: 1 ns .. 10 s, 2 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 10_000_000_000, 2).expect("valid histogram bounds")
-}
-
-/// Batch processing time in nanoseconds: a histogram plus the exact sum.
-#[derive(Debug, Clone)]
-pub struct LatencySlot {
-    pub hist: Histogram<u64>,
-    pub sum_ns: u64,
-}
-
-impl Default for LatencySlot {
-    fn default() -> Self {
-        LatencySlot {
-            hist: latency_histogram(),
-            sum_ns: 0,
-        }
-    }
-}
-
-impl LatencySlot {
-    /// Adds `other` into this one (same bounds: never allocates).
-    pub fn add(&mut self, other: &LatencySlot) {
-        // Same bounds on both sides: cannot fail.
-        let _ = self.hist.add(&other.hist);
-        self.sum_ns = self.sum_ns.wrapping_add(other.sum_ns);
-    }
-
-    /// Empties it (keeps its allocation).
-    pub fn reset(&mut self) {
-        self.hist.reset();
-        self.sum_ns = 0;
-    }
-
-    /// Quantiles, max, count and sum.
-    pub fn summary(&self) -> LatencySummary {
-        LatencySummary {
-            quantiles_ns: LATENCY_QUANTILES.map(|q| {
-                if self.hist.is_empty() {
-                    0
-                } else {
-                    self.hist.value_at_quantile(q)
-                }
-            }),
-            max_ns: self.hist.max(),
-            count: self.hist.len(),
-            sum_ns: self.sum_ns,
-        }
-    }
-}
-
-/// What is shown of a batch latency histogram.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LatencySummary {
-    /// At [`LATENCY_QUANTILES`].
-    pub quantiles_ns: [u64; 4],
-    pub max_ns: u64,
-    pub count: u64,
-    pub sum_ns: u64,
-}
-
-/// One worker (device queue). The driver's counters come as names and values so
-/// that this crate needs no driver: `eipd` fills them from the AF_XDP worker.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerMetrics {
-    pub queue: u32,
-    /// Driver counters by name (`rx_packets`, `fill_ring_empty`, ...), same names and
-    /// order for every worker.
-    pub counters: Vec<(&'static str, u64)>,
-    pub frames: UmemFrames,
-    pub latency: LatencySummary,
-}
-
-/// Where a worker's UMEM frames are.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UmemFrames {
-    pub total: u32,
-    pub free: u32,
-    pub held: u32,
-    /// In a fill or RX ring, all devices.
-    pub fill: u32,
-    /// In a TX or completion ring, all devices.
-    pub tx: u32,
-}
-
-/// One backbone path.
-#[derive(Debug, Clone, Default)]
-pub struct PathMetrics {
-    pub name: String,
-    pub traffic: Traffic,
-    /// Measured health (prober), else the table state: 1 up, 0 down/disabled.
-    pub up: bool,
-    /// Prober RTT quantiles (0.5, 0.9, 0.99), when measured.
-    pub rtt: [Option<Duration>; 3],
-    /// Lost / sent probes over the prober's window; `None` without probing.
-    pub loss: Option<f64>,
-}
-
-/// Everything [`render`] shows, copied out of the running daemon.
-#[derive(Debug, Clone, Default)]
-pub struct MetricsSnapshot {
-    /// Table version in force.
-    pub table_version: u64,
-    /// Pipeline counters of all workers, summed.
-    pub counters: Counters,
-    /// EIP addresses, indexed like `counters.eip_in`/`eip_out` (empty when the
-    /// counters are of another table version than the tables at hand).
-    pub eips: Vec<String>,
-    pub paths: Vec<PathMetrics>,
-    pub workers: Vec<WorkerMetrics>,
-    /// All workers' histograms merged.
-    pub latency: LatencySummary,
-}
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn escape_label(v: &str) -> String {
@@ -412,91 +284,14 @@ pub fn render(s: &MetricsSnapshot) -> String {
     out
 }
 
-/// Checks a `--metrics` address: loopback only unless `any`.
-pub fn check_address(addr: SocketAddr, any: bool) -> Result<()> {
-    if !addr.ip().is_loopback() && !any {
-        bail!(
-            "--metrics {addr}: not a loopback address; the metrics listener has no authentication \
-             (use 127.0.0.1 or [::1], or add --metrics-any to expose it anyway)"
-        );
-    }
-    Ok(())
-}
-
-/// Largest request head read.
-const MAX_REQUEST: usize = 8192;
-/// Read/write timeout per connection.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Binds `addr` and serves `GET /metrics` with `render_now()` on a thread of its
-/// own, one request at a time. Returns the bound address.
-pub fn spawn<F>(addr: SocketAddr, render_now: F) -> Result<SocketAddr>
-where
-    F: Fn() -> String + Send + 'static,
-{
-    let listener =
-        TcpListener::bind(addr).with_context(|| format!("binding metrics listener {addr}"))?;
-    let bound = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("eipd-metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(s) => {
-                        let _ = serve(s, &render_now);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        })
-        .context("spawning the metrics thread")?;
-    Ok(bound)
-}
-
-/// Reads one request head and answers it.
-fn serve(mut s: TcpStream, render_now: &dyn Fn() -> String) -> std::io::Result<()> {
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut buf = [0u8; MAX_REQUEST];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = s.read(&mut buf[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next(), parts.next());
-    let path = target.map(|t| t.split('?').next().unwrap_or(t));
-    let (status, kind, body) = if method == Some("GET") && path == Some("/metrics") {
-        (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            render_now(),
-        )
-    } else {
-        ("404 Not Found", "text/plain", "not found\n".to_string())
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body.as_bytes())?;
-    s.flush()
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::metrics::*;
+    use eip_dataplane::counters::{Counters, Traffic};
+    use std::time::Duration;
 
-    fn snapshot() -> MetricsSnapshot {
+    pub(crate) fn snapshot() -> MetricsSnapshot {
         let mut counters = Counters::new(1, 1);
         counters.drop(DropReason::NoPath);
         counters.event(Event::Rx);
@@ -510,7 +305,7 @@ mod tests {
         }
         let worker = WorkerMetrics {
             queue: 0,
-            counters: vec![("rx_packets", 7), ("fill_ring_empty", 0)],
+            counters: vec![("rx_packets", 7), ("tx_packets", 0), ("fill_ring_empty", 0)],
             frames: UmemFrames {
                 total: 4096,
                 free: 100,
@@ -603,45 +398,5 @@ mod tests {
         assert_eq!(escape_label("a\"b"), "a\\\"b");
         assert_eq!(escape_label("a\\b"), "a\\\\b");
         assert_eq!(escape_label("a\nb"), "a\\nb");
-    }
-
-    #[test]
-    fn refuses_non_loopback() {
-        assert!(check_address("127.0.0.1:9477".parse().unwrap(), false).is_ok());
-        assert!(check_address("[::1]:9477".parse().unwrap(), false).is_ok());
-        assert!(check_address("0.0.0.0:9477".parse().unwrap(), false).is_err());
-        assert!(check_address("192.0.2.1:9477".parse().unwrap(), false).is_err());
-        assert!(check_address("0.0.0.0:9477".parse().unwrap(), true).is_ok());
-    }
-
-    #[test]
-    fn serves_metrics_and_404() {
-        let addr = spawn("127.0.0.1:0".parse().unwrap(), || "eipd_x 1\n".into()).unwrap();
-        let get = |req: &str| {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(req.as_bytes()).unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        };
-        let ok = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains("Content-Type: text/plain; version=0.0.4"));
-        assert!(ok.ends_with("\r\n\r\neipd_x 1\n"));
-        assert!(get("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-        assert!(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-    }
-
-    #[test]
-    fn slots_add_and_reset_without_growing() {
-        let mut shared = LatencySlot::default();
-        let mut local = LatencySlot::default();
-        local.hist.saturating_record(20_000_000_000);
-        local.sum_ns = 5;
-        shared.add(&local);
-        local.reset();
-        assert!(local.hist.is_empty());
-        assert_eq!(shared.hist.len(), 1);
-        assert_eq!(shared.sum_ns, 5);
     }
 }
