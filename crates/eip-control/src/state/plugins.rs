@@ -1,0 +1,113 @@
+//! What the daemon plugs into the [`ControlPlane`](super::ControlPlane): where
+//! new tables go, and where counters, next hops and path health come from. Tests
+//! plug in fakes and need no workers.
+
+use crate::health::HealthSnapshot;
+use eip_dataplane::counters::Counters;
+use eip_dataplane::swap::{Publisher, SwapError};
+use eip_dataplane::tables::{PopSpec, Tables};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why new tables are not (all) in force.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Nothing was handed over.
+    #[error("tables not published: {0}")]
+    Rejected(String),
+    /// Handed over, but these workers still forward with older tables.
+    #[error(
+        "workers {lagging:?} did not switch to table version {version} within {timeout:?}; \
+         the change is saved and published, and they will switch when they next poll"
+    )]
+    Timeout {
+        version: u64,
+        lagging: Vec<usize>,
+        timeout: Duration,
+    },
+}
+
+/// Where new tables go: the workers, in production a [`swap::Publisher`]
+/// (wrap it to do more, e.g. update the XDP program's EIP filter map before
+/// publishing). Tests use fakes that need no workers.
+///
+/// [`swap::Publisher`]: eip_dataplane::swap::Publisher
+pub trait TableSink: Send {
+    /// Hands `tables` over and returns once every worker forwards with them, or
+    /// after `timeout` with [`SinkError::Timeout`].
+    ///
+    /// # Errors
+    /// [`SinkError`].
+    fn publish(&mut self, tables: Arc<Tables>, timeout: Duration) -> Result<(), SinkError>;
+}
+
+impl TableSink for Publisher<Tables> {
+    fn publish(&mut self, tables: Arc<Tables>, timeout: Duration) -> Result<(), SinkError> {
+        let waited = match Publisher::publish(self, tables) {
+            Ok(ticket) => ticket.wait(timeout),
+            Err(e) => return Err(SinkError::Rejected(e.to_string())),
+        };
+        // Old snapshots are freed here, on the control thread.
+        self.collect_garbage();
+        match waited {
+            Ok(()) => Ok(()),
+            Err(SwapError::Timeout { version, lagging }) => Err(SinkError::Timeout {
+                version,
+                lagging,
+                timeout,
+            }),
+            Err(e) => Err(SinkError::Rejected(e.to_string())),
+        }
+    }
+}
+
+/// The workers' counters, for `stats`.
+pub trait StatsSource: Send + Sync {
+    /// Every worker's pipeline counters summed with [`Counters::merge`],
+    /// indexed like the tables in force.
+    fn counters(&self) -> Counters;
+
+    /// Daemon-specific figures (AF_XDP ring and socket counters, ...), reported
+    /// under `runtime`.
+    fn runtime(&self) -> Option<Value> {
+        None
+    }
+}
+
+impl<F: Fn() -> Counters + Send + Sync> StatsSource for F {
+    fn counters(&self) -> Counters {
+        self()
+    }
+}
+
+/// Fills in what the operator left to the daemon before tables are built: in
+/// `eipd run`, next-hop MACs from the kernel's neighbour table
+/// (`neighbours::resolve`). Whatever it cannot fill stays empty and the table
+/// builder says so (`next_hop_mac: the MAC of next hop ... is not known`).
+///
+/// The operator's spec (unresolved) is what is saved and shown; the resolved one
+/// is only built from. [`ControlPlane::refresh`](super::ControlPlane::refresh)
+/// rebuilds when what the resolver fills in (ports' `gateway_mac`, paths'
+/// `next_hop_mac`) changed.
+pub trait Resolver: Send + Sync {
+    fn resolve(&self, spec: &PopSpec) -> PopSpec;
+}
+
+impl<F: Fn(&PopSpec) -> PopSpec + Send + Sync> Resolver for F {
+    fn resolve(&self, spec: &PopSpec) -> PopSpec {
+        self(spec)
+    }
+}
+
+/// The path prober's view, for `show_paths` and for re-enabled paths.
+pub trait HealthSource: Send + Sync {
+    /// The prober's snapshot of path `path`; `None` if it does not probe it.
+    fn path_health(&self, path: &str) -> Option<HealthSnapshot>;
+}
+
+impl<F: Fn(&str) -> Option<HealthSnapshot> + Send + Sync> HealthSource for F {
+    fn path_health(&self, path: &str) -> Option<HealthSnapshot> {
+        self(path)
+    }
+}

@@ -1,0 +1,93 @@
+//! The read side: queries answer from an `Arc` of the current [`Snapshot`] and
+//! never wait for the writer.
+
+use super::plugins::StatsSource;
+use super::writer::{ControlPlane, Snapshot};
+use crate::api::{ApiError, Data, ErrorCode, PathView, Query, Reply};
+use crate::report;
+use eip_dataplane::tables::{MacAddr, Tables};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+impl ControlPlane {
+    /// Answers a read-only request from the snapshot in force.
+    pub(super) fn query(&self, query: Query) -> Reply {
+        let snap = self.snapshot();
+        let version = snap.version();
+        let data = match query {
+            Query::ShowTables => Data::Tables {
+                summary: report::summary_json(&snap.tables),
+            },
+            Query::ShowPaths => Data::Paths {
+                paths: self.paths(&snap),
+            },
+            Query::ShowEips(filter) => Data::Eips {
+                eips: snap
+                    .spec
+                    .eips
+                    .iter()
+                    .filter(|e| filter.address.is_none_or(|a| a == e.address))
+                    .cloned()
+                    .collect(),
+            },
+            Query::ShowSpec => Data::Spec {
+                spec: Box::new(snap.spec.clone()),
+            },
+            Query::Stats => match &self.stats {
+                Some(source) => Data::Stats {
+                    stats: self.stats_json(&snap.tables, source.as_ref()),
+                },
+                None => {
+                    return Reply::error(
+                        version,
+                        ApiError::new(
+                            ErrorCode::Unavailable,
+                            "this daemon has no statistics source",
+                        ),
+                    )
+                }
+            },
+        };
+        Reply::ok(version, data)
+    }
+
+    fn paths(&self, snap: &Snapshot) -> Vec<PathView> {
+        let t = &snap.tables;
+        let usable: Vec<BTreeSet<u16>> = t
+            .regions
+            .iter()
+            .map(|r| r.path_table.iter().copied().collect())
+            .collect();
+        snap.spec
+            .paths
+            .iter()
+            .zip(&t.paths)
+            .enumerate()
+            .map(|(i, (spec, path))| {
+                let region = path.region as usize;
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&path.template[..6]);
+                PathView {
+                    spec: spec.clone(),
+                    next_hop_mac_in_use: MacAddr(mac),
+                    usable: usable[region].contains(&(i as u16)),
+                    region_panic: t.regions[region].panic,
+                    health: self
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.path_health(&spec.name))
+                        .and_then(|s| serde_json::to_value(s).ok()),
+                }
+            })
+            .collect()
+    }
+
+    fn stats_json(&self, tables: &Tables, source: &dyn StatsSource) -> Value {
+        let mut stats = report::counters_json(tables, &source.counters());
+        stats["elapsed_ms"] = json!(self.started.elapsed().as_millis() as u64);
+        if let Some(runtime) = source.runtime() {
+            stats["runtime"] = runtime;
+        }
+        stats
+    }
+}
