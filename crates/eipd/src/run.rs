@@ -18,7 +18,7 @@ use eip_control::health::{Health, HealthConfig};
 use eip_control::metrics::{
     self, LatencySlot, MetricsSnapshot, PathMetrics, UmemFrames, WorkerMetrics,
 };
-use eip_control::prober::{HealthBoard, Prober, ProberConfig};
+use eip_control::probe::{HealthBoard, Prober, ProberConfig};
 use eip_control::state::{ControlPlane, SinkError, StateFile, TableSink};
 use eip_control::{neighbours, report, server};
 use eip_dataplane::counters::Counters;
