@@ -13,7 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod neighbours;
 pub mod pcap;
-pub mod prober;
+pub mod probe;
 pub mod replay;
 pub mod report;
 pub mod server;

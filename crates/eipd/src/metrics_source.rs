@@ -6,7 +6,7 @@ use crate::processor::{sum_counters, Published};
 use eip_afxdp::{WorkerCounters, WorkerSnapshot};
 use eip_control::health::Health;
 use eip_control::metrics::{LatencySlot, MetricsSnapshot, PathMetrics, UmemFrames, WorkerMetrics};
-use eip_control::prober::HealthBoard;
+use eip_control::probe::HealthBoard;
 use eip_control::state::ControlPlane;
 use eip_dataplane::tables::PathState;
 use std::sync::{Arc, Mutex};

@@ -24,7 +24,7 @@ use crate::{boot, shutdown};
 use anyhow::{Context, Result};
 use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
 use eip_control::health::HealthConfig;
-use eip_control::prober::HealthBoard;
+use eip_control::probe::HealthBoard;
 use eip_control::state::{ControlPlane, Origin, StateFile};
 use eip_control::{metrics, server};
 use eip_dataplane::swap;

@@ -6,7 +6,7 @@ use super::wall_clock;
 use anyhow::{Context, Result};
 use eip_afxdp::AfXdpRuntime;
 use eip_control::health::HealthConfig;
-use eip_control::prober::{HealthBoard, Prober, ProberConfig};
+use eip_control::probe::{HealthBoard, Prober, ProberConfig};
 use eip_control::state::ControlPlane;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
