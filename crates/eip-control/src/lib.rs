@@ -18,3 +18,4 @@ pub mod replay;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod units;

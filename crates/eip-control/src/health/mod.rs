@@ -55,7 +55,7 @@ pub use selection::{select, Candidate, RttTolerance, Selection, SelectionMode};
 use damping::Damper;
 use eip_dataplane::tables::PathState;
 use rtt::RttStats;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
@@ -103,7 +103,7 @@ impl fmt::Display for Reason {
 /// A change of a path's [`PathState`], for the log and for the table builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Transition {
-    #[serde(rename = "at_us", serialize_with = "micros")]
+    #[serde(rename = "at_us", serialize_with = "crate::units::micros")]
     pub at: Duration,
     pub from: PathState,
     pub to: PathState,
@@ -155,15 +155,15 @@ pub struct HealthSnapshot {
     /// Measured health (also while disabled).
     pub health: Health,
     pub enabled: bool,
-    #[serde(rename = "srtt_us", serialize_with = "micros_opt")]
+    #[serde(rename = "srtt_us", serialize_with = "crate::units::micros_opt")]
     pub srtt: Option<Duration>,
-    #[serde(rename = "rttvar_us", serialize_with = "micros_opt")]
+    #[serde(rename = "rttvar_us", serialize_with = "crate::units::micros_opt")]
     pub rttvar: Option<Duration>,
-    #[serde(rename = "p50_us", serialize_with = "micros_opt")]
+    #[serde(rename = "p50_us", serialize_with = "crate::units::micros_opt")]
     pub p50: Option<Duration>,
-    #[serde(rename = "p90_us", serialize_with = "micros_opt")]
+    #[serde(rename = "p90_us", serialize_with = "crate::units::micros_opt")]
     pub p90: Option<Duration>,
-    #[serde(rename = "p99_us", serialize_with = "micros_opt")]
+    #[serde(rename = "p99_us", serialize_with = "crate::units::micros_opt")]
     pub p99: Option<Duration>,
     /// `window_lost / window_probes`, 0 before any probe's fate is known.
     pub loss: f64,
@@ -173,22 +173,8 @@ pub struct HealthSnapshot {
     #[serde(flatten)]
     pub counters: ProbeCounters,
     /// When `state` last changed (or the path was created).
-    #[serde(rename = "last_change_us", serialize_with = "micros")]
+    #[serde(rename = "last_change_us", serialize_with = "crate::units::micros")]
     pub last_change: Duration,
-}
-
-/// Serializes a duration as microseconds (`f64`): the unit of every `_us` field
-/// in the reports of this module and of the prober.
-pub(crate) fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_nanos() as f64 / 1000.0)
-}
-
-/// [`micros`], or `null` for `None`.
-pub(crate) fn micros_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => micros(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 /// A probe waiting for its reply.

@@ -1,7 +1,8 @@
 //! What the prober tells the operator: path transitions, RTT moves and region
 //! mode changes, queued until the control loop logs them.
 
-use crate::health::{micros, micros_opt, SelectionMode, Transition};
+use crate::health::{SelectionMode, Transition};
+use crate::units::{micros, micros_opt};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::fmt;
