@@ -14,6 +14,9 @@ For every scenario it writes, next to this script:
     <scenario>/expected-counters.json   every counter that must be non-zero, with its
                                         exact value; all others must be zero
 
+and <scenario>/input.pcapng for the scenarios in PCAPNG_TWINS: the same frames
+converted to pcapng by Wireshark's editcap (not by this script or the Rust code);
+
 and in bench/ the benchmark inputs (a 1,000-EIP configuration, 64-byte frames to
 those EIPs, an IMIX mix).
 
@@ -35,6 +38,7 @@ import json
 import random
 import shutil
 import struct
+import subprocess
 import sys
 import time
 import tomllib
@@ -1258,6 +1262,21 @@ def write_bench(pop: Pop, root: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
+# Scenarios whose input is also written as pcapng, by editcap (an independent writer).
+PCAPNG_TWINS = ["return"]
+
+
+def write_pcapng_twins() -> None:
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        sys.exit("make_fixtures: editcap not found (Debian: apt-get install -y wireshark-common)")
+    for name in PCAPNG_TWINS:
+        subprocess.run(
+            [editcap, "-F", "pcapng", str(HERE / name / "input.pcap"), str(HERE / name / "input.pcapng")],
+            check=True,
+        )
+
+
 def main() -> None:
     started = time.monotonic()
     self_check()
@@ -1266,6 +1285,7 @@ def main() -> None:
         scenario = Scenario(name, Model(pop), input_port)
         build(scenario)
         scenario.write(HERE)
+    write_pcapng_twins()
     stale = [d.name for d in HERE.iterdir() if (d / "input.pcap").exists() and d.name not in SCENARIOS]
     if stale:
         print(f"warning: directories no scenario writes any more: {', '.join(stale)}", file=sys.stderr)

@@ -267,7 +267,7 @@ pub fn from_pcap(config: &Path, pcap: &Path) -> Result<Workload> {
     let (_, tables) = eip_control::config::load(config)?;
     let build_ms = t0.elapsed().as_secs_f64() * 1e3;
     let file = std::fs::File::open(pcap).with_context(|| format!("opening {}", pcap.display()))?;
-    let records = eip_control::pcap::PcapReader::new(file)?.read_all()?;
+    let records = eip_control::pcap::CaptureReader::new(file)?.read_all()?;
     let frames: Vec<Vec<u8>> = records
         .into_iter()
         .map(|r| r.data)

@@ -7,7 +7,7 @@
 //! `pcap-fixtures/make_fixtures.py`, independently of the Rust code; these tests never
 //! run Python. See `pcap-fixtures/README.md` for the scenarios and the comparison rule.
 
-use eip_control::pcap::{PcapReader, Record};
+use eip_control::pcap::{CaptureReader, Record};
 use eip_control::{config, replay, report};
 use eip_dataplane::testkit::host::TempDir;
 use serde_json::Value;
@@ -63,14 +63,66 @@ fn every_scenario_directory_has_a_test() {
     );
 }
 
+/// Scenarios whose input also exists as pcapng (`input.pcapng`, converted from
+/// `input.pcap` by Wireshark's editcap, see `pcap-fixtures/README.md`).
+const PCAPNG_TWINS: &[&str] = &["return"];
+
+/// A pcapng input replays exactly like its classic twin: every output file
+/// byte-identical (so also equal to the expected outputs) and the same counters.
+#[test]
+fn pcapng_twin_replays_like_its_pcap() {
+    for scenario in PCAPNG_TWINS {
+        let classic = TempDir::new(&format!("{scenario}-pcap"));
+        let pcapng = TempDir::new(&format!("{scenario}-pcapng"));
+        let problems = differences_of(scenario, "input.pcap", &classic);
+        assert!(problems.is_empty(), "{scenario}/input.pcap: {problems:#?}");
+        let problems = differences_of(scenario, "input.pcapng", &pcapng);
+        assert!(
+            problems.is_empty(),
+            "{scenario}/input.pcapng: {problems:#?}"
+        );
+        let (_, tables) = config::load(&fixtures().join("pop.toml")).expect("pop.toml loads");
+        for p in &tables.ports {
+            let file = format!("{}.pcap", p.name);
+            let from_pcap = std::fs::read(classic.0.join(&file)).expect("output exists");
+            let from_pcapng = std::fs::read(pcapng.0.join(&file)).expect("output exists");
+            assert!(
+                from_pcap == from_pcapng,
+                "{scenario}: {file} from input.pcapng differs from {file} from input.pcap"
+            );
+        }
+        let transmitted = tables
+            .ports
+            .iter()
+            .map(|p| read_pcap(&classic.0.join(format!("{}.pcap", p.name))).len())
+            .sum::<usize>();
+        assert!(
+            transmitted > 0,
+            "{scenario}: the twin check needs a scenario that transmits"
+        );
+    }
+}
+
+#[test]
+fn every_pcapng_twin_is_listed() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(fixtures())
+        .expect("pcap-fixtures/ is readable")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.join("input.pcapng").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let listed: BTreeSet<String> = PCAPNG_TWINS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(on_disk, listed, "list pcapng twins in PCAPNG_TWINS");
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pcap-fixtures")
 }
 
 fn read_pcap(path: &Path) -> Vec<Record> {
     let file = File::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    PcapReader::new(file)
-        .and_then(PcapReader::read_all)
+    CaptureReader::new(file)
+        .and_then(CaptureReader::read_all)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -108,6 +160,12 @@ fn check(scenario: &str) {
 
 /// Every way the replay of `scenario` differs from its expected outputs and counters.
 fn differences(scenario: &str) -> Vec<String> {
+    differences_of(scenario, "input.pcap", &TempDir::new(scenario))
+}
+
+/// Every way the replay of `input` (a file of `scenario`'s directory), written to
+/// `out`, differs from the scenario's expected outputs and counters.
+fn differences_of(scenario: &str, input: &str, out: &TempDir) -> Vec<String> {
     let root = fixtures();
     let (_, tables) = config::load(&root.join("pop.toml")).expect("pop.toml loads");
     let dir = root.join(scenario);
@@ -118,15 +176,15 @@ fn differences(scenario: &str) -> Vec<String> {
     let port = tables
         .port_by_name(&port_name)
         .unwrap_or_else(|| panic!("input-port {port_name:?} is not a port of pop.toml"));
-    let out = TempDir::new(scenario);
     let outcome = replay::replay_files(
         &tables,
-        &dir.join("input.pcap"),
+        &dir.join(input),
         &out.0,
         port,
         replay::DEFAULT_BATCH,
+        None,
     )
-    .unwrap_or_else(|e| panic!("replay of {scenario} failed: {e}"));
+    .unwrap_or_else(|e| panic!("replay of {scenario}/{input} failed: {e}"));
 
     let mut problems = Vec::new();
     for p in &tables.ports {

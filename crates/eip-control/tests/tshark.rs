@@ -13,7 +13,7 @@
 //! Needs `tshark` (Debian: `apt-get install -y tshark`); the tests fail without it
 //! (scripts/install-deps.sh installs it).
 
-use eip_control::pcap::PcapReader;
+use eip_control::pcap::CaptureReader;
 use eip_control::{config, replay};
 use eip_dataplane::testkit::host::TempDir;
 use eip_dataplane::Tables;
@@ -181,8 +181,8 @@ impl PortOutput {
 
 fn frame_count(path: &Path) -> usize {
     let file = File::open(path).expect("output pcap exists");
-    PcapReader::new(file)
-        .and_then(PcapReader::read_all)
+    CaptureReader::new(file)
+        .and_then(CaptureReader::read_all)
         .expect("output pcap is readable")
         .len()
 }
@@ -224,6 +224,7 @@ fn replay_and_dissect_all() -> Vec<PortOutput> {
             &out.0,
             port,
             replay::DEFAULT_BATCH,
+            None,
         )
         .unwrap_or_else(|e| panic!("replay of {scenario} failed: {e}"));
         for p in &tables.ports {

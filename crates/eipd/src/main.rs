@@ -31,13 +31,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the production pipeline over a pcap file and write what it transmits,
-    /// one pcap per port. Needs no root and no NIC.
+    /// Run the production pipeline over a capture (pcap or pcapng) and write what it
+    /// transmits, one pcap per port. Needs no root and no NIC.
     Replay {
         /// POP configuration (TOML).
         #[arg(long)]
         config: PathBuf,
-        /// Input capture (classic pcap, Ethernet).
+        /// Input capture, Ethernet: pcap or pcapng (told apart by the magic number).
         #[arg(long)]
         input: PathBuf,
         /// Directory for `<port-name>.pcap` outputs (created if missing).
@@ -49,6 +49,10 @@ enum Command {
         /// Frames per batch, as a worker would pull them.
         #[arg(long, default_value_t = replay::DEFAULT_BATCH)]
         batch: usize,
+        /// Also write every frame the pipeline dropped, as it arrived, to this pcapng
+        /// file with its drop reason as the packet comment (tshark: frame.comment).
+        #[arg(long, value_name = "FILE")]
+        dropped: Option<PathBuf>,
         /// Print counters as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -112,6 +116,7 @@ fn main() -> Result<()> {
             output_dir,
             input_port,
             batch,
+            dropped,
             json,
         } => {
             let (_, tables) = config::load(&config)?;
@@ -128,8 +133,15 @@ fn main() -> Result<()> {
                     }
                 }
             };
-            let outcome = replay::replay_files(&tables, &input, &output_dir, port, batch)
-                .with_context(|| format!("replaying {}", input.display()))?;
+            let outcome = replay::replay_files(
+                &tables,
+                &input,
+                &output_dir,
+                port,
+                batch,
+                dropped.as_deref(),
+            )
+            .with_context(|| format!("replaying {}", input.display()))?;
             if json {
                 let mut v = report::counters_json(&tables, &outcome.counters);
                 let written: serde_json::Map<String, serde_json::Value> = tables
@@ -140,6 +152,12 @@ fn main() -> Result<()> {
                     .collect();
                 v["frames"] = serde_json::json!(outcome.frames);
                 v["written"] = serde_json::Value::Object(written);
+                if let Some(path) = &dropped {
+                    v["dropped_file"] = serde_json::json!({
+                        "path": path.display().to_string(),
+                        "frames": outcome.dropped,
+                    });
+                }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!(
@@ -151,6 +169,13 @@ fn main() -> Result<()> {
                     println!(
                         "  wrote {n:>8} frames to {}",
                         output_dir.join(format!("{}.pcap", p.name)).display()
+                    );
+                }
+                if let Some(path) = &dropped {
+                    println!(
+                        "  wrote {:>8} dropped frames to {}",
+                        outcome.dropped,
+                        path.display()
                     );
                 }
                 print!("{}", report::counters_text(&tables, &outcome.counters));

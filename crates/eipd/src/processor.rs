@@ -101,7 +101,7 @@ impl PacketProcessor for PipelineWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eip_control::pcap::PcapReader;
+    use eip_control::pcap::CaptureReader;
     use eip_dataplane::counters::Event;
     use eip_dataplane::swap;
     use std::path::Path;
@@ -118,7 +118,7 @@ mod tests {
     /// The first frame of the 1:1 ingress fixture, in a buffer with headroom.
     fn ingress_frame() -> Vec<u8> {
         let file = std::fs::File::open(fixtures().join("ingress-1to1/input.pcap")).unwrap();
-        let records = PcapReader::new(file).unwrap().read_all().unwrap();
+        let records = CaptureReader::new(file).unwrap().read_all().unwrap();
         let mut buf = vec![0u8; 256 + 2048];
         let data = &records[0].data;
         buf[256..256 + data.len()].copy_from_slice(data);
@@ -141,7 +141,7 @@ mod tests {
         let published = Arc::new(Published::default());
         let mut worker = PipelineWorker::new(subscribers.pop().unwrap(), Arc::clone(&published));
         let file = std::fs::File::open(fixtures().join("ingress-1to1/input.pcap")).unwrap();
-        let len = PcapReader::new(file).unwrap().read_all().unwrap()[0]
+        let len = CaptureReader::new(file).unwrap().read_all().unwrap()[0]
             .data
             .len();
         let frame = ingress_frame();
