@@ -68,9 +68,17 @@ impl Client {
     /// # Errors
     /// Transport failures; [`ClientError::Closed`] if the daemon hung up.
     pub fn call_raw(&mut self, line: &str) -> Result<String, ClientError> {
-        self.writer.write_all(line.as_bytes())?;
-        if !line.ends_with('\n') {
-            self.writer.write_all(b"\n")?;
+        let mut sent = self.writer.write_all(line.as_bytes());
+        if sent.is_ok() && !line.ends_with('\n') {
+            sent = self.writer.write_all(b"\n");
+        }
+        if let Err(e) = sent {
+            // A server that refuses a connection (`busy`) answers and closes before
+            // reading: its answer says more than our broken pipe.
+            return match self.read_reply() {
+                Ok(reply) => Ok(reply),
+                Err(_) => Err(ClientError::Io(e)),
+            };
         }
         self.read_reply()
     }

@@ -34,8 +34,12 @@
 //!
 //! # Bounds
 //!
-//! - At most [`ServerConfig::max_clients`] connections; one more is told `busy`
-//!   and closed. One thread per connection: simple, and the bound keeps it small.
+//! - At most [`ServerConfig::max_clients`] connections. When they are all taken,
+//!   a new operator still gets in: the connection idle the longest is closed to
+//!   make room, if it has been idle at least [`ServerConfig::evict_idle_after`]
+//!   (so idle clients cannot lock operators out). Only when every connection is
+//!   busy or recently active is the new one told `busy` and closed. One thread
+//!   per connection: simple, and the bound keeps it small.
 //! - A request line longer than [`ServerConfig::max_request_bytes`] is answered
 //!   `too_large` and the connection closed.
 //! - A request must be complete within [`ServerConfig::request_timeout`] of its
@@ -85,6 +89,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Time a reply may take to be taken by the client. Default 10 s.
     pub write_timeout: Duration,
+    /// When every slot is taken, a connection idle this long is closed to make
+    /// room for a new one. Default 1 s.
+    pub evict_idle_after: Duration,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +102,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
             write_timeout: Duration::from_secs(10),
+            evict_idle_after: Duration::from_secs(1),
         }
     }
 }
@@ -136,9 +144,80 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Clients {
     next_id: u64,
-    /// A second handle of each connection, to shut it down on stop.
-    streams: HashMap<u64, UnixStream>,
+    /// Each connection: a second handle, to shut it down on stop or eviction, and
+    /// its activity.
+    streams: HashMap<u64, Slot>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// One connection as the accept loop sees it.
+#[derive(Debug)]
+struct Slot {
+    stream: UnixStream,
+    activity: Arc<Activity>,
+    /// Closed to make room: no longer counted against the limit.
+    evicted: bool,
+}
+
+/// When a connection last finished a request, and whether it is in one now;
+/// written by its own thread, read by the accept loop.
+#[derive(Debug)]
+struct Activity {
+    /// Milliseconds since `epoch` at the end of the last request (or the accept).
+    last_ms: AtomicU64,
+    in_request: AtomicBool,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last_ms: AtomicU64::new(0),
+            in_request: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the connection has been idle; zero while it is in a request.
+    fn idle(&self) -> Duration {
+        if self.in_request.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
+impl Clients {
+    /// Connections that count against the limit.
+    fn active(&self) -> usize {
+        self.streams.values().filter(|s| !s.evicted).count()
+    }
+
+    /// Closes the connection idle the longest, if idle at least `min_idle`.
+    /// Returns whether one was closed.
+    fn evict_idlest(&mut self, min_idle: Duration) -> bool {
+        let idlest = self
+            .streams
+            .values_mut()
+            .filter(|s| !s.evicted)
+            .map(|s| (s.activity.idle(), s))
+            .filter(|(idle, _)| *idle >= min_idle)
+            .max_by_key(|(idle, _)| *idle);
+        match idlest {
+            Some((_, slot)) => {
+                slot.evicted = true;
+                let _ = slot.stream.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Shared {
@@ -221,8 +300,8 @@ impl Drop for ServerHandle {
                 std::mem::take(&mut clients.threads),
             )
         };
-        for stream in streams.values() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for slot in streams.values() {
+            let _ = slot.stream.shutdown(Shutdown::Both);
         }
         for t in threads {
             let _ = t.join();
@@ -317,7 +396,8 @@ fn accept_loop(
         };
         let mut clients = shared.clients();
         clients.threads.retain(|t| !t.is_finished());
-        if clients.streams.len() >= config.max_clients {
+        if clients.active() >= config.max_clients && !clients.evict_idlest(config.evict_idle_after)
+        {
             drop(clients);
             let busy = ApiError::new(
                 ErrorCode::Busy,
@@ -334,7 +414,15 @@ fn accept_loop(
         };
         let id = clients.next_id;
         clients.next_id += 1;
-        clients.streams.insert(id, handle);
+        let activity = Arc::new(Activity::new());
+        clients.streams.insert(
+            id,
+            Slot {
+                stream: handle,
+                activity: Arc::clone(&activity),
+                evicted: false,
+            },
+        );
         let spawned = {
             let (control, config, shared) = (
                 Arc::clone(&control),
@@ -344,7 +432,7 @@ fn accept_loop(
             thread::Builder::new()
                 .name(format!("eip-control-{id}"))
                 .spawn(move || {
-                    serve(stream, &control, &config, &shared.stop);
+                    serve(stream, &control, &config, &shared.stop, &activity);
                     shared.clients().streams.remove(&id);
                 })
         };
@@ -364,7 +452,13 @@ fn refuse(mut stream: UnixStream, version: u64, error: ApiError) {
 }
 
 /// One connection: requests in, replies out, until EOF, an error or stop.
-fn serve(mut stream: UnixStream, control: &ControlPlane, config: &ServerConfig, stop: &AtomicBool) {
+fn serve(
+    mut stream: UnixStream,
+    control: &ControlPlane,
+    config: &ServerConfig,
+    stop: &AtomicBool,
+    activity: &Activity,
+) {
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let mut reader = LineReader::new(config);
     while !stop.load(Ordering::Acquire) {
@@ -394,11 +488,15 @@ fn serve(mut stream: UnixStream, control: &ControlPlane, config: &ServerConfig, 
                 return;
             }
         };
+        activity.in_request.store(true, Ordering::Relaxed);
         let reply = match Request::parse(&line) {
             Ok(request) => control.handle(request),
             Err(e) => Reply::error(control.version(), e),
         };
-        if stream.write_all(reply.to_line().as_bytes()).is_err() {
+        let written = stream.write_all(reply.to_line().as_bytes());
+        activity.touch();
+        activity.in_request.store(false, Ordering::Relaxed);
+        if written.is_err() {
             return;
         }
     }
