@@ -289,9 +289,59 @@ pub fn stats(stats: &Value) -> String {
         }
     }
     if let Some(runtime) = stats.get("runtime") {
-        let _ = writeln!(out, "runtime: {runtime}");
+        runtime_drops(&mut out, runtime);
     }
     out
+}
+
+/// Driver counters that mean a frame was lost or the worker fell behind.
+const DRIVER_DROPS: &[&str] = &[
+    "tx_ring_full",
+    "free_list_empty",
+    "to_control_dropped",
+    "inject_no_frame",
+    "inject_ring_full",
+    "tx_no_port",
+    "tx_invalid",
+    "inject_no_port",
+    "rx_invalid",
+    "completion_invalid",
+    "to_kernel",
+    "stalls",
+];
+
+/// The daemon's own drops (AF_XDP driver, kernel sockets): an overloaded POP
+/// shows here, not in the pipeline's drop reasons.
+fn runtime_drops(out: &mut String, runtime: &Value) {
+    let u = |v: &Value| v.as_u64().unwrap_or(0);
+    let driver: Vec<(&str, u64)> = DRIVER_DROPS
+        .iter()
+        .map(|k| (*k, u(&runtime["driver"][*k])))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    let sockets: Vec<(&String, u64)> = runtime["sockets"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, u(v)))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    let _ = writeln!(
+        out,
+        "driver drops:{}",
+        if driver.is_empty() { " none" } else { "" }
+    );
+    for (k, v) in driver {
+        let _ = writeln!(out, "  {k:<28} {v:>14}");
+    }
+    let _ = writeln!(
+        out,
+        "kernel socket drops:{}",
+        if sockets.is_empty() { " none" } else { "" }
+    );
+    for (k, v) in sockets {
+        let _ = writeln!(out, "  {k:<28} {v:>14}");
+    }
 }
 
 /// Packets and bytes of one direction.
@@ -408,9 +458,22 @@ impl Watch {
             .flatten()
             .map(|(_, v)| u(v))
             .sum();
+        let runtime = &stats_v["runtime"];
+        let driver_drops: u64 = DRIVER_DROPS
+            .iter()
+            .filter(|k| **k != "stalls")
+            .map(|k| u(&runtime["driver"][*k]))
+            .sum::<u64>()
+            + runtime["sockets"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.as_str() != "tx_ring_empty_descs")
+                .map(|(_, v)| u(v))
+                .sum::<u64>();
         let _ = writeln!(
             out,
-            "table version {version}   drops total {drops}{}",
+            "table version {version}   drops total {drops}   driver/socket drops {driver_drops}{}",
             if stats.is_none() {
                 "   (no counters from this daemon)"
             } else {
@@ -520,5 +583,27 @@ mod tests {
         // Counters going backwards give no rate rather than a huge one.
         let third = w.frame(3, &[], Some(&stats(3000, 5)));
         assert!(!third.contains("kpps"), "{third}");
+    }
+
+    #[test]
+    fn stats_show_the_daemons_own_drops() {
+        let stats = json!({
+            "events": {}, "drops": {},
+            "runtime": {
+                "driver": {"tx_ring_full": 7, "rx_packets": 100, "stalls": 0},
+                "sockets": {"rx_fill_ring_empty_descs": 6500000, "rx_dropped": 0},
+            },
+        });
+        let text = super::stats(&stats);
+        assert!(text.contains("drops: none"), "{text}");
+        assert!(text.contains("driver drops:\n  tx_ring_full"), "{text}");
+        assert!(!text.contains("rx_packets"), "{text}");
+        assert!(
+            text.contains("rx_fill_ring_empty_descs") && text.contains("6500000"),
+            "{text}"
+        );
+        let mut w = Watch::new(10);
+        let frame = w.frame(1, &[], Some(&stats));
+        assert!(frame.contains("driver/socket drops 6500007"), "{frame}");
     }
 }

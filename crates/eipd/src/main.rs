@@ -16,6 +16,7 @@ mod processor;
 mod publish;
 mod run;
 mod shutdown;
+mod stats_source;
 mod tasks;
 
 #[derive(Parser)]

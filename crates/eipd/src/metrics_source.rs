@@ -3,7 +3,8 @@
 //! latencies, and the driver's counters (copied by the control thread).
 
 use crate::processor::{sum_counters, Published};
-use eip_afxdp::{WorkerCounters, WorkerSnapshot};
+use crate::stats_source::DriverFigures;
+use eip_afxdp::WorkerCounters;
 use eip_control::health::Health;
 use eip_control::metrics::{LatencySlot, MetricsSnapshot, PathMetrics, UmemFrames, WorkerMetrics};
 use eip_control::probe::HealthBoard;
@@ -16,8 +17,8 @@ pub struct MetricsSources {
     pub control: Arc<ControlPlane>,
     pub board: Arc<HealthBoard>,
     pub published: Arc<Vec<Arc<Published>>>,
-    /// (queue, driver snapshot), refreshed by the control thread.
-    pub driver: Arc<Mutex<Vec<(u32, WorkerSnapshot)>>>,
+    /// The driver's figures, refreshed by the control thread.
+    pub driver: Arc<Mutex<DriverFigures>>,
 }
 
 impl MetricsSources {
@@ -58,6 +59,7 @@ impl MetricsSources {
             .driver
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .workers
             .clone();
         let mut all = LatencySlot::default();
         let workers = driver

@@ -17,8 +17,9 @@
 //! SIGINT/SIGTERM stops the workers and prints the final report.
 
 use crate::metrics_source::MetricsSources;
-use crate::processor::{merged_latency, sum_counters, PipelineWorker, Published};
+use crate::processor::{merged_latency, PipelineWorker, Published};
 use crate::publish::{apply_swap, ChannelSink, SwapRequest};
+use crate::stats_source::{DaemonStats, DriverFigures};
 use crate::tasks::{neighbours, prober};
 use crate::{boot, shutdown};
 use anyhow::{Context, Result};
@@ -84,6 +85,8 @@ impl RunOptions {
     }
 }
 
+/// How often the driver's counters are copied out for `stats` and metrics.
+const DRIVER_REFRESH: Duration = Duration::from_millis(200);
 /// How long a table swap may take to reach every worker.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -130,14 +133,22 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     // Changes arrive on socket threads; the runtime stays on this thread, which
     // applies each new snapshot (filter maps, then workers) and answers.
     let (swap_tx, swap_rx) = mpsc::channel::<SwapRequest>();
-    let stats_source = Arc::clone(&published);
+    // The driver's figures live in the runtime (this thread); the loop below
+    // copies them here for `stats` and the metrics listener.
+    let driver = Arc::new(Mutex::new(DriverFigures {
+        workers: runtime.worker_stats(),
+        sockets: Default::default(),
+    }));
     let board = Arc::new(HealthBoard::default());
     let health_view = Arc::clone(&board);
     let control = Arc::new(
         ControlPlane::new(store, boot, ChannelSink(swap_tx))
             .with_resolver(Arc::new(neighbours::kernel_resolver))
             .with_health(Arc::new(move |path: &str| health_view.get(path)))
-            .with_stats(Arc::new(move || sum_counters(&stats_source)))
+            .with_stats(Arc::new(DaemonStats {
+                published: Arc::clone(&published),
+                driver: Arc::clone(&driver),
+            }))
             .with_ack_timeout(SWAP_TIMEOUT),
     );
     let server = server::spawn(
@@ -154,15 +165,12 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
-    // The driver counters live in the runtime (this thread); the loop below copies
-    // them here for the metrics listener.
-    let driver_stats = Arc::new(Mutex::new(runtime.worker_stats()));
     if let Some(addr) = opts.metrics {
         let sources = MetricsSources {
             control: Arc::clone(&control),
             board,
             published: Arc::clone(&published),
-            driver: Arc::clone(&driver_stats),
+            driver: Arc::clone(&driver),
         };
         let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
         println!("  metrics on http://{bound}/metrics");
@@ -192,9 +200,14 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             );
             let _ = request.reply.send(result);
         }
-        if opts.metrics.is_some() && last_driver.elapsed() >= Duration::from_millis(200) {
-            let fresh = runtime.worker_stats();
-            *driver_stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        if last_driver.elapsed() >= DRIVER_REFRESH {
+            let fresh = DriverFigures {
+                workers: runtime.worker_stats(),
+                sockets: DriverFigures::sum_sockets(
+                    runtime.socket_stats().iter().map(|(_, _, s)| s),
+                ),
+            };
+            *driver.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
             last_driver = Instant::now();
         }
         if let Some(every) = opts.stats_every {

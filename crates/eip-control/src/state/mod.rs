@@ -30,6 +30,7 @@
 //! counters, next hops and path health come from), `writer` (the single
 //! writer), `queries` (the read side) and `edits` (what each op does to a spec).
 
+mod diff;
 mod edits;
 mod plugins;
 mod queries;
@@ -38,6 +39,7 @@ mod store;
 mod testkit;
 mod writer;
 
+pub use diff::{Entries, SpecDiff};
 pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink};
-pub use store::{Boot, Origin, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
+pub use store::{Boot, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
 pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT};

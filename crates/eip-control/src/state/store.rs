@@ -1,12 +1,14 @@
 //! The state file `{version, spec}` that survives restarts, and what the daemon
 //! boots with: that file, or the TOML configuration when there is none.
 
+use super::diff::SpecDiff;
 use super::plugins::Resolver;
 use crate::config::{self, ConfigError};
 use eip_dataplane::tables::{MacAddr, PopSpec, TableError, Tables};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,8 +40,24 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "state file {path} is a symbolic link (to {target}): give the real path with --state, \
+         or remove the link"
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// Which description `eipd run` starts from when a state file exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// The state file: what was in force when the daemon last ran (the default:
+    /// changes made through the control socket survive a restart).
+    #[default]
+    State,
+    /// The configuration file, committed as the next version over the state.
+    Config,
 }
 
 /// The state file's content.
@@ -152,6 +170,7 @@ impl StateFile {
     /// A file that exists but cannot be read or parsed: the daemon must not
     /// silently fall back to an older configuration.
     pub fn load(&self) -> Result<Option<StateDoc>, StateError> {
+        self.refuse_symlink()?;
         let text = match fs::read(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -183,11 +202,51 @@ impl StateFile {
     /// # Errors
     /// A broken state file or an unreadable configuration.
     pub fn load_or_config(&self, config_path: &Path) -> Result<(StateDoc, Origin), StateError> {
-        if let Some(doc) = self.load()? {
-            return Ok((doc, Origin::StateFile));
+        self.load_from(config_path, StartFrom::State)
+    }
+
+    /// As [`load_or_config`](Self::load_or_config), choosing with `from` when
+    /// both exist. From the configuration over an existing state, the version
+    /// is the state's plus one, so versions never go back.
+    ///
+    /// # Errors
+    /// A broken state file or an unreadable configuration.
+    pub fn load_from(
+        &self,
+        config_path: &Path,
+        from: StartFrom,
+    ) -> Result<(StateDoc, Origin), StateError> {
+        match (self.load()?, from) {
+            (Some(doc), StartFrom::State) => Ok((doc, Origin::StateFile)),
+            (Some(doc), StartFrom::Config) => {
+                let spec = config::load_spec(config_path)?;
+                let version = doc.version + 1;
+                Ok((StateDoc { version, spec }, Origin::Config))
+            }
+            (None, _) => {
+                let spec = config::load_spec(config_path)?;
+                Ok((StateDoc { version: 1, spec }, Origin::Config))
+            }
         }
-        let spec = config::load_spec(config_path)?;
-        Ok((StateDoc { version: 1, spec }, Origin::Config))
+    }
+
+    /// How the configuration file differs from the state `doc` the daemon
+    /// starts from: `None` when they agree (or the file cannot be read, which
+    /// the caller reports separately if it matters).
+    pub fn disagreement(&self, doc: &StateDoc, config_path: &Path) -> Option<SpecDiff> {
+        let spec = config::load_spec(config_path).ok()?;
+        let diff = SpecDiff::between(&doc.spec, &spec);
+        (!diff.is_empty()).then_some(diff)
+    }
+
+    fn refuse_symlink(&self) -> Result<(), StateError> {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => Err(StateError::Symlink {
+                path: self.path.clone(),
+                target: fs::read_link(&self.path).unwrap_or_default(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// What `eipd` starts with: the state file if present (same spec, same
@@ -203,7 +262,21 @@ impl StateFile {
         config_path: &Path,
         resolver: Option<&dyn Resolver>,
     ) -> Result<Boot, StateError> {
-        let (doc, origin) = self.load_or_config(config_path)?;
+        self.boot_from(config_path, resolver, StartFrom::State)
+    }
+
+    /// [`boot`](Self::boot), choosing with `from` when both a state file and the
+    /// configuration exist.
+    ///
+    /// # Errors
+    /// As [`boot`](Self::boot).
+    pub fn boot_from(
+        &self,
+        config_path: &Path,
+        resolver: Option<&dyn Resolver>,
+        from: StartFrom,
+    ) -> Result<Boot, StateError> {
+        let (doc, origin) = self.load_from(config_path, from)?;
         let version = doc.version;
         let boot = Boot::build(doc, origin, resolver).map_err(|source| match origin {
             Origin::StateFile => StateError::Invalid {
@@ -221,7 +294,7 @@ impl StateFile {
                 fs::create_dir_all(dir)
                     .map_err(|source| self.write_error("create directory", source))?;
             }
-            self.save(1, &boot.spec)?;
+            self.save(version, &boot.spec)?;
         }
         Ok(boot)
     }
@@ -235,6 +308,7 @@ impl StateFile {
     /// The step that failed. The temporary file is removed; the state file is
     /// unchanged unless the final directory sync failed (the caller restores it).
     pub fn save(&self, version: u64, spec: &PopSpec) -> Result<(), StateError> {
+        self.refuse_symlink()?;
         let bytes = serde_json::to_vec_pretty(&StateDocRef { version, spec })
             .map_err(|e| self.write_error("serialize", io::Error::other(e)))?;
         let dir = match self.path.parent() {
@@ -248,12 +322,16 @@ impl StateFile {
             .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp"));
         let written = (|| {
+            // Owner-only: the description names every customer's addresses.
             let mut f = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
+                .mode(0o600)
                 .open(&tmp)
                 .map_err(|e| ("create temporary file", e))?;
+            f.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| ("chmod temporary file", e))?;
             f.write_all(&bytes).map_err(|e| ("write", e))?;
             f.write_all(b"\n").map_err(|e| ("write", e))?;
             f.sync_all().map_err(|e| ("fsync", e))?;
@@ -316,5 +394,67 @@ mod tests {
         let boot = store.boot(&config, None).unwrap();
         assert_eq!((boot.tables.version, boot.spec), (4, spec));
         assert!(!dir.join(".state.json.tmp").exists());
+    }
+
+    #[test]
+    fn the_state_file_is_owner_only() {
+        let dir = temp_dir("mode");
+        let store = StateFile::new(dir.join("state.json"));
+        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
+        // Even over a world-readable file left by an older version.
+        fs::write(dir.join("state.json"), "{}").unwrap();
+        fs::set_permissions(dir.join("state.json"), fs::Permissions::from_mode(0o644)).unwrap();
+        store.save(1, &spec).unwrap();
+        let mode = fs::metadata(dir.join("state.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_symlink_as_state_file_is_refused_not_replaced() {
+        let dir = temp_dir("symlink");
+        let link = dir.join("state.json");
+        std::os::unix::fs::symlink(dir.join("nowhere.json"), &link).unwrap();
+        let store = StateFile::new(&link);
+        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
+        for e in [
+            store.load().unwrap_err().to_string(),
+            store.save(1, &spec).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("symbolic link") && e.contains("nowhere.json"),
+                "{e}"
+            );
+        }
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_configuration_that_differs_from_the_state_is_noticed_and_can_win() {
+        let dir = temp_dir("differs");
+        let config = dir.join("pop.toml");
+        fs::write(&config, EXAMPLE).unwrap();
+        let store = StateFile::new(dir.join("state.json"));
+        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
+        let mut state = spec.clone();
+        state.eips.remove(0);
+        store.save(7, &state).unwrap();
+
+        let (doc, origin) = store.load_from(&config, StartFrom::State).unwrap();
+        assert_eq!((doc.version, origin), (7, Origin::StateFile));
+        let diff = store.disagreement(&doc, &config).expect("they differ");
+        assert_eq!(diff.eips.added, vec!["192.0.2.10"]);
+
+        // From the configuration: the next version, saved.
+        let boot = store.boot_from(&config, None, StartFrom::Config).unwrap();
+        assert_eq!((boot.origin, boot.tables.version), (Origin::Config, 8));
+        let saved = store.load().unwrap().unwrap();
+        assert_eq!((saved.version, &saved.spec), (8, &spec));
+        assert!(store.disagreement(&saved, &config).is_none());
     }
 }

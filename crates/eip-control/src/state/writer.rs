@@ -148,7 +148,6 @@ impl ControlPlane {
     /// # Errors
     /// As for any change (e.g. `storage`, `timeout`).
     pub fn set_path_health(&self, states: &[(&str, Health)]) -> Result<Option<u64>, ApiError> {
-        let before = self.version();
         let reply = self.change(
             |spec| {
                 edits::set_path_health(spec, states);
@@ -158,11 +157,7 @@ impl ControlPlane {
             None,
             false,
         );
-        match reply.error {
-            Some(e) => Err(e),
-            None if reply.version == before => Ok(None),
-            None => Ok(Some(reply.version)),
-        }
+        changed_version(reply)
     }
 
     /// Rebuilds the spec in force if what the [`Resolver`] fills in changed (a
@@ -174,13 +169,8 @@ impl ControlPlane {
     /// As for any change; e.g. a next hop that is no longer resolved fails the
     /// build, and the tables in force stay (with the last known MAC).
     pub fn refresh(&self) -> Result<Option<u64>, ApiError> {
-        let before = self.version();
         let reply = self.change(|_| Ok(()), 0, None, false);
-        match reply.error {
-            Some(e) => Err(e),
-            None if reply.version == before => Ok(None),
-            None => Ok(Some(reply.version)),
-        }
+        changed_version(reply)
     }
 
     /// The single writer: edit a clone, build, save, publish, wait, commit.
@@ -281,6 +271,22 @@ impl ControlPlane {
             },
             Ok(()) => Reply::ok(next, data),
         }
+    }
+}
+
+/// The version a change put in force, `None` if it changed nothing. Decided by
+/// the writer's own answer, not by comparing versions around the call: another
+/// client's change in between would look like ours (and was logged as "next-hop
+/// MAC changed" on every operator change).
+fn changed_version(reply: Reply) -> Result<Option<u64>, ApiError> {
+    if let Some(e) = reply.error {
+        return Err(e);
+    }
+    match reply.data {
+        Some(Data::Applied {
+            unchanged: false, ..
+        }) => Ok(Some(reply.version)),
+        _ => Ok(None),
     }
 }
 

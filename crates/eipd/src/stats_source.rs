@@ -1,0 +1,121 @@
+//! What `eipctl stats` and `watch` see of this daemon: the pipeline's counters,
+//! and under `runtime` the AF_XDP driver's own counters and the kernel sockets'
+//! drops, so that overload (fill ring empty, TX ring full, socket drops) shows
+//! where operators look and not only in the final report.
+
+use crate::processor::{sum_counters, Published};
+use eip_afxdp::{SocketStats, WorkerCounters, WorkerSnapshot};
+use eip_control::state::StatsSource;
+use eip_dataplane::counters::Counters;
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Mutex};
+
+/// The driver's figures as the control thread last copied them out of the
+/// runtime (which only that thread may touch).
+#[derive(Debug, Default, Clone)]
+pub struct DriverFigures {
+    /// (queue, last published worker snapshot).
+    pub workers: Vec<(u32, WorkerSnapshot)>,
+    /// Kernel socket statistics summed over all sockets.
+    pub sockets: SocketStats,
+}
+
+impl DriverFigures {
+    /// Sums the kernel statistics of `sockets` (those that could be read).
+    pub fn sum_sockets<'a>(
+        sockets: impl Iterator<Item = &'a std::io::Result<SocketStats>>,
+    ) -> SocketStats {
+        let mut total = SocketStats::default();
+        for s in sockets.flatten() {
+            total.rx_dropped += s.rx_dropped;
+            total.rx_invalid_descs += s.rx_invalid_descs;
+            total.tx_invalid_descs += s.tx_invalid_descs;
+            total.rx_ring_full += s.rx_ring_full;
+            total.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
+            total.tx_ring_empty_descs += s.tx_ring_empty_descs;
+        }
+        total
+    }
+
+    /// The `runtime` object of `stats`: `driver` (worker counters summed over
+    /// queues) and `sockets` (kernel counters summed over sockets).
+    pub fn to_json(&self) -> Value {
+        let mut total = WorkerCounters::default();
+        for (_, w) in &self.workers {
+            total.merge(&w.counters);
+        }
+        let driver: Map<String, Value> = WorkerCounters::NAMES
+            .iter()
+            .zip(total.values())
+            .map(|(name, v)| ((*name).to_string(), json!(v)))
+            .collect();
+        let s = &self.sockets;
+        json!({
+            "driver": driver,
+            "sockets": {
+                "rx_dropped": s.rx_dropped,
+                "rx_ring_full": s.rx_ring_full,
+                "rx_fill_ring_empty_descs": s.rx_fill_ring_empty_descs,
+                "rx_invalid_descs": s.rx_invalid_descs,
+                "tx_invalid_descs": s.tx_invalid_descs,
+                "tx_ring_empty_descs": s.tx_ring_empty_descs,
+            },
+        })
+    }
+}
+
+/// The daemon's [`StatsSource`].
+pub struct DaemonStats {
+    pub published: Arc<Vec<Arc<Published>>>,
+    pub driver: Arc<Mutex<DriverFigures>>,
+}
+
+impl StatsSource for DaemonStats {
+    fn counters(&self) -> Counters {
+        sum_counters(&self.published)
+    }
+
+    fn runtime(&self) -> Option<Value> {
+        Some(
+            self.driver
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .to_json(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_and_socket_drops_are_reported() {
+        let mut w = WorkerSnapshot::default();
+        w.counters.tx_ring_full = 3;
+        w.counters.free_list_empty = 2;
+        let mut w2 = w;
+        w2.counters.tx_ring_full = 4;
+        let sockets = [
+            Ok(SocketStats {
+                rx_fill_ring_empty_descs: 5,
+                rx_dropped: 1,
+                ..Default::default()
+            }),
+            Err(std::io::Error::other("closed")),
+            Ok(SocketStats {
+                rx_fill_ring_empty_descs: 6,
+                ..Default::default()
+            }),
+        ];
+        let figures = DriverFigures {
+            workers: vec![(0, w), (1, w2)],
+            sockets: DriverFigures::sum_sockets(sockets.iter()),
+        };
+        let v = figures.to_json();
+        assert_eq!(v["driver"]["tx_ring_full"], 7);
+        assert_eq!(v["driver"]["free_list_empty"], 4);
+        assert_eq!(v["sockets"]["rx_fill_ring_empty_descs"], 11);
+        assert_eq!(v["sockets"]["rx_dropped"], 1);
+    }
+}
