@@ -460,6 +460,7 @@ fn serve(
     activity: &Activity,
 ) {
     let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let peer = Peer::of(&stream);
     let mut reader = LineReader::new(config);
     while !stop.load(Ordering::Acquire) {
         let line = match reader.next_line(&mut stream) {
@@ -490,7 +491,14 @@ fn serve(
         };
         activity.in_request.store(true, Ordering::Relaxed);
         let reply = match Request::parse(&line) {
-            Ok(request) => control.handle(request),
+            Ok(request) => {
+                let changes = request.command.changes();
+                let reply = control.handle(request);
+                if changes {
+                    audit(&peer, &line, &reply);
+                }
+                reply
+            }
             Err(e) => Reply::error(control.version(), e),
         };
         let written = stream.write_all(reply.to_line().as_bytes());
@@ -500,6 +508,50 @@ fn serve(
             return;
         }
     }
+}
+
+/// Who is at the other end of a connection (`SO_PEERCRED`), for the audit log.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    uid: Option<u32>,
+    pid: Option<i32>,
+}
+
+impl Peer {
+    fn of(stream: &UnixStream) -> Peer {
+        match rustix::net::sockopt::socket_peercred(stream) {
+            Ok(c) => Peer {
+                uid: Some(c.uid.as_raw()),
+                pid: Some(c.pid.as_raw_nonzero().get()),
+            },
+            Err(_) => Peer {
+                uid: None,
+                pid: None,
+            },
+        }
+    }
+}
+
+/// Longest request text kept in an audit record.
+const AUDIT_REQUEST_BYTES: usize = 4096;
+
+/// One audit record per change asked through the socket, applied or refused:
+/// who (uid, pid), what (the request as sent), and the outcome (the version in
+/// force after it, or the error code).
+fn audit(peer: &Peer, line: &[u8], reply: &Reply) {
+    let end = line.len().min(AUDIT_REQUEST_BYTES);
+    let request = String::from_utf8_lossy(&line[..end]);
+    let error = reply.error.as_ref().map(|e| e.code.to_string());
+    tracing::info!(
+        target: "audit",
+        uid = peer.uid,
+        pid = peer.pid,
+        ok = reply.ok,
+        version = reply.version,
+        error = error.as_deref(),
+        request = %request,
+        "control change"
+    );
 }
 
 /// Why no request line came.

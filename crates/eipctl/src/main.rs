@@ -226,6 +226,15 @@ enum Command {
     Raw {
         request: String,
     },
+    /// Apply a configuration file over what is in force, as one transaction
+    /// (the daemon's own --config file if none is named), and say what changed.
+    Reload {
+        /// TOML configuration; read by the daemon, so on the daemon's host.
+        file: Option<PathBuf>,
+        /// Check only: say what would change, apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn mac(text: &str) -> Result<MacAddr, String> {
@@ -445,6 +454,20 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             let mut request = ops_file(&file, dry_run)?;
             request.if_version = cli.if_version;
             request
+        }
+        Command::Reload { file, dry_run } => {
+            // The daemon reads the file: give it a path that means the same there.
+            let file = match file {
+                Some(f) => Some(
+                    std::path::absolute(&f)
+                        .with_context(|| format!("cannot resolve {}", f.display()))?,
+                ),
+                None => None,
+            };
+            Request {
+                if_version: cli.if_version,
+                command: Cmd::Reload(api::Reload { file, dry_run }),
+            }
         }
     };
     let reply = connect()?.call(&request)?;

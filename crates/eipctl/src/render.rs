@@ -35,6 +35,26 @@ pub fn reply(reply: &Reply) -> String {
                 )
             }
         }
+        Some(Data::Reloaded {
+            file,
+            previous_version,
+            unchanged,
+            dry_run,
+            diff,
+        }) => {
+            if *unchanged {
+                format!("{file}: no change: table version stays {previous_version}\n")
+            } else if *dry_run {
+                format!(
+                    "{file}: would change {diff} (valid; nothing applied, table version stays {previous_version})\n"
+                )
+            } else {
+                format!(
+                    "{file}: {diff}: table version {previous_version} -> {}, in force on every worker\n",
+                    reply.version
+                )
+            }
+        }
         Some(Data::Validated {
             changes,
             unchanged,

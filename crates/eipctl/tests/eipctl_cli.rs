@@ -156,3 +156,51 @@ fn eipctl_end_to_end() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+/// `eipctl reload FILE`: a relative path is resolved where eipctl runs, the
+/// daemon says what differs, `--dry-run` applies nothing, a broken file is
+/// refused with exit status 1 and the table version stays.
+#[test]
+fn reload_applies_a_configuration_file() {
+    let rig = rig("reload", ServerConfig::default());
+    let s = &rig.socket;
+    let edited = fs::read_to_string(&rig.config).unwrap()
+        + "\n[[eips]]\naddress = \"192.0.2.88\"\nregion = \"beijing\"\nbackend = \"10.1.0.88\"\n";
+    fs::write(rig.dir.join("next.toml"), &edited).unwrap();
+    let run_in_dir = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eipctl"))
+            .current_dir(&rig.dir)
+            .arg("--socket")
+            .arg(s)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run_in_dir(&["reload", "next.toml", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would change EIPs: +1 (192.0.2.88)"), "{out}");
+    assert_eq!(rig.control.version(), 1);
+    let (code, out, err) = run_in_dir(&["reload", "next.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("EIPs: +1 (192.0.2.88): table version 1 -> 2"),
+        "{out}"
+    );
+    let (code, out, _) = run_in_dir(&["reload", "next.toml"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no change"), "{out}");
+    fs::write(
+        rig.dir.join("next.toml"),
+        edited.replace("10.1.0.88", "10.1.0.10"),
+    )
+    .unwrap();
+    let (code, _, err) = run_in_dir(&["reload", "next.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("10.1.0.10"), "{err}");
+    assert_eq!(rig.control.version(), 2);
+}

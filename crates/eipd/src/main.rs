@@ -10,12 +10,15 @@ use clap::{Parser, Subcommand};
 use eip_control::{config, replay, report};
 use std::path::PathBuf;
 
+mod logging;
+
 mod boot;
 mod metrics_source;
 mod processor;
 mod publish;
 mod run;
 mod shutdown;
+mod signals;
 mod stats_source;
 mod tasks;
 
@@ -28,6 +31,13 @@ mod tasks;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--from` of `eipd run`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FromArg {
+    State,
+    Config,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +115,18 @@ enum Command {
         /// Allow --metrics on a non-loopback address (the listener has no authentication).
         #[arg(long, requires = "metrics")]
         metrics_any: bool,
+        /// When a state file exists: start from it (changes made through the
+        /// socket survive restarts), or from --config, committed as the next
+        /// version. Either way a difference between the two is logged.
+        #[arg(long, value_enum, default_value = "state")]
+        from: FromArg,
+        /// Log format: auto (the journal under systemd, else human), human, json,
+        /// journald.
+        #[arg(long, value_enum, default_value = "auto")]
+        log_format: logging::LogFormat,
+        /// Log filter, e.g. `info`, `warn,audit=info`, `debug` (RUST_LOG wins).
+        #[arg(long, default_value = "info")]
+        log_level: String,
     },
 }
 
@@ -159,27 +181,27 @@ fn main() -> Result<()> {
                         "frames": outcome.dropped,
                     });
                 }
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                crate::say!(
                     "replayed {} frames from {}",
                     outcome.frames,
                     input.display()
                 );
                 for (p, n) in tables.ports.iter().zip(&outcome.written) {
-                    println!(
+                    crate::say!(
                         "  wrote {n:>8} frames to {}",
                         output_dir.join(format!("{}.pcap", p.name)).display()
                     );
                 }
                 if let Some(path) = &dropped {
-                    println!(
+                    crate::say!(
                         "  wrote {:>8} dropped frames to {}",
                         outcome.dropped,
                         path.display()
                     );
                 }
-                print!("{}", report::counters_text(&tables, &outcome.counters));
+                crate::say_raw!("{}", report::counters_text(&tables, &outcome.counters));
             }
         }
         Command::Run {
@@ -196,7 +218,11 @@ fn main() -> Result<()> {
             probe_timeout_ms,
             metrics,
             metrics_any,
+            from,
+            log_format,
+            log_level,
         } => {
+            logging::init(log_format, &log_level)?;
             use eip_afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {
                 config,
@@ -218,6 +244,10 @@ fn main() -> Result<()> {
                 stats_every: stats_every.map(std::time::Duration::from_secs),
                 metrics,
                 metrics_any,
+                from: match from {
+                    FromArg::State => eip_control::state::StartFrom::State,
+                    FromArg::Config => eip_control::state::StartFrom::Config,
+                },
                 health: {
                     let h = eip_control::health::HealthConfig {
                         interval: std::time::Duration::from_millis(probe_interval_ms),
@@ -234,10 +264,10 @@ fn main() -> Result<()> {
         }
         Command::Check { config } => {
             let (tables, unresolved) = config::load_for_check(&config)?;
-            println!("{}: valid", config.display());
-            print!("{}", report::summary_text(&tables));
+            crate::say!("{}: valid", config.display());
+            crate::say_raw!("{}", report::summary_text(&tables));
             for a in unresolved {
-                println!(
+                crate::say!(
                     "  next hop {a}: MAC to be learned from the neighbour table by `eipd run`"
                 );
             }

@@ -93,7 +93,7 @@ pub fn apply_swap(
         .map_err(|e| SinkError::Rejected(format!("XDP filter map: {e}")))?;
     let result = TableSink::publish(publisher, Arc::clone(tables), timeout);
     if let Err(e) = filter.sync(&**publisher.latest()) {
-        eprintln!("eipd: XDP filter map after swap: {e}");
+        tracing::error!("XDP filter map after swap: {e}");
     }
     result
 }

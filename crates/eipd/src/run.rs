@@ -19,6 +19,7 @@
 use crate::metrics_source::MetricsSources;
 use crate::processor::{merged_latency, PipelineWorker, Published};
 use crate::publish::{apply_swap, ChannelSink, SwapRequest};
+use crate::signals::Signals;
 use crate::stats_source::{DaemonStats, DriverFigures};
 use crate::tasks::{neighbours, prober};
 use crate::{boot, shutdown};
@@ -26,13 +27,13 @@ use anyhow::{Context, Result};
 use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
 use eip_control::health::HealthConfig;
 use eip_control::probe::HealthBoard;
-use eip_control::state::{ControlPlane, Origin, StateFile};
+use eip_control::state::{ControlPlane, Origin, StartFrom, StateFile};
 use eip_control::{metrics, server};
 use eip_dataplane::swap;
 use eip_dataplane::Tables;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub metrics: Option<SocketAddr>,
     /// Allow a non-loopback `metrics` address.
     pub metrics_any: bool,
+    /// Start from the state file or the configuration when both exist.
+    pub from: StartFrom,
 }
 
 impl RunOptions {
@@ -81,6 +84,7 @@ impl RunOptions {
             health: HealthConfig::default(),
             metrics: None,
             metrics_any: false,
+            from: StartFrom::State,
         }
     }
 }
@@ -92,21 +96,31 @@ const SWAP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs until SIGINT or SIGTERM.
 pub fn run(opts: &RunOptions) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let signals = Signals::install()?;
+    let stop = Arc::clone(&signals.stop);
 
     if let Some(addr) = opts.metrics {
         metrics::check_address(addr, opts.metrics_any)?;
     }
     let store = StateFile::new(&opts.state);
-    let (doc, origin) = store.load_or_config(&opts.config)?;
+    let (doc, origin) = store.load_from(&opts.config, opts.from)?;
+    if origin == Origin::StateFile {
+        if let Some(diff) = store.disagreement(&doc, &opts.config) {
+            tracing::warn!(
+                "{} differs from the state file {} (version {}): {diff}. The STATE FILE is in \
+                 force (it holds the changes made through the control socket). To run the \
+                 configuration file instead: `eipctl reload` (or SIGHUP) now, or restart with \
+                 `--from config`.",
+                opts.config.display(),
+                opts.state.display(),
+                doc.version
+            );
+        }
+    }
     neighbours::wait_for_neighbours(&doc.spec, &stop)?;
-    let boot = store.boot(&opts.config, Some(&neighbours::kernel_resolver))?;
-    eprintln!(
-        "eipd: table version {} from {}",
+    let boot = store.boot_from(&opts.config, Some(&neighbours::kernel_resolver), opts.from)?;
+    tracing::info!(
+        "table version {} from {}",
         boot.tables.version,
         match origin {
             Origin::StateFile => opts.state.display().to_string(),
@@ -140,6 +154,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         sockets: Default::default(),
     }));
     let board = Arc::new(HealthBoard::default());
+    let board_for_signals = Arc::clone(&board);
     let health_view = Arc::clone(&board);
     let control = Arc::new(
         ControlPlane::new(store, boot, ChannelSink(swap_tx))
@@ -149,7 +164,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 published: Arc::clone(&published),
                 driver: Arc::clone(&driver),
             }))
-            .with_ack_timeout(SWAP_TIMEOUT),
+            .with_ack_timeout(SWAP_TIMEOUT)
+            .with_config_path(&opts.config),
     );
     let server = server::spawn(
         &opts.socket,
@@ -173,10 +189,10 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             driver: Arc::clone(&driver),
         };
         let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
-        println!("  metrics on http://{bound}/metrics");
+        crate::say!("  metrics on http://{bound}/metrics");
     }
     print_setup(&runtime, &tables);
-    println!(
+    crate::say!(
         "  control socket {} (eipctl --socket {0}), state file {}",
         opts.socket.display(),
         opts.state.display()
@@ -188,6 +204,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_latency = merged_latency(&published);
     let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        signals.serve(&control, &published, &board_for_signals);
         // Table changes are applied as soon as they arrive (a failover waits for
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.
@@ -227,8 +244,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                     }
                     _ => "-".to_string(),
                 };
-                eprintln!(
-                    "eipd: {:.0} s: {:.0} pps in, batch p99 {p99} ({} batches), table version {}",
+                tracing::info!(
+                    "{:.0} s: {:.0} pps in, batch p99 {p99} ({} batches), table version {}",
                     started.elapsed().as_secs_f64(),
                     (rx - last_rx) as f64 / secs,
                     recent.hist.len(),
@@ -241,7 +258,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         }
     }
 
-    eprintln!("eipd: stopping");
+    tracing::info!("stopping");
     drop(server);
     let _ = prober.join();
     let sockets = runtime.socket_stats();
@@ -252,20 +269,23 @@ pub fn run(opts: &RunOptions) -> Result<()> {
 
 fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
     let r = runtime.report();
-    println!(
+    crate::say!(
         "eipd: running; pop {:?}, table version {}, {} EIPs",
         tables.pop_name,
         tables.version,
         tables.eips.len()
     );
     for p in &r.ports {
-        println!(
+        crate::say!(
             "  port {} on {} (ifindex {}): XDP {}",
-            tables.ports[p.port as usize].name, p.interface, p.ifindex, p.xdp_mode
+            tables.ports[p.port as usize].name,
+            p.interface,
+            p.ifindex,
+            p.xdp_mode
         );
     }
     for q in &r.queues {
-        println!(
+        crate::say!(
             "  queue {}: AF_XDP {}, worker on CPU {}{}",
             q.queue,
             q.bind_mode,
@@ -277,5 +297,5 @@ fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
             }
         );
     }
-    println!("  stop with Ctrl-C (SIGINT) or SIGTERM: final counters follow");
+    crate::say!("  stop with Ctrl-C (SIGINT) or SIGTERM: final counters follow");
 }

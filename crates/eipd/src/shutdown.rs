@@ -19,8 +19,8 @@ pub fn report(
     sockets: &[(u32, PortId, std::io::Result<SocketStats>)],
 ) -> Result<()> {
     let total = sum_counters(published);
-    println!("final counters (table version {}):", tables.version);
-    print!("{}", report::counters_text(tables, &total));
+    crate::say!("final counters (table version {}):", tables.version);
+    crate::say_raw!("{}", report::counters_text(tables, &total));
     let mut workers = WorkerCounters::default();
     let mut frames_ok = true;
     for exit in exits {
@@ -28,7 +28,7 @@ pub fn report(
         let f = &exit.frames;
         let ok = exit.audit.is_ok() && f.accounted() == f.total;
         frames_ok &= ok;
-        println!(
+        crate::say!(
             "worker queue {}: rx {} tx {}; UMEM frames accounted {}/{} (free {}, fill {}, tx {}, held {}){}",
             exit.queue,
             exit.counters.rx_packets,
@@ -51,7 +51,7 @@ pub fn report(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .summary();
-        println!(
+        crate::say!(
             "worker queue {queue}: batch latency p50 {} p90 {} p99 {} p99.9 {} max {} ({} batches)",
             micros(s.quantiles_ns[0]),
             micros(s.quantiles_ns[1]),
@@ -61,18 +61,18 @@ pub fn report(
             s.count
         );
     }
-    println!("driver counters (all workers):");
+    crate::say!("driver counters (all workers):");
     for (name, value) in WorkerCounters::NAMES.iter().zip(workers.values()) {
         if value > 0 {
-            println!("  {name:<28} {value:>12}");
+            crate::say!("  {name:<28} {value:>12}");
         }
     }
     for (queue, port, stats) in sockets {
         if let Ok(s) = stats {
-            println!("  socket queue {queue} port {port}: {s:?}");
+            crate::say!("  socket queue {queue} port {port}: {s:?}");
         }
     }
-    println!("XDP program detached");
+    crate::say!("XDP program detached");
     if !frames_ok {
         bail!("UMEM frame accounting failed (see above)");
     }

@@ -36,7 +36,7 @@ pub use ops::{
     SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,
 };
 pub use reply::{Data, PathView, Reply};
-pub use request::{Command, Query, Request, ShowEips, COMMANDS};
+pub use request::{Command, Query, Reload, Request, ShowEips, COMMANDS};
 
 /// The protocol version this build speaks.
 pub const API_VERSION: u32 = 1;

@@ -1,6 +1,7 @@
 //! Replies: one JSON line per request, with the table version in force.
 
 use super::{ApiError, API_VERSION};
+use crate::state::SpecDiff;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec};
 use eip_dataplane::tables::{MacAddr, PopSpec};
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,16 @@ pub enum Data {
         previous_version: u64,
         changes: usize,
         unchanged: bool,
+    },
+    /// `reload`: the configuration file applied as one transaction (or, with
+    /// `dry_run`, checked). `diff` says what it changes against the spec that
+    /// was in force; `unchanged` when nothing.
+    Reloaded {
+        file: String,
+        previous_version: u64,
+        unchanged: bool,
+        dry_run: bool,
+        diff: Box<SpecDiff>,
     },
     /// `validate`: the ops are acceptable; `summary` is what the tables would
     /// hold. Nothing was applied.

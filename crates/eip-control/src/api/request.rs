@@ -27,6 +27,32 @@ pub enum Command {
     Transaction(Vec<Op>),
     /// Changes checked exactly as a transaction would be, then discarded.
     Validate(Vec<Op>),
+    /// The configuration file (`file`, else the daemon's own `--config`) applied
+    /// over the spec in force as one transaction, or only checked (`dry_run`).
+    Reload(Reload),
+}
+
+impl Command {
+    /// Whether the command asks for a change (and so is audited); queries and
+    /// `validate` do not.
+    pub fn changes(&self) -> bool {
+        match self {
+            Command::Query(_) | Command::Validate(_) => false,
+            Command::Change(_) | Command::Transaction(_) => true,
+            Command::Reload(r) => !r.dry_run,
+        }
+    }
+}
+
+/// Arguments of `reload`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reload {
+    /// An absolute path on the daemon's host; the daemon's `--config` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Read-only commands.
@@ -79,6 +105,7 @@ pub const COMMANDS: &[&str] = &[
     "set_path_admin",
     "transaction",
     "validate",
+    "reload",
 ];
 
 /// Arguments of commands that take none (so that stray fields are refused too).
@@ -165,6 +192,16 @@ impl Request {
                     Command::Validate(ops)
                 }
             }
+            "reload" => {
+                let reload: Reload = from_args(&cmd, &args)?;
+                if let Some(file) = reload.file.as_ref().filter(|f| !f.is_absolute()) {
+                    return Err(ApiError::invalid(format!(
+                        "reload: file {} must be an absolute path (the daemon's working directory is not yours)",
+                        file.display()
+                    )));
+                }
+                Command::Reload(reload)
+            }
             _ => match Query::parse(&cmd, &args)? {
                 Some(query) => Command::Query(query),
                 None => Command::Change(Op::parse(&cmd, &args)?),
@@ -181,6 +218,11 @@ impl Request {
         let mut object = match &self.command {
             Command::Query(q) => to_object(q),
             Command::Change(op) => to_object(op),
+            Command::Reload(reload) => {
+                let mut m = to_object(reload);
+                m.insert("cmd".into(), "reload".into());
+                m
+            }
             Command::Transaction(ops) | Command::Validate(ops) => {
                 let cmd = if matches!(self.command, Command::Transaction(_)) {
                     "transaction"

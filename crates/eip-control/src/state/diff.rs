@@ -4,12 +4,12 @@
 //! file disagree, and what a reload changes.
 
 use eip_dataplane::tables::PopSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// Added, removed and changed entries of one kind, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entries {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -45,7 +45,7 @@ impl Entries {
 }
 
 /// How a new description differs from an old one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecDiff {
     /// The `[pop]` section (name, VTEPs, MACs, probe source, ...).
     pub pop: bool,

@@ -64,10 +64,10 @@ pub fn spawn_refresh(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
                 std::thread::sleep(NEIGHBOUR_REFRESH);
                 match control.refresh() {
                     Ok(Some(version)) => {
-                        eprintln!("eipd: next-hop MAC changed; table version {version} in force")
+                        tracing::info!("next-hop MAC changed; table version {version} in force")
                     }
                     Ok(None) => {}
-                    Err(e) => eprintln!("eipd: neighbour refresh: {e}"),
+                    Err(e) => tracing::warn!("neighbour refresh: {e}"),
                 }
             }
         });

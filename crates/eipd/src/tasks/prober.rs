@@ -2,7 +2,6 @@
 //! replies the workers hand to the control queue, feeds them to the
 //! [`Prober`] and asks the control plane to put its verdicts in force.
 
-use super::wall_clock;
 use anyhow::{Context, Result};
 use eip_afxdp::AfXdpRuntime;
 use eip_control::health::HealthConfig;
@@ -44,7 +43,7 @@ pub fn spawn(
     };
     let mut prober = Prober::new(&tables, config, epoch.elapsed()).context("path prober")?;
     if prober.is_empty() {
-        eprintln!("eipd: no path probing (needs pop.probe_source and a region probe_target)");
+        tracing::warn!("no path probing (needs pop.probe_source and a region probe_target)");
     }
     let thread = std::thread::Builder::new()
         .name("eipd-prober".into())
@@ -62,8 +61,8 @@ pub fn spawn(
                 if let Err(e) = prober.poll(epoch.elapsed(), |port, frame| inject.push(port, frame))
                 {
                     if send_failed_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                        eprintln!(
-                            "eipd: probes not sent: {e} ({} so far)",
+                        tracing::warn!(
+                            "probes not sent: {e} ({} so far)",
                             prober.counters().send_failed
                         );
                         send_failed_logged = Some(Instant::now());
@@ -75,7 +74,7 @@ pub fn spawn(
                 prober.tick(epoch.elapsed());
                 let mut news = false;
                 while let Some(event) = prober.pop_event() {
-                    eprintln!("{} eipd: {event}", wall_clock());
+                    tracing::warn!("{event}");
                     news = true;
                 }
                 let retry =
@@ -84,13 +83,10 @@ pub fn spawn(
                     asked = Some((tables.version, Instant::now()));
                     match control.set_path_health(&prober.table_health()) {
                         Ok(Some(version)) => {
-                            eprintln!(
-                                "{} eipd: path states in force, table version {version}",
-                                wall_clock()
-                            )
+                            tracing::info!("path states in force, table version {version}")
                         }
                         Ok(None) => {}
-                        Err(e) => eprintln!("{} eipd: path states not applied: {e}", wall_clock()),
+                        Err(e) => tracing::error!("path states not applied: {e}"),
                     }
                 }
                 if news || last_publish.elapsed() >= Duration::from_secs(1) {
