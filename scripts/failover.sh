@@ -74,8 +74,10 @@ print(f"{k:>4}  {sent:>4}  {sent - len(times):>4}  {gap * 1000:>16.0f}  {(start 
 PY
 done
 echo "eipd path events (seconds after the cut):"
-awk -v cut="$CUT" -v restore="$RESTORE" '/eipd: (path bb|region beijing|path states in force)/ && $1 ~ /^[0-9]+\.[0-9]+$/ {
-  printf "  %+8.3f  %s\n", $1 - cut, substr($0, index($0, "eipd:"))
+# Log lines start with the epoch time in seconds (eipd's human log format).
+awk -v cut="$CUT" -v restore="$RESTORE" '/(path bb|region beijing|path states in force)/ && $1 ~ /^[0-9]+\.[0-9]+$/ {
+  line = $0; sub(/^[0-9.]+ +[A-Z]+ +/, "", line)
+  printf "  %+8.3f  %s\n", $1 - cut, line
 }' "$WORK/eipd.log"
 down=$(awk '/path bb1: up -> down/ {print $1; exit}' "$WORK/eipd.log")
 up=$(awk -v r="$RESTORE" '/path bb1: down -> up/ && $1 > r {print $1; exit}' "$WORK/eipd.log")
