@@ -234,3 +234,69 @@ pub fn signal(child: &Child, sig: &str) {
         .args([sig, &child.id().to_string()])
         .status();
 }
+
+/// Counts UDP echo request/replies to 192.0.2.10:7 in lock step (one request in
+/// flight, each waited for up to 1 s, paced at 2 ms) until stdin closes; prints
+/// "ready" after the first reply of a warm-up and a summary line at the end.
+pub const UDP_PROBE: &str = r#"
+import os, select, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("192.0.2.10", 7))
+s.setblocking(False)
+def recv():
+    try:
+        return int(s.recv(2048).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+t_end = time.monotonic() + 15
+while True:
+    s.send(b"-1 warmup")
+    r, _, _ = select.select([s], [], [], 0.2)
+    if r and recv() == -1:
+        break
+    if time.monotonic() > t_end:
+        print("warm-up failed", flush=True)
+        sys.exit(1)
+time.sleep(0.3)
+while select.select([s], [], [], 0)[0]:
+    recv()
+print("ready", flush=True)
+seen = set(); sent = 0; late = 0; max_rtt = 0.0; eof = False
+interval = 0.002; nxt = time.monotonic()
+while not eof:
+    seq = sent; sent += 1
+    t0 = time.monotonic()
+    s.send(b"%d udp-probe" % seq)
+    got = False
+    while not got:
+        rem = t0 + 1.0 - time.monotonic()
+        if rem <= 0:
+            break
+        watch = [s] if eof else [s, sys.stdin]
+        r, _, _ = select.select(watch, [], [], rem)
+        if sys.stdin in r and not os.read(0, 4096):
+            eof = True
+        if s in r:
+            n = recv()
+            if n is None or n < 0:
+                continue
+            seen.add(n)
+            if n == seq:
+                got = True
+                max_rtt = max(max_rtt, time.monotonic() - t0)
+            else:
+                late += 1
+    nxt += interval
+    d = nxt - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+    else:
+        nxt = time.monotonic()
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    if select.select([s], [], [], max(0.0, end - time.monotonic()))[0]:
+        n = recv()
+        if n is not None and n >= 0:
+            seen.add(n); late += 1
+print("sent %d received %d late %d max_rtt_ms %.1f" % (sent, len(seen), late, max_rtt * 1000), flush=True)
+"#;
