@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
         command: Cmd::Change(op),
     };
     let request = match cli.command {
-        Command::Validate { config } => return validate(&config, cli.json).map(Ok),
+        Command::Validate { config } => return validate(&config, cli.json),
         Command::Watch {
             interval_ms,
             count,
@@ -546,8 +546,16 @@ fn ops_file(path: &Path, dry_run: bool) -> Result<Request> {
         .map_err(|e| anyhow::anyhow!("{}: {} ({})", path.display(), e.message, e.code))
 }
 
-fn validate(config: &Path, json: bool) -> Result<()> {
-    let (tables, unresolved) = config::load_for_check(config)?;
+fn validate(config: &Path, json: bool) -> Result<Result<(), Refused>> {
+    let (tables, unresolved) = match config::load_for_check(config) {
+        Ok(checked) => checked,
+        Err(e @ config::ConfigError::Read { .. }) => return Err(e.into()),
+        // Every problem, one per line with its place, then how many.
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(Err(Refused));
+        }
+    };
     if json {
         println!(
             "{}",
@@ -560,7 +568,7 @@ fn validate(config: &Path, json: bool) -> Result<()> {
             println!("  next hop {a}: MAC to be learned from the neighbour table by `eipd run`");
         }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Redraws path health and per-EIP rates every `interval_ms`.

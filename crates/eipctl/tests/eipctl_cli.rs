@@ -203,4 +203,61 @@ fn reload_applies_a_configuration_file() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("10.1.0.10"), "{err}");
     assert_eq!(rig.control.version(), 2);
+
+/// `eipctl validate` needs no daemon: every problem of the file, each with its
+/// line and column, on stderr, exit 1; an unreadable file is exit 2.
+#[test]
+fn validate_reports_every_problem_with_its_place() {
+    let dir = temp_dir("validate");
+    let no_socket = dir.join("none.sock");
+    let file = dir.join("pop.toml");
+    let line_of = |text: &str, wanted: &str| text.lines().position(|l| l == wanted).unwrap() + 1;
+
+    let text = EXAMPLE.replacen("mtu = 1550 ", "mtu = 100  ", 1).replacen(
+        "address = \"192.0.2.10\"\nregion = \"beijing\"",
+        "address = \"192.0.2.10\"\nregion = \"tokyo\"",
+        1,
+    );
+    let mtu = line_of(
+        &text,
+        "mtu = 100                          # outer IPv4 MTU of the link",
+    );
+    let region = line_of(&text, "region = \"tokyo\"");
+    fs::write(&file, &text).unwrap();
+    let (code, out, err) = eipctl(&no_socket, &["validate", file.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    let path = file.display();
+    assert_eq!(
+        err,
+        format!(
+            "{path}:{mtu}:7: paths[0].mtu: 100 is outside 626..=9216\n\
+             {path}:{region}:10: eips[0].region: names region \"tokyo\", which is not defined\n\
+             2 errors\n"
+        )
+    );
+
+    fs::write(
+        &file,
+        EXAMPLE.replacen("[[eips]]", "[[eips]]\nbakend = \"10.1.0.1\"", 1),
+    )
+    .unwrap();
+    let (code, _, err) = eipctl(&no_socket, &["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let line = line_of(
+        &EXAMPLE.replacen("[[eips]]", "[[eips]]\nbakend = \"10.1.0.1\"", 1),
+        "bakend = \"10.1.0.1\"",
+    );
+    assert!(
+        err.starts_with(&format!("{path}:{line}:1: unknown field `bakend`")),
+        "{err}"
+    );
+    assert!(err.ends_with("| ^^^^^^\n"), "{err}");
+
+    let (code, _, err) = eipctl(
+        &no_socket,
+        &["validate", dir.join("missing.toml").to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read configuration"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
 }

@@ -263,7 +263,15 @@ fn main() -> Result<()> {
             run::run(&opts)?;
         }
         Command::Check { config } => {
-            let (tables, unresolved) = config::load_for_check(&config)?;
+            let (tables, unresolved) = match config::load_for_check(&config) {
+                Ok(checked) => checked,
+                Err(e @ config::ConfigError::Read { .. }) => return Err(e.into()),
+                // Every problem, one per line with its place, then how many.
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
             crate::say!("{}: valid", config.display());
             crate::say_raw!("{}", report::summary_text(&tables));
             for a in unresolved {

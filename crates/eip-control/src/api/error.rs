@@ -124,11 +124,12 @@ impl From<TableError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eip_dataplane::tables::Entry;
 
     #[test]
     fn table_errors_keep_their_text() {
         let e = ApiError::from(TableError::UnknownReference {
-            entry: "eips[2] (192.0.2.9)".into(),
+            entry: Entry::item("eips", 2).label("192.0.2.9"),
             field: "region",
             kind: "region",
             name: "tokyo".into(),

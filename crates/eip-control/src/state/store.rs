@@ -107,6 +107,18 @@ impl Boot {
         origin: Origin,
         resolver: Option<&dyn Resolver>,
     ) -> Result<Boot, TableError> {
+        Boot::build_all(doc, origin, resolver).map_err(|mut all| all.swap_remove(0))
+    }
+
+    /// [`Boot::build`] reporting every problem of the spec, not only the first.
+    ///
+    /// # Errors
+    /// Every error the table builder finds.
+    pub fn build_all(
+        doc: StateDoc,
+        origin: Origin,
+        resolver: Option<&dyn Resolver>,
+    ) -> Result<Boot, Vec<TableError>> {
         let (tables, resolved) = build(&doc.spec, doc.version, resolver)?;
         Ok(Boot {
             spec: doc.spec,
@@ -138,13 +150,16 @@ fn build(
     spec: &PopSpec,
     version: u64,
     resolver: Option<&dyn Resolver>,
-) -> Result<(Tables, Resolved), TableError> {
+) -> Result<(Tables, Resolved), Vec<TableError>> {
     match resolver {
         Some(r) => {
             let resolved = r.resolve(spec);
-            Ok((Tables::build(&resolved, version)?, Resolved::of(&resolved)))
+            Ok((
+                Tables::build_all(&resolved, version)?,
+                Resolved::of(&resolved),
+            ))
         }
-        None => Ok((Tables::build(spec, version)?, Resolved::of(spec))),
+        None => Ok((Tables::build_all(spec, version)?, Resolved::of(spec))),
     }
 }
 
@@ -278,17 +293,18 @@ impl StateFile {
     ) -> Result<Boot, StateError> {
         let (doc, origin) = self.load_from(config_path, from)?;
         let version = doc.version;
-        let boot = Boot::build(doc, origin, resolver).map_err(|source| match origin {
-            Origin::StateFile => StateError::Invalid {
-                path: self.path.clone(),
-                version,
-                source,
-            },
-            Origin::Config => StateError::Config(ConfigError::Invalid {
-                path: config_path.to_path_buf(),
-                source,
-            }),
-        })?;
+        let boot = match origin {
+            Origin::StateFile => {
+                Boot::build(doc, origin, resolver).map_err(|source| StateError::Invalid {
+                    path: self.path.clone(),
+                    version,
+                    source,
+                })?
+            }
+            // The operator's file: every problem, each at its line.
+            Origin::Config => Boot::build_all(doc, origin, resolver)
+                .map_err(|errors| config::refused_file(config_path, errors))?,
+        };
         if origin == Origin::Config {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(dir)
@@ -367,7 +383,14 @@ mod tests {
         fs::write(&config, EXAMPLE.replacen("mtu = 1550", "mtu = 100", 1)).unwrap();
         let store = StateFile::new(dir.join("state.json"));
         let e = store.boot(&config, None).unwrap_err().to_string();
-        assert!(e.contains("pop.toml") && e.contains("mtu"), "{e}");
+        // Reported as `eipd check` reports it: file, line and column, key path.
+        let line = EXAMPLE
+            .lines()
+            .position(|l| l.starts_with("mtu = 1550"))
+            .unwrap()
+            + 1;
+        let place = format!("{}:{line}:7: paths[0].mtu: ", config.display());
+        assert!(e.starts_with(&place) && e.ends_with("\n1 error"), "{e}");
         assert!(!dir.join("state.json").exists());
         fs::write(&config, EXAMPLE).unwrap();
         let boot = store.boot(&config, None).unwrap();

@@ -1,6 +1,8 @@
-//! Validation and construction of a [`Tables`] snapshot. Runs on the control side.
+//! Validation and construction of a [`Tables`] snapshot, in one pass that finds
+//! every problem of a description. Runs on the control side.
 
-use super::spec::{PathState, PopSpec, PortRole};
+use super::error::Entry;
+use super::spec::{PathState, PopSpec, PortRole, ServiceSpec};
 use super::{
     addr_key, Backend, Eip, EipId, Path, Port, Region, RegionId, Service, TableError, Tables,
     ENCAP_IP_OVERHEAD, ENCAP_LEN,
@@ -10,7 +12,7 @@ use crate::frame::PortId;
 use crate::maglev;
 use crate::wire::checksum;
 use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::Entry as MapEntry;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Smallest path MTU accepted: leaves the IPv4 minimum of 576 for the inner packet.
@@ -20,52 +22,110 @@ pub const MAX_PATH_MTU: u16 = 9216;
 /// IPv6 links must carry 1280-byte packets (RFC 8200 §5).
 const IPV6_MIN_MTU: u16 = 1280;
 
-pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> {
-    let pop = &spec.pop;
-    if pop.vxlan_port == 0 {
-        return invalid("pop", "vxlan_port", "must not be 0");
-    }
-    if pop.outer_ttl == 0 {
-        return invalid("pop", "outer_ttl", "must be at least 1");
+/// The problems found so far. Checks record a problem and go on, so one pass
+/// finds every problem of a description; construction that only matters for a
+/// description that builds (Maglev tables, encapsulation templates) is skipped
+/// once there is one.
+#[derive(Default)]
+struct Problems(Vec<TableError>);
+
+impl Problems {
+    fn push(&mut self, e: TableError) {
+        self.0.push(e);
     }
 
-    let ports = build_ports(spec)?;
+    fn invalid(&mut self, entry: Entry, field: &'static str, reason: impl Into<String>) {
+        self.push(TableError::InvalidValue {
+            entry,
+            field,
+            reason: reason.into(),
+        });
+    }
+
+    fn unknown(&mut self, entry: Entry, field: &'static str, kind: &'static str, name: &str) {
+        self.push(TableError::UnknownReference {
+            entry,
+            field,
+            kind,
+            name: name.to_string(),
+        });
+    }
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn none(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Validates `spec` and builds the snapshot, or returns every problem found, in
+/// the order of the description (the first is what [`Tables::build`] reports).
+pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, Vec<TableError>> {
+    let mut problems = Problems::default();
+    let tables = build_checked(spec, version, &mut problems);
+    if problems.none() {
+        Ok(tables)
+    } else {
+        Err(problems.0)
+    }
+}
+
+fn build_checked(spec: &PopSpec, version: u64, problems: &mut Problems) -> Tables {
+    let pop = &spec.pop;
+    if pop.vxlan_port == 0 {
+        problems.invalid(Entry::section("pop"), "vxlan_port", "must not be 0");
+    }
+    if pop.outer_ttl == 0 {
+        problems.invalid(Entry::section("pop"), "outer_ttl", "must be at least 1");
+    }
+
+    let ports = build_ports(spec, problems);
     let internet: Vec<usize> = (0..ports.len())
         .filter(|&i| matches!(ports[i].role, PortRole::Internet | PortRole::Both))
         .collect();
-    if internet.len() != 1 {
-        return Err(TableError::InternetPort {
+    if let [i] = internet[..] {
+        if ports[i].gateway_mac.is_none() {
+            let (field, reason) = match spec.ports[i].gateway {
+                Some(ip) => (
+                    "gateway",
+                    format!(
+                        "the MAC of gateway {ip} is not known (not in the neighbour table yet)"
+                    ),
+                ),
+                None => (
+                    "gateway_mac",
+                    "the Internet-facing port needs the MAC of its next hop: set gateway_mac, or \
+                     gateway (an address `eipd run` looks up in the kernel's neighbour table)"
+                        .to_string(),
+                ),
+            };
+            problems.invalid(port_entry(spec, i), field, reason);
+        }
+    } else {
+        problems.push(TableError::InternetPort {
             found: internet.len(),
         });
     }
-    let internet_port = internet[0] as PortId;
-    if ports[internet[0]].gateway_mac.is_none() {
-        return invalid(
-            &format!("ports[{}] ({:?})", internet[0], ports[internet[0]].name),
-            "gateway_mac",
-            "the Internet-facing port needs the MAC of its next hop: set gateway_mac, or \
-             gateway (an address `eipd run` looks up in the kernel's neighbour table)",
-        );
-    }
+    let internet_port = internet.first().copied().unwrap_or(0) as PortId;
 
     let mut regions = Vec::with_capacity(spec.regions.len());
     let mut region_index: FxHashMap<&str, RegionId> = FxHashMap::default();
     let mut tunnels = FxHashMap::default();
     for (i, r) in spec.regions.iter().enumerate() {
-        let entry = format!("regions[{i}] ({:?})", r.name);
-        unique_name("region", &r.name, i, &mut region_index)?;
+        let entry = || Entry::item("regions", i).label(format_args!("{:?}", r.name));
+        unique_name("region", "regions", &r.name, i, &mut region_index, problems);
         if r.vni >= 1 << 24 {
-            return invalid(&entry, "vni", "must fit in 24 bits (0..=16777215)");
-        }
-        if tunnels
-            .insert((u32::from(r.vtep), r.vni), i as RegionId)
-            .is_some()
-        {
-            return invalid(
-                &entry,
+            problems.invalid(entry(), "vni", "must fit in 24 bits (0..=16777215)");
+        } else if let MapEntry::Occupied(first) = tunnels.entry((u32::from(r.vtep), r.vni)) {
+            problems.invalid(
+                entry(),
                 "vni",
-                "another region already uses this VTEP and VNI",
+                format!("regions[{}] already uses this VTEP and VNI", first.get()),
             );
+        } else {
+            tunnels.insert((u32::from(r.vtep), r.vni), i as RegionId);
         }
         regions.push(Region {
             name: r.name.clone(),
@@ -80,79 +140,96 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
         });
     }
     if regions.len() > RegionId::MAX as usize {
-        return invalid("regions", "", "too many regions");
+        problems.invalid(Entry::section("regions"), "", "too many regions");
     }
 
     let mut paths = Vec::with_capacity(spec.paths.len());
     let mut path_index: FxHashMap<&str, RegionId> = FxHashMap::default();
     for (i, p) in spec.paths.iter().enumerate() {
-        let entry = format!("paths[{i}] ({:?})", p.name);
-        unique_name("path", &p.name, i, &mut path_index)?;
-        let region = lookup(&region_index, &p.region, &entry, "region", "region")?;
-        let port = ports
-            .iter()
-            .position(|x| x.name == p.port)
-            .ok_or_else(|| unknown(&entry, "port", "port", &p.port))?;
-        if ports[port].role == PortRole::Internet {
-            return invalid(
-                &entry,
+        let entry = || Entry::item("paths", i).label(format_args!("{:?}", p.name));
+        let before = problems.count();
+        unique_name("path", "paths", &p.name, i, &mut path_index, problems);
+        let region = region_index.get(p.region.as_str()).copied();
+        if region.is_none() {
+            problems.unknown(entry(), "region", "region", &p.region);
+        }
+        let port = ports.iter().position(|x| x.name == p.port);
+        match port {
+            None => problems.unknown(entry(), "port", "port", &p.port),
+            Some(port) if ports[port].role == PortRole::Internet => problems.invalid(
+                entry(),
                 "port",
                 "must be a port with role \"backbone\" or \"both\"",
-            );
+            ),
+            Some(_) => {}
         }
         if !(MIN_PATH_MTU..=MAX_PATH_MTU).contains(&p.mtu) {
-            return invalid(
-                &entry,
+            problems.invalid(
+                entry(),
                 "mtu",
-                &format!("{} is outside {MIN_PATH_MTU}..={MAX_PATH_MTU}", p.mtu),
+                format!("{} is outside {MIN_PATH_MTU}..={MAX_PATH_MTU}", p.mtu),
             );
         }
-        let Some(next_hop_mac) = p.next_hop_mac else {
-            return invalid(
-                &entry,
-                "next_hop_mac",
-                &match p.next_hop {
-                    Some(ip) => format!("the MAC of next hop {ip} is not known (not in the neighbour table yet)"),
-                    None => "set next_hop_mac, or next_hop (an address `eipd run` looks up in the kernel's neighbour table)".to_string(),
-                },
-            );
-        };
-        let r = &spec.regions[region as usize];
+        if p.next_hop_mac.is_none() {
+            match p.next_hop {
+                Some(ip) => problems.invalid(
+                    entry(),
+                    "next_hop",
+                    format!("the MAC of next hop {ip} is not known (not in the neighbour table yet)"),
+                ),
+                None => problems.invalid(
+                    entry(),
+                    "next_hop_mac",
+                    "set next_hop_mac, or next_hop (an address `eipd run` looks up in the kernel's neighbour table)",
+                ),
+            }
+        }
         let source = p.source.unwrap_or(pop.vtep);
-        let destination = p.destination.unwrap_or(r.vtep);
-        if destination != r.vtep {
-            tunnels
-                .entry((u32::from(destination), r.vni))
-                .or_insert(region);
+        let mut destination = p.destination.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let mut template = [0; ENCAP_LEN];
+        // Only a path without problems joins its region: the checks that follow
+        // (IPv6 MTU) then report each problem once.
+        if let (true, Some(region), Some(port), Some(next_hop_mac)) =
+            (problems.count() == before, region, port, p.next_hop_mac)
+        {
+            let r = &spec.regions[region as usize];
+            destination = p.destination.unwrap_or(r.vtep);
+            if destination != r.vtep {
+                tunnels
+                    .entry((u32::from(destination), r.vni))
+                    .or_insert(region);
+            }
+            template = encap_template(
+                &ports[port],
+                next_hop_mac.0,
+                source,
+                destination,
+                spec,
+                r.vni,
+                r.inner_mac.0,
+            );
+            regions[region as usize].paths.push(i as u16);
         }
-        let template = encap_template(
-            &ports[port],
-            next_hop_mac.0,
-            source,
-            destination,
-            spec,
-            r.vni,
-            r.inner_mac.0,
-        );
-        regions[region as usize].paths.push(i as u16);
         paths.push(Path {
             name: p.name.clone(),
-            region,
-            port: port as PortId,
+            region: region.unwrap_or(RegionId::MAX),
+            port: port.unwrap_or(0) as PortId,
             mtu: p.mtu,
             weight: p.weight,
             state: p.state,
             source,
             destination,
             template,
-            inner_mtu: p.mtu - ENCAP_IP_OVERHEAD,
+            inner_mtu: p.mtu.saturating_sub(ENCAP_IP_OVERHEAD),
         });
     }
     if paths.len() > u16::MAX as usize {
-        return invalid("paths", "", "too many paths");
+        problems.invalid(Entry::section("paths"), "", "too many paths");
     }
-    for region in &mut regions {
-        fill_path_table(region, &paths);
+    if problems.none() {
+        for region in &mut regions {
+            fill_path_table(region, &paths);
+        }
     }
 
     let mut local_vteps = vec![pop.vtep];
@@ -184,15 +261,19 @@ pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> 
         backend_owner: FxHashMap::default(),
         service_return: FxHashMap::default(),
     };
-    add_eips(spec, &region_index, &mut tables)?;
-    Ok(tables)
+    add_eips(spec, &region_index, &mut tables, problems);
+    tables
 }
 
-fn build_ports(spec: &PopSpec) -> Result<Vec<Port>, TableError> {
+fn port_entry(spec: &PopSpec, i: usize) -> Entry {
+    Entry::item("ports", i).label(format_args!("{:?}", spec.ports[i].name))
+}
+
+fn build_ports(spec: &PopSpec, problems: &mut Problems) -> Vec<Port> {
     let mut names: FxHashMap<&str, u16> = FxHashMap::default();
     let mut ports = Vec::with_capacity(spec.ports.len());
     for (i, p) in spec.ports.iter().enumerate() {
-        unique_name("port", &p.name, i, &mut names)?;
+        unique_name("port", "ports", &p.name, i, &mut names, problems);
         ports.push(Port {
             name: p.name.clone(),
             role: p.role,
@@ -202,149 +283,164 @@ fn build_ports(spec: &PopSpec) -> Result<Vec<Port>, TableError> {
         });
     }
     if ports.len() > 64 {
-        return invalid("ports", "", "at most 64 ports");
+        problems.invalid(Entry::section("ports"), "", "at most 64 ports");
     }
-    Ok(ports)
+    ports
+}
+
+/// Where `eips[index]` first uses `addr` as a backend: the EIP (its 1:1
+/// backend) or the service backend.
+fn backend_use(spec: &PopSpec, index: usize, addr: IpAddr) -> Entry {
+    let e = &spec.eips[index];
+    let entry = Entry::item("eips", index).label(e.address);
+    if e.backend == Some(addr) {
+        return entry;
+    }
+    for (s_index, s) in e.services.iter().enumerate() {
+        if let Some(b_index) = s.backends.iter().position(|b| b.address == addr) {
+            return service_entry(entry, s_index, s).then("backends", b_index);
+        }
+    }
+    entry
+}
+
+fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
+    eip.then("services", index)
+        .label(format_args!("{:?}/{}", s.protocol, s.port))
 }
 
 fn add_eips(
     spec: &PopSpec,
     region_index: &FxHashMap<&str, RegionId>,
     t: &mut Tables,
-) -> Result<(), TableError> {
+    problems: &mut Problems,
+) {
     t.eip_v4.reserve(spec.eips.len());
     t.backend_owner.reserve(spec.eips.len());
+    // Regions whose paths were checked for IPv6 (once, at their first IPv6 EIP).
+    let mut ipv6_checked = vec![false; t.regions.len()];
     for (i, e) in spec.eips.iter().enumerate() {
         let id = i as EipId;
-        let entry = || format!("eips[{i}] ({})", e.address);
-        let region = match region_index.get(e.region.as_str()) {
-            Some(&r) => r,
-            None => return Err(unknown(&entry(), "region", "region", &e.region)),
-        };
+        let entry = || Entry::item("eips", i).label(e.address);
+        let region = region_index.get(e.region.as_str()).copied();
+        if region.is_none() {
+            problems.unknown(entry(), "region", "region", &e.region);
+        }
         let first = match e.address {
-            IpAddr::V4(a) => t.eip_v4.insert(u32::from(a), id),
-            IpAddr::V6(a) => t.eip_v6.insert(u128::from(a), id),
+            IpAddr::V4(a) => first_claim(&mut t.eip_v4, u32::from(a), id),
+            IpAddr::V6(a) => first_claim(&mut t.eip_v6, u128::from(a), id),
         };
         if let Some(first) = first {
-            return Err(TableError::DuplicateEip {
+            problems.push(TableError::DuplicateEip {
                 address: e.address,
                 first: first as usize,
                 second: i,
             });
         }
         if e.backend.is_none() && e.services.is_empty() {
-            return invalid(
-                &entry(),
+            problems.invalid(
+                entry(),
                 "backend",
                 "an EIP needs a backend, services, or both",
             );
         }
-        if e.address.is_ipv6() {
-            for &p in &t.regions[region as usize].paths {
-                let path = &t.paths[p as usize];
-                if path.inner_mtu < IPV6_MIN_MTU {
-                    return invalid(
-                        &format!("paths[{p}] ({:?})", path.name),
-                        "mtu",
-                        &format!(
-                            "region {:?} carries IPv6 EIP {}; IPv6 needs an inner MTU of {IPV6_MIN_MTU}, so the path MTU must be at least {}",
-                            t.regions[region as usize].name,
-                            e.address,
-                            IPV6_MIN_MTU + ENCAP_IP_OVERHEAD
-                        ),
-                    );
-                }
+        if let Some(region) = region.filter(|_| e.address.is_ipv6()) {
+            if !std::mem::replace(&mut ipv6_checked[region as usize], true) {
+                check_ipv6_paths(t, region, e.address, problems);
             }
         }
-        let claim = |addr: IpAddr, field: &'static str, t: &mut Tables| {
+        // Makes `addr` a backend of this EIP in its region; `at` is where it is used.
+        let claim = |addr: IpAddr,
+                     at: &dyn Fn() -> Entry,
+                     field: &'static str,
+                     t: &mut Tables,
+                     problems: &mut Problems| {
             if addr.is_ipv4() != e.address.is_ipv4() {
-                return invalid(
-                    &entry(),
+                problems.invalid(
+                    at(),
                     field,
-                    &format!(
+                    format!(
                         "backend {addr} is not of the EIP's address family (NAT between IPv4 and IPv6 is not supported)"
                     ),
                 );
+                return;
             }
+            let Some(region) = region else { return };
             match t.backend_owner.entry((region, addr_key(addr))) {
-                Entry::Vacant(v) => {
+                MapEntry::Vacant(v) => {
                     v.insert(id);
-                    Ok(())
                 }
-                Entry::Occupied(o) if *o.get() == id => Ok(()),
-                Entry::Occupied(o) => {
+                MapEntry::Occupied(o) if *o.get() == id => {}
+                MapEntry::Occupied(o) => {
                     // EIP ids are indexes into spec.eips.
-                    let other = *o.get() as usize;
-                    Err(TableError::BackendConflict {
-                        entry: entry(),
+                    problems.push(TableError::BackendConflict {
+                        entry: at(),
                         backend: addr,
-                        other: format!("eips[{other}] ({})", spec.eips[other].address),
-                    })
+                        other: backend_use(spec, *o.get() as usize, addr),
+                    });
                 }
             }
         };
         if let Some(b) = e.backend {
-            claim(b, "backend", t)?;
+            claim(b, &entry, "backend", t, problems);
         }
         let services_start = t.services.len() as u32;
         for (s_index, s) in e.services.iter().enumerate() {
-            let s_entry = format!(
-                "{}: services[{s_index}] ({:?}/{})",
-                entry(),
-                s.protocol,
-                s.port
-            );
+            let s_entry = || service_entry(entry(), s_index, s);
             if s.port == 0 {
-                return invalid(&s_entry, "port", "must not be 0");
+                problems.invalid(s_entry(), "port", "must not be 0");
             }
             if e.services[..s_index]
                 .iter()
                 .any(|o| o.protocol == s.protocol && o.port == s.port)
             {
-                return invalid(&s_entry, "port", "this protocol and port is defined twice");
+                problems.invalid(s_entry(), "port", "this protocol and port is defined twice");
             }
             if s.backends.is_empty() {
-                return invalid(&s_entry, "backends", "a service needs at least one backend");
+                problems.invalid(
+                    s_entry(),
+                    "backends",
+                    "a service needs at least one backend",
+                );
             }
             if s.backends.len() > maglev::MAX_BACKENDS {
-                return invalid(
-                    &s_entry,
+                problems.invalid(
+                    s_entry(),
                     "backends",
-                    &format!("at most {} backends per service", maglev::MAX_BACKENDS),
+                    format!("at most {} backends per service", maglev::MAX_BACKENDS),
                 );
             }
             let mut backends = Vec::with_capacity(s.backends.len());
             for (b_index, b) in s.backends.iter().enumerate() {
+                let b_entry = || s_entry().then("backends", b_index);
                 let port = b.port.unwrap_or(s.port);
                 if port == 0 {
-                    return invalid(
-                        &format!("{s_entry}: backends[{b_index}]"),
-                        "port",
-                        "must not be 0",
-                    );
+                    problems.invalid(b_entry(), "port", "must not be 0");
                 }
                 if backends
                     .iter()
                     .any(|x: &Backend| x.address == b.address && x.port == port)
                 {
-                    return invalid(
-                        &format!("{s_entry}: backends[{b_index}]"),
+                    problems.invalid(
+                        b_entry(),
                         "address",
-                        &format!("{}:{port} is listed twice", b.address),
+                        format!("{}:{port} is listed twice", b.address),
                     );
                 }
-                claim(b.address, "services.backends.address", t)?;
-                let key = (region, addr_key(b.address), s.protocol.number(), port);
-                if let Some(previous) = t.service_return.insert(key, s.port) {
-                    if previous != s.port {
-                        return invalid(
-                            &format!("{s_entry}: backends[{b_index}]"),
-                            "port",
-                            &format!(
-                                "{}:{port} already serves port {previous}; returns from it could not be told apart",
-                                b.address
-                            ),
-                        );
+                claim(b.address, &b_entry, "address", t, problems);
+                if let Some(region) = region {
+                    let key = (region, addr_key(b.address), s.protocol.number(), port);
+                    if let Some(previous) = t.service_return.insert(key, s.port) {
+                        if previous != s.port {
+                            problems.invalid(
+                                b_entry(),
+                                "port",
+                                format!(
+                                    "{}:{port} already serves port {previous}; returns from it could not be told apart",
+                                    b.address
+                                ),
+                            );
+                        }
                     }
                 }
                 backends.push(Backend {
@@ -353,11 +449,15 @@ fn add_eips(
                     weight: b.weight,
                 });
             }
-            let keyed: Vec<(u64, u32)> = backends
-                .iter()
-                .map(|b| (maglev::backend_key(b.address, b.port), b.weight))
-                .collect();
-            let table = maglev::build(&keyed, maglev::table_size_for(backends.len()));
+            let table = if problems.none() {
+                let keyed: Vec<(u64, u32)> = backends
+                    .iter()
+                    .map(|b| (maglev::backend_key(b.address, b.port), b.weight))
+                    .collect();
+                maglev::build(&keyed, maglev::table_size_for(backends.len()))
+            } else {
+                Vec::new()
+            };
             t.services.push(Service {
                 protocol: s.protocol.number(),
                 port: s.port,
@@ -367,13 +467,46 @@ fn add_eips(
         }
         t.eips.push(Eip {
             address: e.address,
-            region,
+            region: region.unwrap_or(RegionId::MAX),
             backend: e.backend,
             services_start,
             services_len: e.services.len() as u16,
         });
     }
-    Ok(())
+}
+
+/// Records `id` for `key` unless an EIP has it already; returns that EIP.
+fn first_claim<K: std::hash::Hash + Eq>(
+    map: &mut FxHashMap<K, EipId>,
+    key: K,
+    id: EipId,
+) -> Option<EipId> {
+    match map.entry(key) {
+        MapEntry::Occupied(o) => Some(*o.get()),
+        MapEntry::Vacant(v) => {
+            v.insert(id);
+            None
+        }
+    }
+}
+
+/// IPv6 needs an inner MTU of 1280 on every path of a region with an IPv6 EIP.
+fn check_ipv6_paths(t: &Tables, region: RegionId, address: IpAddr, problems: &mut Problems) {
+    let r = &t.regions[region as usize];
+    for &p in &r.paths {
+        let path = &t.paths[p as usize];
+        if path.inner_mtu < IPV6_MIN_MTU {
+            problems.invalid(
+                Entry::item("paths", p as usize).label(format_args!("{:?}", path.name)),
+                "mtu",
+                format!(
+                    "region {:?} carries IPv6 EIP {address}; IPv6 needs an inner MTU of {IPV6_MIN_MTU}, so the path MTU must be at least {}",
+                    r.name,
+                    IPV6_MIN_MTU + ENCAP_IP_OVERHEAD
+                ),
+            );
+        }
+    }
 }
 
 /// Flow-hash slots of a region's path choice: Maglev over the paths that are up; if
@@ -449,51 +582,26 @@ fn encap_template(
 
 fn unique_name<'a>(
     kind: &'static str,
+    list: &'static str,
     name: &'a str,
     index: usize,
     seen: &mut FxHashMap<&'a str, u16>,
-) -> Result<(), TableError> {
+    problems: &mut Problems,
+) {
     if name.is_empty() {
-        return invalid(&format!("{kind}s[{index}]"), "name", "must not be empty");
+        problems.invalid(Entry::item(list, index), "name", "must not be empty");
+        return;
     }
-    if let Some(&first) = seen.get(name) {
-        return Err(TableError::DuplicateName {
+    match seen.entry(name) {
+        MapEntry::Occupied(first) => problems.push(TableError::DuplicateName {
             kind,
+            list,
             name: name.to_string(),
-            first: first as usize,
+            first: *first.get() as usize,
             second: index,
-        });
+        }),
+        MapEntry::Vacant(v) => {
+            v.insert(index as u16);
+        }
     }
-    seen.insert(name, index as u16);
-    Ok(())
-}
-
-fn lookup(
-    index: &FxHashMap<&str, u16>,
-    name: &str,
-    entry: &str,
-    field: &'static str,
-    kind: &'static str,
-) -> Result<u16, TableError> {
-    index
-        .get(name)
-        .copied()
-        .ok_or_else(|| unknown(entry, field, kind, name))
-}
-
-fn unknown(entry: &str, field: &'static str, kind: &'static str, name: &str) -> TableError {
-    TableError::UnknownReference {
-        entry: entry.to_string(),
-        field,
-        kind,
-        name: name.to_string(),
-    }
-}
-
-fn invalid<T>(entry: &str, field: &'static str, reason: &str) -> Result<T, TableError> {
-    Err(TableError::InvalidValue {
-        entry: entry.to_string(),
-        field,
-        reason: reason.to_string(),
-    })
 }

@@ -9,8 +9,10 @@
 mod build;
 mod error;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 
-pub use error::TableError;
+pub use error::{Entry, EntryStep, TableError};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
@@ -176,6 +178,16 @@ impl Tables {
     /// # Errors
     /// A [`TableError`] naming the first entry and field that is wrong.
     pub fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> {
+        build::build(spec, version).map_err(|mut all| all.swap_remove(0))
+    }
+
+    /// [`Tables::build`], reporting every problem of `spec` instead of the first:
+    /// for checking a configuration, where an operator wants them all at once.
+    ///
+    /// # Errors
+    /// Every [`TableError`] found (at least one), in the order of the description;
+    /// the first is the one [`Tables::build`] returns.
+    pub fn build_all(spec: &PopSpec, version: u64) -> Result<Tables, Vec<TableError>> {
         build::build(spec, version)
     }
 
