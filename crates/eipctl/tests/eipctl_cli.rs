@@ -203,6 +203,7 @@ fn reload_applies_a_configuration_file() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("10.1.0.10"), "{err}");
     assert_eq!(rig.control.version(), 2);
+}
 
 /// `eipctl validate` needs no daemon: every problem of the file, each with its
 /// line and column, on stderr, exit 1; an unreadable file is exit 2.
