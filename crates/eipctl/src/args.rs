@@ -1,4 +1,4 @@
-//! Command-line shorthands: `tcp/80`, `10.1.0.21:8080@2`.
+//! Command-line shorthands: `tcp/80`, `10.1.0.21:8080@2`, `[2001:db8::7]:40000`.
 
 use eip_dataplane::tables::Protocol;
 use std::net::IpAddr;
@@ -28,7 +28,7 @@ pub fn service(text: &str) -> Result<(Protocol, u16), String> {
 /// # Errors
 /// A message saying what is wrong.
 pub fn backend(text: &str) -> Result<(IpAddr, Option<u16>, Option<u32>), String> {
-    let (endpoint, weight) = match text.rsplit_once('@') {
+    let (endpoint_text, weight) = match text.rsplit_once('@') {
         Some((e, w)) => {
             let w = w
                 .parse()
@@ -37,30 +37,58 @@ pub fn backend(text: &str) -> Result<(IpAddr, Option<u16>, Option<u32>), String>
         }
         None => (text, None),
     };
-    let bad =
-        || format!("{text:?}: expected ADDRESS[:PORT][@WEIGHT] (IPv6 with a port: [ADDRESS]:PORT)");
-    if let Ok(address) = endpoint.parse::<IpAddr>() {
-        return Ok((address, None, weight));
+    let (address, port) = endpoint(endpoint_text).map_err(|e| match e {
+        Endpoint::Syntax => {
+            format!("{text:?}: expected ADDRESS[:PORT][@WEIGHT] (IPv6 with a port: [ADDRESS]:PORT)")
+        }
+        Endpoint::Port(p) => format!("{text:?}: port {p:?} must be 1-65535"),
+    })?;
+    Ok((address, port, weight))
+}
+
+/// An address with an optional port: `ADDRESS`, `ADDRESS:PORT`, `[IPV6]` or
+/// `[IPV6]:PORT`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn address_port(text: &str) -> Result<(IpAddr, Option<u16>), String> {
+    endpoint(text).map_err(|e| match e {
+        Endpoint::Syntax => {
+            format!("{text:?}: expected ADDRESS[:PORT] (IPv6 with a port: [ADDRESS]:PORT)")
+        }
+        Endpoint::Port(p) => format!("{text:?}: port {p:?} must be 0-65535"),
+    })
+}
+
+/// What is wrong with an `ADDRESS[:PORT]`.
+enum Endpoint {
+    Syntax,
+    Port(String),
+}
+
+fn endpoint(text: &str) -> Result<(IpAddr, Option<u16>), Endpoint> {
+    if let Ok(address) = text.parse::<IpAddr>() {
+        return Ok((address, None));
     }
-    let (address, port) = if let Some(rest) = endpoint.strip_prefix('[') {
-        let (address, rest) = rest.split_once(']').ok_or_else(bad)?;
+    let (address, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (address, rest) = rest.split_once(']').ok_or(Endpoint::Syntax)?;
         match rest {
             "" => (address, None),
-            _ => (address, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+            _ => (
+                address,
+                Some(rest.strip_prefix(':').ok_or(Endpoint::Syntax)?),
+            ),
         }
     } else {
-        let (address, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+        let (address, port) = text.rsplit_once(':').ok_or(Endpoint::Syntax)?;
         (address, Some(port))
     };
-    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let address: IpAddr = address.parse().map_err(|_| Endpoint::Syntax)?;
     let port = match port {
-        Some(p) => Some(
-            p.parse()
-                .map_err(|_| format!("{text:?}: port {p:?} must be 1-65535"))?,
-        ),
+        Some(p) => Some(p.parse().map_err(|_| Endpoint::Port(p.to_string()))?),
         None => None,
     };
-    Ok((address, port, weight))
+    Ok((address, port))
 }
 
 #[cfg(test)]
@@ -92,6 +120,28 @@ mod tests {
             "10.0.0.300:80",
         ] {
             assert!(backend(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_with_ports() {
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(
+            address_port("198.51.100.7:40000"),
+            Ok((ip("198.51.100.7"), Some(40000)))
+        );
+        assert_eq!(address_port("192.0.2.20"), Ok((ip("192.0.2.20"), None)));
+        assert_eq!(
+            address_port("[2001:db8::7]:53"),
+            Ok((ip("2001:db8::7"), Some(53)))
+        );
+        assert_eq!(address_port("2001:db8::7"), Ok((ip("2001:db8::7"), None)));
+        assert_eq!(
+            address_port("192.0.2.20:http"),
+            Err("\"192.0.2.20:http\": port \"http\" must be 0-65535".into())
+        );
+        for bad in ["192.0.2.20@1", "[2001:db8::7]53", "host:80", ""] {
+            assert!(address_port(bad).is_err(), "{bad}");
         }
     }
 }

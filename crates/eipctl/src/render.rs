@@ -1,5 +1,7 @@
 //! Text forms of replies, for terminals.
 
+mod explain;
+
 use eip_control::api::{Data, PathView, Reply};
 use eip_dataplane::tables::spec::EipSpec;
 use eip_dataplane::tables::PathState;
@@ -20,6 +22,7 @@ pub fn reply(reply: &Reply) -> String {
             Err(e) => format!("cannot show the spec as TOML ({e}); use --json\n"),
         },
         Some(Data::Stats { stats: s }) => stats(s),
+        Some(Data::Explain { explain: x }) => explain::explanation(x, reply.version),
         Some(Data::Applied {
             previous_version,
             changes,

@@ -1,23 +1,10 @@
 //! `eipctl` itself against a real server: every subcommand's text and JSON output
-//! and its exit codes.
+//! and its exit codes. `explain` is in `eipctl_explain.rs`, exit codes and
+//! abbreviations in `eipctl_exit.rs`.
 
 mod common;
 
 use common::*;
-
-fn eipctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eipctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn eipctl_end_to_end() {
@@ -151,9 +138,9 @@ fn eipctl_end_to_end() {
         "{out}"
     );
 
-    // No daemon: exit 2.
+    // No daemon: exit 3.
     let (code, _, err) = eipctl(&rig.dir.join("none.sock"), &["show", "tables"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert!(err.contains("cannot connect"), "{err}");
 }
 

@@ -23,14 +23,20 @@
 //! a tree; `serde_path_to_error` adds it.
 //!
 //! The parts: `request` (the envelope, queries, transactions), `ops` (the
-//! changes), `reply`, `error`.
+//! changes), `explain` (the flow query's arguments and answer), `reply`, `error`.
 
 mod error;
+mod explain;
 mod ops;
 mod reply;
 mod request;
 
 pub use error::{ApiError, ErrorCode};
+pub use explain::{
+    EipHit, Endpoint, Explain, Explanation, FlowProtocol, FlowVerdict, MssCheck, MtuReport,
+    ServiceHit, SizeCheck, SizeResult, Tunnel, DEFAULT_ECHO_IDENT, DEFAULT_MSS_V4, DEFAULT_MSS_V6,
+    DEFAULT_SOURCE_PORT,
+};
 pub use ops::{
     AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Op, PathRef, RemoveEip, ServiceRef,
     SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,

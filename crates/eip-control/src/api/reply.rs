@@ -1,6 +1,6 @@
 //! Replies: one JSON line per request, with the table version in force.
 
-use super::{ApiError, API_VERSION};
+use super::{ApiError, Explanation, API_VERSION};
 use crate::state::SpecDiff;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec};
 use eip_dataplane::tables::{MacAddr, PopSpec};
@@ -72,6 +72,8 @@ pub enum Data {
     Eips { eips: Vec<EipSpec> },
     /// `show_spec`.
     Spec { spec: Box<PopSpec> },
+    /// `explain`: what the data plane does with the flow.
+    Explain { explain: Box<Explanation> },
     /// `stats`: `report::counters_json` plus `elapsed_ms` (daemon clock, for
     /// rates) and `runtime` (daemon-specific, e.g. AF_XDP ring counters).
     Stats { stats: Value },

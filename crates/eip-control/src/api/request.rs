@@ -1,6 +1,7 @@
 //! Request lines: the envelope (`api`, `if_version`, `cmd`), queries, and
 //! transactions of [`Op`]s.
 
+use super::explain::Explain;
 use super::ops::Op;
 use super::{ApiError, ErrorCode, API_VERSION};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ pub enum Query {
     ShowSpec,
     /// The workers' counters, summed.
     Stats,
+    /// Where a flow goes with the tables in force: its first packet run through
+    /// a private pipeline and the result decoded (`crate::explain`).
+    Explain(Explain),
 }
 
 /// Arguments of [`Query::ShowEips`].
@@ -90,6 +94,7 @@ pub const COMMANDS: &[&str] = &[
     "show_eips",
     "show_spec",
     "stats",
+    "explain",
     "add_eip",
     "update_eip",
     "remove_eip",
@@ -297,6 +302,7 @@ impl Query {
             "show_spec" => no_args(Query::ShowSpec),
             "stats" => no_args(Query::Stats),
             "show_eips" => Ok(Some(Query::ShowEips(from_args(cmd, args)?))),
+            "explain" => Ok(Some(Query::Explain(from_args(cmd, args)?))),
             _ => Ok(None),
         }
     }
@@ -332,6 +338,23 @@ mod tests {
             Command::Query(Query::ShowEips(ShowEips {
                 address: Some("192.0.2.1".parse().unwrap())
             }))
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"explain","protocol":"icmp","src":"198.51.100.7","dst":"192.0.2.10"}"#)
+                .unwrap()
+                .command,
+            Command::Query(Query::Explain(Explain::new(
+                crate::api::FlowProtocol::Icmp,
+                "198.51.100.7".parse().unwrap(),
+                "192.0.2.10".parse().unwrap()
+            )))
+        );
+        let e =
+            err(r#"{"cmd":"explain","protocol":"sctp","src":"198.51.100.7","dst":"192.0.2.10"}"#);
+        assert!(
+            e.message
+                .starts_with("explain: protocol: unknown variant `sctp`"),
+            "{e}"
         );
         let e = err(r#"{"cmd":"stats","verbose":true}"#);
         assert_eq!(e.code, ErrorCode::InvalidValue);
@@ -460,6 +483,16 @@ mod tests {
             Command::Change(ops[1].clone()),
             Command::Query(Query::ShowPaths),
             Command::Query(Query::ShowEips(ShowEips::default())),
+            Command::Query(Query::Explain(Explain {
+                src_port: Some(40000),
+                dst_port: Some(80),
+                size: Some(1400),
+                ..Explain::new(
+                    crate::api::FlowProtocol::Tcp,
+                    "2001:db8::7".parse().unwrap(),
+                    "2001:db8:e1::10".parse().unwrap(),
+                )
+            })),
         ] {
             let request = Request {
                 if_version: Some(9),

@@ -33,6 +33,12 @@ impl ControlPlane {
             Query::ShowSpec => Data::Spec {
                 spec: Box::new(snap.spec.clone()),
             },
+            Query::Explain(flow) => match crate::explain::explain(&snap.tables, &flow) {
+                Ok(explain) => Data::Explain {
+                    explain: Box::new(explain),
+                },
+                Err(e) => return Reply::error(version, e),
+            },
             Query::Stats => match &self.stats {
                 Some(source) => Data::Stats {
                     stats: self.stats_json(&snap.tables, source.as_ref()),
