@@ -104,6 +104,10 @@ enum Command {
         /// Allow --metrics on a non-loopback address (the listener has no authentication).
         #[arg(long, requires = "metrics")]
         metrics_any: bool,
+        /// Which EIPs get per-EIP series (4 each): none, all, or top:N by packets
+        /// in (chosen at each scrape).
+        #[arg(long, value_name = "none|all|top:N", default_value_t = eip_control::metrics::EipSeries::default())]
+        metrics_eips: eip_control::metrics::EipSeries,
     },
 }
 
@@ -195,6 +199,7 @@ fn main() -> Result<()> {
             probe_timeout_ms,
             metrics,
             metrics_any,
+            metrics_eips,
         } => {
             use eip_afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {
@@ -217,6 +222,7 @@ fn main() -> Result<()> {
                 stats_every: stats_every.map(std::time::Duration::from_secs),
                 metrics,
                 metrics_any,
+                metrics_eips,
                 health: {
                     let h = eip_control::health::HealthConfig {
                         interval: std::time::Duration::from_millis(probe_interval_ms),

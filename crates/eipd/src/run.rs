@@ -16,7 +16,7 @@
 //! every new table snapshot (filter maps, then workers) and answers, and on
 //! SIGINT/SIGTERM stops the workers and prints the final report.
 
-use crate::metrics_source::MetricsSources;
+use crate::metrics_source::{build_info, MetricsSources, SocketSnapshots};
 use crate::processor::{merged_latency, sum_counters, PipelineWorker, Published};
 use crate::publish::{apply_swap, ChannelSink, SwapRequest};
 use crate::tasks::{neighbours, prober};
@@ -24,6 +24,7 @@ use crate::{boot, shutdown};
 use anyhow::{Context, Result};
 use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
 use eip_control::health::HealthConfig;
+use eip_control::metrics::EipSeries;
 use eip_control::probe::HealthBoard;
 use eip_control::state::{ControlPlane, Origin, StateFile};
 use eip_control::{metrics, server};
@@ -61,6 +62,8 @@ pub struct RunOptions {
     pub metrics: Option<SocketAddr>,
     /// Allow a non-loopback `metrics` address.
     pub metrics_any: bool,
+    /// Which EIPs get series of their own in the metrics.
+    pub metrics_eips: EipSeries,
 }
 
 impl RunOptions {
@@ -80,6 +83,7 @@ impl RunOptions {
             health: HealthConfig::default(),
             metrics: None,
             metrics_any: false,
+            metrics_eips: EipSeries::default(),
         }
     }
 }
@@ -154,15 +158,19 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
-    // The driver counters live in the runtime (this thread); the loop below copies
-    // them here for the metrics listener.
+    // The driver and socket counters live in the runtime (this thread); the loop
+    // below copies them here for the metrics listener.
     let driver_stats = Arc::new(Mutex::new(runtime.worker_stats()));
+    let socket_stats = Arc::new(Mutex::new(readable_socket_stats(&runtime)));
     if let Some(addr) = opts.metrics {
         let sources = MetricsSources {
             control: Arc::clone(&control),
             board,
             published: Arc::clone(&published),
             driver: Arc::clone(&driver_stats),
+            sockets: Arc::clone(&socket_stats),
+            eips: opts.metrics_eips,
+            build: build_info(),
         };
         let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
         println!("  metrics on http://{bound}/metrics");
@@ -195,6 +203,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         if opts.metrics.is_some() && last_driver.elapsed() >= Duration::from_millis(200) {
             let fresh = runtime.worker_stats();
             *driver_stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+            let fresh = readable_socket_stats(&runtime);
+            *socket_stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
             last_driver = Instant::now();
         }
         if let Some(every) = opts.stats_every {
@@ -235,6 +245,15 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let exits = runtime.stop();
     let latest = Arc::clone(publisher.latest());
     shutdown::report(&latest, &afxdp.queues, &published, &exits, &sockets)
+}
+
+/// Kernel statistics of the sockets whose `getsockopt` succeeded.
+fn readable_socket_stats(runtime: &AfXdpRuntime) -> SocketSnapshots {
+    runtime
+        .socket_stats()
+        .into_iter()
+        .filter_map(|(queue, port, stats)| Some((queue, port, stats.ok()?)))
+        .collect()
 }
 
 fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
