@@ -10,6 +10,7 @@ packages=(
   nginx-light curl socat         # real HTTP server and client, UDP echo
   netsniff-ng tcpdump            # trafgen for the veth benchmark
   python3-scapy                  # fixture generator
+  prometheus                     # promtool: checks the metrics exposition and the alert rules
 )
 
 missing=()

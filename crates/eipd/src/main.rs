@@ -127,6 +127,10 @@ enum Command {
         /// Log filter, e.g. `info`, `warn,audit=info`, `debug` (RUST_LOG wins).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Which EIPs get per-EIP series (4 each): none, all, or top:N by packets
+        /// in (chosen at each scrape).
+        #[arg(long, value_name = "none|all|top:N", default_value_t = eip_control::metrics::EipSeries::default())]
+        metrics_eips: eip_control::metrics::EipSeries,
     },
 }
 
@@ -221,6 +225,7 @@ fn main() -> Result<()> {
             from,
             log_format,
             log_level,
+            metrics_eips,
         } => {
             logging::init(log_format, &log_level)?;
             use eip_afxdp::{BindPreference, XdpModePreference};
@@ -248,6 +253,7 @@ fn main() -> Result<()> {
                     FromArg::State => eip_control::state::StartFrom::State,
                     FromArg::Config => eip_control::state::StartFrom::Config,
                 },
+                metrics_eips,
                 health: {
                     let h = eip_control::health::HealthConfig {
                         interval: std::time::Duration::from_millis(probe_interval_ms),

@@ -1,24 +1,40 @@
 //! What the metrics listener shows, gathered from what other threads published:
 //! the control plane's tables, the prober's board, the workers' counters and
-//! latencies, and the driver's counters (copied by the control thread).
+//! latencies, and the driver's and sockets' counters (copied by the control
+//! thread).
 
 use crate::processor::{sum_counters, Published};
 use crate::stats_source::DriverFigures;
-use eip_afxdp::WorkerCounters;
-use eip_control::health::Health;
-use eip_control::metrics::{LatencySlot, MetricsSnapshot, PathMetrics, UmemFrames, WorkerMetrics};
+use eip_afxdp::{SocketStats, WorkerCounters, WorkerSnapshot};
+use eip_control::health::{Health, HealthSnapshot};
+use eip_control::metrics::{
+    BuildInfo, EipMetrics, EipSeries, LatencySlot, MetricsSnapshot, PathMetrics, ProbeMetrics,
+    SocketMetrics, UmemFrames, WorkerMetrics,
+};
 use eip_control::probe::HealthBoard;
 use eip_control::state::ControlPlane;
 use eip_dataplane::tables::PathState;
 use std::sync::{Arc, Mutex};
+
+/// The build, as `eipd_build_info` shows it: the package version and the git
+/// commit the build script found (`unknown` outside a git checkout).
+pub fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: env!("EIPD_GIT_COMMIT").to_string(),
+    }
+}
 
 /// Everything the metrics listener reads, all published by other threads.
 pub struct MetricsSources {
     pub control: Arc<ControlPlane>,
     pub board: Arc<HealthBoard>,
     pub published: Arc<Vec<Arc<Published>>>,
-    /// The driver's figures, refreshed by the control thread.
+    /// The driver's and the kernel sockets' figures, refreshed by the control thread.
     pub driver: Arc<Mutex<DriverFigures>>,
+    /// Which EIPs get series of their own.
+    pub eips: EipSeries,
+    pub build: BuildInfo,
 }
 
 impl MetricsSources {
@@ -29,7 +45,17 @@ impl MetricsSources {
         // with; shown only when those are the tables in force.
         let same = counters.table_version == tables.version;
         let eips = if same {
-            tables.eips.iter().map(|e| e.address.to_string()).collect()
+            let chosen = self.eips.select(&counters.eip_in);
+            chosen
+                .into_iter()
+                .filter_map(|i| {
+                    Some(EipMetrics {
+                        address: tables.eips.get(i)?.address.to_string(),
+                        traffic_in: counters.eip_in[i],
+                        traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
+                    })
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -41,6 +67,10 @@ impl MetricsSources {
                 let health = self.board.get(&p.name);
                 PathMetrics {
                     name: p.name.clone(),
+                    region: tables
+                        .regions
+                        .get(usize::from(p.region))
+                        .map_or_else(String::new, |r| r.name.clone()),
                     traffic: if same {
                         counters.path.get(i).copied().unwrap_or_default()
                     } else {
@@ -50,8 +80,7 @@ impl MetricsSources {
                         Some(h) => h.health == Health::Up,
                         None => p.state == PathState::Up,
                     },
-                    rtt: health.as_ref().map_or([None; 3], |h| [h.p50, h.p90, h.p99]),
-                    loss: health.as_ref().map(|h| h.loss),
+                    probe: health.as_ref().map(probe_metrics),
                 }
             })
             .collect();
@@ -61,38 +90,82 @@ impl MetricsSources {
             .unwrap_or_else(|e| e.into_inner())
             .workers
             .clone();
-        let mut all = LatencySlot::default();
         let workers = driver
             .iter()
             .zip(self.published.iter())
             .map(|((queue, d), published)| {
                 let slot = published.latency.lock().unwrap_or_else(|e| e.into_inner());
-                all.add(&slot);
-                WorkerMetrics {
-                    queue: *queue,
-                    counters: WorkerCounters::NAMES
-                        .iter()
-                        .copied()
-                        .zip(d.counters.values())
-                        .collect(),
-                    frames: UmemFrames {
-                        total: d.frames.total,
-                        free: d.frames.free,
-                        held: d.frames.held,
-                        fill: d.frames.in_fill(),
-                        tx: d.frames.in_tx(),
-                    },
-                    latency: slot.summary(),
-                }
+                worker_metrics(*queue, d, &slot)
+            })
+            .collect();
+        let sockets = self
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sockets
+            .iter()
+            .map(|(queue, port, stats)| SocketMetrics {
+                queue: *queue,
+                port: tables
+                    .ports
+                    .get(usize::from(*port))
+                    .map_or_else(|| port.to_string(), |p| p.name.clone()),
+                counters: socket_counters(stats),
             })
             .collect();
         MetricsSnapshot {
+            build: self.build.clone(),
             table_version: tables.version,
             counters,
+            eip_count: tables.eips.len(),
             eips,
             paths,
             workers,
-            latency: all.summary(),
+            sockets,
         }
     }
 }
+
+fn probe_metrics(h: &HealthSnapshot) -> ProbeMetrics {
+    ProbeMetrics {
+        srtt: h.srtt,
+        loss: h.loss,
+        counters: h.counters,
+        rtt: h.rtt_histogram.metrics(),
+    }
+}
+
+fn worker_metrics(queue: u32, d: &WorkerSnapshot, latency: &LatencySlot) -> WorkerMetrics {
+    WorkerMetrics {
+        queue,
+        counters: WorkerCounters::NAMES
+            .iter()
+            .copied()
+            .zip(d.counters.values())
+            .collect(),
+        frames: UmemFrames {
+            total: d.frames.total,
+            free: d.frames.free,
+            held: d.frames.held,
+            fill: d.frames.in_fill(),
+            tx: d.frames.in_tx(),
+        },
+        latency: latency.histogram(),
+        latency_max_ns: latency.hist.max(),
+    }
+}
+
+/// The kernel's `XDP_STATISTICS` fields by name.
+fn socket_counters(s: &SocketStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("rx_dropped", s.rx_dropped),
+        ("rx_invalid_descs", s.rx_invalid_descs),
+        ("tx_invalid_descs", s.tx_invalid_descs),
+        ("rx_ring_full", s.rx_ring_full),
+        ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
+        ("tx_ring_empty_descs", s.tx_ring_empty_descs),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@
 //! every new table snapshot (filter maps, then workers) and answers, and on
 //! SIGINT/SIGTERM stops the workers and prints the final report.
 
-use crate::metrics_source::MetricsSources;
+use crate::metrics_source::{build_info, MetricsSources};
 use crate::processor::{merged_latency, PipelineWorker, Published};
 use crate::publish::{apply_swap, ChannelSink, SwapRequest};
 use crate::signals::Signals;
@@ -26,6 +26,7 @@ use crate::{boot, shutdown};
 use anyhow::{Context, Result};
 use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
 use eip_control::health::HealthConfig;
+use eip_control::metrics::EipSeries;
 use eip_control::probe::HealthBoard;
 use eip_control::state::{ControlPlane, Origin, StartFrom, StateFile};
 use eip_control::{metrics, server};
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub metrics_any: bool,
     /// Start from the state file or the configuration when both exist.
     pub from: StartFrom,
+    /// Which EIPs get series of their own in the metrics.
+    pub metrics_eips: EipSeries,
 }
 
 impl RunOptions {
@@ -85,6 +88,7 @@ impl RunOptions {
             metrics: None,
             metrics_any: false,
             from: StartFrom::State,
+            metrics_eips: EipSeries::default(),
         }
     }
 }
@@ -151,7 +155,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     // copies them here for `stats` and the metrics listener.
     let driver = Arc::new(Mutex::new(DriverFigures {
         workers: runtime.worker_stats(),
-        sockets: Default::default(),
+        sockets: DriverFigures::readable(runtime.socket_stats()),
     }));
     let board = Arc::new(HealthBoard::default());
     let board_for_signals = Arc::clone(&board);
@@ -187,6 +191,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             board,
             published: Arc::clone(&published),
             driver: Arc::clone(&driver),
+            eips: opts.metrics_eips,
+            build: build_info(),
         };
         let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
         crate::say!("  metrics on http://{bound}/metrics");
@@ -220,9 +226,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         if last_driver.elapsed() >= DRIVER_REFRESH {
             let fresh = DriverFigures {
                 workers: runtime.worker_stats(),
-                sockets: DriverFigures::sum_sockets(
-                    runtime.socket_stats().iter().map(|(_, _, s)| s),
-                ),
+                sockets: DriverFigures::readable(runtime.socket_stats()),
             };
             *driver.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
             last_driver = Instant::now();

@@ -7,6 +7,7 @@ use crate::processor::{sum_counters, Published};
 use eip_afxdp::{SocketStats, WorkerCounters, WorkerSnapshot};
 use eip_control::state::StatsSource;
 use eip_dataplane::counters::Counters;
+use eip_dataplane::PortId;
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
 
@@ -16,17 +17,26 @@ use std::sync::{Arc, Mutex};
 pub struct DriverFigures {
     /// (queue, last published worker snapshot).
     pub workers: Vec<(u32, WorkerSnapshot)>,
-    /// Kernel socket statistics summed over all sockets.
-    pub sockets: SocketStats,
+    /// Kernel socket statistics: (queue, port, stats) of the sockets whose
+    /// `getsockopt` succeeded.
+    pub sockets: Vec<(u32, PortId, SocketStats)>,
 }
 
 impl DriverFigures {
-    /// Sums the kernel statistics of `sockets` (those that could be read).
-    pub fn sum_sockets<'a>(
-        sockets: impl Iterator<Item = &'a std::io::Result<SocketStats>>,
-    ) -> SocketStats {
+    /// The kernel statistics that could be read.
+    pub fn readable(
+        sockets: Vec<(u32, PortId, std::io::Result<SocketStats>)>,
+    ) -> Vec<(u32, PortId, SocketStats)> {
+        sockets
+            .into_iter()
+            .filter_map(|(queue, port, stats)| Some((queue, port, stats.ok()?)))
+            .collect()
+    }
+
+    /// The kernel statistics summed over all sockets.
+    fn sum_sockets(&self) -> SocketStats {
         let mut total = SocketStats::default();
-        for s in sockets.flatten() {
+        for (_, _, s) in &self.sockets {
             total.rx_dropped += s.rx_dropped;
             total.rx_invalid_descs += s.rx_invalid_descs;
             total.tx_invalid_descs += s.tx_invalid_descs;
@@ -49,7 +59,7 @@ impl DriverFigures {
             .zip(total.values())
             .map(|(name, v)| ((*name).to_string(), json!(v)))
             .collect();
-        let s = &self.sockets;
+        let s = &self.sum_sockets();
         json!({
             "driver": driver,
             "sockets": {
@@ -96,21 +106,29 @@ mod tests {
         w.counters.free_list_empty = 2;
         let mut w2 = w;
         w2.counters.tx_ring_full = 4;
-        let sockets = [
-            Ok(SocketStats {
-                rx_fill_ring_empty_descs: 5,
-                rx_dropped: 1,
-                ..Default::default()
-            }),
-            Err(std::io::Error::other("closed")),
-            Ok(SocketStats {
-                rx_fill_ring_empty_descs: 6,
-                ..Default::default()
-            }),
+        let sockets = vec![
+            (
+                0,
+                0,
+                Ok(SocketStats {
+                    rx_fill_ring_empty_descs: 5,
+                    rx_dropped: 1,
+                    ..Default::default()
+                }),
+            ),
+            (0, 1, Err(std::io::Error::other("closed"))),
+            (
+                1,
+                0,
+                Ok(SocketStats {
+                    rx_fill_ring_empty_descs: 6,
+                    ..Default::default()
+                }),
+            ),
         ];
         let figures = DriverFigures {
             workers: vec![(0, w), (1, w2)],
-            sockets: DriverFigures::sum_sockets(sockets.iter()),
+            sockets: DriverFigures::readable(sockets),
         };
         let v = figures.to_json();
         assert_eq!(v["driver"]["tx_ring_full"], 7);

@@ -172,6 +172,9 @@ pub struct HealthSnapshot {
     pub in_flight: u32,
     #[serde(flatten)]
     pub counters: ProbeCounters,
+    /// Every RTT in time since the path was created (for the metrics).
+    #[serde(skip)]
+    pub rtt_histogram: crate::metrics::RttHistogram,
     /// When `state` last changed (or the path was created).
     #[serde(rename = "last_change_us", serialize_with = "crate::units::micros")]
     pub last_change: Duration,
@@ -378,6 +381,7 @@ impl PathHealth {
             window_probes,
             in_flight: self.in_flight.len() as u32,
             counters: self.counters,
+            rtt_histogram: *self.rtt.histogram(),
             last_change: self.last_change,
         }
     }

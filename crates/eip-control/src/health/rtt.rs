@@ -1,8 +1,10 @@
 //! RTT of one path: RFC 6298 smoothed RTT and RTT variation (alpha 1/8, beta
-//! 1/4) over every reply that came in time, and nearest-rank percentiles over
-//! the last `rtt_window` of them.
+//! 1/4) over every reply that came in time, nearest-rank percentiles over the
+//! last `rtt_window` of them, and a cumulative histogram of all of them (for
+//! the metrics).
 
 use super::ring::Ring;
+use crate::metrics::RttHistogram;
 use std::time::Duration;
 
 /// The RTT measurements of one path, in storage allocated once.
@@ -11,6 +13,8 @@ pub(super) struct RttStats {
     estimator: Option<RttEstimator>,
     /// RTTs of the last `rtt_window` replies in time.
     window: Ring<Duration>,
+    /// Every RTT in time since the path was created.
+    histogram: RttHistogram,
 }
 
 impl RttStats {
@@ -18,6 +22,7 @@ impl RttStats {
         RttStats {
             estimator: None,
             window: Ring::new(rtt_window),
+            histogram: RttHistogram::rtt(),
         }
     }
 
@@ -28,6 +33,12 @@ impl RttStats {
             None => self.estimator = Some(RttEstimator::new(rtt)),
         }
         self.window.push(rtt);
+        self.histogram.record(rtt);
+    }
+
+    /// Every RTT in time so far, in fixed buckets.
+    pub(super) fn histogram(&self) -> &RttHistogram {
+        &self.histogram
     }
 
     /// Smoothed RTT, once a reply has come in time.
@@ -120,6 +131,18 @@ mod tests {
         // Lost probes do not feed the estimator.
         d.lose();
         assert_eq!(d.path.srtt(), Some(Duration::from_nanos(10_218_750)));
+    }
+
+    #[test]
+    fn histogram_counts_replies_in_time_only() {
+        let mut d = Driver::new(config());
+        d.reply(ms(3));
+        d.reply(ms(30));
+        d.lose();
+        let m = d.path.snapshot().rtt_histogram.metrics();
+        assert_eq!((m.count, m.sum_ns), (2, 33_000_000));
+        let at = |bound: u64| m.buckets.iter().find(|b| b.0 == bound).unwrap().1;
+        assert_eq!((at(2_500_000), at(5_000_000), at(50_000_000)), (0, 1, 2));
     }
 
     #[test]

@@ -7,20 +7,30 @@
 //! (pipeline counters, batch latency histograms, AF_XDP driver counters) or by the
 //! control plane and the prober (tables, path health).
 //!
-//! The snapshot types are here; [`render`] (the exposition) and [`listener`] (the
-//! HTTP side) beside them.
+//! The snapshot types are here; beside them [`render`] (the exposition),
+//! [`histogram`] (bucket bounds, HDR to buckets), [`eips`] (which EIPs get
+//! series) and [`listener`] (the HTTP side).
 
+mod eips;
+pub mod histogram;
 mod listener;
+#[cfg(test)]
+mod promtool_tests;
 mod render;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
+pub use eips::{EipSeries, EipSeriesError, DEFAULT_TOP_EIPS};
+pub use histogram::{HistogramMetrics, RttHistogram};
 pub use listener::{check_address, spawn};
 pub use render::{escape_label, render};
 
+use crate::health::ProbeCounters;
 use eip_dataplane::counters::{Counters, Traffic};
 use hdrhistogram::Histogram;
 use std::time::Duration;
 
-/// Quantiles reported for batch latencies (`max` is a separate gauge).
+/// Quantiles of the batch latency report at stop (`max` apart).
 pub const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// Batch latency histogram bounds: 1 ns .. 10 s, 2 significant digits.
@@ -58,6 +68,12 @@ impl LatencySlot {
         self.sum_ns = 0;
     }
 
+    /// Buckets at [`histogram::BATCH_LATENCY_BOUNDS_NS`], count and exact sum,
+    /// for the metrics. Allocates the bucket list: call it at scrape rate.
+    pub fn histogram(&self) -> HistogramMetrics {
+        histogram::from_hdr(&self.hist, self.sum_ns, &histogram::BATCH_LATENCY_BOUNDS_NS)
+    }
+
     /// Quantiles, max, count and sum.
     pub fn summary(&self) -> LatencySummary {
         LatencySummary {
@@ -75,7 +91,7 @@ impl LatencySlot {
     }
 }
 
-/// What is shown of a batch latency histogram.
+/// What the report at stop shows of a batch latency histogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LatencySummary {
     /// At [`LATENCY_QUANTILES`].
@@ -94,7 +110,21 @@ pub struct WorkerMetrics {
     /// order for every worker.
     pub counters: Vec<(&'static str, u64)>,
     pub frames: UmemFrames,
-    pub latency: LatencySummary,
+    /// Batch processing time since start.
+    pub latency: HistogramMetrics,
+    /// Longest batch since start, in ns.
+    pub latency_max_ns: u64,
+}
+
+/// Kernel statistics of one AF_XDP socket (one per worker and port).
+#[derive(Debug, Clone, Default)]
+pub struct SocketMetrics {
+    pub queue: u32,
+    /// Port name.
+    pub port: String,
+    /// Counters by name (`rx_fill_ring_empty_descs`, ...), same names and order
+    /// for every socket.
+    pub counters: Vec<(&'static str, u64)>,
 }
 
 /// Where a worker's UMEM frames are.
@@ -113,29 +143,61 @@ pub struct UmemFrames {
 #[derive(Debug, Clone, Default)]
 pub struct PathMetrics {
     pub name: String,
+    pub region: String,
     pub traffic: Traffic,
     /// Measured health (prober), else the table state: 1 up, 0 down/disabled.
     pub up: bool,
-    /// Prober RTT quantiles (0.5, 0.9, 0.99), when measured.
-    pub rtt: [Option<Duration>; 3],
-    /// Lost / sent probes over the prober's window; `None` without probing.
-    pub loss: Option<f64>,
+    /// What the prober measured; `None` when the path is not probed.
+    pub probe: Option<ProbeMetrics>,
+}
+
+/// The prober's measurements of one path.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeMetrics {
+    /// RFC 6298 smoothed RTT, once a reply came in time.
+    pub srtt: Option<Duration>,
+    /// Lost / sent probes over the prober's loss window.
+    pub loss: f64,
+    pub counters: ProbeCounters,
+    /// RTT of every reply in time since the path was first probed.
+    pub rtt: HistogramMetrics,
+}
+
+/// One EIP's traffic.
+#[derive(Debug, Clone, Default)]
+pub struct EipMetrics {
+    pub address: String,
+    /// Client to backend.
+    pub traffic_in: Traffic,
+    /// Backend to client.
+    pub traffic_out: Traffic,
+}
+
+/// What `eipd_build_info` shows.
+#[derive(Debug, Clone, Default)]
+pub struct BuildInfo {
+    pub version: String,
+    /// Short git commit, `unknown` when not built from a git checkout.
+    pub commit: String,
 }
 
 /// Everything [`render`] shows, copied out of the running daemon.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSnapshot {
+    pub build: BuildInfo,
     /// Table version in force.
     pub table_version: u64,
-    /// Pipeline counters of all workers, summed.
+    /// Pipeline counters of all workers, summed (the per-EIP vectors are not
+    /// shown from here: see `eips`).
     pub counters: Counters,
-    /// EIP addresses, indexed like `counters.eip_in`/`eip_out` (empty when the
-    /// counters are of another table version than the tables at hand).
-    pub eips: Vec<String>,
+    /// Number of EIPs in the tables in force.
+    pub eip_count: usize,
+    /// The EIPs chosen by [`EipSeries`] (empty when the counters are of another
+    /// table version than the tables at hand).
+    pub eips: Vec<EipMetrics>,
     pub paths: Vec<PathMetrics>,
     pub workers: Vec<WorkerMetrics>,
-    /// All workers' histograms merged.
-    pub latency: LatencySummary,
+    pub sockets: Vec<SocketMetrics>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The Prometheus text exposition (format 0.0.4) of a [`MetricsSnapshot`]: a pure
 //! function, tested line by line.
 
-use super::{LatencySummary, MetricsSnapshot, LATENCY_QUANTILES};
+use super::{HistogramMetrics, MetricsSnapshot, PathMetrics};
 use eip_dataplane::counters::{DropReason, Event};
 use std::fmt::Write as _;
 
@@ -48,15 +48,26 @@ fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-fn summary(out: &mut String, name: &str, pairs: &[(&str, &str)], s: &LatencySummary) {
-    for (q, v) in LATENCY_QUANTILES.iter().zip(s.quantiles_ns) {
-        let q = q.to_string();
-        let mut with_q = pairs.to_vec();
-        with_q.push(("quantile", &q));
-        sample(out, name, &with_q, seconds(v));
+/// Cumulative `_bucket{le}` lines, then `_sum` (seconds) and `_count`.
+fn histogram(out: &mut String, name: &str, pairs: &[(&str, &str)], h: &HistogramMetrics) {
+    let bucket = format!("{name}_bucket");
+    let bounds = h.buckets.iter().map(|(b, n)| (seconds(*b).to_string(), *n));
+    for (le, count) in bounds.chain([("+Inf".to_string(), h.count)]) {
+        let mut with_le = pairs.to_vec();
+        with_le.push(("le", &le));
+        sample(out, &bucket, &with_le, count);
     }
-    sample(out, &format!("{name}_sum"), pairs, seconds(s.sum_ns));
-    sample(out, &format!("{name}_count"), pairs, s.count);
+    sample(out, &format!("{name}_sum"), pairs, seconds(h.sum_ns));
+    sample(out, &format!("{name}_count"), pairs, h.count);
+}
+
+/// The family of a driver or socket counter named `field`: `_total`, and a
+/// field counted in nanoseconds (`busy_ns`) shown in seconds.
+fn counter_family(prefix: &str, field: &str) -> (String, bool) {
+    match field.strip_suffix("_ns") {
+        Some(base) => (format!("{prefix}_{base}_seconds_total"), true),
+        None => (format!("{prefix}_{field}_total"), false),
+    }
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.
@@ -66,12 +77,31 @@ pub fn render(s: &MetricsSnapshot) -> String {
 
     header(
         o,
+        "eipd_build_info",
+        "gauge",
+        "Always 1; the labels say which build of eipd runs.",
+    );
+    sample(
+        o,
+        "eipd_build_info",
+        &[("version", &s.build.version), ("commit", &s.build.commit)],
+        1,
+    );
+    header(
+        o,
         "eipd_table_version",
         "gauge",
         "Version of the tables in force.",
     );
     sample(o, "eipd_table_version", &[], s.table_version);
+    pipeline(o, s);
+    eips(o, s);
+    paths(o, s);
+    workers(o, s);
+    out
+}
 
+fn pipeline(o: &mut String, s: &MetricsSnapshot) {
     header(
         o,
         "eipd_drops_total",
@@ -100,35 +130,38 @@ pub fn render(s: &MetricsSnapshot) -> String {
             s.counters.happened(*e),
         );
     }
+}
 
-    let eip_traffic = |i: usize| {
-        (
-            s.counters.eip_in.get(i).copied().unwrap_or_default(),
-            s.counters.eip_out.get(i).copied().unwrap_or_default(),
-        )
-    };
+fn eips(o: &mut String, s: &MetricsSnapshot) {
+    header(o, "eipd_eips", "gauge", "EIPs in the tables in force.");
+    sample(o, "eipd_eips", &[], s.eip_count);
     for (name, help, bytes) in [
         (
             "eipd_eip_packets_total",
-            "Packets per EIP: in = client to backend, out = backend to client. Resets when the table version changes.",
+            "Packets per EIP (the EIPs chosen by --metrics-eips): in = client to backend, out = backend to client. Resets when the table version changes.",
             false,
         ),
         (
             "eipd_eip_bytes_total",
-            "Bytes per EIP (inner packets): in = client to backend, out = backend to client. Resets when the table version changes.",
+            "Bytes per EIP (inner packets; the EIPs chosen by --metrics-eips): in = client to backend, out = backend to client. Resets when the table version changes.",
             true,
         ),
     ] {
         header(o, name, "counter", help);
-        for (i, eip) in s.eips.iter().enumerate() {
-            let (tin, tout) = eip_traffic(i);
-            for (dir, t) in [("in", tin), ("out", tout)] {
+        for eip in &s.eips {
+            for (dir, t) in [("in", eip.traffic_in), ("out", eip.traffic_out)] {
                 let v = if bytes { t.bytes } else { t.packets };
-                sample(o, name, &[("eip", eip), ("direction", dir)], v);
+                sample(o, name, &[("eip", &eip.address), ("direction", dir)], v);
             }
         }
     }
+}
 
+fn path_labels(p: &PathMetrics) -> [(&str, &str); 2] {
+    [("path", &p.name), ("region", &p.region)]
+}
+
+fn paths(o: &mut String, s: &MetricsSnapshot) {
     header(
         o,
         "eipd_path_packets_total",
@@ -136,12 +169,8 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Encapsulated packets sent over each backbone path. Resets when the table version changes.",
     );
     for p in &s.paths {
-        sample(
-            o,
-            "eipd_path_packets_total",
-            &[("path", &p.name)],
-            p.traffic.packets,
-        );
+        let name = "eipd_path_packets_total";
+        sample(o, name, &path_labels(p), p.traffic.packets);
     }
     header(
         o,
@@ -150,12 +179,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Encapsulated bytes (outer) sent over each backbone path. Resets when the table version changes.",
     );
     for p in &s.paths {
-        sample(
-            o,
-            "eipd_path_bytes_total",
-            &[("path", &p.name)],
-            p.traffic.bytes,
-        );
+        sample(o, "eipd_path_bytes_total", &path_labels(p), p.traffic.bytes);
     }
     header(
         o,
@@ -164,51 +188,98 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "1 if the path is up (prober health, else table state), 0 otherwise.",
     );
     for p in &s.paths {
-        sample(o, "eipd_path_up", &[("path", &p.name)], u8::from(p.up));
+        sample(o, "eipd_path_up", &path_labels(p), u8::from(p.up));
+    }
+
+    // The prober's measurements: probed paths only.
+    let probed = || s.paths.iter().filter_map(|p| Some((p, p.probe.as_ref()?)));
+    header(
+        o,
+        "eipd_path_probes_sent_total",
+        "counter",
+        "Probes sent over each probed path since it was first probed.",
+    );
+    for (p, m) in probed() {
+        let name = "eipd_path_probes_sent_total";
+        sample(o, name, &path_labels(p), m.counters.sent);
     }
     header(
         o,
-        "eipd_path_rtt_seconds",
-        "gauge",
-        "Probe round-trip time quantiles over the prober's window.",
+        "eipd_path_probes_lost_total",
+        "counter",
+        "Probes lost (timed out or answered late) on each probed path since it was first probed.",
     );
-    for p in &s.paths {
-        for (q, rtt) in ["0.5", "0.9", "0.99"].iter().zip(p.rtt) {
-            if let Some(rtt) = rtt {
-                sample(
-                    o,
-                    "eipd_path_rtt_seconds",
-                    &[("path", &p.name), ("quantile", q)],
-                    rtt.as_secs_f64(),
-                );
-            }
-        }
+    for (p, m) in probed() {
+        let name = "eipd_path_probes_lost_total";
+        sample(o, name, &path_labels(p), m.counters.lost);
     }
     header(
         o,
         "eipd_path_loss_ratio",
         "gauge",
-        "Lost probes / probes over the prober's window.",
+        "Lost probes / probes over the prober's loss window.",
     );
-    for p in &s.paths {
-        if let Some(loss) = p.loss {
-            sample(o, "eipd_path_loss_ratio", &[("path", &p.name)], loss);
+    for (p, m) in probed() {
+        sample(o, "eipd_path_loss_ratio", &path_labels(p), m.loss);
+    }
+    header(
+        o,
+        "eipd_path_srtt_seconds",
+        "gauge",
+        "Smoothed probe round-trip time (RFC 6298), what path selection compares.",
+    );
+    for (p, m) in probed() {
+        if let Some(srtt) = m.srtt {
+            let name = "eipd_path_srtt_seconds";
+            sample(o, name, &path_labels(p), srtt.as_secs_f64());
         }
     }
+    header(
+        o,
+        "eipd_path_rtt_seconds",
+        "histogram",
+        "Probe round-trip time of every reply in time, since the path was first probed.",
+    );
+    for (p, m) in probed() {
+        histogram(o, "eipd_path_rtt_seconds", &path_labels(p), &m.rtt);
+    }
+}
 
+fn workers(o: &mut String, s: &MetricsSnapshot) {
     let names = s.workers.first().map_or(&[][..], |w| &w.counters[..]);
-    for (i, (name, _)) in names.iter().enumerate() {
-        let metric = format!("eipd_worker_{name}_total");
+    for (i, (field, _)) in names.iter().enumerate() {
+        let (metric, in_ns) = counter_family("eipd_worker", field);
+        let help = if in_ns {
+            format!("AF_XDP worker counter {field}, in seconds, per device queue.")
+        } else {
+            format!("AF_XDP worker counter {field}, per device queue.")
+        };
+        header(o, &metric, "counter", &help);
+        for w in &s.workers {
+            let q = w.queue.to_string();
+            let value = w.counters.get(i).map_or(0, |(_, v)| *v);
+            if in_ns {
+                sample(o, &metric, &[("queue", &q)], seconds(value));
+            } else {
+                sample(o, &metric, &[("queue", &q)], value);
+            }
+        }
+    }
+    let names = s.sockets.first().map_or(&[][..], |k| &k.counters[..]);
+    for (i, (field, _)) in names.iter().enumerate() {
+        let metric = format!("eipd_xsk_{field}_total");
         header(
             o,
             &metric,
             "counter",
-            &format!("AF_XDP worker counter {name}, per device queue."),
+            &format!(
+                "AF_XDP socket counter {field} (kernel XDP_STATISTICS), per device queue and port."
+            ),
         );
-        for w in &s.workers {
-            let q = w.queue.to_string();
-            let value = w.counters.get(i).map_or(0, |(_, v)| *v);
-            sample(o, &metric, &[("queue", &q)], value);
+        for k in &s.sockets {
+            let q = k.queue.to_string();
+            let value = k.counters.get(i).map_or(0, |(_, v)| *v);
+            sample(o, &metric, &[("queue", &q), ("port", &k.port)], value);
         }
     }
 
@@ -235,12 +306,12 @@ pub fn render(s: &MetricsSnapshot) -> String {
     header(
         o,
         "eipd_batch_latency_seconds",
-        "summary",
+        "histogram",
         "Time the pipeline took per received batch, per worker, since start.",
     );
     for w in &s.workers {
         let q = w.queue.to_string();
-        summary(
+        histogram(
             o,
             "eipd_batch_latency_seconds",
             &[("queue", &q)],
@@ -259,76 +330,91 @@ pub fn render(s: &MetricsSnapshot) -> String {
             o,
             "eipd_batch_latency_max_seconds",
             &[("queue", &q)],
-            seconds(w.latency.max_ns),
+            seconds(w.latency_max_ns),
         );
     }
-    header(
-        o,
-        "eipd_batch_latency_all_seconds",
-        "summary",
-        "Time the pipeline took per received batch, all workers merged, since start.",
-    );
-    summary(o, "eipd_batch_latency_all_seconds", &[], &s.latency);
-    header(
-        o,
-        "eipd_batch_latency_all_max_seconds",
-        "gauge",
-        "Longest batch processing time of any worker, since start.",
-    );
-    sample(
-        o,
-        "eipd_batch_latency_all_max_seconds",
-        &[],
-        seconds(s.latency.max_ns),
-    );
-    out
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
+    use crate::health::ProbeCounters;
     use crate::metrics::*;
     use eip_dataplane::counters::{Counters, Traffic};
     use std::time::Duration;
 
-    pub(crate) fn snapshot() -> MetricsSnapshot {
+    fn snapshot() -> MetricsSnapshot {
         let mut counters = Counters::new(1, 1);
         counters.drop(DropReason::NoPath);
         counters.event(Event::Rx);
         counters.event(Event::Rx);
-        counters.eip_in[0].add(100);
-        counters.path[0].add(150);
         let mut slot = LatencySlot::default();
         for v in [1_000, 2_000, 3_000, 1_000_000] {
             slot.hist.record(v).unwrap();
             slot.sum_ns += v;
         }
+        let mut rtt = RttHistogram::rtt();
+        rtt.record(Duration::from_micros(250));
+        rtt.record(Duration::from_millis(3));
         let worker = WorkerMetrics {
             queue: 0,
-            counters: vec![("rx_packets", 7), ("tx_packets", 0), ("fill_ring_empty", 0)],
+            counters: vec![("rx_packets", 7), ("tx_packets", 0), ("busy_ns", 1_500)],
             frames: UmemFrames {
                 total: 4096,
                 free: 100,
                 ..Default::default()
             },
-            latency: slot.summary(),
+            latency: slot.histogram(),
+            latency_max_ns: slot.hist.max(),
+        };
+        let path = |name: &str, probe| PathMetrics {
+            name: name.into(),
+            region: "eu".into(),
+            traffic: Traffic {
+                packets: 1,
+                bytes: 150,
+            },
+            up: true,
+            probe,
         };
         MetricsSnapshot {
+            build: BuildInfo {
+                version: "0.1.0".into(),
+                commit: "abc1234".into(),
+            },
             table_version: 3,
             counters,
-            eips: vec!["192.0.2.10".into()],
-            paths: vec![PathMetrics {
-                name: "a\"b\\c\nd".into(),
-                traffic: Traffic {
+            eip_count: 2,
+            eips: vec![EipMetrics {
+                address: "192.0.2.10".into(),
+                traffic_in: Traffic {
                     packets: 1,
-                    bytes: 150,
+                    bytes: 100,
                 },
-                up: true,
-                rtt: [Some(Duration::from_micros(250)), None, None],
-                loss: Some(0.25),
+                traffic_out: Traffic::default(),
             }],
-            latency: worker.latency,
+            paths: vec![
+                path(
+                    "a\"b\\c\nd",
+                    Some(ProbeMetrics {
+                        srtt: Some(Duration::from_micros(250)),
+                        loss: 0.25,
+                        counters: ProbeCounters {
+                            sent: 8,
+                            lost: 2,
+                            ..Default::default()
+                        },
+                        rtt: rtt.metrics(),
+                    }),
+                ),
+                path("static", None),
+            ],
             workers: vec![worker],
+            sockets: vec![SocketMetrics {
+                queue: 0,
+                port: "uplink".into(),
+                counters: vec![("rx_fill_ring_empty_descs", 4)],
+            }],
         }
     }
 
@@ -336,58 +422,95 @@ pub(super) mod tests {
     fn renders_exact_lines() {
         let text = render(&snapshot());
         let lines: Vec<&str> = text.lines().collect();
+        let p = "path=\"a\\\"b\\\\c\\nd\",region=\"eu\"";
         for want in [
-            "# HELP eipd_table_version Version of the tables in force.",
-            "# TYPE eipd_table_version gauge",
-            "eipd_table_version 3",
-            "# TYPE eipd_drops_total counter",
-            "eipd_drops_total{reason=\"no_path\"} 1",
-            "eipd_drops_total{reason=\"truncated\"} 0",
-            "eipd_events_total{event=\"rx\"} 2",
-            "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"in\"} 1",
-            "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"out\"} 0",
-            "eipd_eip_bytes_total{eip=\"192.0.2.10\",direction=\"in\"} 100",
-            "eipd_path_packets_total{path=\"a\\\"b\\\\c\\nd\"} 1",
-            "eipd_path_bytes_total{path=\"a\\\"b\\\\c\\nd\"} 150",
-            "eipd_path_up{path=\"a\\\"b\\\\c\\nd\"} 1",
-            "eipd_path_rtt_seconds{path=\"a\\\"b\\\\c\\nd\",quantile=\"0.5\"} 0.00025",
-            "eipd_path_loss_ratio{path=\"a\\\"b\\\\c\\nd\"} 0.25",
-            "# TYPE eipd_worker_rx_packets_total counter",
-            "eipd_worker_rx_packets_total{queue=\"0\"} 7",
-            "eipd_worker_tx_packets_total{queue=\"0\"} 0",
-            "eipd_umem_frames{queue=\"0\",state=\"total\"} 4096",
-            "eipd_umem_frames{queue=\"0\",state=\"free\"} 100",
-            "# TYPE eipd_batch_latency_seconds summary",
-            "eipd_batch_latency_seconds{queue=\"0\",quantile=\"0.5\"} 0.000002007",
-            "eipd_batch_latency_seconds_count{queue=\"0\"} 4",
-            "eipd_batch_latency_seconds_sum{queue=\"0\"} 0.001006",
-            "eipd_batch_latency_all_seconds_count 4",
+            "# TYPE eipd_build_info gauge".to_string(),
+            "eipd_build_info{version=\"0.1.0\",commit=\"abc1234\"} 1".into(),
+            "# HELP eipd_table_version Version of the tables in force.".into(),
+            "# TYPE eipd_table_version gauge".into(),
+            "eipd_table_version 3".into(),
+            "# TYPE eipd_drops_total counter".into(),
+            "eipd_drops_total{reason=\"no_path\"} 1".into(),
+            "eipd_drops_total{reason=\"truncated\"} 0".into(),
+            "eipd_events_total{event=\"rx\"} 2".into(),
+            "eipd_eips 2".into(),
+            "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"in\"} 1".into(),
+            "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"out\"} 0".into(),
+            "eipd_eip_bytes_total{eip=\"192.0.2.10\",direction=\"in\"} 100".into(),
+            format!("eipd_path_packets_total{{{p}}} 1"),
+            format!("eipd_path_bytes_total{{{p}}} 150"),
+            format!("eipd_path_up{{{p}}} 1"),
+            "eipd_path_up{path=\"static\",region=\"eu\"} 1".into(),
+            format!("eipd_path_probes_sent_total{{{p}}} 8"),
+            format!("eipd_path_probes_lost_total{{{p}}} 2"),
+            format!("eipd_path_loss_ratio{{{p}}} 0.25"),
+            format!("eipd_path_srtt_seconds{{{p}}} 0.00025"),
+            "# TYPE eipd_path_rtt_seconds histogram".into(),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"0.0001\"}} 0"),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"0.00025\"}} 1"),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"0.0025\"}} 1"),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"0.005\"}} 2"),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"1\"}} 2"),
+            format!("eipd_path_rtt_seconds_bucket{{{p},le=\"+Inf\"}} 2"),
+            format!("eipd_path_rtt_seconds_sum{{{p}}} 0.00325"),
+            format!("eipd_path_rtt_seconds_count{{{p}}} 2"),
+            "# TYPE eipd_worker_rx_packets_total counter".into(),
+            "eipd_worker_rx_packets_total{queue=\"0\"} 7".into(),
+            "eipd_worker_tx_packets_total{queue=\"0\"} 0".into(),
+            "# TYPE eipd_worker_busy_seconds_total counter".into(),
+            "eipd_worker_busy_seconds_total{queue=\"0\"} 0.0000015".into(),
+            "# TYPE eipd_xsk_rx_fill_ring_empty_descs_total counter".into(),
+            "eipd_xsk_rx_fill_ring_empty_descs_total{queue=\"0\",port=\"uplink\"} 4".into(),
+            "eipd_umem_frames{queue=\"0\",state=\"total\"} 4096".into(),
+            "eipd_umem_frames{queue=\"0\",state=\"free\"} 100".into(),
+            "# TYPE eipd_batch_latency_seconds histogram".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.0000005\"} 0".into(),
+            // 1 us sits in the HDR bucket 1000..=1003 ns: not counted at 1 us.
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.000001\"} 0".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.000002\"} 1".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.000005\"} 3".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.001\"} 3".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.002\"} 4".into(),
+            "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"+Inf\"} 4".into(),
+            "eipd_batch_latency_seconds_count{queue=\"0\"} 4".into(),
+            "eipd_batch_latency_seconds_sum{queue=\"0\"} 0.001006".into(),
         ] {
-            assert!(lines.contains(&want), "missing {want:?} in\n{text}");
+            assert!(
+                lines.contains(&want.as_str()),
+                "missing {want:?} in\n{text}"
+            );
         }
-        // Unmeasured RTT quantiles are left out, not shown as zero.
-        assert!(!text.contains("quantile=\"0.9\"} 0\n"));
+        // Unprobed paths have no probe series; nothing is shown in ns.
+        assert!(!lines.iter().any(|l| l.starts_with("eipd_path_")
+            && l.contains("static")
+            && !l.starts_with("eipd_path_up")
+            && !l.contains("_packets_")
+            && !l.contains("_bytes_")));
         assert!(!lines
             .iter()
-            .any(|l| l.starts_with("eipd_path_rtt_seconds") && l.contains("0.99")));
-        // p99.9 and max see the 1 ms batch (2 significant digits).
+            .any(|l| !l.starts_with('#') && l.split('{').next().unwrap().contains("_ns")));
+        // The max sees the 1 ms batch (2 significant digits).
         let max = lines
             .iter()
             .find(|l| l.starts_with("eipd_batch_latency_max_seconds{queue=\"0\"}"))
             .unwrap();
         let v: f64 = max.rsplit(' ').next().unwrap().parse().unwrap();
         assert!((0.00099..=0.00101).contains(&v), "{max}");
-        // Every sample line belongs to a metric with a TYPE line.
+        // Every sample line belongs to a family with HELP and TYPE lines.
         for l in lines.iter().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap();
-            let base = name
-                .strip_suffix("_sum")
-                .or_else(|| name.strip_suffix("_count"))
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    let base = name.strip_suffix(suffix)?;
+                    text.contains(&format!("# TYPE {base} histogram"))
+                        .then_some(base)
+                })
                 .unwrap_or(name);
             assert!(
-                text.contains(&format!("# TYPE {name} "))
-                    || text.contains(&format!("# TYPE {base} summary")),
-                "no TYPE for {l}"
+                text.contains(&format!("# TYPE {family} "))
+                    && text.contains(&format!("# HELP {family} ")),
+                "no HELP/TYPE for {l}"
             );
         }
     }
