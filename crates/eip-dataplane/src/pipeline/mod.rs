@@ -21,14 +21,20 @@ mod ratelimit;
 #[cfg(test)]
 mod tests;
 
-pub use encap::write_header as write_encap_header;
+pub use encap::{write_header as write_encap_header, EncapRepr};
 pub use frag::FRAGMENT_TIMEOUT_NS;
 
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
 use crate::tables::{EipId, Service, Tables};
-use crate::wire::{ethertype, icmpv4, icmpv6, ip_proto};
+use crate::wire::ethernet::{self, EthernetFrame};
+use crate::wire::icmpv4::{self, Icmpv4Packet};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::udp::{self, UdpPacket};
+use crate::wire::vxlan::{self, VxlanHeader};
+use crate::wire::{ethertype, ip_proto};
 use frag::{FragmentTable, FragmentTarget};
 use parse::{Fragment, IpInfo};
 use ratelimit::TokenBucket;
@@ -195,10 +201,17 @@ impl Pipeline {
     #[inline(never)]
     fn warm_up(&self, t: &Tables, frames: &[Frame<'_>]) {
         let mut touched = 0u64;
+        const IPV4_AT: usize = ethernet::HEADER_LEN;
+        const END: usize = IPV4_AT + ipv4::MIN_HEADER_LEN;
         for f in frames {
             let d = f.data();
-            if d.len() >= 34 && d[12] == 0x08 && d[13] == 0x00 {
-                if let Some(id) = t.eip_v4([d[30], d[31], d[32], d[33]]) {
+            // One length check for both views: neither can index out of range.
+            let Some(d) = d.get(..END) else {
+                continue;
+            };
+            if EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4 {
+                let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
+                if let Some(id) = t.eip_v4(dst) {
                     let id = id as usize;
                     touched ^= t.eips[id].region as u64;
                     touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
@@ -242,11 +255,12 @@ impl Pipeline {
                 }
                 if ip.protocol == ip_proto::UDP
                     && ip.has_l4()
-                    && ip.end >= ip.l4 + 8
+                    && ip.end >= ip.l4 + udp::HEADER_LEN
                     && t.is_local_vtep(dst)
                 {
-                    let dport = u16::from_be_bytes([data[ip.l4 + 2], data[ip.l4 + 3]]);
-                    if dport == t.vxlan_port {
+                    // The UDP header is whole (checked just above).
+                    let outer_udp = UdpPacket::new_unchecked(&data[ip.l4..ip.l4 + udp::HEADER_LEN]);
+                    if outer_udp.dst_port() == t.vxlan_port {
                         return self.tunnel_return(now, t, frame, ip);
                     }
                 }
@@ -297,21 +311,22 @@ impl Pipeline {
         let (hash_ports, icmp_error) = match ports.present {
             true => ((ports.src, ports.dst), false),
             false if ip.protocol == icmp_proto && ip.has_l4() => {
-                if ip.end < ip.l4 + 8 {
-                    return Err(DropReason::BadL4Header);
-                }
-                let kind = data[ip.l4];
-                let is_error = if ip.v6 {
-                    kind < 128
+                let msg = icmp_header(data, &ip)?;
+                let (is_error, echo, ident) = if ip.v6 {
+                    let m = Icmpv6Packet::new_unchecked(msg);
+                    (
+                        m.is_error(),
+                        m.msg_type() == icmpv6::ECHO_REQUEST,
+                        m.echo_ident(),
+                    )
                 } else {
-                    icmpv4_is_error(kind)
+                    let m = Icmpv4Packet::new_unchecked(msg);
+                    (
+                        m.is_error(),
+                        m.msg_type() == icmpv4::ECHO_REQUEST,
+                        m.echo_ident(),
+                    )
                 };
-                let echo = if ip.v6 {
-                    kind == icmpv6::ECHO_REQUEST
-                } else {
-                    kind == icmpv4::ECHO_REQUEST
-                };
-                let ident = u16::from_be_bytes([data[ip.l4 + 4], data[ip.l4 + 5]]);
                 ((if echo { ident } else { 0 }, 0), is_error)
             }
             false => ((0, 0), false),
@@ -434,17 +449,19 @@ impl Pipeline {
         outer: IpInfo,
     ) -> Result<Verdict, DropReason> {
         let data = frame.data();
-        let vx = outer.l4 + 8;
-        let inner_l2 = vx + 8;
-        let inner_l3 = inner_l2 + 14;
+        let vx = outer.l4 + udp::HEADER_LEN;
+        let inner_l2 = vx + vxlan::HEADER_LEN;
+        let inner_l3 = inner_l2 + ethernet::HEADER_LEN;
         if outer.end < inner_l3 {
             return Err(DropReason::Truncated);
         }
-        if data[vx] & 0x08 == 0 {
-            return Err(DropReason::BadVxlan);
-        }
-        let vni = u32::from_be_bytes([0, data[vx + 4], data[vx + 5], data[vx + 6]]);
-        let vtep: [u8; 4] = data[outer.src()..outer.src() + 4].try_into().unwrap();
+        // Both headers are whole (checked just above); `new_checked` on the VXLAN
+        // header only adds the I flag check, its length check folds away.
+        let vni = VxlanHeader::new_checked(&data[vx..inner_l2])
+            .map_err(|_| DropReason::BadVxlan)?
+            .vni();
+        let inner_et = EthernetFrame::new_unchecked(&data[inner_l2..inner_l3]).ethertype();
+        let vtep = Ipv4Packet::new_unchecked(&data[outer.l3..outer.l4]).src_addr();
         let region = t.tunnel_region(vtep, vni).map_err(|known| {
             if known {
                 DropReason::WrongVni
@@ -454,7 +471,6 @@ impl Pipeline {
         })?;
         // Parse the inner packet on the slice of the outer packet only.
         let inner_data = &data[..outer.end];
-        let inner_et = u16::from_be_bytes([data[inner_l2 + 12], data[inner_l2 + 13]]);
         let ip = match inner_et {
             ethertype::IPV4 => parse::ipv4(inner_data, inner_l3)?,
             ethertype::IPV6 => parse::ipv6(inner_data, inner_l3)?,
@@ -479,14 +495,11 @@ impl Pipeline {
             ip_proto::ICMP
         };
         let icmp_error = ip.protocol == icmp_proto && ip.has_l4() && {
-            if ip.end < ip.l4 + 8 {
-                return Err(DropReason::BadL4Header);
-            }
-            let kind = data[ip.l4];
+            let msg = icmp_header(data, &ip)?;
             if ip.v6 {
-                kind < 128
+                Icmpv6Packet::new_unchecked(msg).is_error()
             } else {
-                icmpv4_is_error(kind)
+                Icmpv4Packet::new_unchecked(msg).is_error()
             }
         };
 
@@ -519,9 +532,10 @@ impl Pipeline {
         if !(frame.pull_head(inner_l2) && frame.set_len(14 + inner_len)) {
             return Err(DropReason::Truncated);
         }
-        let data = frame.data_mut();
-        data[0..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
-        data[6..12].copy_from_slice(&port.mac);
+        // The inner Ethernet header is whole (checked on entry).
+        let mut eth = EthernetFrame::new_unchecked(frame.data_mut());
+        eth.set_dst_addr(port.gateway_mac.unwrap_or([0xff; 6]));
+        eth.set_src_addr(port.mac);
         self.counters.eip_out[eip_id as usize].add(inner_len);
         self.counters.event(Event::Decapsulated);
         Ok(Verdict::Tx(t.internet_port))
@@ -554,10 +568,16 @@ impl Pipeline {
     }
 }
 
-/// ICMPv4 types that are errors quoting a packet (RFC 792, RFC 1812).
+/// The 8-byte header of the ICMP or ICMPv6 message at `ip.l4`, or `BadL4Header`
+/// when the packet is too short for it. Both views have the same header length,
+/// so an unchecked view of either over this slice cannot index out of range.
 #[inline(always)]
-fn icmpv4_is_error(kind: u8) -> bool {
-    matches!(kind, 3 | 4 | 5 | 11 | 12)
+fn icmp_header<'d>(data: &'d [u8], ip: &IpInfo) -> Result<&'d [u8], DropReason> {
+    const _: () = assert!(icmpv4::HEADER_LEN == icmpv6::HEADER_LEN);
+    if ip.end < ip.l4 + icmpv4::HEADER_LEN {
+        return Err(DropReason::BadL4Header);
+    }
+    Ok(&data[ip.l4..ip.l4 + icmpv4::HEADER_LEN])
 }
 
 /// The service of an EIP for this protocol and destination port.

@@ -71,8 +71,9 @@ pub struct Path {
     pub state: PathState,
     pub source: Ipv4Addr,
     pub destination: Ipv4Addr,
-    /// Outer Ethernet, IPv4 (total length 0, checksum over that), UDP (ports, length
-    /// 0, checksum 0), VXLAN and inner Ethernet (ethertype 0): patched per packet.
+    /// Outer Ethernet, IPv4, UDP (checksum 0), VXLAN and inner Ethernet, as
+    /// [`crate::pipeline::EncapRepr::emit`] writes them for an empty inner packet;
+    /// [`crate::pipeline::write_encap_header`] completes a copy per packet.
     pub template: [u8; ENCAP_LEN],
     /// Largest inner IP packet that fits: `mtu - ENCAP_IP_OVERHEAD`.
     pub inner_mtu: u16,
