@@ -124,7 +124,7 @@ pub fn encapsulate(
 /// Writes a path's VXLAN encapsulation of an inner IP packet of `inner_len`
 /// bytes whose flow hash is `hash`: the path's `template` with the outer total
 /// length and checksum, the UDP source port (from `hash`) and length, and the
-/// inner ethertype filled in. Shared by data ([`encapsulate`]) and the control
+/// inner ethertype filled in. Shared by data (`encapsulate`) and the control
 /// side's path probes, so that a probe is encapsulated exactly as data is.
 #[inline(always)]
 pub fn write_header(

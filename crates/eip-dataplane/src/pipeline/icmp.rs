@@ -3,9 +3,10 @@
 //! the host that sent the original recognises it, and path MTU discovery works
 //! through the NAT).
 
+use super::ingress::service_backend;
 use super::nat::{self, Sum};
 use super::parse::{Fragment, IpInfo};
-use super::{service_backend, Addr};
+use super::Addr;
 use crate::counters::DropReason;
 use crate::flow;
 use crate::frame::Frame;

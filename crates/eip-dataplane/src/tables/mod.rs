@@ -54,7 +54,7 @@ pub struct Region {
     pub paths: Vec<PathId>,
     /// Flow-hash slot -> path, a Maglev table over the usable paths (empty: none).
     pub path_table: Box<[PathId]>,
-    /// Remainder by `path_table.len()` without a division, for [`flow::path_slot`].
+    /// Remainder by `path_table.len()` without a division, for [`crate::flow::path_slot`].
     pub path_mod: crate::flow::FastMod,
     /// True when no path is up and the table holds the fallback (down, not disabled) set.
     pub panic: bool,
