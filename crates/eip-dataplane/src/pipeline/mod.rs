@@ -206,9 +206,9 @@ impl Pipeline {
     /// prefetch intrinsics: the loads themselves are the prefetch.
     #[inline(never)]
     fn warm_up(&self, t: &Tables, frames: &[Frame<'_>]) {
-        let mut touched = 0u64;
         const IPV4_AT: usize = ethernet::HEADER_LEN;
         const END: usize = IPV4_AT + ipv4::MIN_HEADER_LEN;
+        let mut touched = 0u64;
         for f in frames {
             let d = f.data();
             // One length check for both views: neither can index out of range.
