@@ -1,10 +1,11 @@
 //! Benchmark workloads: tables plus a pool of frames. Deterministic (fixed seeds).
 
 use anyhow::{Context, Result};
-use eip_dataplane::tables::spec::*;
+use eip_dataplane::tables::spec::{PopSpec, Protocol};
+use eip_dataplane::testkit::frames::FrameBuilder;
+use eip_dataplane::testkit::pop::{self, PopBuilder};
 use eip_dataplane::Tables;
-use etherparse::PacketBuilder;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Instant;
 
@@ -23,11 +24,6 @@ pub struct Workload {
     pub build_ms: f64,
 }
 
-const GW: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
-const INET: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const POP_VTEP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-const REGION_VTEP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-
 /// Small deterministic PRNG (xorshift64*), so pools are the same on every run.
 struct Rng(u64);
 impl Rng {
@@ -39,81 +35,11 @@ impl Rng {
     }
 }
 
-fn base_spec(paths: usize) -> PopSpec {
-    PopSpec {
-        pop: PopSection {
-            name: "bench".into(),
-            vtep: POP_VTEP,
-            extra_vteps: vec![],
-            vxlan_port: 4789,
-            inner_mac: MacAddr([2, 0, 0, 0, 1, 1]),
-            outer_ttl: 64,
-            probe_source: None,
-        },
-        ports: vec![
-            PortSpec {
-                name: "internet".into(),
-                role: PortRole::Internet,
-                interface: None,
-                mac: MacAddr(INET),
-                gateway_mac: Some(MacAddr(GW)),
-                gateway: None,
-            },
-            PortSpec {
-                name: "backbone".into(),
-                role: PortRole::Backbone,
-                interface: None,
-                mac: MacAddr([2, 0, 0, 0, 0, 2]),
-                gateway_mac: None,
-                gateway: None,
-            },
-        ],
-        regions: vec![RegionSpec {
-            name: "bj".into(),
-            vni: 100,
-            vtep: REGION_VTEP,
-            inner_mac: MacAddr([2, 0, 0, 0, 0x10, 1]),
-            probe_target: None,
-        }],
-        paths: (0..paths)
-            .map(|i| PathSpec {
-                name: format!("path{i}"),
-                region: "bj".into(),
-                port: "backbone".into(),
-                next_hop_mac: Some(MacAddr([2, 0, 0, 0, 2, i as u8])),
-                next_hop: None,
-                source: None,
-                destination: None,
-                mtu: 1550,
-                weight: 1,
-                state: PathState::Up,
-            })
-            .collect(),
-        eips: vec![],
-    }
-}
-
-/// EIP i of a benchmark: 198.18.0.0/15 (RFC 2544 benchmarking) for up to 131072,
-/// beyond that 100.64.0.0/10; backends in 10.0.0.0/8.
-fn eip_addr(i: u32) -> Ipv4Addr {
-    if i < 131_072 {
-        Ipv4Addr::from(0xC612_0000 + i)
-    } else {
-        Ipv4Addr::from(0x6440_0000 + i)
-    }
-}
-
-fn one_to_one(eips: u32) -> PopSpec {
-    let mut spec = base_spec(2);
-    spec.eips = (0..eips)
-        .map(|i| EipSpec {
-            address: eip_addr(i).into(),
-            region: "bj".into(),
-            backend: Some(Ipv4Addr::from(0x0A00_0000 + i).into()),
-            services: vec![],
-        })
-        .collect();
-    spec
+/// The benchmark POP: region `bj` behind two equal paths, no EIP yet.
+fn bench_pop() -> PopBuilder {
+    PopBuilder::new("bench")
+        .region(pop::region("bj", pop::VNI, pop::REGION_VTEP))
+        .paths("bj", "backbone", 2, 1550)
 }
 
 fn build(spec: &PopSpec) -> (Tables, f64) {
@@ -122,18 +48,29 @@ fn build(spec: &PopSpec) -> (Tables, f64) {
     (tables, t0.elapsed().as_secs_f64() * 1e3)
 }
 
+/// A client address in 203.0.113.0/24 and a source port, drawn from `rng`.
+fn client(rng: &mut Rng) -> [u8; 4] {
+    Ipv4Addr::from(0xCB00_7100 | (rng.next() as u32 & 0xFF)).octets()
+}
+
+fn client_port(rng: &mut Rng) -> u16 {
+    1024 + (rng.next() % 60000) as u16
+}
+
+/// A frame from the Internet gateway to our Internet port.
+fn from_internet() -> FrameBuilder {
+    FrameBuilder::ethernet(pop::GATEWAY_MAC, pop::INTERNET_MAC)
+}
+
 /// A UDP frame of `frame_len` bytes (without FCS) from a client to `dst`.
 fn udp_frame(rng: &mut Rng, dst: Ipv4Addr, frame_len: usize) -> Vec<u8> {
-    let client = Ipv4Addr::from(0xCB00_7100 | (rng.next() as u32 & 0xFF)).octets();
-    let sport = 1024 + (rng.next() % 60000) as u16;
+    let client = client(rng);
+    let sport = client_port(rng);
     let payload = vec![0x5A; frame_len.saturating_sub(14 + 20 + 8)];
-    let mut out = Vec::with_capacity(frame_len);
-    PacketBuilder::ethernet2(GW, INET)
+    from_internet()
         .ipv4(client, dst.octets(), 64)
         .udp(sport, 443)
-        .write(&mut out, &payload)
-        .unwrap();
-    out
+        .build(&payload)
 }
 
 /// The benchmark fixtures made by `pcap-fixtures/make_fixtures.py`.
@@ -160,30 +97,22 @@ pub fn imix_1k_eips() -> Result<Workload> {
 
 /// Returns through the tunnel (decapsulation + SNAT), 64-byte inner frames.
 pub fn returns_1k_eips() -> Workload {
-    let (tables, build_ms) = build(&one_to_one(1000));
+    let (tables, build_ms) = build(&bench_pop().one_to_one_eips(1000, "bj").spec());
     let mut rng = Rng(0x9ABC);
     let frames = (0..4096)
         .map(|_| {
-            let backend = Ipv4Addr::from(0x0A00_0000 + (rng.next() % 1000) as u32);
-            let mut inner = Vec::new();
-            PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 0x10, 1])
-                .ipv4(
-                    backend.octets(),
-                    [203, 0, 113, (rng.next() & 0xFF) as u8],
-                    64,
-                )
-                .udp(443, 1024 + (rng.next() % 60000) as u16)
-                .write(&mut inner, &[0x5A; 18])
-                .unwrap();
-            let mut vx = vec![0x08, 0, 0, 0, 0, 0, 100, 0];
-            vx.extend_from_slice(&inner);
-            let mut out = Vec::new();
-            PacketBuilder::ethernet2([2, 0, 0, 0, 2, 0], [2, 0, 0, 0, 0, 2])
-                .ipv4(REGION_VTEP.octets(), POP_VTEP.octets(), 64)
+            let backend = pop::backend_addr((rng.next() % 1000) as u32);
+            let client = [203, 0, 113, (rng.next() & 0xFF) as u8];
+            let client_port = client_port(&mut rng);
+            let inner = FrameBuilder::ethernet(pop::POP_INNER_MAC, pop::REGION_INNER_MAC)
+                .ipv4(backend.octets(), client, 64)
+                .udp(443, client_port)
+                .build(&[0x5A; 18]);
+            FrameBuilder::ethernet(pop::next_hop_mac(0), pop::BACKBONE_MAC)
+                .ipv4(pop::REGION_VTEP.octets(), pop::POP_VTEP.octets(), 64)
                 .udp(50000 + (rng.next() % 1000) as u16, 4789)
-                .write(&mut out, &vx)
-                .unwrap();
-            out
+                .vxlan(pop::VNI)
+                .build(&inner)
         })
         .collect();
     Workload {
@@ -197,11 +126,11 @@ pub fn returns_1k_eips() -> Workload {
 
 /// 60-byte frames to 1,000,000 EIPs, spread so most lookups miss the CPU caches.
 pub fn small_frames_1m_eips() -> Workload {
-    let (tables, build_ms) = build(&one_to_one(1_000_000));
+    let (tables, build_ms) = build(&bench_pop().one_to_one_eips(1_000_000, "bj").spec());
     let mut rng = Rng(0xDEF0);
     let frames = (0..65_536)
         .map(|_| {
-            let dst = eip_addr((rng.next() % 1_000_000) as u32);
+            let dst = pop::eip_addr((rng.next() % 1_000_000) as u32);
             udp_frame(&mut rng, dst, 60)
         })
         .collect();
@@ -216,40 +145,25 @@ pub fn small_frames_1m_eips() -> Workload {
 
 /// One EIP with a TCP service over 1,000 weighted backends (Maglev), many flows.
 pub fn service_1000_backends() -> Workload {
-    let mut spec = base_spec(2);
-    spec.eips = vec![EipSpec {
-        address: eip_addr(0).into(),
-        region: "bj".into(),
-        backend: None,
-        services: vec![ServiceSpec {
-            protocol: Protocol::Tcp,
-            port: 443,
-            backends: (0..1000)
-                .map(|i| BackendSpec {
-                    address: IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i)),
-                    port: Some(8443),
-                    weight: 1 + i % 3,
-                })
-                .collect(),
-        }],
-    }];
+    let backends = (0..1000).map(|i| pop::backend(pop::backend_addr(i), Some(8443), 1 + i % 3));
+    let spec = bench_pop()
+        .eip(pop::service_eip(
+            pop::eip_addr(0),
+            "bj",
+            [pop::service(Protocol::Tcp, 443, backends)],
+        ))
+        .spec();
     let (tables, build_ms) = build(&spec);
     let mut rng = Rng(0x4242);
     let frames = (0..65_536)
         .map(|_| {
-            let client = Ipv4Addr::from(0xCB00_7100 | (rng.next() as u32 & 0xFF)).octets();
-            let mut out = Vec::new();
-            PacketBuilder::ethernet2(GW, INET)
-                .ipv4(client, eip_addr(0).octets(), 64)
-                .tcp(
-                    1024 + (rng.next() % 60000) as u16,
-                    443,
-                    rng.next() as u32,
-                    1000,
-                )
-                .write(&mut out, &[0x5A; 6])
-                .unwrap();
-            out
+            let client = client(&mut rng);
+            let sport = client_port(&mut rng);
+            from_internet()
+                .ipv4(client, pop::eip_addr(0).octets(), 64)
+                .tcp(sport, 443)
+                .seq(rng.next() as u32)
+                .build(&[0x5A; 6])
         })
         .collect();
     Workload {
@@ -282,4 +196,22 @@ pub fn from_pcap(config: &Path, pcap: &Path) -> Result<Workload> {
         frames,
         build_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eip_dataplane::testkit::run_one;
+    use eip_dataplane::Verdict;
+
+    /// Every synthetic frame is forwarded: the benchmark measures the work it names.
+    #[test]
+    fn synthetic_workloads_are_forwarded() {
+        for w in [returns_1k_eips(), service_1000_backends()] {
+            for frame in w.frames.iter().take(256) {
+                let (verdict, _, _) = run_one(&w.tables, frame, w.input_port);
+                assert!(matches!(verdict, Verdict::Tx(_)), "{}: {verdict:?}", w.name);
+            }
+        }
+    }
 }

@@ -7,6 +7,13 @@
 
 use serde::Serialize;
 
+/// A `#[repr(u8)]` enum of counted causes, with `ALL`, `COUNT` and stable labels.
+///
+/// The cause is a value: it travels in `Result<_, DropReason>` and
+/// [`crate::Verdict::Drop`] and indexes a plain array. The AF_XDP driver's
+/// `counters!` (eip-afxdp `stats.rs`) declares a struct of named fields instead:
+/// its counters are never passed around as values, they are bumped by varying
+/// amounts (bytes, nanoseconds) at fixed places, so each macro fits its own job.
 macro_rules! counted_enum {
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[doc = $doc:literal])* $variant:ident => $label:literal,)* }) => {
         $(#[$meta])*

@@ -3,14 +3,20 @@
 //! the host that sent the original recognises it, and path MTU discovery works
 //! through the NAT).
 
+use super::ingress::service_backend;
 use super::nat::{self, Sum};
 use super::parse::{Fragment, IpInfo};
-use super::{service_backend, Addr};
+use super::Addr;
 use crate::counters::DropReason;
 use crate::flow;
 use crate::frame::Frame;
 use crate::tables::{Eip, EipId, RegionId, Tables};
-use crate::wire::{checksum, ip_proto, ipv4::Ipv4Repr, ipv6::Ipv6Repr};
+use crate::wire::ethernet::{self, EthernetFrame, EthernetRepr};
+use crate::wire::icmpv4::{self, Icmpv4Packet};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
+use crate::wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use crate::wire::{checksum, ethertype, ip_proto, tcp::TcpPacket, udp::UdpPacket};
 
 /// An error this POP sends back to a sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,32 +45,44 @@ pub fn originate(frame: &mut Frame<'_>, ip: &IpInfo, kind: ErrorKind) -> bool {
         return false;
     }
     if ip.has_l4() && ip.end > ip.l4 {
-        let t = data[ip.l4];
+        // `is_error` reads the type byte only, which `end > l4` proves is there.
+        let msg = &data[ip.l4..ip.end];
         let is_error = if ip.v6 {
-            ip.protocol == ip_proto::ICMPV6 && t < 128
+            ip.protocol == ip_proto::ICMPV6 && Icmpv6Packet::new_unchecked(msg).is_error()
         } else {
-            ip.protocol == ip_proto::ICMP && matches!(t, 3 | 4 | 5 | 11 | 12)
+            ip.protocol == ip_proto::ICMP && Icmpv4Packet::new_unchecked(msg).is_error()
         };
         if is_error {
             return false;
         }
     }
-    let mut macs = [0u8; 12];
-    macs.copy_from_slice(&data[0..12]);
+    // Everything needed from the original headers, read before the new headers
+    // overwrite them. The classifier checked the Ethernet and IP headers whole.
+    let received = EthernetFrame::new_unchecked(&data[..ethernet::HEADER_LEN]);
+    let (ip_len, max_quote, ethertype) = if ip.v6 {
+        (ipv6::HEADER_LEN, MAX_QUOTE_V6, ethertype::IPV6)
+    } else {
+        (ipv4::MIN_HEADER_LEN, MAX_QUOTE_V4, ethertype::IPV4)
+    };
+    // Back where it came from: to the sender's MAC and address, from ours (the EIP).
+    let eth = EthernetRepr {
+        dst_addr: received.src_addr(),
+        src_addr: received.dst_addr(),
+        ethertype,
+    };
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
-    let n = ip.addr_len();
-    // The error goes from the original destination back to the original source.
-    src[..n].copy_from_slice(&data[ip.dst()..ip.dst() + n]);
-    dst[..n].copy_from_slice(&data[ip.src()..ip.src() + n]);
-
-    let (ip_len, max_quote) = if ip.v6 {
-        (40, MAX_QUOTE_V6)
+    if ip.v6 {
+        let original = Ipv6Packet::new_unchecked(&data[ip.l3..ip.end]);
+        (src, dst) = (original.dst_addr(), original.src_addr());
     } else {
-        (20, MAX_QUOTE_V4)
-    };
+        let original = Ipv4Packet::new_unchecked(&data[ip.l3..ip.end]);
+        src[..4].copy_from_slice(&original.dst_addr());
+        dst[..4].copy_from_slice(&original.src_addr());
+    }
+
     let quote = ip.total_len().min(max_quote);
-    let header = 14 + ip_len + 8;
+    let header = ethernet::HEADER_LEN + ip_len + icmpv4::HEADER_LEN;
     let moved = if ip.l3 < header {
         frame.push_head(header - ip.l3)
     } else {
@@ -73,13 +91,12 @@ pub fn originate(frame: &mut Frame<'_>, ip: &IpInfo, kind: ErrorKind) -> bool {
     if !(moved && frame.set_len(header + quote)) {
         return false;
     }
-    let d = frame.data_mut();
-    d[0..6].copy_from_slice(&macs[6..12]);
-    d[6..12].copy_from_slice(&macs[0..6]);
-    let icmp_len = 8 + quote;
-    let at = 14 + ip_len;
+    let icmp_len = icmpv4::HEADER_LEN + quote;
+    let (l2, rest) = frame.data_mut().split_at_mut(ethernet::HEADER_LEN);
+    eth.emit(l2);
+    let (l3, msg) = rest.split_at_mut(ip_len);
+    // `msg` is the ICMP header plus the quote, `icmp_len` bytes (the length just set).
     if ip.v6 {
-        d[12..14].copy_from_slice(&0x86DDu16.to_be_bytes());
         Ipv6Repr {
             src,
             dst,
@@ -89,20 +106,17 @@ pub fn originate(frame: &mut Frame<'_>, ip: &IpInfo, kind: ErrorKind) -> bool {
             traffic_class: 0,
             flow_label: 0,
         }
-        .emit(&mut d[14..54]);
-        let (t, rest) = match kind {
-            ErrorKind::TimeExceeded => (3u8, 0u32),
-            ErrorKind::TooBig { mtu } => (2u8, mtu as u32),
+        .emit(l3);
+        let mut icmp = Icmpv6Packet::new_unchecked(msg);
+        let (msg_type, rest) = match kind {
+            ErrorKind::TimeExceeded => (icmpv6::TIME_EXCEEDED, 0),
+            ErrorKind::TooBig { mtu } => (icmpv6::PACKET_TOO_BIG, u32::from(mtu)),
         };
-        d[at] = t;
-        d[at + 1] = 0;
-        d[at + 2..at + 4].copy_from_slice(&[0, 0]);
-        d[at + 4..at + 8].copy_from_slice(&rest.to_be_bytes());
-        let sum = checksum::pseudo_header_v6(&src, &dst, ip_proto::ICMPV6, icmp_len as u32)
-            + checksum::sum(&d[at..at + icmp_len]);
-        d[at + 2..at + 4].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+        icmp.set_msg_type(msg_type);
+        icmp.set_code(0);
+        icmp.set_rest_of_header(rest);
+        icmp.fill_checksum(src, dst);
     } else {
-        d[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         Ipv4Repr {
             src: src[..4].try_into().unwrap(),
             dst: dst[..4].try_into().unwrap(),
@@ -113,32 +127,35 @@ pub fn originate(frame: &mut Frame<'_>, ip: &IpInfo, kind: ErrorKind) -> bool {
             ident: 0,
             dscp_ecn: 0,
         }
-        .emit(&mut d[14..34]);
-        let (t, code, rest) = match kind {
-            ErrorKind::TimeExceeded => (11u8, 0u8, 0u32),
-            ErrorKind::TooBig { mtu } => (3u8, 4u8, mtu as u32),
+        .emit(l3);
+        let mut icmp = Icmpv4Packet::new_unchecked(msg);
+        let (msg_type, code, rest) = match kind {
+            ErrorKind::TimeExceeded => (icmpv4::TIME_EXCEEDED, icmpv4::TTL_EXCEEDED_IN_TRANSIT, 0),
+            ErrorKind::TooBig { mtu } => (
+                icmpv4::DEST_UNREACHABLE,
+                icmpv4::FRAG_NEEDED,
+                u32::from(mtu),
+            ),
         };
-        d[at] = t;
-        d[at + 1] = code;
-        d[at + 2..at + 4].copy_from_slice(&[0, 0]);
-        d[at + 4..at + 8].copy_from_slice(&rest.to_be_bytes());
-        let c = checksum::finish(checksum::sum(&d[at..at + icmp_len]));
-        d[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+        icmp.set_msg_type(msg_type);
+        icmp.set_code(code);
+        icmp.set_rest_of_header(rest);
+        icmp.fill_checksum();
     }
     true
 }
 
-/// The packet an ICMP error quotes, parsed leniently: it is usually cut short, so
-/// only its header must be whole. `end` is the end of the outer packet.
+/// The packet an ICMP error quotes, parsed with the lenient view made for quotes:
+/// it is usually cut short, so only its IP header must be whole. `end` is the end
+/// of the outer packet.
 fn quoted(data: &[u8], outer: &IpInfo) -> Result<IpInfo, DropReason> {
-    let q = outer.l4 + 8;
+    let q = outer.l4 + icmpv4::HEADER_LEN;
     let end = outer.end;
     let bad = DropReason::IcmpUntranslatable;
+    let quote = data.get(q..end).ok_or(bad)?;
     if outer.v6 {
-        if end < q + 40 || data[q] >> 4 != 6 {
-            return Err(bad);
-        }
-        let next = data[q + 6];
+        let ip = Ipv6Packet::new_checked_truncated(quote).map_err(|_| bad)?;
+        let next = ip.next_header();
         // Extension headers in a quote: translate addresses only (protocol 59 = none).
         let protocol = match next {
             ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6 => next,
@@ -147,23 +164,16 @@ fn quoted(data: &[u8], outer: &IpInfo) -> Result<IpInfo, DropReason> {
         Ok(IpInfo {
             v6: true,
             l3: q,
-            l4: q + 40,
+            l4: q + ipv6::HEADER_LEN,
             end,
             protocol,
             fragment: Fragment::None,
             dont_frag: true,
-            ttl: data[q + 7],
+            ttl: ip.hop_limit(),
         })
     } else {
-        if end < q + 20 || data[q] >> 4 != 4 {
-            return Err(bad);
-        }
-        let ihl = (data[q] & 0x0F) as usize * 4;
-        if ihl < 20 || end < q + ihl {
-            return Err(bad);
-        }
-        let offset = u16::from_be_bytes([data[q + 6], data[q + 7]]) & 0x1FFF;
-        let fragment = if offset != 0 {
+        let ip = Ipv4Packet::new_checked_truncated(quote).map_err(|_| bad)?;
+        let fragment = if ip.frag_offset() != 0 {
             Fragment::Later { ident: 0 }
         } else {
             Fragment::None
@@ -171,36 +181,51 @@ fn quoted(data: &[u8], outer: &IpInfo) -> Result<IpInfo, DropReason> {
         Ok(IpInfo {
             v6: false,
             l3: q,
-            l4: q + ihl,
+            l4: q + ip.header_len(),
             end,
-            protocol: data[q + 9],
+            protocol: ip.protocol(),
             fragment,
             dont_frag: false,
-            ttl: data[q + 8],
+            ttl: ip.ttl(),
         })
     }
 }
 
 /// Ports of a quoted TCP/UDP header, when the quote holds them.
 fn quoted_ports(data: &[u8], q: &IpInfo) -> Option<(u16, u16)> {
-    (matches!(q.protocol, ip_proto::TCP | ip_proto::UDP) && q.has_l4() && q.end >= q.l4 + 4).then(
-        || {
-            (
-                u16::from_be_bytes([data[q.l4], data[q.l4 + 1]]),
-                u16::from_be_bytes([data[q.l4 + 2], data[q.l4 + 3]]),
-            )
-        },
-    )
+    // A quote may end right after the ports: only they are read, through unchecked
+    // views over the 4 bytes that hold them.
+    const PORTS_LEN: usize = 4;
+    let tcp_or_udp = matches!(q.protocol, ip_proto::TCP | ip_proto::UDP);
+    if !(tcp_or_udp && q.has_l4() && q.end >= q.l4 + PORTS_LEN) {
+        return None;
+    }
+    let l4 = &data[q.l4..q.l4 + PORTS_LEN];
+    Some(if q.protocol == ip_proto::TCP {
+        let tcp = TcpPacket::new_unchecked(l4);
+        (tcp.src_port(), tcp.dst_port())
+    } else {
+        let udp = UdpPacket::new_unchecked(l4);
+        (udp.src_port(), udp.dst_port())
+    })
 }
 
 /// Identifier of a quoted ICMP/ICMPv6 echo reply, when the quote holds it.
 fn quoted_echo_reply_ident(data: &[u8], q: &IpInfo) -> Option<u16> {
-    let reply = if q.v6 {
-        q.protocol == ip_proto::ICMPV6 && q.end >= q.l4 + 6 && data[q.l4] == 129
+    // Type to identifier: what the unchecked views below read, and all they read.
+    const TO_IDENT_LEN: usize = 6;
+    if !(q.has_l4() && q.end >= q.l4 + TO_IDENT_LEN) {
+        return None;
+    }
+    let msg = &data[q.l4..q.l4 + TO_IDENT_LEN];
+    if q.v6 {
+        let m = Icmpv6Packet::new_unchecked(msg);
+        (q.protocol == ip_proto::ICMPV6 && m.msg_type() == icmpv6::ECHO_REPLY)
+            .then(|| m.echo_ident())
     } else {
-        q.protocol == ip_proto::ICMP && q.end >= q.l4 + 6 && data[q.l4] == 0
-    };
-    (reply && q.has_l4()).then(|| u16::from_be_bytes([data[q.l4 + 4], data[q.l4 + 5]]))
+        let m = Icmpv4Packet::new_unchecked(msg);
+        (q.protocol == ip_proto::ICMP && m.msg_type() == icmpv4::ECHO_REPLY).then(|| m.echo_ident())
+    }
 }
 
 /// Rewrites bytes inside the quote, the quote's own checksums (where the quote

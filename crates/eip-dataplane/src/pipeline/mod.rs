@@ -11,26 +11,38 @@
 //!   toward the EIP's region over a path chosen per flow.
 //! - *return*: region -> client through the tunnel. Checked against the region's VTEP,
 //!   VNI and backends, decapsulated, SNAT back to the EIP (and service port).
+//!
+//! One file per job, as quinn-proto lays out its connection: this file holds the
+//! per-worker state, the batch loop and classification; `ingress.rs` and
+//! `returns.rs` the two directions; `encap.rs`, `nat.rs`, `icmp.rs` and `frag.rs`
+//! what they share; `parse.rs` the header walk classification starts with.
 
 mod encap;
 mod frag;
 mod icmp;
+mod ingress;
 mod nat;
 mod parse;
 mod ratelimit;
+mod returns;
 #[cfg(test)]
 mod tests;
 
-pub use encap::write_header as write_encap_header;
+pub use encap::{write_header as write_encap_header, EncapRepr};
 pub use frag::FRAGMENT_TIMEOUT_NS;
 
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{EipId, Service, Tables};
-use crate::wire::{ethertype, icmpv4, icmpv6, ip_proto};
-use frag::{FragmentTable, FragmentTarget};
-use parse::{Fragment, IpInfo};
+use crate::tables::Tables;
+use crate::wire::ethernet::{self, EthernetFrame};
+use crate::wire::icmpv4;
+use crate::wire::icmpv6;
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::udp::{self, UdpPacket};
+use crate::wire::{ethertype, ip_proto};
+use frag::FragmentTable;
+use parse::IpInfo;
 use ratelimit::TokenBucket;
 use std::net::IpAddr;
 
@@ -194,11 +206,18 @@ impl Pipeline {
     /// prefetch intrinsics: the loads themselves are the prefetch.
     #[inline(never)]
     fn warm_up(&self, t: &Tables, frames: &[Frame<'_>]) {
+        const IPV4_AT: usize = ethernet::HEADER_LEN;
+        const END: usize = IPV4_AT + ipv4::MIN_HEADER_LEN;
         let mut touched = 0u64;
         for f in frames {
             let d = f.data();
-            if d.len() >= 34 && d[12] == 0x08 && d[13] == 0x00 {
-                if let Some(id) = t.eip_v4([d[30], d[31], d[32], d[33]]) {
+            // One length check for both views: neither can index out of range.
+            let Some(d) = d.get(..END) else {
+                continue;
+            };
+            if EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4 {
+                let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
+                if let Some(id) = t.eip_v4(dst) {
                     let id = id as usize;
                     touched ^= t.eips[id].region as u64;
                     touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
@@ -242,11 +261,12 @@ impl Pipeline {
                 }
                 if ip.protocol == ip_proto::UDP
                     && ip.has_l4()
-                    && ip.end >= ip.l4 + 8
+                    && ip.end >= ip.l4 + udp::HEADER_LEN
                     && t.is_local_vtep(dst)
                 {
-                    let dport = u16::from_be_bytes([data[ip.l4 + 2], data[ip.l4 + 3]]);
-                    if dport == t.vxlan_port {
+                    // The UDP header is whole (checked just above).
+                    let outer_udp = UdpPacket::new_unchecked(&data[ip.l4..ip.l4 + udp::HEADER_LEN]);
+                    if outer_udp.dst_port() == t.vxlan_port {
                         return self.tunnel_return(now, t, frame, ip);
                     }
                 }
@@ -262,269 +282,6 @@ impl Pipeline {
             }
             _ => Ok(Verdict::ToKernel),
         }
-    }
-
-    /// Client -> EIP: choose backend and path, NAT, clamp, encapsulate.
-    #[inline(always)]
-    fn ingress(
-        &mut self,
-        now: Timestamp,
-        t: &Tables,
-        frame: &mut Frame<'_>,
-        ip: IpInfo,
-        eip_id: EipId,
-    ) -> Result<Verdict, DropReason> {
-        let eip = &t.eips[eip_id as usize];
-        if ip.ttl <= 1 {
-            return Ok(self.originate_icmp(
-                now,
-                frame,
-                &ip,
-                icmp::ErrorKind::TimeExceeded,
-                DropReason::TtlExpired,
-            ));
-        }
-        let data = frame.data();
-        if parse::l4_truncated(&ip) {
-            return Err(DropReason::BadL4Header);
-        }
-        let ports = parse::ports(data, &ip);
-        let icmp_proto = if ip.v6 {
-            ip_proto::ICMPV6
-        } else {
-            ip_proto::ICMP
-        };
-        let (hash_ports, icmp_error) = match ports.present {
-            true => ((ports.src, ports.dst), false),
-            false if ip.protocol == icmp_proto && ip.has_l4() => {
-                if ip.end < ip.l4 + 8 {
-                    return Err(DropReason::BadL4Header);
-                }
-                let kind = data[ip.l4];
-                let is_error = if ip.v6 {
-                    kind < 128
-                } else {
-                    icmpv4_is_error(kind)
-                };
-                let echo = if ip.v6 {
-                    kind == icmpv6::ECHO_REQUEST
-                } else {
-                    kind == icmpv4::ECHO_REQUEST
-                };
-                let ident = u16::from_be_bytes([data[ip.l4 + 4], data[ip.l4 + 5]]);
-                ((if echo { ident } else { 0 }, 0), is_error)
-            }
-            false => ((0, 0), false),
-        };
-
-        // Backend, optional new destination port, and the flow hash that picks the path.
-        let region = &t.regions[eip.region as usize];
-        let (backend, new_port, hash, fixed_path) = if icmp_error {
-            let q = icmp::translate_ingress_error(t, eip, frame.data_mut(), &ip)?;
-            self.counters.event(Event::IcmpErrorTranslated);
-            (q.backend, None, q.flow_hash, None)
-        } else {
-            let hash = hash_at(data, &ip, hash_ports.0, hash_ports.1);
-            match ip.fragment {
-                Fragment::Later { ident } => {
-                    let src = key_at(data, ip.src(), ip.v6);
-                    match self.fragments.lookup(now, src, ident, eip_id, ip.protocol) {
-                        Some(f) => (
-                            Addr {
-                                bytes: f.backend,
-                                len: ip.addr_len(),
-                            },
-                            None,
-                            hash,
-                            Some(f.path),
-                        ),
-                        None if eip.services_len == 0 => {
-                            let b = eip.backend.ok_or(DropReason::NoService)?;
-                            (Addr::of(b), None, hash, None)
-                        }
-                        None => return Err(DropReason::FragmentWithoutHead),
-                    }
-                }
-                _ => {
-                    let (b, port) = choose_backend(
-                        t,
-                        eip,
-                        ip.protocol,
-                        ports.present.then_some(ports.dst),
-                        hash,
-                    )?;
-                    (b, port, hash, None)
-                }
-            }
-        };
-        if backend.len != ip.addr_len() {
-            return Err(DropReason::FamilyMismatch);
-        }
-
-        let path_id = match fixed_path {
-            Some(p) => p,
-            None => {
-                if region.path_table.is_empty() {
-                    return Err(DropReason::NoPath);
-                }
-                region.path_for(hash)
-            }
-        };
-        if region.panic {
-            self.counters.event(Event::PanicPath);
-        }
-        let path = &t.paths[path_id as usize];
-        if let Fragment::First { ident } = ip.fragment {
-            let src = key_at(frame.data(), ip.src(), ip.v6);
-            self.fragments.insert(
-                now,
-                src,
-                ident,
-                eip_id,
-                ip.protocol,
-                FragmentTarget {
-                    backend: backend.bytes,
-                    path: path_id,
-                },
-            );
-        }
-
-        // MTU: never emit more than the path carries.
-        if ip.total_len() > path.inner_mtu as usize {
-            if ip.dont_frag {
-                let kind = icmp::ErrorKind::TooBig {
-                    mtu: path.inner_mtu,
-                };
-                return Ok(self.originate_icmp(now, frame, &ip, kind, DropReason::TooBig));
-            }
-            return Err(DropReason::TooBig);
-        }
-
-        let data = frame.data_mut();
-        if ip.protocol == ip_proto::TCP
-            && ports.present
-            && encap::clamp_mss(data, &ip, path.inner_mtu)
-        {
-            self.counters.event(Event::MssClamped);
-        }
-        nat::rewrite_addr(data, &ip, ip.dst(), backend.as_slice());
-        if let Some(port) = new_port {
-            nat::rewrite_port(data, &ip, ip.l4 + 2, port);
-        }
-        nat::decrement_ttl(data, &ip);
-
-        let inner_len = ip.total_len();
-        encap::encapsulate(frame, &ip, path, hash)?;
-        self.counters.eip_in[eip_id as usize].add(inner_len);
-        self.counters.path[path_id as usize].add(frame.len());
-        self.counters.event(Event::Encapsulated);
-        if ip.is_fragment() {
-            self.counters.event(Event::Fragments);
-        }
-        Ok(Verdict::Tx(path.port))
-    }
-
-    /// Region -> client: validate the tunnel, decapsulate, SNAT back to the EIP.
-    #[inline(always)]
-    fn tunnel_return(
-        &mut self,
-        _now: Timestamp,
-        t: &Tables,
-        frame: &mut Frame<'_>,
-        outer: IpInfo,
-    ) -> Result<Verdict, DropReason> {
-        let data = frame.data();
-        let vx = outer.l4 + 8;
-        let inner_l2 = vx + 8;
-        let inner_l3 = inner_l2 + 14;
-        if outer.end < inner_l3 {
-            return Err(DropReason::Truncated);
-        }
-        if data[vx] & 0x08 == 0 {
-            return Err(DropReason::BadVxlan);
-        }
-        let vni = u32::from_be_bytes([0, data[vx + 4], data[vx + 5], data[vx + 6]]);
-        let vtep: [u8; 4] = data[outer.src()..outer.src() + 4].try_into().unwrap();
-        let region = t.tunnel_region(vtep, vni).map_err(|known| {
-            if known {
-                DropReason::WrongVni
-            } else {
-                DropReason::UnknownVtep
-            }
-        })?;
-        // Parse the inner packet on the slice of the outer packet only.
-        let inner_data = &data[..outer.end];
-        let inner_et = u16::from_be_bytes([data[inner_l2 + 12], data[inner_l2 + 13]]);
-        let ip = match inner_et {
-            ethertype::IPV4 => parse::ipv4(inner_data, inner_l3)?,
-            ethertype::IPV6 => parse::ipv6(inner_data, inner_l3)?,
-            _ => return Err(DropReason::BadVxlan),
-        };
-        // A reply to one of our path probes: the control thread measures it.
-        if let Some(probe) = t.probe_source {
-            if !ip.v6 && ip.protocol == ip_proto::ICMP && data[ip.dst()..ip.dst() + 4] == probe {
-                return Ok(Verdict::ToControl);
-            }
-        }
-        if ip.ttl <= 1 {
-            return Err(DropReason::TtlExpired);
-        }
-        if parse::l4_truncated(&ip) {
-            return Err(DropReason::BadL4Header);
-        }
-        let ports = parse::ports(data, &ip);
-        let icmp_proto = if ip.v6 {
-            ip_proto::ICMPV6
-        } else {
-            ip_proto::ICMP
-        };
-        let icmp_error = ip.protocol == icmp_proto && ip.has_l4() && {
-            if ip.end < ip.l4 + 8 {
-                return Err(DropReason::BadL4Header);
-            }
-            let kind = data[ip.l4];
-            if ip.v6 {
-                kind < 128
-            } else {
-                icmpv4_is_error(kind)
-            }
-        };
-
-        let data = frame.data_mut();
-        let (eip_id, service_port) = if icmp_error {
-            // The quoted packet says which flow this is about; the sender may be the
-            // backend or a router in the region.
-            let eip = icmp::translate_return_error(t, region, data, &ip)?;
-            self.counters.event(Event::IcmpErrorTranslated);
-            (eip, None)
-        } else {
-            let src = key_at(data, ip.src(), ip.v6);
-            let m = t
-                .return_mapping(region, src, ip.protocol, ports.present.then_some(ports.src))
-                .ok_or(DropReason::UnknownBackend)?;
-            (m.eip, m.service_port)
-        };
-        let eip = Addr::of(t.eips[eip_id as usize].address);
-        if eip.len != ip.addr_len() {
-            return Err(DropReason::FamilyMismatch);
-        }
-        nat::rewrite_addr(data, &ip, ip.src(), eip.as_slice());
-        if let (Some(port), true) = (service_port, ports.present) {
-            nat::rewrite_port(data, &ip, ip.l4, port);
-        }
-        nat::decrement_ttl(data, &ip);
-
-        let port = &t.ports[t.internet_port as usize];
-        let inner_len = ip.total_len();
-        if !(frame.pull_head(inner_l2) && frame.set_len(14 + inner_len)) {
-            return Err(DropReason::Truncated);
-        }
-        let data = frame.data_mut();
-        data[0..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
-        data[6..12].copy_from_slice(&port.mac);
-        self.counters.eip_out[eip_id as usize].add(inner_len);
-        self.counters.event(Event::Decapsulated);
-        Ok(Verdict::Tx(t.internet_port))
     }
 
     /// Replaces the frame with an ICMP error to its sender (from the address it was
@@ -554,65 +311,14 @@ impl Pipeline {
     }
 }
 
-/// ICMPv4 types that are errors quoting a packet (RFC 792, RFC 1812).
+/// The 8-byte header of the ICMP or ICMPv6 message at `ip.l4`, or `BadL4Header`
+/// when the packet is too short for it. Both views have the same header length,
+/// so an unchecked view of either over this slice cannot index out of range.
 #[inline(always)]
-fn icmpv4_is_error(kind: u8) -> bool {
-    matches!(kind, 3 | 4 | 5 | 11 | 12)
-}
-
-/// The service of an EIP for this protocol and destination port.
-#[inline(always)]
-fn find_service<'t>(
-    t: &'t Tables,
-    eip: &crate::tables::Eip,
-    protocol: u8,
-    port: u16,
-) -> Option<&'t Service> {
-    t.services_of(eip)
-        .iter()
-        .find(|s| s.protocol == protocol && s.port == port)
-}
-
-/// The backend (address, port) a service flow with this hash goes to; None when
-/// every backend is drained.
-#[inline(always)]
-fn pick_backend(s: &Service, hash: u64) -> Option<(Addr, u16)> {
-    if s.maglev.is_empty() {
-        return None;
+fn icmp_header<'d>(data: &'d [u8], ip: &IpInfo) -> Result<&'d [u8], DropReason> {
+    const _: () = assert!(icmpv4::HEADER_LEN == icmpv6::HEADER_LEN);
+    if ip.end < ip.l4 + icmpv4::HEADER_LEN {
+        return Err(DropReason::BadL4Header);
     }
-    let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
-    Some((Addr::of(b.address), b.port))
-}
-
-/// Chooses the backend of a flow: a matching service's Maglev table, else the
-/// EIP's 1:1 backend. Returns the address and the new destination port, if any.
-#[inline(always)]
-fn choose_backend(
-    t: &Tables,
-    eip: &crate::tables::Eip,
-    protocol: u8,
-    dport: Option<u16>,
-    hash: u64,
-) -> Result<(Addr, Option<u16>), DropReason> {
-    if let Some(dport) = dport {
-        if let Some(s) = find_service(t, eip, protocol, dport) {
-            let (addr, port) = pick_backend(s, hash).ok_or(DropReason::NoBackend)?;
-            return Ok((addr, (port != dport).then_some(port)));
-        }
-    }
-    eip.backend
-        .map(|b| (Addr::of(b), None))
-        .ok_or(DropReason::NoService)
-}
-
-/// The backend a service flow with this hash goes to (shared with ICMP translation).
-#[inline]
-fn service_backend(
-    t: &Tables,
-    eip: &crate::tables::Eip,
-    protocol: u8,
-    port: u16,
-    hash: u64,
-) -> Option<(Addr, u16)> {
-    pick_backend(find_service(t, eip, protocol, port)?, hash)
+    Ok(&data[ip.l4..ip.l4 + icmpv4::HEADER_LEN])
 }

@@ -2,7 +2,10 @@
 //! touches are, for IPv4 and IPv6 alike, validated once.
 
 use crate::counters::DropReason;
-use crate::wire::{ethernet, ethertype, ip_proto, ipv4::Ipv4Packet, ipv6};
+use crate::wire::ethernet::{self, EthernetFrame};
+use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::udp::{self, UdpPacket};
+use crate::wire::{ethertype, ip_proto, ipv4::Ipv4Packet, ipv6};
 
 /// Fragment position of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +81,10 @@ impl IpInfo {
 #[inline(always)]
 pub fn l2(data: &[u8]) -> Result<(u16, usize), DropReason> {
     // Fast path: untagged.
-    if data.len() >= 14 {
-        let et = u16::from_be_bytes([data[12], data[13]]);
+    if let Ok(frame) = EthernetFrame::new_checked(data) {
+        let et = frame.ethertype();
         if et != ethertype::VLAN && et != ethertype::QINQ {
-            return Ok((et, 14));
+            return Ok((et, ethernet::HEADER_LEN));
         }
     }
     match ethernet::parse_l2(data) {
@@ -171,8 +174,8 @@ pub struct Ports {
 #[inline(always)]
 pub fn l4_truncated(ip: &IpInfo) -> bool {
     let need = match ip.protocol {
-        ip_proto::TCP => 20,
-        ip_proto::UDP => 8,
+        ip_proto::TCP => tcp::MIN_HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
         _ => return false,
     };
     ip.has_l4() && ip.end < ip.l4 + need
@@ -183,13 +186,22 @@ pub fn l4_truncated(ip: &IpInfo) -> bool {
 #[inline(always)]
 pub fn ports(data: &[u8], ip: &IpInfo) -> Ports {
     let tcp_or_udp = matches!(ip.protocol, ip_proto::TCP | ip_proto::UDP);
-    if !(tcp_or_udp && ip.has_l4() && ip.end >= ip.l4 + 8) {
+    if !(tcp_or_udp && ip.has_l4() && ip.end >= ip.l4 + udp::HEADER_LEN) {
         return Ports::default();
     }
-    let p = &data[ip.l4..ip.l4 + 4];
+    // Checked just above: the slice holds the ports of either header, the only
+    // fields read through these unchecked views.
+    let l4 = &data[ip.l4..ip.l4 + udp::HEADER_LEN];
+    let (src, dst) = if ip.protocol == ip_proto::TCP {
+        let tcp = TcpPacket::new_unchecked(l4);
+        (tcp.src_port(), tcp.dst_port())
+    } else {
+        let udp = UdpPacket::new_unchecked(l4);
+        (udp.src_port(), udp.dst_port())
+    };
     Ports {
-        src: u16::from_be_bytes([p[0], p[1]]),
-        dst: u16::from_be_bytes([p[2], p[3]]),
+        src,
+        dst,
         present: true,
     }
 }

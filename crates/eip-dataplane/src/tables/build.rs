@@ -10,7 +10,7 @@ use super::{
 use crate::flow::{fmix64, FastMod};
 use crate::frame::PortId;
 use crate::maglev;
-use crate::wire::checksum;
+use crate::pipeline::EncapRepr;
 use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::net::{IpAddr, Ipv4Addr};
@@ -199,15 +199,18 @@ fn build_checked(spec: &PopSpec, version: u64, problems: &mut Problems) -> Table
                     .entry((u32::from(destination), r.vni))
                     .or_insert(region);
             }
-            template = encap_template(
-                &ports[port],
-                next_hop_mac.0,
-                source,
-                destination,
-                spec,
-                r.vni,
-                r.inner_mac.0,
-            );
+            template = EncapRepr {
+                next_hop_mac: next_hop_mac.0,
+                port_mac: ports[port].mac,
+                src: source.octets(),
+                dst: destination.octets(),
+                ttl: pop.outer_ttl,
+                vxlan_port: pop.vxlan_port,
+                vni: r.vni,
+                inner_dst_mac: r.inner_mac.0,
+                inner_src_mac: pop.inner_mac.0,
+            }
+            .emit();
             regions[region as usize].paths.push(i as u16);
         }
         paths.push(Path {
@@ -548,36 +551,6 @@ pub fn path_key(name: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01B3);
     }
     fmix64(h)
-}
-
-fn encap_template(
-    port: &Port,
-    next_hop: [u8; 6],
-    source: Ipv4Addr,
-    destination: Ipv4Addr,
-    spec: &PopSpec,
-    vni: u32,
-    inner_dst: [u8; 6],
-) -> [u8; ENCAP_LEN] {
-    let mut t = [0u8; ENCAP_LEN];
-    t[0..6].copy_from_slice(&next_hop);
-    t[6..12].copy_from_slice(&port.mac);
-    t[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut t[14..34];
-    ip[0] = 0x45;
-    ip[6] = 0x40; // DF: the backbone MTU is known, never fragment the tunnel.
-    ip[8] = spec.pop.outer_ttl;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&source.octets());
-    ip[16..20].copy_from_slice(&destination.octets());
-    let c = checksum::finish(checksum::sum(ip));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    t[36..38].copy_from_slice(&spec.pop.vxlan_port.to_be_bytes());
-    t[42] = 0x08;
-    t[46..49].copy_from_slice(&vni.to_be_bytes()[1..4]);
-    t[50..56].copy_from_slice(&inner_dst);
-    t[56..62].copy_from_slice(&spec.pop.inner_mac.0);
-    t
 }
 
 fn unique_name<'a>(

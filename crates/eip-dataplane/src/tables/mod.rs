@@ -56,7 +56,7 @@ pub struct Region {
     pub paths: Vec<PathId>,
     /// Flow-hash slot -> path, a Maglev table over the usable paths (empty: none).
     pub path_table: Box<[PathId]>,
-    /// Remainder by `path_table.len()` without a division, for [`flow::path_slot`].
+    /// Remainder by `path_table.len()` without a division, for [`crate::flow::path_slot`].
     pub path_mod: crate::flow::FastMod,
     /// True when no path is up and the table holds the fallback (down, not disabled) set.
     pub panic: bool,
@@ -73,8 +73,9 @@ pub struct Path {
     pub state: PathState,
     pub source: Ipv4Addr,
     pub destination: Ipv4Addr,
-    /// Outer Ethernet, IPv4 (total length 0, checksum over that), UDP (ports, length
-    /// 0, checksum 0), VXLAN and inner Ethernet (ethertype 0): patched per packet.
+    /// Outer Ethernet, IPv4, UDP (checksum 0), VXLAN and inner Ethernet, as
+    /// [`crate::pipeline::EncapRepr::emit`] writes them for an empty inner packet;
+    /// [`crate::pipeline::write_encap_header`] completes a copy per packet.
     pub template: [u8; ENCAP_LEN],
     /// Largest inner IP packet that fits: `mtu - ENCAP_IP_OVERHEAD`.
     pub inner_mtu: u16,

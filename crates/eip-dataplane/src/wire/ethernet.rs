@@ -105,6 +105,46 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// An untagged Ethernet II header the data plane builds itself (the outer and inner
+/// headers of a VXLAN packet, ICMP errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub dst_addr: [u8; 6],
+    pub src_addr: [u8; 6],
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    /// Reads the header of a checked frame (the EtherType as it is, a VLAN TPID
+    /// included).
+    #[inline]
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
+        EthernetRepr {
+            dst_addr: frame.dst_addr(),
+            src_addr: frame.src_addr(),
+            ethertype: frame.ethertype(),
+        }
+    }
+
+    /// Length of the header [`Self::emit`] writes.
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 14-byte header to `buf[..14]`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than 14 bytes: a bug in the caller, which owns the buffer.
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut f = EthernetFrame::new_unchecked(&mut buf[..HEADER_LEN]);
+        f.set_dst_addr(self.dst_addr);
+        f.set_src_addr(self.src_addr);
+        f.set_ethertype(self.ethertype);
+    }
+}
+
 /// Where the network header of a possibly VLAN-tagged frame starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2 {
@@ -211,6 +251,36 @@ mod tests {
         }
         .to_bytes();
         assert_eq!(buf, expected);
+    }
+
+    #[test]
+    fn repr_parse_and_emit() {
+        let f = EthernetFrame::new_checked(&FRAME[..]).unwrap();
+        let repr = EthernetRepr::parse(&f);
+        assert_eq!(
+            repr,
+            EthernetRepr {
+                dst_addr: [2, 0, 0, 0, 0, 2],
+                src_addr: [2, 0, 0, 0, 0, 1],
+                ethertype: ethertype::IPV4,
+            }
+        );
+        assert_eq!(repr.buffer_len(), 14);
+        let mut buf = [0xffu8; 16];
+        repr.emit(&mut buf);
+        assert_eq!(&buf[..14], &FRAME[..14]);
+        assert_eq!(&buf[14..], &[0xff, 0xff], "nothing written past the header");
+    }
+
+    #[test]
+    #[should_panic]
+    fn repr_emit_short_buffer_panics() {
+        let repr = EthernetRepr {
+            dst_addr: [0; 6],
+            src_addr: [0; 6],
+            ethertype: 0,
+        };
+        repr.emit(&mut [0u8; 13]);
     }
 
     #[test]

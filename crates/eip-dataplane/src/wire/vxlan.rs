@@ -7,7 +7,10 @@ mod field {
     use core::ops::{Range, RangeFrom};
 
     pub const FLAGS: usize = 0;
+    pub const RESERVED_1: Range<usize> = 1..4;
+    /// The VNI (3 bytes) and the reserved byte after it, read as one word.
     pub const VNI_RESERVED: Range<usize> = 4..8;
+    pub const RESERVED_2: usize = 7;
     pub const PAYLOAD: RangeFrom<usize> = 8..;
 }
 
@@ -41,11 +44,14 @@ impl<T: AsRef<[u8]>> VxlanHeader<T> {
     /// RFC 7348 says to ignore them on receipt.
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN || b[field::FLAGS] & FLAG_I == 0 {
+        if buffer.as_ref().len() < HEADER_LEN {
             return Err(Malformed);
         }
-        Ok(VxlanHeader { buffer })
+        let header = VxlanHeader { buffer };
+        if header.flags() & FLAG_I == 0 {
+            return Err(Malformed);
+        }
+        Ok(header)
     }
 
     /// Gives the buffer back.
@@ -89,6 +95,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VxlanHeader<T> {
         b.copy_from_slice(&(((vni & VNI_MASK) << 8) | u32::from(reserved)).to_be_bytes());
     }
 
+    /// Zeroes both reserved fields (RFC 7348: set to zero on transmission).
+    #[inline]
+    pub fn clear_reserved(&mut self) {
+        let b = self.buffer.as_mut();
+        b[field::RESERVED_1].fill(0);
+        b[field::RESERVED_2] = 0;
+    }
+
     /// The inner Ethernet frame, writable.
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -96,15 +110,39 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VxlanHeader<T> {
     }
 }
 
-/// Writes a VXLAN header to `buf[..8]`: the I flag, `vni` (24 bits; higher bits
-/// ignored) and zero reserved fields.
-///
-/// # Panics
-/// If `buf` is shorter than 8 bytes: a bug in the caller, which owns the buffer.
-#[inline]
-pub fn emit(buf: &mut [u8], vni: u32) {
-    let [_, v0, v1, v2] = (vni & VNI_MASK).to_be_bytes();
-    buf[..HEADER_LEN].copy_from_slice(&[FLAG_I, 0, 0, 0, v0, v1, v2, 0]);
+/// A VXLAN header: all RFC 7348 carries is the VNI (the I flag is implied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanRepr {
+    /// 24 bits; [`Self::emit`] ignores higher bits.
+    pub vni: u32,
+}
+
+impl VxlanRepr {
+    /// Reads a checked header (which has the I flag, or `new_checked` would have
+    /// refused it).
+    #[inline]
+    pub fn parse<T: AsRef<[u8]>>(header: &VxlanHeader<T>) -> VxlanRepr {
+        VxlanRepr { vni: header.vni() }
+    }
+
+    /// Length of the header [`Self::emit`] writes.
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 8-byte header to `buf[..8]`: the I flag, the VNI and zero
+    /// reserved fields.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than 8 bytes: a bug in the caller, which owns the buffer.
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut h = VxlanHeader::new_unchecked(&mut buf[..HEADER_LEN]);
+        h.set_flags(FLAG_I);
+        h.clear_reserved();
+        h.set_vni(self.vni);
+    }
 }
 
 #[cfg(test)]
@@ -159,9 +197,11 @@ mod tests {
     #[test]
     fn emit_and_set() {
         let mut buf = [0xffu8; 10];
-        emit(&mut buf, 0xab12_3456);
+        let repr = VxlanRepr { vni: 0xab12_3456 };
+        assert_eq!(repr.buffer_len(), 8);
+        repr.emit(&mut buf);
         assert_eq!(buf, [0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0, 0xff, 0xff]);
-        emit(&mut buf, VNI_MASK);
+        VxlanRepr { vni: VNI_MASK }.emit(&mut buf);
         let mut h = VxlanHeader::new_checked(&mut buf[..]).unwrap();
         assert_eq!(h.vni(), VNI_MASK);
         h.set_vni(0);
@@ -172,6 +212,23 @@ mod tests {
         h.payload_mut().copy_from_slice(&[1, 2]);
         assert_eq!(buf, [0, 0, 0, 0, 0, 0, 1, 0, 1, 2]);
         assert_eq!(VxlanHeader::new_checked(&buf[..]), Err(Malformed));
+    }
+
+    #[test]
+    fn parse_repr_and_clear_reserved() {
+        let mut v = PACKET;
+        v[1..4].copy_from_slice(&[0xaa; 3]);
+        v[7] = 0xbb;
+        let mut h = VxlanHeader::new_checked(&mut v[..]).unwrap();
+        assert_eq!(VxlanRepr::parse(&h), VxlanRepr { vni: 0x12_3456 });
+        h.clear_reserved();
+        assert_eq!(&v[..8], &PACKET[..8]);
+    }
+
+    #[test]
+    #[should_panic]
+    fn repr_emit_short_buffer_panics() {
+        VxlanRepr { vni: 1 }.emit(&mut [0u8; 7]);
     }
 
     #[test]
@@ -188,7 +245,7 @@ mod tests {
         // etherparse has no VXLAN type; check the encapsulation it parses around
         // ours: IPv4/UDP to port 4789 carrying our header and an inner frame.
         let mut inner = [0u8; 8 + 14];
-        emit(&mut inner, 42);
+        VxlanRepr { vni: 42 }.emit(&mut inner);
         inner[8..].copy_from_slice(&PACKET[8..]);
         let mut v = Vec::new();
         etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
@@ -210,11 +267,13 @@ mod tests {
     proptest! {
         #[test]
         fn emit_roundtrip(vni in 0u32..=VNI_MASK) {
-            let mut buf = [0u8; 8];
-            emit(&mut buf, vni);
+            let mut buf = [0xffu8; 8];
+            VxlanRepr { vni }.emit(&mut buf);
             let h = VxlanHeader::new_checked(&buf[..]).unwrap();
-            prop_assert_eq!(h.vni(), vni);
+            prop_assert_eq!(VxlanRepr::parse(&h), VxlanRepr { vni });
             prop_assert_eq!(h.flags(), FLAG_I);
+            prop_assert_eq!(&buf[1..4], &[0, 0, 0]);
+            prop_assert_eq!(buf[7], 0);
         }
 
         #[test]
