@@ -13,9 +13,9 @@ mod render;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eip_control::api::{
-    self, AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Command as Cmd, Op, PathRef,
-    Query, RemoveEip, Reply, Request, ServiceRef, SetPathAdmin, ShowEips, UpdateBackend, UpdateEip,
-    UpdatePath,
+    self, AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Command as Cmd, DropFilter,
+    Op, PathRef, Query, RemoveEip, Reply, Request, ServiceRef, SetPathAdmin, ShowEips, TraceFilter,
+    TraceProtocol, TraceRequest, UpdateBackend, UpdateEip, UpdatePath,
 };
 use eip_control::client::Client;
 use eip_control::{config, report, server};
@@ -58,6 +58,14 @@ enum What {
 enum AdminArg {
     Enabled,
     Disabled,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtoArg {
+    Tcp,
+    Udp,
+    /// ICMP or ICMPv6.
+    Icmp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +229,40 @@ enum Command {
         /// Check only (the daemon's `validate`): nothing is applied.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Capture the frames the data plane handles (received, transmitted,
+    /// dropped) into a pcapng file the daemon writes, one comment per frame
+    /// (`rx port internet queue 0 verdict tx port backbone`). Waits until done.
+    Trace {
+        /// Frames from or to this address (outer or VXLAN inner header; the
+        /// return of an EIP's flows is matched after its NAT).
+        #[arg(long)]
+        eip: Option<IpAddr>,
+        #[arg(long, value_enum)]
+        proto: Option<ProtoArg>,
+        /// Source ADDRESS, ADDRESS:PORT, [IPV6]:PORT or :PORT.
+        #[arg(long, value_parser = args::endpoint)]
+        src: Option<(Option<IpAddr>, Option<u16>)>,
+        /// Destination, as --src.
+        #[arg(long, value_parser = args::endpoint)]
+        dst: Option<(Option<IpAddr>, Option<u16>)>,
+        /// Only frames dropped for this reason (a drop counter's name, e.g.
+        /// unknown_vtep), or `any`; recorded at the drop only.
+        #[arg(long, value_parser = DropFilter::parse)]
+        drop: Option<DropFilter>,
+        /// Stop after this many frames written.
+        #[arg(long, default_value_t = api::DEFAULT_TRACE_COUNT)]
+        count: u64,
+        /// ... or after this many seconds.
+        #[arg(long, default_value_t = api::DEFAULT_TRACE_SECONDS)]
+        seconds: u64,
+        /// Bytes kept per frame (64-2048).
+        #[arg(long, default_value_t = api::DEFAULT_SNAP)]
+        snap: u32,
+        /// The pcapng file, written by the daemon (which must be able to reach
+        /// the path); a relative path is taken from this directory. It must not exist.
+        #[arg(long, short)]
+        output: PathBuf,
     },
     /// Send one raw JSON request line and print the reply line.
     Raw {
@@ -445,6 +487,45 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             let mut request = ops_file(&file, dry_run)?;
             request.if_version = cli.if_version;
             request
+        }
+        Command::Trace {
+            eip,
+            proto,
+            src,
+            dst,
+            drop,
+            count,
+            seconds,
+            snap,
+            output,
+        } => {
+            let (src, src_port) = src.unwrap_or_default();
+            let (dst, dst_port) = dst.unwrap_or_default();
+            let file = std::path::absolute(&output)
+                .with_context(|| format!("resolving {}", output.display()))?;
+            let request = Request::new(Cmd::Trace(TraceRequest {
+                filter: TraceFilter {
+                    eip,
+                    protocol: proto.map(|p| match p {
+                        ProtoArg::Tcp => TraceProtocol::Tcp,
+                        ProtoArg::Udp => TraceProtocol::Udp,
+                        ProtoArg::Icmp => TraceProtocol::Icmp,
+                    }),
+                    src,
+                    src_port,
+                    dst,
+                    dst_port,
+                    drop,
+                },
+                count,
+                seconds,
+                snap,
+                file,
+            }));
+            // The reply comes when the trace has ended.
+            let timeout = timeout.max(Duration::from_secs(seconds.saturating_add(30)));
+            let reply = Client::connect(&cli.socket, timeout)?.call(&request)?;
+            return Ok(print_reply(&reply, cli.json));
         }
     };
     let reply = connect()?.call(&request)?;

@@ -17,6 +17,7 @@ mod publish;
 mod run;
 mod shutdown;
 mod tasks;
+mod trace;
 
 #[derive(Parser)]
 #[command(

@@ -23,12 +23,13 @@
 //! a tree; `serde_path_to_error` adds it.
 //!
 //! The parts: `request` (the envelope, queries, transactions), `ops` (the
-//! changes), `reply`, `error`.
+//! changes), `trace` (packet capture), `reply`, `error`.
 
 mod error;
 mod ops;
 mod reply;
 mod request;
+mod trace;
 
 pub use error::{ApiError, ErrorCode};
 pub use ops::{
@@ -37,6 +38,10 @@ pub use ops::{
 };
 pub use reply::{Data, PathView, Reply};
 pub use request::{Command, Query, Request, ShowEips, COMMANDS};
+pub use trace::{
+    DropFilter, TraceEnd, TraceFilter, TraceProtocol, TraceRequest, TraceSummary, DEFAULT_SNAP,
+    DEFAULT_TRACE_COUNT, DEFAULT_TRACE_SECONDS, MAX_TRACE_COUNT, MAX_TRACE_SECONDS, MIN_SNAP,
+};
 
 /// The protocol version this build speaks.
 pub const API_VERSION: u32 = 1;

@@ -1,6 +1,6 @@
 //! Replies: one JSON line per request, with the table version in force.
 
-use super::{ApiError, API_VERSION};
+use super::{ApiError, TraceSummary, API_VERSION};
 use eip_dataplane::tables::spec::{EipSpec, PathSpec};
 use eip_dataplane::tables::{MacAddr, PopSpec};
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,8 @@ pub enum Data {
         would_be_version: u64,
         summary: Value,
     },
+    /// `trace`: the trace has ended and its file is closed.
+    Trace(TraceSummary),
 }
 
 /// A path as `show_paths` reports it.

@@ -2,6 +2,7 @@
 //! transactions of [`Op`]s.
 
 use super::ops::Op;
+use super::trace::TraceRequest;
 use super::{ApiError, ErrorCode, API_VERSION};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,6 +28,8 @@ pub enum Command {
     Transaction(Vec<Op>),
     /// Changes checked exactly as a transaction would be, then discarded.
     Validate(Vec<Op>),
+    /// A packet capture; the reply comes when it has ended.
+    Trace(TraceRequest),
 }
 
 /// Read-only commands.
@@ -79,6 +82,7 @@ pub const COMMANDS: &[&str] = &[
     "set_path_admin",
     "transaction",
     "validate",
+    "trace",
 ];
 
 /// Arguments of commands that take none (so that stray fields are refused too).
@@ -165,6 +169,11 @@ impl Request {
                     Command::Validate(ops)
                 }
             }
+            "trace" => {
+                let trace: TraceRequest = from_args(&cmd, &args)?;
+                trace.validate()?;
+                Command::Trace(trace)
+            }
             _ => match Query::parse(&cmd, &args)? {
                 Some(query) => Command::Query(query),
                 None => Command::Change(Op::parse(&cmd, &args)?),
@@ -181,6 +190,11 @@ impl Request {
         let mut object = match &self.command {
             Command::Query(q) => to_object(q),
             Command::Change(op) => to_object(op),
+            Command::Trace(t) => {
+                let mut m = to_object(t);
+                m.insert("cmd".into(), "trace".into());
+                m
+            }
             Command::Transaction(ops) | Command::Validate(ops) => {
                 let cmd = if matches!(self.command, Command::Transaction(_)) {
                     "transaction"

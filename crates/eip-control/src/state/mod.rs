@@ -27,8 +27,9 @@
 //!
 //! The parts: `store` (the state file, and booting from it or from the
 //! configuration), `plugins` (what the daemon plugs in: where tables go, where
-//! counters, next hops and path health come from), `writer` (the single
-//! writer), `queries` (the read side) and `edits` (what each op does to a spec).
+//! counters, next hops and path health come from, who runs packet traces),
+//! `writer` (the single writer), `queries` (the read side, and `trace`, which
+//! changes no state) and `edits` (what each op does to a spec).
 
 mod edits;
 mod plugins;
@@ -38,6 +39,6 @@ mod store;
 mod testkit;
 mod writer;
 
-pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink};
+pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 pub use store::{Boot, Origin, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
 pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT};

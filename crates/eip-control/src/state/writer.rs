@@ -2,7 +2,7 @@
 //! clone, build, save, publish, wait, commit; see the [module docs](super)).
 
 use super::edits;
-use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink};
+use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
@@ -44,6 +44,7 @@ pub struct ControlPlane {
     current: RwLock<Arc<Snapshot>>,
     pub(super) stats: Option<Arc<dyn StatsSource>>,
     pub(super) health: Option<Arc<dyn HealthSource>>,
+    pub(super) tracer: Option<Arc<dyn TraceService>>,
     resolver: Option<Arc<dyn Resolver>>,
     pub(super) started: Instant,
 }
@@ -79,6 +80,7 @@ impl ControlPlane {
             })),
             stats: None,
             health: None,
+            tracer: None,
             resolver: None,
             started: Instant::now(),
         }
@@ -94,6 +96,12 @@ impl ControlPlane {
     /// when re-enabled (without, a re-enabled path is `up`).
     pub fn with_health(mut self, health: Arc<dyn HealthSource>) -> Self {
         self.health = Some(health);
+        self
+    }
+
+    /// Packet traces for `trace` (without, `trace` replies `unavailable`).
+    pub fn with_trace(mut self, tracer: Arc<dyn TraceService>) -> Self {
+        self.tracer = Some(tracer);
         self
     }
 
@@ -127,6 +135,7 @@ impl ControlPlane {
             Command::Change(op) => self.apply(&[op], if_version, false),
             Command::Transaction(ops) => self.apply(&ops, if_version, false),
             Command::Validate(ops) => self.apply(&ops, if_version, true),
+            Command::Trace(t) => self.trace(&t),
         }
     }
 
@@ -532,5 +541,39 @@ mod tests {
         *mac.lock().unwrap() = MacAddr([2, 0, 0, 0, 9, 10]);
         assert_eq!(cp.refresh(), Ok(Some(3)));
         assert_eq!(*sink.published.lock().unwrap(), vec![2, 3]);
+    }
+
+    #[test]
+    fn trace_goes_to_the_tracer_with_the_tables_in_force() {
+        use crate::api::{ErrorCode, TraceEnd, TraceRequest, TraceSummary};
+        use crate::state::TraceService;
+
+        struct FakeTracer;
+        impl TraceService for FakeTracer {
+            fn trace(
+                &self,
+                request: &TraceRequest,
+                tables: &Tables,
+            ) -> Result<TraceSummary, ApiError> {
+                Ok(TraceSummary {
+                    file: request.file.clone(),
+                    written: tables.ports.len() as u64,
+                    lost: 0,
+                    ended: TraceEnd::Time,
+                    elapsed_ms: 1,
+                })
+            }
+        }
+        let request = || Request::new(Command::Trace(TraceRequest::new("/tmp/t.pcapng")));
+        let (_dir, cp, _) = setup("trace");
+        let reply = cp.handle(request());
+        assert_eq!(reply.error.unwrap().code, ErrorCode::Unavailable);
+        let cp = cp.with_trace(Arc::new(FakeTracer));
+        let reply = cp.handle(request());
+        let Some(Data::Trace(summary)) = reply.data else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(summary.written, cp.snapshot().tables.ports.len() as u64);
+        assert_eq!(summary.file, Path::new("/tmp/t.pcapng"));
     }
 }
