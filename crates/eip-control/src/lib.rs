@@ -2,8 +2,8 @@
 //! BPF (it builds without clang): the configuration, the state store and the single
 //! writer every change goes through, the control-socket API with its server and
 //! client, flow explanations (`explain`), path health and probing, pcap replay,
-//! reports and metrics. The `eipd` binary drives it with the real driver;
-//! `eipctl` uses its client and API types.
+//! packet trace, reports and metrics. The `eipd` binary drives it with the real
+//! driver; `eipctl` uses its client and API types.
 
 #![forbid(unsafe_code)]
 
@@ -20,4 +20,5 @@ pub mod replay;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod trace;
 pub mod units;

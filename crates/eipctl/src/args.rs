@@ -1,4 +1,5 @@
-//! Command-line shorthands: `tcp/80`, `10.1.0.21:8080@2`, `[2001:db8::7]:40000`.
+//! Command-line shorthands: `tcp/80`, `10.1.0.21:8080@2`, `[2001:db8::7]:40000`,
+//! `:4789`.
 
 use eip_dataplane::tables::Protocol;
 use std::net::IpAddr;
@@ -91,6 +92,37 @@ fn endpoint(text: &str) -> Result<(IpAddr, Option<u16>), Endpoint> {
     Ok((address, port))
 }
 
+/// A trace endpoint: `ADDRESS`, `ADDRESS:PORT`, `[IPV6]:PORT` or `:PORT`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn trace_endpoint(text: &str) -> Result<(Option<IpAddr>, Option<u16>), String> {
+    let bad = || format!("{text:?}: expected ADDRESS, ADDRESS:PORT, [IPV6]:PORT or :PORT");
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("{text:?}: port {p:?} must be 0-65535"))
+    };
+    if let Ok(address) = text.parse::<IpAddr>() {
+        return Ok((Some(address), None));
+    }
+    if let Some(p) = text.strip_prefix(':') {
+        return Ok((None, Some(port(p)?)));
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (address, rest) = rest.split_once(']').ok_or_else(bad)?;
+        let address = address.parse().map_err(|_| bad())?;
+        return match rest {
+            "" => Ok((Some(address), None)),
+            _ => Ok((
+                Some(address),
+                Some(port(rest.strip_prefix(':').ok_or_else(bad)?)?),
+            )),
+        };
+    }
+    let (address, p) = text.rsplit_once(':').ok_or_else(bad)?;
+    Ok((Some(address.parse().map_err(|_| bad())?), Some(port(p)?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +174,37 @@ mod tests {
         );
         for bad in ["192.0.2.20@1", "[2001:db8::7]53", "host:80", ""] {
             assert!(address_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trace_endpoints() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(trace_endpoint("192.0.2.10"), Ok((ip("192.0.2.10"), None)));
+        assert_eq!(
+            trace_endpoint("192.0.2.10:443"),
+            Ok((ip("192.0.2.10"), Some(443)))
+        );
+        assert_eq!(trace_endpoint("2001:db8::1"), Ok((ip("2001:db8::1"), None)));
+        assert_eq!(
+            trace_endpoint("[2001:db8::1]:53"),
+            Ok((ip("2001:db8::1"), Some(53)))
+        );
+        assert_eq!(
+            trace_endpoint("[2001:db8::1]"),
+            Ok((ip("2001:db8::1"), None))
+        );
+        assert_eq!(trace_endpoint(":4789"), Ok((None, Some(4789))));
+        for bad in [
+            "",
+            "x",
+            "192.0.2.10:",
+            ":x",
+            "192.0.2.10:70000",
+            "[::1",
+            "[::1]x",
+        ] {
+            assert!(trace_endpoint(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The command line: every subcommand and argument, with its help text. Parsing
 //! only; `main.rs` turns a parsed command into a request.
 
-use crate::{exit, flow};
+use crate::{args, exit, flow};
 use clap::{Parser, Subcommand, ValueEnum};
+use eip_control::api::{self, DropFilter};
 use eip_control::server;
 use eip_dataplane::tables::MacAddr;
 use std::net::{IpAddr, Ipv4Addr};
@@ -51,6 +52,16 @@ pub(crate) enum AdminArg {
     Enabled,
     /// Never carries traffic.
     Disabled,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ProtoArg {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP or ICMPv6.
+    Icmp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -294,6 +305,41 @@ pub(crate) enum Command {
         /// Check only (the daemon's `validate`): nothing is applied.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Capture the frames the data plane handles (received, transmitted,
+    /// dropped) into a pcapng file the daemon writes, one comment per frame
+    /// (`rx port internet queue 0 verdict tx port backbone`). Waits until done.
+    Trace {
+        /// Frames from or to this address (outer or VXLAN inner header; the
+        /// return of an EIP's flows is matched after its NAT).
+        #[arg(long)]
+        eip: Option<IpAddr>,
+        /// Only this protocol.
+        #[arg(long, value_enum)]
+        proto: Option<ProtoArg>,
+        /// Source ADDRESS, ADDRESS:PORT, [IPV6]:PORT or :PORT.
+        #[arg(long, value_parser = args::trace_endpoint)]
+        src: Option<(Option<IpAddr>, Option<u16>)>,
+        /// Destination, as --src.
+        #[arg(long, value_parser = args::trace_endpoint)]
+        dst: Option<(Option<IpAddr>, Option<u16>)>,
+        /// Only frames dropped for this reason (a drop counter's name, e.g.
+        /// unknown_vtep), or `any`; recorded at the drop only.
+        #[arg(long, value_parser = DropFilter::parse)]
+        drop: Option<DropFilter>,
+        /// Stop after this many frames written.
+        #[arg(long, default_value_t = api::DEFAULT_TRACE_COUNT)]
+        count: u64,
+        /// ... or after this many seconds.
+        #[arg(long, default_value_t = api::DEFAULT_TRACE_SECONDS)]
+        seconds: u64,
+        /// Bytes kept per frame (64-2048).
+        #[arg(long, default_value_t = api::DEFAULT_SNAP)]
+        snap: u32,
+        /// The pcapng file, written by the daemon (which must be able to reach
+        /// the path); a relative path is taken from this directory. It must not exist.
+        #[arg(long, short)]
+        output: PathBuf,
     },
     /// Send one raw JSON request line and print the reply line.
     Raw {

@@ -18,11 +18,11 @@ mod flow;
 mod render;
 
 use anyhow::{bail, Context, Result};
-use cli::{AdminArg, Cli, Command, StateArg, What};
+use cli::{AdminArg, Cli, Command, ProtoArg, StateArg, What};
 use eip_control::api::{
     self, AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Command as Cmd, Op, PathRef,
-    Query, RemoveEip, Reply, Request, ServiceRef, SetPathAdmin, ShowEips, UpdateBackend, UpdateEip,
-    UpdatePath,
+    Query, RemoveEip, Reply, Request, ServiceRef, SetPathAdmin, ShowEips, TraceFilter,
+    TraceProtocol, TraceRequest, UpdateBackend, UpdateEip, UpdatePath,
 };
 use eip_control::client::Client;
 use eip_control::{config, report};
@@ -267,6 +267,45 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 if_version: cli.if_version,
                 command: Cmd::Reload(api::Reload { file, dry_run }),
             }
+        }
+        Command::Trace {
+            eip,
+            proto,
+            src,
+            dst,
+            drop,
+            count,
+            seconds,
+            snap,
+            output,
+        } => {
+            let (src, src_port) = src.unwrap_or_default();
+            let (dst, dst_port) = dst.unwrap_or_default();
+            let file = std::path::absolute(&output)
+                .with_context(|| format!("resolving {}", output.display()))?;
+            let request = Request::new(Cmd::Trace(TraceRequest {
+                filter: TraceFilter {
+                    eip,
+                    protocol: proto.map(|p| match p {
+                        ProtoArg::Tcp => TraceProtocol::Tcp,
+                        ProtoArg::Udp => TraceProtocol::Udp,
+                        ProtoArg::Icmp => TraceProtocol::Icmp,
+                    }),
+                    src,
+                    src_port,
+                    dst,
+                    dst_port,
+                    drop,
+                },
+                count,
+                seconds,
+                snap,
+                file,
+            }));
+            // The reply comes when the trace has ended.
+            let timeout = timeout.max(Duration::from_secs(seconds.saturating_add(30)));
+            let reply = Client::connect(&cli.socket, timeout)?.call(&request)?;
+            return Ok(print_reply(&reply, cli.json));
         }
     };
     let reply = connect()?.call(&request)?;

@@ -7,7 +7,7 @@ mod watch;
 pub use stats::stats;
 pub use watch::Watch;
 
-use eip_control::api::{Data, PathView, Reply};
+use eip_control::api::{Data, PathView, Reply, TraceEnd};
 use eip_dataplane::tables::spec::EipSpec;
 use eip_dataplane::tables::PathState;
 use serde_json::Value;
@@ -80,6 +80,29 @@ pub fn reply(reply: &Reply) -> String {
                 )
             };
             head + &tables(summary)
+        }
+        Some(Data::Trace(t)) => {
+            let lost = if t.lost > 0 {
+                format!(
+                    "; {} matching frame{} lost (the daemon could not keep up)",
+                    t.lost,
+                    plural(t.lost as usize)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "wrote {} frame{} to {} in {:.1} s (ended by {}){lost}\n",
+                t.written,
+                plural(t.written as usize),
+                t.file.display(),
+                t.elapsed_ms as f64 / 1000.0,
+                match t.ended {
+                    TraceEnd::Count => "count",
+                    TraceEnd::Time => "time",
+                    TraceEnd::Shutdown => "daemon shutdown",
+                }
+            )
         }
     }
 }

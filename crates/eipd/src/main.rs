@@ -21,6 +21,7 @@ mod shutdown;
 mod signals;
 mod stats_source;
 mod tasks;
+mod trace;
 
 #[derive(Parser)]
 #[command(

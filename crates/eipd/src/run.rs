@@ -9,6 +9,7 @@
 //! | what each worker runs per batch | [`crate::processor`] |
 //! | a change from the socket to the workers | `eip_control::state` (`ControlPlane`) → [`crate::publish`] |
 //! | path probes and verdicts | [`crate::tasks::prober`] |
+//! | packet trace (`eipctl trace`) | [`crate::trace`] |
 //! | metrics | [`crate::metrics_source`] |
 //! | the final report | [`crate::shutdown`] |
 //!
@@ -22,6 +23,7 @@ use crate::publish::{apply_swap, ChannelSink, SwapRequest};
 use crate::signals::Signals;
 use crate::stats_source::{DaemonStats, DriverFigures};
 use crate::tasks::{neighbours, prober};
+use crate::trace::{TraceHub, Tracer, WorkerTrace};
 use crate::{boot, shutdown};
 use anyhow::{Context, Result};
 use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
@@ -135,12 +137,19 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let afxdp = boot::afxdp_config(&tables, &boot.spec, opts)?;
     let (mut publisher, subscribers) = swap::channel(Arc::clone(&tables), afxdp.queues.len());
     let published = Published::per_worker(afxdp.queues.len());
+    let trace_hub = TraceHub::new(afxdp.queues.len());
     let mut subscribers = subscribers.into_iter();
     let mut slots = published.iter();
-    let mut runtime = AfXdpRuntime::start(&afxdp, |_queue| {
+    let mut lanes = 0..afxdp.queues.len();
+    let mut runtime = AfXdpRuntime::start(&afxdp, |queue| {
         PipelineWorker::new(
             subscribers.next().expect("one subscriber per queue"),
             Arc::clone(slots.next().expect("one publication slot per queue")),
+            WorkerTrace::new(
+                Arc::clone(&trace_hub),
+                lanes.next().expect("one trace lane per queue"),
+                queue,
+            ),
         )
     })
     .context("starting the AF_XDP data plane")?;
@@ -160,6 +169,12 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let board = Arc::new(HealthBoard::default());
     let board_for_signals = Arc::clone(&board);
     let health_view = Arc::clone(&board);
+    let tracer = Tracer::new(
+        trace_hub,
+        afxdp.batch_size,
+        runtime.epoch(),
+        Arc::clone(&stop),
+    );
     let control = Arc::new(
         ControlPlane::new(store, boot, ChannelSink(swap_tx))
             .with_resolver(Arc::new(neighbours::kernel_resolver))
@@ -168,6 +183,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 published: Arc::clone(&published),
                 driver: Arc::clone(&driver),
             }))
+            .with_trace(Arc::new(tracer))
             .with_ack_timeout(SWAP_TIMEOUT)
             .with_config_path(&opts.config),
     );

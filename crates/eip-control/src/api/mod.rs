@@ -23,13 +23,15 @@
 //! a tree; `serde_path_to_error` adds it.
 //!
 //! The parts: `request` (the envelope, queries, transactions), `ops` (the
-//! changes), `explain` (the flow query's arguments and answer), `reply`, `error`.
+//! changes), `explain` (the flow query's arguments and answer), `trace` (packet
+//! capture), `reply`, `error`.
 
 mod error;
 mod explain;
 mod ops;
 mod reply;
 mod request;
+mod trace;
 
 pub use error::{ApiError, ErrorCode};
 pub use explain::{
@@ -43,6 +45,10 @@ pub use ops::{
 };
 pub use reply::{Data, PathView, Reply};
 pub use request::{Command, Query, Reload, Request, ShowEips, COMMANDS};
+pub use trace::{
+    DropFilter, TraceEnd, TraceFilter, TraceProtocol, TraceRequest, TraceSummary, DEFAULT_SNAP,
+    DEFAULT_TRACE_COUNT, DEFAULT_TRACE_SECONDS, MAX_TRACE_COUNT, MAX_TRACE_SECONDS, MIN_SNAP,
+};
 
 /// The protocol version this build speaks.
 pub const API_VERSION: u32 = 1;

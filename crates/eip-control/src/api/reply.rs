@@ -1,6 +1,6 @@
 //! Replies: one JSON line per request, with the table version in force.
 
-use super::{ApiError, Explanation, API_VERSION};
+use super::{ApiError, Explanation, TraceSummary, API_VERSION};
 use crate::state::SpecDiff;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec};
 use eip_dataplane::tables::{MacAddr, PopSpec};
@@ -102,6 +102,8 @@ pub enum Data {
         would_be_version: u64,
         summary: Value,
     },
+    /// `trace`: the trace has ended and its file is closed.
+    Trace(TraceSummary),
 }
 
 /// A path as `show_paths` reports it.

@@ -3,6 +3,7 @@
 
 use super::explain::Explain;
 use super::ops::Op;
+use super::trace::TraceRequest;
 use super::{ApiError, ErrorCode, API_VERSION};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,6 +32,8 @@ pub enum Command {
     /// The configuration file (`file`, else the daemon's own `--config`) applied
     /// over the spec in force as one transaction, or only checked (`dry_run`).
     Reload(Reload),
+    /// A packet capture; the reply comes when it has ended.
+    Trace(TraceRequest),
 }
 
 impl Command {
@@ -41,6 +44,8 @@ impl Command {
             Command::Query(_) | Command::Validate(_) => false,
             Command::Change(_) | Command::Transaction(_) => true,
             Command::Reload(r) => !r.dry_run,
+            // A capture changes no table; it is logged by the daemon.
+            Command::Trace(_) => false,
         }
     }
 }
@@ -111,6 +116,7 @@ pub const COMMANDS: &[&str] = &[
     "transaction",
     "validate",
     "reload",
+    "trace",
 ];
 
 /// Arguments of commands that take none (so that stray fields are refused too).
@@ -207,6 +213,11 @@ impl Request {
                 }
                 Command::Reload(reload)
             }
+            "trace" => {
+                let trace: TraceRequest = from_args(&cmd, &args)?;
+                trace.validate()?;
+                Command::Trace(trace)
+            }
             _ => match Query::parse(&cmd, &args)? {
                 Some(query) => Command::Query(query),
                 None => Command::Change(Op::parse(&cmd, &args)?),
@@ -226,6 +237,11 @@ impl Request {
             Command::Reload(reload) => {
                 let mut m = to_object(reload);
                 m.insert("cmd".into(), "reload".into());
+                m
+            }
+            Command::Trace(t) => {
+                let mut m = to_object(t);
+                m.insert("cmd".into(), "trace".into());
                 m
             }
             Command::Transaction(ops) | Command::Validate(ops) => {

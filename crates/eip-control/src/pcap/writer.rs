@@ -75,10 +75,11 @@ impl<W: Write> PcapWriter<W> {
 }
 
 /// pcapng writer of frames with a comment each (opt_comment, shown by Wireshark and
-/// by tshark as `frame.comment`): one little-endian section, one Ethernet
-/// interface with nanosecond timestamps.
+/// by tshark as `frame.comment`): one little-endian section and one or more
+/// Ethernet interfaces with nanosecond timestamps.
 pub struct PcapNgWriter<W: Write> {
     output: pcapng::PcapNgWriter<BufWriter<W>>,
+    interfaces: u32,
     written: u64,
 }
 
@@ -89,42 +90,85 @@ impl<W: Write> PcapNgWriter<W> {
     /// # Errors
     /// When `output` cannot be written.
     pub fn new(output: W, interface_name: &str) -> io::Result<Self> {
+        Self::with_interfaces(output, "eipd replay", &[interface_name])
+    }
+
+    /// Writes the Section Header Block (its shb_userappl is `application`), then
+    /// one Interface Description Block per name: interface `i` is `names[i]`.
+    ///
+    /// # Errors
+    /// When `output` cannot be written.
+    pub fn with_interfaces(output: W, application: &str, names: &[&str]) -> io::Result<Self> {
         let section = SectionHeaderBlock {
             endianness: Endianness::Little,
             major_version: 1,
             minor_version: 0,
             section_length: -1,
-            options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
-                "eipd replay",
+            options: vec![SectionHeaderOption::UserApplication(Cow::Owned(
+                application.to_string(),
             ))],
         };
         let mut output = pcapng::PcapNgWriter::with_section_header(BufWriter::new(output), section)
             .map_err(into_io)?;
-        output
-            .write_pcapng_block(InterfaceDescriptionBlock {
-                linktype: DataLink::ETHERNET,
-                snaplen: MAX_RECORD,
-                options: vec![
-                    InterfaceDescriptionOption::IfName(Cow::Borrowed(interface_name)),
-                    InterfaceDescriptionOption::IfTsResol(NANOSECONDS),
-                ],
-            })
-            .map_err(into_io)?;
-        Ok(PcapNgWriter { output, written: 0 })
+        for name in names {
+            output
+                .write_pcapng_block(InterfaceDescriptionBlock {
+                    linktype: DataLink::ETHERNET,
+                    snaplen: MAX_RECORD,
+                    options: vec![
+                        InterfaceDescriptionOption::IfName(Cow::Borrowed(name)),
+                        InterfaceDescriptionOption::IfTsResol(NANOSECONDS),
+                    ],
+                })
+                .map_err(into_io)?;
+        }
+        Ok(PcapNgWriter {
+            output,
+            interfaces: u32::try_from(names.len()).unwrap_or(u32::MAX),
+            written: 0,
+        })
     }
 
-    /// Appends one frame with its comment.
+    /// Appends one whole frame with its comment, on interface 0.
     ///
     /// # Errors
     /// When the output cannot be written.
     pub fn write(&mut self, timestamp_ns: u64, data: &[u8], comment: &str) -> io::Result<()> {
+        let original_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.write_captured(0, timestamp_ns, data, original_len, comment)
+    }
+
+    /// Appends the first `data.len()` bytes of a frame of `original_len` bytes
+    /// with its comment, on interface `interface`.
+    ///
+    /// # Errors
+    /// When the output cannot be written; `InvalidInput` for an interface that
+    /// was not declared or `original_len` shorter than `data`.
+    pub fn write_captured(
+        &mut self,
+        interface: u32,
+        timestamp_ns: u64,
+        data: &[u8],
+        original_len: u32,
+        comment: &str,
+    ) -> io::Result<()> {
+        if interface >= self.interfaces || (original_len as usize) < data.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "interface {interface} of {}, or {} bytes captured of {original_len}",
+                    self.interfaces,
+                    data.len()
+                ),
+            ));
+        }
         // pcap-file 2.0 writes `timestamp.as_nanos()` as the tick count, which is
         // right for the if_tsresol of 9 declared above.
         self.output
             .write_pcapng_block(EnhancedPacketBlock {
-                interface_id: 0,
+                interface_id: interface,
                 timestamp: Duration::from_nanos(timestamp_ns),
-                original_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                original_len,
                 data: Cow::Borrowed(data),
                 options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(comment))],
             })
@@ -212,5 +256,36 @@ mod tests {
         assert!(idb
             .options
             .contains(&InterfaceDescriptionOption::IfTsResol(NANOSECONDS)));
+    }
+
+    #[test]
+    fn pcapng_several_interfaces_and_snapped_frames() {
+        let mut w = PcapNgWriter::with_interfaces(
+            Vec::new(),
+            "eipd trace",
+            &["rx:internet", "tx:backbone"],
+        )
+        .unwrap();
+        w.write_captured(1, 5, &[1, 2], 100, "tx port backbone")
+            .unwrap();
+        assert_eq!(
+            w.write_captured(2, 5, &[1], 1, "x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            w.write_captured(0, 5, &[1, 2], 1, "x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(w.written(), 1);
+        let bytes = w.finish().unwrap();
+        let mut reader = pcapng::PcapNgReader::new(&bytes[..]).unwrap();
+        let mut packets = Vec::new();
+        while let Some(block) = reader.next_block() {
+            if let pcapng::Block::EnhancedPacket(p) = block.unwrap() {
+                packets.push((p.interface_id, p.original_len, p.data.len()));
+            }
+        }
+        assert_eq!(packets, [(1, 100, 2)]);
+        assert_eq!(reader.interfaces().len(), 2);
     }
 }

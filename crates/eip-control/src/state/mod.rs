@@ -27,8 +27,9 @@
 //!
 //! The parts: `store` (the state file, and booting from it or from the
 //! configuration), `plugins` (what the daemon plugs in: where tables go, where
-//! counters, next hops and path health come from), `writer` (the single
-//! writer), `queries` (the read side) and `edits` (what each op does to a spec).
+//! counters, next hops and path health come from, who runs packet traces),
+//! `writer` (the single writer), `queries` (the read side, and `trace`, which
+//! changes no state) and `edits` (what each op does to a spec).
 
 mod diff;
 mod edits;
@@ -40,6 +41,6 @@ mod testkit;
 mod writer;
 
 pub use diff::{Entries, SpecDiff};
-pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink};
+pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 pub use store::{Boot, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
 pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT};

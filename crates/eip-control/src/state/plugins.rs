@@ -2,6 +2,7 @@
 //! new tables go, and where counters, next hops and path health come from. Tests
 //! plug in fakes and need no workers.
 
+use crate::api::{ApiError, TraceRequest, TraceSummary};
 use crate::health::HealthSnapshot;
 use eip_dataplane::counters::Counters;
 use eip_dataplane::swap::{Publisher, SwapError};
@@ -110,4 +111,16 @@ impl<F: Fn(&str) -> Option<HealthSnapshot> + Send + Sync> HealthSource for F {
     fn path_health(&self, path: &str) -> Option<HealthSnapshot> {
         self(path)
     }
+}
+
+/// Packet trace, for `trace`: in `eipd run`, the collector that turns the
+/// workers' trace on, writes the file and turns it off.
+pub trait TraceService: Send + Sync {
+    /// Runs one trace to its end (count, time or shutdown) and reports it.
+    /// `tables` are those in force when it starts (port names, VXLAN port).
+    ///
+    /// # Errors
+    /// `busy` while another trace runs; `invalid_value` when the file cannot be
+    /// created; `storage` when writing it fails (the trace stops).
+    fn trace(&self, request: &TraceRequest, tables: &Tables) -> Result<TraceSummary, ApiError>;
 }

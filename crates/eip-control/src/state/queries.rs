@@ -1,13 +1,14 @@
 //! The read side: queries answer from an `Arc` of the current [`Snapshot`] and
-//! never wait for the writer.
+//! never wait for the writer. `trace` is here too: it changes no state.
 
 use super::plugins::StatsSource;
 use super::writer::{ControlPlane, Snapshot};
-use crate::api::{ApiError, Data, ErrorCode, PathView, Query, Reply};
+use crate::api::{ApiError, Data, ErrorCode, PathView, Query, Reply, TraceRequest};
 use crate::report;
 use eip_dataplane::tables::{MacAddr, Tables};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 impl ControlPlane {
     /// Answers a read-only request from the snapshot in force.
@@ -55,6 +56,23 @@ impl ControlPlane {
             },
         };
         Reply::ok(version, data)
+    }
+
+    /// Runs a packet trace to its end; changes run meanwhile.
+    pub(super) fn trace(&self, request: &TraceRequest) -> Reply {
+        let Some(tracer) = &self.tracer else {
+            return Reply::error(
+                self.version(),
+                ApiError::new(ErrorCode::Unavailable, "this daemon cannot trace packets"),
+            );
+        };
+        let tables = Arc::clone(&self.snapshot().tables);
+        let result = tracer.trace(request, &tables);
+        // The version in force now: changes may have been made during the trace.
+        match result {
+            Ok(summary) => Reply::ok(self.version(), Data::Trace(summary)),
+            Err(e) => Reply::error(self.version(), e),
+        }
     }
 
     fn paths(&self, snap: &Snapshot) -> Vec<PathView> {

@@ -3,7 +3,7 @@
 
 use super::diff::SpecDiff;
 use super::edits;
-use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink};
+use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
@@ -46,6 +46,7 @@ pub struct ControlPlane {
     current: RwLock<Arc<Snapshot>>,
     pub(super) stats: Option<Arc<dyn StatsSource>>,
     pub(super) health: Option<Arc<dyn HealthSource>>,
+    pub(super) tracer: Option<Arc<dyn TraceService>>,
     resolver: Option<Arc<dyn Resolver>>,
     /// What `reload` reads when the request names no file.
     config_path: Option<PathBuf>,
@@ -83,6 +84,7 @@ impl ControlPlane {
             })),
             stats: None,
             health: None,
+            tracer: None,
             resolver: None,
             config_path: None,
             started: Instant::now(),
@@ -99,6 +101,12 @@ impl ControlPlane {
     /// when re-enabled (without, a re-enabled path is `up`).
     pub fn with_health(mut self, health: Arc<dyn HealthSource>) -> Self {
         self.health = Some(health);
+        self
+    }
+
+    /// Packet traces for `trace` (without, `trace` replies `unavailable`).
+    pub fn with_trace(mut self, tracer: Arc<dyn TraceService>) -> Self {
+        self.tracer = Some(tracer);
         self
     }
 
@@ -133,6 +141,7 @@ impl ControlPlane {
             Command::Transaction(ops) => self.apply(&ops, if_version, false),
             Command::Validate(ops) => self.apply(&ops, if_version, true),
             Command::Reload(r) => self.reload(r.file.as_deref(), if_version, r.dry_run),
+            Command::Trace(t) => self.trace(&t),
         }
     }
 
@@ -679,5 +688,39 @@ mod tests {
             },
         );
         assert_eq!(changed_version(changed).unwrap(), Some(5));
+    }
+
+    #[test]
+    fn trace_goes_to_the_tracer_with_the_tables_in_force() {
+        use crate::api::{ErrorCode, TraceEnd, TraceRequest, TraceSummary};
+        use crate::state::TraceService;
+
+        struct FakeTracer;
+        impl TraceService for FakeTracer {
+            fn trace(
+                &self,
+                request: &TraceRequest,
+                tables: &Tables,
+            ) -> Result<TraceSummary, ApiError> {
+                Ok(TraceSummary {
+                    file: request.file.clone(),
+                    written: tables.ports.len() as u64,
+                    lost: 0,
+                    ended: TraceEnd::Time,
+                    elapsed_ms: 1,
+                })
+            }
+        }
+        let request = || Request::new(Command::Trace(TraceRequest::new("/tmp/t.pcapng")));
+        let (_dir, cp, _) = setup("trace");
+        let reply = cp.handle(request());
+        assert_eq!(reply.error.unwrap().code, ErrorCode::Unavailable);
+        let cp = cp.with_trace(Arc::new(FakeTracer));
+        let reply = cp.handle(request());
+        let Some(Data::Trace(summary)) = reply.data else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(summary.written, cp.snapshot().tables.ports.len() as u64);
+        assert_eq!(summary.file, Path::new("/tmp/t.pcapng"));
     }
 }
