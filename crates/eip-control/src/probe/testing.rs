@@ -5,7 +5,10 @@
 use super::{Prober, ProberConfig};
 use crate::health::HealthConfig;
 use eip_dataplane::tables::spec::*;
-use eip_dataplane::tables::{PathState, Tables, ENCAP_LEN};
+use eip_dataplane::tables::{Tables, ENCAP_LEN};
+use eip_dataplane::testkit::pop::{
+    backbone_port, internet_port, one_to_one, path, region, PopBuilder,
+};
 use eip_dataplane::{Frame, Pipeline, PortId, Timestamp, Verdict};
 use etherparse::{Icmpv4Type, PacketBuilder, PacketHeaders, TransportHeader};
 use std::net::Ipv4Addr;
@@ -30,66 +33,27 @@ pub(super) fn ms(n: u64) -> Duration {
 }
 
 /// Two paths to one region, over two backbone ports (the testbed's
-/// `--paths 2`), with probing configured.
+/// `--paths 2`), with probing configured: the shared test POP builder.
 pub(super) fn spec() -> PopSpec {
-    let mac = MacAddr;
-    let backbone = |i: usize| PortSpec {
-        name: format!("backbone{i}"),
-        role: PortRole::Backbone,
-        interface: None,
-        mac: mac(BB_MAC[i]),
-        gateway_mac: None,
-        gateway: None,
-    };
-    let path = |i: usize| PathSpec {
-        name: format!("bb{i}"),
-        region: "beijing".into(),
-        port: format!("backbone{i}"),
-        next_hop_mac: Some(mac(NEXT_HOP[i])),
-        next_hop: None,
-        source: None,
-        destination: None,
-        mtu: 1550,
-        weight: 1,
-        state: PathState::Up,
-    };
-    PopSpec {
-        pop: PopSection {
-            name: "test".into(),
-            vtep: Ipv4Addr::from(POP_VTEP),
-            extra_vteps: vec![],
-            vxlan_port: 4789,
-            inner_mac: mac(POP_INNER_MAC),
-            outer_ttl: 64,
-            probe_source: Some(Ipv4Addr::from(PROBE_SOURCE)),
-        },
-        ports: vec![
-            PortSpec {
-                name: "internet".into(),
-                role: PortRole::Internet,
-                interface: None,
-                mac: mac(INET_MAC),
-                gateway_mac: Some(mac([2, 0, 0, 0, 2, 0x10])),
-                gateway: None,
-            },
-            backbone(0),
-            backbone(1),
-        ],
-        regions: vec![RegionSpec {
-            name: "beijing".into(),
-            vni: VNI,
-            vtep: Ipv4Addr::from(REGION_VTEP),
-            inner_mac: mac(REGION_INNER_MAC),
+    PopBuilder::new("test")
+        .probe_source(Ipv4Addr::from(PROBE_SOURCE))
+        .ports([
+            internet_port(INET_MAC, [2, 0, 0, 0, 2, 0x10]),
+            backbone_port("backbone0", BB_MAC[0]),
+            backbone_port("backbone1", BB_MAC[1]),
+        ])
+        .region(RegionSpec {
             probe_target: Some(Ipv4Addr::from(PROBE_TARGET)),
-        }],
-        paths: vec![path(0), path(1)],
-        eips: vec![EipSpec {
-            address: Ipv4Addr::from(EIP).into(),
-            region: "beijing".into(),
-            backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
-            services: vec![],
-        }],
-    }
+            ..region("beijing", VNI, Ipv4Addr::from(REGION_VTEP))
+        })
+        .path(path("bb0", "beijing", "backbone0", NEXT_HOP[0], 1550))
+        .path(path("bb1", "beijing", "backbone1", NEXT_HOP[1], 1550))
+        .eip(one_to_one(
+            Ipv4Addr::from(EIP),
+            "beijing",
+            Ipv4Addr::new(10, 1, 0, 10),
+        ))
+        .spec()
 }
 
 pub(super) fn tables(spec: &PopSpec, version: u64) -> Tables {
