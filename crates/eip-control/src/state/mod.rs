@@ -35,6 +35,7 @@ mod diff;
 mod edits;
 mod plugins;
 mod queries;
+mod reload;
 mod store;
 #[cfg(test)]
 mod testkit;

@@ -1,8 +1,15 @@
-//! What the state tests share: the example POP and a fresh directory per test.
+//! What the state tests share: the example POP, a fresh directory per test, a
+//! control plane over a sink that records what it was handed.
 
+use super::plugins::{SinkError, TableSink};
+use super::store::{Origin, StateDoc, StateFile};
+use super::writer::ControlPlane;
+use eip_dataplane::tables::Tables;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub(super) const EXAMPLE: &str = include_str!("../../../../docs/example-pop.toml");
 
@@ -16,4 +23,36 @@ pub(super) fn temp_dir(tag: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[derive(Clone, Default)]
+pub(super) struct FakeSink {
+    pub(super) published: Arc<Mutex<Vec<u64>>>,
+    pub(super) mode: Arc<Mutex<Option<SinkError>>>,
+}
+
+impl TableSink for FakeSink {
+    fn publish(&mut self, tables: Arc<Tables>, _: Duration) -> Result<(), SinkError> {
+        let mode = self.mode.lock().unwrap().clone();
+        if !matches!(mode, Some(SinkError::Rejected(_))) {
+            self.published.lock().unwrap().push(tables.version);
+        }
+        mode.map_or(Ok(()), Err)
+    }
+}
+
+pub(super) fn setup(tag: &str) -> (PathBuf, ControlPlane, FakeSink) {
+    let dir = temp_dir(tag);
+    let config = dir.join("pop.toml");
+    fs::write(&config, EXAMPLE).unwrap();
+    let store = StateFile::new(dir.join("state").join("state.json"));
+    let boot = store.boot(&config, None).unwrap();
+    assert_eq!(boot.origin, Origin::Config);
+    let sink = FakeSink::default();
+    let cp = ControlPlane::new(store, boot, sink.clone());
+    (dir, cp, sink)
+}
+
+pub(super) fn state_file(dir: &Path) -> StateDoc {
+    serde_json::from_slice(&fs::read(dir.join("state/state.json")).unwrap()).unwrap()
 }

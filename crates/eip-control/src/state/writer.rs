@@ -1,15 +1,14 @@
 //! [`ControlPlane`]: the single writer that every change goes through (edit a
 //! clone, build, save, publish, wait, commit; see the [module docs](super)).
 
-use super::diff::SpecDiff;
 use super::edits;
 use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
-use crate::{config, report};
+use crate::report;
 use eip_dataplane::tables::{PopSpec, Tables};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -49,7 +48,7 @@ pub struct ControlPlane {
     pub(super) tracer: Option<Arc<dyn TraceService>>,
     resolver: Option<Arc<dyn Resolver>>,
     /// What `reload` reads when the request names no file.
-    config_path: Option<PathBuf>,
+    pub(super) config_path: Option<PathBuf>,
     pub(super) started: Instant,
 }
 
@@ -145,63 +144,6 @@ impl ControlPlane {
         }
     }
 
-    /// Applies a configuration file over the spec in force as one transaction:
-    /// the same validation, atomicity and acknowledgement as any change. `file`
-    /// defaults to the daemon's own configuration ([`Self::with_config_path`]).
-    /// The reply says what differs; a file equal to the spec in force makes no
-    /// new version.
-    pub fn reload(&self, file: Option<&Path>, if_version: Option<u64>, dry_run: bool) -> Reply {
-        let Some(path) = file.or(self.config_path.as_deref()) else {
-            return Reply::error(
-                self.version(),
-                ApiError::invalid("reload: this daemon has no configuration file; name one"),
-            );
-        };
-        let new = match config::load_spec(path) {
-            Ok(spec) => spec,
-            Err(e) => return Reply::error(self.version(), ApiError::invalid(e.to_string())),
-        };
-        let mut diff = SpecDiff::default();
-        let reply = self.change(
-            |spec| {
-                diff = SpecDiff::between(spec, &new);
-                *spec = new;
-                Ok(())
-            },
-            1,
-            if_version,
-            dry_run,
-        );
-        if reply.error.is_some() && reply.data.is_none() {
-            return reply;
-        }
-        let (previous_version, unchanged) = match reply.data {
-            Some(Data::Applied {
-                previous_version,
-                unchanged,
-                ..
-            }) => (previous_version, unchanged),
-            Some(Data::Validated { unchanged, .. }) => (reply.version, unchanged),
-            _ => (reply.version, diff.is_empty()),
-        };
-        Reply {
-            data: Some(Data::Reloaded {
-                file: path.display().to_string(),
-                previous_version,
-                unchanged,
-                dry_run,
-                diff: Box::new(diff),
-            }),
-            ..reply
-        }
-    }
-
-    /// The configuration file `reload` reads when the request names none.
-    pub fn with_config_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config_path = Some(path.into());
-        self
-    }
-
     /// Applies `ops` together (or, with `dry_run`, checks them).
     pub fn apply(&self, ops: &[Op], if_version: Option<u64>, dry_run: bool) -> Reply {
         let health = self.health.as_deref();
@@ -246,7 +188,7 @@ impl ControlPlane {
     }
 
     /// The single writer: edit a clone, build, save, publish, wait, commit.
-    fn change(
+    pub(super) fn change(
         &self,
         edit: impl FnOnce(&mut PopSpec) -> Result<(), ApiError>,
         changes: usize,
@@ -366,38 +308,11 @@ fn changed_version(reply: Reply) -> Result<Option<u64>, ApiError> {
 mod tests {
     use super::*;
     use crate::api::{AddEip, Admin, BackendRef, RemoveEip, SetPathAdmin, UpdateBackend};
-    use crate::state::store::{Origin, StateDoc};
-    use crate::state::testkit::{temp_dir, EXAMPLE};
+    use crate::state::store::Origin;
+    use crate::state::testkit::{setup, state_file};
     use eip_dataplane::tables::{MacAddr, PathState, Protocol};
     use std::fs;
-
-    #[derive(Clone, Default)]
-    struct FakeSink {
-        published: Arc<Mutex<Vec<u64>>>,
-        mode: Arc<Mutex<Option<SinkError>>>,
-    }
-
-    impl TableSink for FakeSink {
-        fn publish(&mut self, tables: Arc<Tables>, _: Duration) -> Result<(), SinkError> {
-            let mode = self.mode.lock().unwrap().clone();
-            if !matches!(mode, Some(SinkError::Rejected(_))) {
-                self.published.lock().unwrap().push(tables.version);
-            }
-            mode.map_or(Ok(()), Err)
-        }
-    }
-
-    fn setup(tag: &str) -> (PathBuf, ControlPlane, FakeSink) {
-        let dir = temp_dir(tag);
-        let config = dir.join("pop.toml");
-        fs::write(&config, EXAMPLE).unwrap();
-        let store = StateFile::new(dir.join("state").join("state.json"));
-        let boot = store.boot(&config, None).unwrap();
-        assert_eq!(boot.origin, Origin::Config);
-        let sink = FakeSink::default();
-        let cp = ControlPlane::new(store, boot, sink.clone());
-        (dir, cp, sink)
-    }
+    use std::path::Path;
 
     fn drain(address: &str) -> Op {
         Op::DrainBackend(BackendRef {
@@ -407,10 +322,6 @@ mod tests {
             address: address.parse().unwrap(),
             backend_port: None,
         })
-    }
-
-    fn state_file(dir: &Path) -> StateDoc {
-        serde_json::from_slice(&fs::read(dir.join("state/state.json")).unwrap()).unwrap()
     }
 
     #[test]
@@ -609,63 +520,6 @@ mod tests {
         *mac.lock().unwrap() = MacAddr([2, 0, 0, 0, 9, 10]);
         assert_eq!(cp.refresh(), Ok(Some(3)));
         assert_eq!(*sink.published.lock().unwrap(), vec![2, 3]);
-    }
-
-    #[test]
-    fn reload_applies_the_file_as_one_change_and_says_what_differs() {
-        let (dir, cp, sink) = setup("reload");
-        let config = dir.join("pop.toml");
-        let cp = cp.with_config_path(&config);
-        // The same file: nothing to do.
-        let r = cp.reload(None, None, false);
-        assert!(r.ok, "{r:?}");
-        assert!(matches!(
-            r.data,
-            Some(Data::Reloaded {
-                unchanged: true,
-                ..
-            })
-        ));
-        assert_eq!(r.version, 1);
-
-        // One EIP more, checked first, then applied.
-        let edited = format!(
-            "{EXAMPLE}\n[[eips]]\naddress = \"192.0.2.77\"\nregion = \"beijing\"\nbackend = \"10.1.0.77\"\n"
-        );
-        let other = dir.join("other.toml");
-        fs::write(&other, &edited).unwrap();
-        let r = cp.reload(Some(&other), None, true);
-        let Some(Data::Reloaded {
-            diff,
-            dry_run: true,
-            unchanged: false,
-            ..
-        }) = &r.data
-        else {
-            panic!("{r:?}");
-        };
-        assert_eq!(diff.eips.added, vec!["192.0.2.77"]);
-        assert_eq!(cp.version(), 1);
-        let r = cp.reload(Some(&other), Some(1), false);
-        assert!(r.ok && r.version == 2, "{r:?}");
-        assert_eq!(*sink.published.lock().unwrap(), vec![2]);
-        assert_eq!(state_file(&dir).version, 2);
-
-        // A broken file changes nothing and says why.
-        fs::write(&other, edited.replace("10.1.0.77", "10.1.0.10")).unwrap();
-        let r = cp.reload(Some(&other), None, false);
-        let e = r.error.expect("refused");
-        assert!(e.message.contains("10.1.0.10"), "{e:?}");
-        assert_eq!(cp.version(), 2);
-        // Back to the daemon's own file: the EIP goes again.
-        let r = cp.reload(None, None, false);
-        let Some(Data::Reloaded { diff, .. }) = &r.data else {
-            panic!("{r:?}");
-        };
-        assert_eq!(
-            (r.version, diff.eips.removed.clone()),
-            (3, vec!["192.0.2.77".to_string()])
-        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! IPv6 headers (RFC 8200) and the walk over extension headers to the transport.
 //!
-//! Over 600 lines on purpose: about half are the smoltcp-style tests
+//! Why one file: about half of it is the smoltcp-style tests
 //! (byte literals, etherparse, malformed lengths), kept beside the view they check.
 
 use super::{array, be16, be32, ip_proto, Malformed, Result};

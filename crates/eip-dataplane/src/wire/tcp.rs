@@ -1,7 +1,7 @@
 //! TCP segments (RFC 9293): the fields NAT rewrites, the flags connection tracking
 //! reads, and the MSS option the tunnel clamps.
 //!
-//! Over 600 lines on purpose: about half are the smoltcp-style tests
+//! Why one file: about half of it is the smoltcp-style tests
 //! (byte literals, etherparse, malformed lengths), kept beside the view they check.
 
 use super::{be16, be32, checksum, ip_proto, Malformed, Result};

@@ -59,11 +59,18 @@
 //! is replaced; if a daemon answers on it, [`spawn`] refuses. On shutdown the file
 //! is removed, unless it is no longer ours (another daemon replaced it).
 
+mod audit;
+mod clients;
+mod reader;
+
+use audit::{audit, Peer};
+use clients::{Activity, Clients, Slot};
+use reader::{LineReader, ReadError};
+
 use crate::api::{ApiError, ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
 use crate::state::ControlPlane;
-use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -71,7 +78,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where `eipd` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/eipd/control.sock";
@@ -139,85 +146,6 @@ pub struct ServerHandle {
 struct Shared {
     stop: AtomicBool,
     clients: Mutex<Clients>,
-}
-
-#[derive(Debug, Default)]
-struct Clients {
-    next_id: u64,
-    /// Each connection: a second handle, to shut it down on stop or eviction, and
-    /// its activity.
-    streams: HashMap<u64, Slot>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-/// One connection as the accept loop sees it.
-#[derive(Debug)]
-struct Slot {
-    stream: UnixStream,
-    activity: Arc<Activity>,
-    /// Closed to make room: no longer counted against the limit.
-    evicted: bool,
-}
-
-/// When a connection last finished a request, and whether it is in one now;
-/// written by its own thread, read by the accept loop.
-#[derive(Debug)]
-struct Activity {
-    /// Milliseconds since `epoch` at the end of the last request (or the accept).
-    last_ms: AtomicU64,
-    in_request: AtomicBool,
-    epoch: Instant,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            last_ms: AtomicU64::new(0),
-            in_request: AtomicBool::new(false),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long the connection has been idle; zero while it is in a request.
-    fn idle(&self) -> Duration {
-        if self.in_request.load(Ordering::Relaxed) {
-            return Duration::ZERO;
-        }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(last)
-    }
-}
-
-impl Clients {
-    /// Connections that count against the limit.
-    fn active(&self) -> usize {
-        self.streams.values().filter(|s| !s.evicted).count()
-    }
-
-    /// Closes the connection idle the longest, if idle at least `min_idle`.
-    /// Returns whether one was closed.
-    fn evict_idlest(&mut self, min_idle: Duration) -> bool {
-        let idlest = self
-            .streams
-            .values_mut()
-            .filter(|s| !s.evicted)
-            .map(|s| (s.activity.idle(), s))
-            .filter(|(idle, _)| *idle >= min_idle)
-            .max_by_key(|(idle, _)| *idle);
-        match idlest {
-            Some((_, slot)) => {
-                slot.evicted = true;
-                let _ = slot.stream.shutdown(Shutdown::Both);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 impl Shared {
@@ -507,161 +435,5 @@ fn serve(
         if written.is_err() {
             return;
         }
-    }
-}
-
-/// Who is at the other end of a connection (`SO_PEERCRED`), for the audit log.
-#[derive(Debug, Clone, Copy)]
-struct Peer {
-    uid: Option<u32>,
-    pid: Option<i32>,
-}
-
-impl Peer {
-    fn of(stream: &UnixStream) -> Peer {
-        match rustix::net::sockopt::socket_peercred(stream) {
-            Ok(c) => Peer {
-                uid: Some(c.uid.as_raw()),
-                pid: Some(c.pid.as_raw_nonzero().get()),
-            },
-            Err(_) => Peer {
-                uid: None,
-                pid: None,
-            },
-        }
-    }
-}
-
-/// Longest request text kept in an audit record.
-const AUDIT_REQUEST_BYTES: usize = 4096;
-
-/// One audit record per change asked through the socket, applied or refused:
-/// who (uid, pid), what (the request as sent), and the outcome (the version in
-/// force after it, or the error code).
-fn audit(peer: &Peer, line: &[u8], reply: &Reply) {
-    let end = line.len().min(AUDIT_REQUEST_BYTES);
-    let request = String::from_utf8_lossy(&line[..end]);
-    let error = reply.error.as_ref().map(|e| e.code.to_string());
-    tracing::info!(
-        target: "audit",
-        uid = peer.uid,
-        pid = peer.pid,
-        ok = reply.ok,
-        version = reply.version,
-        error = error.as_deref(),
-        request = %request,
-        "control change"
-    );
-}
-
-/// Why no request line came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadError {
-    /// Nothing arrived within the idle timeout.
-    Idle,
-    /// A request was started but not finished in time.
-    Timeout,
-    /// The line is longer than allowed.
-    TooLarge,
-    /// The client closed in the middle of a request.
-    Truncated,
-    Io,
-}
-
-/// Splits a stream into request lines within the size and time bounds.
-struct LineReader {
-    buf: Vec<u8>,
-    chunk: Box<[u8]>,
-    /// Bytes of `buf` known to hold no newline.
-    scanned: usize,
-    /// When the request in `buf` must be complete.
-    deadline: Option<Instant>,
-    max: usize,
-    request_timeout: Duration,
-    idle_timeout: Duration,
-}
-
-impl LineReader {
-    fn new(config: &ServerConfig) -> Self {
-        LineReader {
-            buf: Vec::new(),
-            chunk: vec![0; 64 * 1024].into_boxed_slice(),
-            scanned: 0,
-            deadline: None,
-            max: config.max_request_bytes,
-            request_timeout: config.request_timeout,
-            idle_timeout: config.idle_timeout,
-        }
-    }
-
-    /// The next non-blank line without its `\n` (or `\r\n`); `None` at a clean
-    /// end of stream.
-    fn next_line(&mut self, stream: &mut UnixStream) -> Result<Option<Vec<u8>>, ReadError> {
-        loop {
-            if let Some(line) = self.take_line()? {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                return Ok(Some(line));
-            }
-            let timeout = match self.deadline {
-                None => self.idle_timeout,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return Err(ReadError::Timeout),
-                },
-            };
-            // A zero timeout would mean "block forever" to the OS.
-            let _ = stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
-            match stream.read(&mut self.chunk) {
-                Ok(0) if self.buf.is_empty() => return Ok(None),
-                Ok(0) => return Err(ReadError::Truncated),
-                Ok(n) => {
-                    if self.buf.is_empty() {
-                        self.deadline = Some(Instant::now() + self.request_timeout);
-                    }
-                    self.buf.extend_from_slice(&self.chunk[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(if self.buf.is_empty() {
-                        ReadError::Idle
-                    } else {
-                        ReadError::Timeout
-                    });
-                }
-                Err(_) => return Err(ReadError::Io),
-            }
-        }
-    }
-
-    /// A complete line from the buffer, if there is one.
-    fn take_line(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let Some(offset) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
-            self.scanned = self.buf.len();
-            return if self.buf.len() > self.max {
-                Err(ReadError::TooLarge)
-            } else {
-                Ok(None)
-            };
-        };
-        let end = self.scanned + offset;
-        if end > self.max {
-            return Err(ReadError::TooLarge);
-        }
-        let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        self.scanned = 0;
-        // What is left is the start of the next request (pipelining).
-        self.deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.request_timeout);
-        Ok(Some(line))
     }
 }
