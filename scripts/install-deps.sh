@@ -10,6 +10,7 @@ packages=(
   nginx-light curl socat         # real HTTP server and client, UDP echo
   netsniff-ng tcpdump            # trafgen for the veth benchmark
   python3-scapy                  # fixture generator
+  systemd man-db dpkg-dev        # unit checks (systemd-analyze verify runs man), .deb dependencies
 )
 
 missing=()

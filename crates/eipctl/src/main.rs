@@ -27,8 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `eipctl 0.1.0 (abc1234)`: the commit is recorded by `packaging/build-version.rs`.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EIP_GIT_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "eipctl", version, about = "Operate an anycast EIP data plane")]
+#[command(name = "eipctl", version = VERSION, about = "Operate an anycast EIP data plane")]
 struct Cli {
     /// The daemon's control socket.
     #[arg(long, global = true, default_value = server::DEFAULT_SOCKET)]
@@ -226,6 +229,9 @@ enum Command {
     Raw {
         request: String,
     },
+    /// Shell completions and (hidden) man page generation.
+    #[command(flatten)]
+    Docs(eip_cli_docs::Docs),
 }
 
 fn mac(text: &str) -> Result<MacAddr, String> {
@@ -257,6 +263,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
     };
     let request = match cli.command {
         Command::Validate { config } => return validate(&config, cli.json).map(Ok),
+        Command::Docs(docs) => return Ok(Ok(docs.run::<Cli>()?)),
         Command::Watch {
             interval_ms,
             count,
