@@ -11,6 +11,7 @@ packages=(
   netsniff-ng tcpdump            # trafgen for the veth benchmark
   python3-scapy                  # fixture generator
   prometheus                     # promtool: checks the metrics exposition and the alert rules
+  systemd man-db dpkg-dev        # unit checks (systemd-analyze verify runs man), .deb dependencies
 )
 
 missing=()

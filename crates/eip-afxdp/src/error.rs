@@ -35,7 +35,8 @@ pub enum SetupError {
     /// The process lacks a capability.
     #[error(
         "{action}: permission denied; run as root, or grant CAP_NET_ADMIN, CAP_NET_RAW, \
-         CAP_BPF and CAP_IPC_LOCK (UMEM pages are locked)"
+         CAP_BPF, CAP_PERFMON (the verifier wants it for the filter's packet pointer \
+         arithmetic) and CAP_IPC_LOCK (UMEM pages are locked)"
     )]
     PermissionDenied {
         action: String,
@@ -139,7 +140,8 @@ fn hint(e: &io::Error) -> &'static str {
 pub(crate) fn errno_hint(errno: i32) -> &'static str {
     match errno {
         libc::EPERM | libc::EACCES => {
-            ": permission denied (run as root or with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF)"
+            ": permission denied (run as root or with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, \
+             CAP_PERFMON)"
         }
         libc::EOPNOTSUPP => ": not supported by this driver (try copy mode / generic XDP)",
         libc::EBUSY => {
@@ -230,7 +232,7 @@ mod tests {
             |source| SetupError::AfXdpUnsupported { source },
         );
         assert!(matches!(e, SetupError::PermissionDenied { .. }));
-        assert!(e.to_string().contains("CAP_BPF"));
+        assert!(e.to_string().contains("CAP_BPF") && e.to_string().contains("CAP_PERFMON"));
     }
 
     #[test]

@@ -9,10 +9,13 @@ use eip_dataplane::tables::MacAddr;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+/// `eipctl 0.1.0 (abc1234)`: the commit is recorded by `packaging/build-version.rs`.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EIP_GIT_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "eipctl",
-    version,
+    version = VERSION,
     about = "Operate an anycast EIP data plane",
     infer_subcommands = true,
     after_help = exit::AFTER_HELP
@@ -341,6 +344,9 @@ pub(crate) enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Shell completions and (hidden) man page generation.
+    #[command(flatten)]
+    Docs(eip_cli_docs::Docs),
     /// Send one raw JSON request line and print the reply line.
     Raw {
         /// The request, e.g. '{"cmd":"show_tables"}'.

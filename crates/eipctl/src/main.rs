@@ -55,6 +55,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
     };
     let request = match cli.command {
         Command::Validate { config } => return validate(&config, cli.json),
+        Command::Docs(docs) => return Ok(Ok(docs.run::<Cli>()?)),
         Command::Watch {
             interval_ms,
             count,

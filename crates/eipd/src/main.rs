@@ -14,6 +14,7 @@ mod logging;
 
 mod boot;
 mod metrics_source;
+mod notify;
 mod processor;
 mod publish;
 mod run;
@@ -23,10 +24,13 @@ mod stats_source;
 mod tasks;
 mod trace;
 
+/// `eipd 0.1.0 (abc1234)`: the commit is recorded by `packaging/build-version.rs`.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EIP_GIT_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "eipd",
-    version,
+    version = VERSION,
     about = "Anycast EIP data plane: NAT + VXLAN at a POP"
 )]
 struct Cli {
@@ -75,7 +79,8 @@ enum Command {
         config: PathBuf,
     },
     /// Run the data plane on the configured interfaces with AF_XDP (needs root or
-    /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_IPC_LOCK). Stops on SIGINT/SIGTERM.
+    /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON, CAP_IPC_LOCK). Stops on
+    /// SIGINT/SIGTERM.
     Run {
         #[arg(long)]
         config: PathBuf,
@@ -133,6 +138,9 @@ enum Command {
         #[arg(long, value_name = "none|all|top:N", default_value_t = eip_control::metrics::EipSeries::default())]
         metrics_eips: eip_control::metrics::EipSeries,
     },
+    /// Shell completions and (hidden) man page generation.
+    #[command(flatten)]
+    Docs(eip_cli_docs::Docs),
 }
 
 fn main() -> Result<()> {
@@ -287,6 +295,7 @@ fn main() -> Result<()> {
                 );
             }
         }
+        Command::Docs(docs) => docs.run::<Cli>()?,
     }
     Ok(())
 }

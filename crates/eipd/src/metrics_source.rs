@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 pub fn build_info() -> BuildInfo {
     BuildInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        commit: env!("EIPD_GIT_COMMIT").to_string(),
+        commit: env!("EIP_GIT_COMMIT").to_string(),
     }
 }
 

@@ -12,12 +12,14 @@
 //! | packet trace (`eipctl trace`) | [`crate::trace`] |
 //! | metrics | [`crate::metrics_source`] |
 //! | the final report | [`crate::shutdown`] |
+//! | readiness for systemd (`READY=1`, `STATUS=`, `STOPPING=1`) | [`crate::notify`] |
 //!
 //! The calling thread is the control thread: it owns the AF_XDP runtime, applies
 //! every new table snapshot (filter maps, then workers) and answers, and on
 //! SIGINT/SIGTERM stops the workers and prints the final report.
 
 use crate::metrics_source::{build_info, MetricsSources};
+use crate::notify::Notifier;
 use crate::processor::{merged_latency, PipelineWorker, Published};
 use crate::publish::{apply_swap, ChannelSink, SwapRequest};
 use crate::signals::Signals;
@@ -108,6 +110,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     if let Some(addr) = opts.metrics {
         metrics::check_address(addr, opts.metrics_any)?;
     }
+    let notify = Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!("NOTIFY_SOCKET: {e}; the service manager will not hear that eipd is ready");
+        Notifier::disabled()
+    });
+    tell(&notify.status("starting: loading tables, resolving next hops"));
     let store = StateFile::new(&opts.state);
     let (doc, origin) = store.load_from(&opts.config, opts.from)?;
     if origin == Origin::StateFile {
@@ -219,6 +226,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.socket.display(),
         opts.state.display()
     );
+    // Forwarding: XDP attached, workers running, control socket bound.
+    tell(&notify.ready(&forwarding_status(&tables, afxdp.queues.len())));
 
     let started = Instant::now();
     let mut last_stats = Instant::now();
@@ -237,6 +246,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 &request.tables,
                 request.timeout,
             );
+            if result.is_ok() && notify.enabled() {
+                tell(&notify.status(&forwarding_status(&request.tables, afxdp.queues.len())));
+            }
             let _ = request.reply.send(result);
         }
         if last_driver.elapsed() >= DRIVER_REFRESH {
@@ -279,12 +291,31 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     }
 
     tracing::info!("stopping");
+    tell(&notify.stopping("stopping: final counters follow"));
     drop(server);
     let _ = prober.join();
     let sockets = runtime.socket_stats();
     let exits = runtime.stop();
     let latest = Arc::clone(publisher.latest());
     shutdown::report(&latest, &afxdp.queues, &published, &exits, &sockets)
+}
+
+/// The `STATUS=` line `systemctl status` shows while forwarding.
+fn forwarding_status(tables: &Tables, queues: usize) -> String {
+    format!(
+        "forwarding: pop {:?}, table version {}, {} EIPs, {queues} queue(s)",
+        tables.pop_name,
+        tables.version,
+        tables.eips.len()
+    )
+}
+
+/// A notification that could not be sent is logged, never fatal: the data plane
+/// forwards either way (under `Type=notify` systemd then times the start out).
+fn tell(sent: &std::io::Result<()>) {
+    if let Err(e) = sent {
+        tracing::warn!("notifying the service manager (NOTIFY_SOCKET): {e}");
+    }
 }
 
 fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
