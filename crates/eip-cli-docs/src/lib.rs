@@ -18,14 +18,43 @@ pub use clap_complete::Shell;
 /// Manual section: system administration commands and daemons.
 pub const MAN_SECTION: &str = "8";
 
+/// The shells completions are made for (each documented, unlike
+/// `clap_complete::Shell`'s values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+    /// Elvish.
+    Elvish,
+    /// PowerShell.
+    Powershell,
+}
+
+impl From<ShellArg> for Shell {
+    fn from(s: ShellArg) -> Shell {
+        match s {
+            ShellArg::Bash => Shell::Bash,
+            ShellArg::Zsh => Shell::Zsh,
+            ShellArg::Fish => Shell::Fish,
+            ShellArg::Elvish => Shell::Elvish,
+            ShellArg::Powershell => Shell::PowerShell,
+        }
+    }
+}
+
 /// The subcommands every binary of the workspace gets.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Docs {
     /// Print a shell completion script, e.g. `completions bash > /etc/bash_completion.d/NAME`
     /// (the Debian package installs them for bash, zsh and fish).
     Completions {
+        /// The shell the script is for.
         #[arg(value_enum)]
-        shell: Shell,
+        shell: ShellArg,
     },
     /// Write the man pages (section 8) of this command and its subcommands into DIR.
     #[command(hide = true)]
@@ -42,7 +71,9 @@ impl Docs {
     /// Writing the script or a page failed.
     pub fn run<C: CommandFactory>(&self) -> io::Result<()> {
         match self {
-            Docs::Completions { shell } => completions(C::command(), *shell, &mut io::stdout()),
+            Docs::Completions { shell } => {
+                completions(C::command(), (*shell).into(), &mut io::stdout())
+            }
             Docs::GenerateMan { dir } => {
                 for page in man_pages(C::command(), dir)? {
                     println!("{}", page.display());
@@ -179,7 +210,9 @@ mod tests {
         let cli = Cli::try_parse_from(["demo", "completions", "zsh"]).unwrap();
         assert!(matches!(
             cli.command,
-            Cmd::Docs(Docs::Completions { shell: Shell::Zsh })
+            Cmd::Docs(Docs::Completions {
+                shell: ShellArg::Zsh
+            })
         ));
         let cli = Cli::try_parse_from(["demo", "generate-man", "/tmp/x"]).unwrap();
         assert!(matches!(cli.command, Cmd::Docs(Docs::GenerateMan { .. })));
