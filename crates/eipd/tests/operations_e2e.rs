@@ -210,3 +210,98 @@ fn a_closed_stdout_does_not_kill_eipd() {
     let status = eipd.0.wait().unwrap();
     assert!(status.success(), "eipd ended with {status}");
 }
+
+/// `eipctl explain` names the backend a real flow reaches: the same 5-tuple sent
+/// by curl lands on that backend. And a live scrape of `--metrics` passes
+/// `promtool check metrics`.
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn explain_agrees_with_the_testbed_and_a_live_scrape_passes_promtool() {
+    common::require_root();
+    let tb = Testbed::up(&[]);
+    let log = tb.run_dir().join("eipd.log");
+    let _eipd = tb.start_eipd(&["--idle-sleep", "--metrics", "127.0.0.1:9477"], &log);
+    curl_until_ok(&tb, "http://192.0.2.20/whoami", Duration::from_secs(15));
+    let client = tb.var("TB_CLIENT_IP").to_string();
+    let mut seen = std::collections::BTreeSet::new();
+    for port in 40101..40111u16 {
+        let text = tb.eipctl(&[
+            "explain",
+            "tcp",
+            &format!("{client}:{port}"),
+            "192.0.2.20:80",
+        ]);
+        let backend = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("backend"))
+            .and_then(|rest| rest.trim().split(':').next())
+            .unwrap_or_else(|| panic!("no backend in explain:\n{text}"))
+            .to_string();
+        let out = tb
+            .ns(
+                "TB_NS_CLIENT",
+                &[
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "5",
+                    "--local-port",
+                    &port.to_string(),
+                    "http://192.0.2.20/whoami",
+                ],
+            )
+            .output()
+            .unwrap();
+        let who = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            who.trim(),
+            format!("backend={backend}"),
+            "explain said {backend} for source port {port}:\n{text}"
+        );
+        seen.insert(backend);
+    }
+    assert!(
+        seen.len() == 2,
+        "10 flows should reach both backends: {seen:?}"
+    );
+
+    let scrape = tb
+        .ns(
+            "TB_NS_POP",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:9477/metrics",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(scrape.status.success(), "scrape failed");
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus, installed by scripts/install-deps.sh)");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&scrape.stdout)
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics on a live scrape: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let text = String::from_utf8_lossy(&scrape.stdout);
+    assert!(
+        text.contains("eipd_build_info{") && text.contains("eipd_batch_latency_seconds_bucket")
+    );
+}
