@@ -154,20 +154,7 @@ fn reload_applies_a_configuration_file() {
     let edited = fs::read_to_string(&rig.config).unwrap()
         + "\n[[eips]]\naddress = \"192.0.2.88\"\nregion = \"beijing\"\nbackend = \"10.1.0.88\"\n";
     fs::write(rig.dir.join("next.toml"), &edited).unwrap();
-    let run_in_dir = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eipctl"))
-            .current_dir(&rig.dir)
-            .arg("--socket")
-            .arg(s)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run_in_dir = |args: &[&str]| eipctl_in(&rig.dir, s, args);
     let (code, out, err) = run_in_dir(&["reload", "next.toml", "--dry-run"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("would change EIPs: +1 (192.0.2.88)"), "{out}");

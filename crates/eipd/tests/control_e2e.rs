@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{curl_until_ok, wait_for_log, Guard, Testbed, UDP_PROBE};
+use common::{curl_until_ok, wait_for_log, Guard, Testbed, UdpFlow};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -154,21 +154,7 @@ fn updates_under_load_lose_nothing_for_unaffected_eips() {
     });
     std::thread::sleep(Duration::from_secs(1));
 
-    let mut probe = Guard(
-        tb.ns("TB_NS_CLIENT", &["/usr/bin/python3", "-c", UDP_PROBE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the UDP probe"),
-    );
-    let mut probe_out = BufReader::new(probe.0.stdout.take().unwrap());
-    let mut line = String::new();
-    probe_out.read_line(&mut line).unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "UDP echo through 192.0.2.10 never answered"
-    );
+    let flow = UdpFlow::start(&tb);
     std::thread::sleep(Duration::from_secs(1));
 
     let stream = UnixStream::connect(tb.socket()).expect("connect to the control socket");
@@ -223,11 +209,7 @@ fn updates_under_load_lose_nothing_for_unaffected_eips() {
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
 
-    // Stop the probe: closing its stdin ends it after a last drain.
-    drop(probe.0.stdin.take());
-    let mut summary = String::new();
-    probe_out.read_line(&mut summary).unwrap();
-    let _ = probe.0.wait();
+    let (sent, received, summary) = flow.finish();
 
     let (end, _) = ask(&json!({"api": 1, "cmd": "show_tables"}));
     assert_eq!(end["version"], version, "{end}");
@@ -244,14 +226,7 @@ fn updates_under_load_lose_nothing_for_unaffected_eips() {
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap()),
     );
-    eprintln!("UDP flow to 192.0.2.10:7: {}", summary.trim());
-    let fields: Vec<&str> = summary.split_whitespace().collect();
-    assert!(
-        fields.len() == 8 && fields[0] == "sent" && fields[2] == "received",
-        "probe summary: {summary}"
-    );
-    let sent: u64 = fields[1].parse().unwrap();
-    let received: u64 = fields[3].parse().unwrap();
+    eprintln!("UDP flow to 192.0.2.10:7: {summary}");
     assert!(sent > 100, "too few requests: {summary}");
     assert_eq!(
         received,

@@ -8,8 +8,7 @@
 
 mod common;
 
-use common::{curl_until_ok, signal, wait_for_log, Guard, Testbed, UDP_PROBE};
-use std::io::{BufRead, BufReader};
+use common::{curl_until_ok, signal, wait_for_log, Guard, Testbed, UdpFlow};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -53,21 +52,7 @@ fn sighup_reloads_under_traffic_and_no_signal_kills() {
     assert_eq!(mode & 0o777, 0o600, "state file mode {mode:o}");
 
     // A UDP flow to an EIP the reload does not touch.
-    let mut probe = Guard(
-        tb.ns("TB_NS_CLIENT", &["/usr/bin/python3", "-c", UDP_PROBE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the UDP probe"),
-    );
-    let mut probe_out = BufReader::new(probe.0.stdout.take().unwrap());
-    let mut line = String::new();
-    probe_out.read_line(&mut line).unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "UDP echo through 192.0.2.10 never answered"
-    );
+    let flow = UdpFlow::start(&tb);
 
     // SIGHUP after an edit: the backend is drained, as one new version.
     let before = version(&tb);
@@ -123,15 +108,7 @@ fn sighup_reloads_under_traffic_and_no_signal_kills() {
     );
 
     // The flow lost nothing through all of it.
-    drop(probe.0.stdin.take());
-    let mut summary = String::new();
-    probe_out.read_line(&mut summary).unwrap();
-    let fields: Vec<&str> = summary.split_whitespace().collect();
-    assert!(
-        fields.len() == 8 && fields[0] == "sent",
-        "probe summary: {summary}"
-    );
-    let (sent, received): (u64, u64) = (fields[1].parse().unwrap(), fields[3].parse().unwrap());
+    let (sent, received, summary) = flow.finish();
     assert!(sent > 50 && received == sent, "unaffected flow: {summary}");
 
     // Restart with a configuration that differs from the state: said loudly,

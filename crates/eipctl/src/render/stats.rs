@@ -9,21 +9,8 @@ pub fn stats(stats: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "table version {}", u(&stats["table_version"]));
     for section in ["events", "drops"] {
-        let nonzero: Vec<(&String, u64)> = stats[section]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k, u(v)))
-            .filter(|(_, v)| *v > 0)
-            .collect();
-        let _ = writeln!(
-            out,
-            "{section}:{}",
-            if nonzero.is_empty() { " none" } else { "" }
-        );
-        for (k, v) in nonzero {
-            let _ = writeln!(out, "  {k:<28} {v:>14}");
-        }
+        let counters = stats[section].as_object().into_iter().flatten();
+        nonzero_section(&mut out, section, counters.map(|(k, v)| (k.as_str(), u(v))));
     }
     let eips = stats["eips"].as_array().map_or(&[][..], |v| v.as_slice());
     if !eips.is_empty() {
@@ -87,32 +74,29 @@ pub(super) const DRIVER_DROPS: &[&str] = &[
 /// shows here, not in the pipeline's drop reasons.
 fn runtime_drops(out: &mut String, runtime: &Value) {
     let u = |v: &Value| v.as_u64().unwrap_or(0);
-    let driver: Vec<(&str, u64)> = DRIVER_DROPS
-        .iter()
-        .map(|k| (*k, u(&runtime["driver"][*k])))
-        .filter(|(_, v)| *v > 0)
-        .collect();
-    let sockets: Vec<(&String, u64)> = runtime["sockets"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k, u(v)))
-        .filter(|(_, v)| *v > 0)
-        .collect();
+    let driver = DRIVER_DROPS.iter().map(|k| (*k, u(&runtime["driver"][*k])));
+    nonzero_section(out, "driver drops", driver);
+    let sockets = runtime["sockets"].as_object().into_iter().flatten();
+    nonzero_section(
+        out,
+        "kernel socket drops",
+        sockets.map(|(k, v)| (k.as_str(), u(v))),
+    );
+}
+
+/// `title:` and its non-zero counters one per line, or `title: none`.
+fn nonzero_section<'a>(
+    out: &mut String,
+    title: &str,
+    counters: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let nonzero: Vec<(&str, u64)> = counters.filter(|(_, v)| *v > 0).collect();
     let _ = writeln!(
         out,
-        "driver drops:{}",
-        if driver.is_empty() { " none" } else { "" }
+        "{title}:{}",
+        if nonzero.is_empty() { " none" } else { "" }
     );
-    for (k, v) in driver {
-        let _ = writeln!(out, "  {k:<28} {v:>14}");
-    }
-    let _ = writeln!(
-        out,
-        "kernel socket drops:{}",
-        if sockets.is_empty() { " none" } else { "" }
-    );
-    for (k, v) in sockets {
+    for (k, v) in nonzero {
         let _ = writeln!(out, "  {k:<28} {v:>14}");
     }
 }

@@ -194,7 +194,13 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Runs the `eipctl` binary against `socket`: exit status, stdout, stderr.
 pub fn eipctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    eipctl_in(Path::new("."), socket, args)
+}
+
+/// [`eipctl`] with `dir` as its working directory (relative paths resolve there).
+pub fn eipctl_in(dir: &Path, socket: &Path, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eipctl"))
+        .current_dir(dir)
         .arg("--socket")
         .arg(socket)
         .args(args)

@@ -300,3 +300,53 @@ while time.monotonic() < end:
             seen.add(n); late += 1
 print("sent %d received %d late %d max_rtt_ms %.1f" % (sent, len(seen), late, max_rtt * 1000), flush=True)
 "#;
+
+/// A UDP request/response flow to 192.0.2.10:7 from the client namespace
+/// ([`UDP_PROBE`]), counting every request it sends and every reply it gets.
+pub struct UdpFlow {
+    child: Guard,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl UdpFlow {
+    /// Starts the flow and returns once its first request was answered.
+    pub fn start(tb: &Testbed) -> UdpFlow {
+        use std::io::BufRead;
+        let mut child = Guard(
+            tb.ns("TB_NS_CLIENT", &["/usr/bin/python3", "-c", UDP_PROBE])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the UDP probe"),
+        );
+        let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "UDP echo through 192.0.2.10 never answered"
+        );
+        UdpFlow { child, out }
+    }
+
+    /// Stops the flow (closing its stdin ends it after a last drain) and
+    /// returns (sent, received, the probe's summary line).
+    pub fn finish(mut self) -> (u64, u64, String) {
+        use std::io::BufRead;
+        drop(self.child.0.stdin.take());
+        let mut summary = String::new();
+        self.out.read_line(&mut summary).unwrap();
+        let _ = self.child.0.wait();
+        let fields: Vec<&str> = summary.split_whitespace().collect();
+        assert!(
+            fields.len() == 8 && fields[0] == "sent" && fields[2] == "received",
+            "probe summary: {summary}"
+        );
+        (
+            fields[1].parse().unwrap(),
+            fields[3].parse().unwrap(),
+            summary.trim().to_string(),
+        )
+    }
+}
