@@ -3,7 +3,7 @@
 //!
 //! # Wiring it into the daemon
 //!
-//! ```ignore
+//! ```text
 //! use eip_control::{server, state};
 //! use std::sync::Arc;
 //!

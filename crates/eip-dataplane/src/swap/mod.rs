@@ -28,7 +28,7 @@
 //! Idle workers must acknowledge too, so **the worker loop calls `refresh` on every
 //! poll iteration, including the ones that received no packet**:
 //!
-//! ```ignore
+//! ```text
 //! loop {
 //!     let tables = subscriber.refresh(); // every iteration, even with an empty batch
 //!     let n = port.receive(&mut frames);
@@ -40,7 +40,7 @@
 //!
 //! Control side (a complete example is on [`channel()`]):
 //!
-//! ```ignore
+//! ```text
 //! let (mut publisher, subscribers) = swap::channel(Arc::new(initial), workers);
 //! // ... move one subscriber into each worker thread ...
 //! let ticket = publisher.publish(Arc::new(next))?;
