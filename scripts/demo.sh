@@ -65,5 +65,5 @@ say "stopping eipd: final counters"
 kill -INT "$EIPD_PID"
 wait "$EIPD_PID" || true
 EIPD_PID=""
-sed -n '/eipd: stopping/,$p' "$LOG"
+sed -n '/^final counters/,$p' "$LOG"
 say "done: tearing the testbed down"
