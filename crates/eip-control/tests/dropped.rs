@@ -10,7 +10,7 @@
 use eip_control::pcap::{CaptureReader, Record};
 use eip_control::{config, replay};
 use eip_dataplane::counters::{DropReason, Event};
-use eip_dataplane::testkit::host::TempDir;
+use eip_dataplane::testkit::host::{tshark_comment_field, TempDir};
 use eip_dataplane::Tables;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -43,24 +43,6 @@ fn assert_none(problems: Vec<String>, what: &str) {
     );
 }
 
-/// The packet comment field: `frame.comment` since Wireshark 3.6, `pkt_comment`
-/// before.
-fn comment_field() -> &'static str {
-    let out = Command::new("tshark")
-        .args(["-G", "fields"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tshark ({e}): apt-get install -y tshark"));
-    let fields = String::from_utf8_lossy(&out.stdout);
-    if fields
-        .lines()
-        .any(|l| l.split('\t').nth(2) == Some("frame.comment"))
-    {
-        "frame.comment"
-    } else {
-        "pkt_comment"
-    }
-}
-
 /// Every scenario with drops, replayed with `--dropped`: tshark reads one comment
 /// per dropped frame; the comments are the drop reasons the counters count (less
 /// the drops answered with an ICMP error, which leave as that error); each frame is
@@ -68,7 +50,7 @@ fn comment_field() -> &'static str {
 #[test]
 fn dropped_frames_carry_their_reason_as_a_comment() {
     let tables = load_tables();
-    let field = comment_field();
+    let field = tshark_comment_field();
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(fixtures())
         .expect("pcap-fixtures/ is readable")
         .map(|e| e.expect("directory entry").path())

@@ -1,6 +1,7 @@
 //! What the Debian package ships of `eipctl`, generated from its CLI: the commit in
 //! `--version`, completion scripts and the section-8 man pages.
 
+use eip_dataplane::testkit::host::assert_version_line;
 use std::process::Command;
 
 fn eipctl(args: &[&str]) -> String {
@@ -19,17 +20,7 @@ fn eipctl(args: &[&str]) -> String {
 /// `eipctl 0.1.0 (abc1234)`, `(abc1234-dirty)`, or `(unknown)` outside a checkout.
 #[test]
 fn version_names_the_commit() {
-    let version = eipctl(&["--version"]);
-    let line = version.trim();
-    let rest = line
-        .strip_prefix(&format!("eipctl {} (", env!("CARGO_PKG_VERSION")))
-        .and_then(|r| r.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("unexpected --version: {line:?}"));
-    let hash = rest.strip_suffix("-dirty").unwrap_or(rest);
-    assert!(
-        hash == "unknown" || (hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit())),
-        "not a commit: {line:?}"
-    );
+    assert_version_line("eipctl", env!("CARGO_PKG_VERSION"), &eipctl(&["--version"]));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 mod common;
 
 use common::repo;
+use eip_dataplane::testkit::host::assert_version_line;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -33,17 +34,7 @@ fn scratch(name: &str) -> PathBuf {
 /// `eipd 0.1.0 (abc1234)`, `(abc1234-dirty)`, or `(unknown)` outside a checkout.
 #[test]
 fn version_names_the_commit() {
-    let version = eipd(&["--version"]);
-    let line = version.trim();
-    let rest = line
-        .strip_prefix(&format!("eipd {} (", env!("CARGO_PKG_VERSION")))
-        .and_then(|r| r.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("unexpected --version: {line:?}"));
-    let hash = rest.strip_suffix("-dirty").unwrap_or(rest);
-    assert!(
-        hash == "unknown" || (hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit())),
-        "not a commit: {line:?}"
-    );
+    assert_version_line("eipd", env!("CARGO_PKG_VERSION"), &eipd(&["--version"]));
 }
 
 #[test]

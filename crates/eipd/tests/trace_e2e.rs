@@ -8,6 +8,7 @@
 mod common;
 
 use common::{curl_until_ok, eipctl_exe, Testbed};
+use eip_dataplane::testkit::host::tshark_comment_field;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -58,30 +59,12 @@ struct Dissected {
     dst: String,
 }
 
-/// The packet comment field: `frame.comment` since Wireshark 3.6, `pkt_comment`
-/// before.
-fn comment_field() -> &'static str {
-    let out = Command::new("tshark")
-        .args(["-G", "fields"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tshark ({e}): apt-get install -y tshark"));
-    let fields = String::from_utf8_lossy(&out.stdout);
-    if fields
-        .lines()
-        .any(|l| l.split('\t').nth(2) == Some("frame.comment"))
-    {
-        "frame.comment"
-    } else {
-        "pkt_comment"
-    }
-}
-
 fn tshark(file: &Path) -> Vec<Dissected> {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(file)
         .args(["-T", "fields", "-E", "separator=|"])
-        .args(["-e", "frame.interface_name", "-e", comment_field()])
+        .args(["-e", "frame.interface_name", "-e", tshark_comment_field()])
         .args(["-e", "frame.protocols", "-e", "ip.src", "-e", "ip.dst"])
         .output()
         .expect("run tshark");
