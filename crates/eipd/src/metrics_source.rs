@@ -4,8 +4,8 @@
 //! thread).
 
 use crate::processor::{sum_counters, Published};
-use crate::stats_source::DriverFigures;
-use eip_afxdp::{SocketStats, WorkerCounters, WorkerSnapshot};
+use crate::stats_source::{socket_counters, DriverFigures};
+use eip_afxdp::{WorkerCounters, WorkerSnapshot};
 use eip_control::health::{Health, HealthSnapshot};
 use eip_control::metrics::{
     BuildInfo, EipMetrics, EipSeries, LatencySlot, MetricsSnapshot, PathMetrics, ProbeMetrics,
@@ -110,7 +110,7 @@ impl MetricsSources {
                     .ports
                     .get(usize::from(*port))
                     .map_or_else(|| port.to_string(), |p| p.name.clone()),
-                counters: socket_counters(stats),
+                counters: socket_counters(stats).to_vec(),
             })
             .collect();
         MetricsSnapshot {
@@ -153,18 +153,6 @@ fn worker_metrics(queue: u32, d: &WorkerSnapshot, latency: &LatencySlot) -> Work
         latency: latency.histogram(),
         latency_max_ns: latency.hist.max(),
     }
-}
-
-/// The kernel's `XDP_STATISTICS` fields by name.
-fn socket_counters(s: &SocketStats) -> Vec<(&'static str, u64)> {
-    vec![
-        ("rx_dropped", s.rx_dropped),
-        ("rx_invalid_descs", s.rx_invalid_descs),
-        ("tx_invalid_descs", s.tx_invalid_descs),
-        ("rx_ring_full", s.rx_ring_full),
-        ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
-        ("tx_ring_empty_descs", s.tx_ring_empty_descs),
-    ]
 }
 
 #[cfg(test)]

@@ -33,20 +33,6 @@ impl DriverFigures {
             .collect()
     }
 
-    /// The kernel statistics summed over all sockets.
-    fn sum_sockets(&self) -> SocketStats {
-        let mut total = SocketStats::default();
-        for (_, _, s) in &self.sockets {
-            total.rx_dropped += s.rx_dropped;
-            total.rx_invalid_descs += s.rx_invalid_descs;
-            total.tx_invalid_descs += s.tx_invalid_descs;
-            total.rx_ring_full += s.rx_ring_full;
-            total.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
-            total.tx_ring_empty_descs += s.tx_ring_empty_descs;
-        }
-        total
-    }
-
     /// The `runtime` object of `stats`: `driver` (worker counters summed over
     /// queues) and `sockets` (kernel counters summed over sockets).
     pub fn to_json(&self) -> Value {
@@ -59,19 +45,27 @@ impl DriverFigures {
             .zip(total.values())
             .map(|(name, v)| ((*name).to_string(), json!(v)))
             .collect();
-        let s = &self.sum_sockets();
-        json!({
-            "driver": driver,
-            "sockets": {
-                "rx_dropped": s.rx_dropped,
-                "rx_ring_full": s.rx_ring_full,
-                "rx_fill_ring_empty_descs": s.rx_fill_ring_empty_descs,
-                "rx_invalid_descs": s.rx_invalid_descs,
-                "tx_invalid_descs": s.tx_invalid_descs,
-                "tx_ring_empty_descs": s.tx_ring_empty_descs,
-            },
-        })
+        let mut sockets: Map<String, Value> = Map::new();
+        for (_, _, stats) in &self.sockets {
+            for (name, v) in socket_counters(stats) {
+                let sum = sockets.get(name).and_then(Value::as_u64).unwrap_or(0) + v;
+                sockets.insert(name.to_string(), json!(sum));
+            }
+        }
+        json!({ "driver": driver, "sockets": sockets })
     }
+}
+
+/// A socket's kernel counters by name: the one list `stats` and the metrics use.
+pub fn socket_counters(s: &SocketStats) -> [(&'static str, u64); 6] {
+    [
+        ("rx_dropped", s.rx_dropped),
+        ("rx_invalid_descs", s.rx_invalid_descs),
+        ("tx_invalid_descs", s.tx_invalid_descs),
+        ("rx_ring_full", s.rx_ring_full),
+        ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
+        ("tx_ring_empty_descs", s.tx_ring_empty_descs),
+    ]
 }
 
 /// The daemon's [`StatsSource`].
