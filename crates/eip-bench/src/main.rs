@@ -10,13 +10,15 @@
 
 #![forbid(unsafe_code)]
 
+mod minimal;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
 use arrayvec::ArrayVec;
 use clap::Parser;
-use eip_dataplane::{Frame, Pipeline, Tables, Timestamp, Verdict};
+use eip_dataplane::{Frame, Pipeline, Timestamp, Verdict};
 use hdrhistogram::Histogram;
+use minimal::MiniTables;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use workloads::Workload;
@@ -34,6 +36,11 @@ struct Args {
     /// Runs per case; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Run a fixed number of packets per run instead of `--seconds` (rounded up to
+    /// whole batches): the same work on every machine, for instruction counts
+    /// (`scripts/callgrind.sh`).
+    #[arg(long)]
+    packets: Option<u64>,
     /// Frames per batch.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -71,6 +78,11 @@ struct Result1 {
     tx_share: f64,
     build_ms: f64,
     bytes_per_eip: f64,
+    /// The minimal loop over the same frames (median of the same runs).
+    minimal_ns_per_packet: f64,
+    /// Share of frames the minimal loop transmitted: below 100% its figure is not
+    /// a bound for the case.
+    minimal_tx_share: f64,
 }
 
 fn main() -> Result<()> {
@@ -89,9 +101,13 @@ fn main() -> Result<()> {
         .or(cores.first())
         .map(|c| core_affinity::set_for_current(*c))
         .unwrap_or(false);
+    let length = match args.packets {
+        Some(n) => format!("{n} packets"),
+        None => format!("{:.1} s", args.seconds),
+    };
     eprintln!(
-        "pinned to core {}: {pinned}; batch {}; {} run(s) of {:.1} s per case",
-        args.core, args.batch, args.runs, args.seconds
+        "pinned to core {}: {pinned}; batch {}; {} run(s) of {length} per case",
+        args.core, args.batch, args.runs
     );
 
     type Make = Box<dyn Fn() -> Result<Workload>>;
@@ -142,6 +158,7 @@ fn main() -> Result<()> {
                     "case": r.name, "mpps_per_core": r.mpps, "ns_per_packet": r.ns_per_packet,
                     "batch_p50_ns": r.batch_p50_ns, "batch_p99_ns": r.batch_p99_ns, "batch_p999_ns": r.batch_p999_ns,
                     "tx_share": r.tx_share, "table_build_ms": r.build_ms, "table_bytes_per_eip": r.bytes_per_eip,
+                    "minimal_ns_per_packet": r.minimal_ns_per_packet, "minimal_tx_share": r.minimal_tx_share,
                 })
             })
             .collect();
@@ -154,18 +171,35 @@ fn main() -> Result<()> {
 }
 
 fn measure(w: &Workload, args: &Args) -> Result<Result1> {
+    let mini = MiniTables::new(&w.tables, w.name == workloads::RETURNS);
     let mut runs = Vec::with_capacity(args.runs);
+    let mut minimal_runs = Vec::with_capacity(args.runs);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut tx_share = 0.0;
+    let mut minimal_tx_share = 0.0;
+    let length = match args.packets {
+        Some(n) => Length::Packets(n),
+        None => Length::Seconds(args.seconds),
+    };
     for _ in 0..args.runs {
-        let (mpps, share, h) =
-            one_run(&w.tables, &w.frames, w.input_port, args.batch, args.seconds);
+        // Pipeline and minimal loop alternate within a run: their ratio is
+        // measured under the same load.
+        let mut pipeline = Pipeline::default();
+        let now = std::cell::Cell::new(1_000_000_000u64);
+        let (mpps, share, h) = one_run(&w.frames, w.input_port, args.batch, length, |f, v| {
+            now.set(now.get() + 1_000);
+            pipeline.process(Timestamp(now.get()), &w.tables, f, v)
+        });
         runs.push(mpps);
         hist.add(&h)?;
         tx_share = share;
+        let (mpps, share, _) = one_run(&w.frames, w.input_port, args.batch, length, |f, v| {
+            mini.process(f, v)
+        });
+        minimal_runs.push(mpps);
+        minimal_tx_share = share;
     }
-    runs.sort_by(|a, b| a.total_cmp(b));
-    let mpps = runs[runs.len() / 2];
+    let mpps = median(&mut runs);
     Ok(Result1 {
         name: w.name.clone(),
         batch: args.batch,
@@ -178,33 +212,54 @@ fn measure(w: &Workload, args: &Args) -> Result<Result1> {
         tx_share,
         build_ms: w.build_ms,
         bytes_per_eip: w.tables.heap_bytes() as f64 / w.tables.eips.len().max(1) as f64,
+        minimal_ns_per_packet: 1_000.0 / median(&mut minimal_runs),
+        minimal_tx_share,
     })
 }
 
-/// One timed run: returns Mpps of `process`, the share of frames transmitted, and
-/// the per-batch latency histogram.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// How long one run lasts.
+#[derive(Clone, Copy)]
+enum Length {
+    Seconds(f64),
+    Packets(u64),
+}
+
+/// One run of `process` (the pipeline or the minimal loop) over the pool, batch by
+/// batch: returns Mpps of `process`, the share of frames transmitted, and the
+/// per-batch latency histogram.
 fn one_run(
-    tables: &Tables,
     pool: &[Vec<u8>],
     port: u16,
     batch: usize,
-    seconds: f64,
+    length: Length,
+    mut process: impl FnMut(&mut [Frame<'_>], &mut [Verdict]),
 ) -> (f64, f64, Histogram<u64>) {
     let mut buffers: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; CHUNK]).collect();
     let mut lens = vec![0usize; batch];
     let mut verdicts = vec![Verdict::ToKernel; batch];
-    let mut pipeline = Pipeline::default();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-    let budget = Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut busy = Duration::ZERO;
     let mut packets = 0u64;
     let mut tx = 0u64;
     let mut next = 0usize;
-    let mut now_ns = 1_000_000_000u64;
-    while started.elapsed() < budget {
+    let done = |packets: u64| match length {
+        Length::Seconds(s) => started.elapsed() >= Duration::from_secs_f64(s),
+        Length::Packets(n) => packets >= n,
+    };
+    while !done(packets) {
         // Several batches between clock checks keep the loop itself cheap.
         for _ in 0..64 {
+            if let Length::Packets(n) = length {
+                if packets >= n {
+                    break;
+                }
+            }
             for (buf, len) in buffers.iter_mut().zip(lens.iter_mut()) {
                 let f = &pool[next];
                 buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
@@ -219,14 +274,8 @@ fn one_run(
                 .zip(&lens)
                 .map(|(b, &len)| Frame::new(b, HEADROOM, len, port))
                 .collect();
-            now_ns += 1_000;
             let t0 = Instant::now();
-            pipeline.process(
-                Timestamp(now_ns),
-                tables,
-                &mut frames,
-                &mut verdicts[..batch],
-            );
+            process(&mut frames, &mut verdicts[..batch]);
             let dt = t0.elapsed();
             busy += dt;
             let _ = hist.record(dt.as_nanos().max(1) as u64);
@@ -244,12 +293,26 @@ fn one_run(
 fn print_table(results: &[Result1]) {
     println!();
     println!(
-        "| case | frames in pool | Mpps/core | ns/packet | Mpps at median batch | batch p50 (ns) | batch p99 (ns) | batch p99.9 (ns) | forwarded | table build (ms) | table bytes/EIP |"
+        "| case | frames in pool | Mpps/core | ns/packet | minimal loop ns/packet | ratio | Mpps at median batch | batch p50 (ns) | batch p99 (ns) | batch p99.9 (ns) | forwarded | table build (ms) | table bytes/EIP |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
+        // The minimal loop is a bound only where it forwards what the pipeline does.
+        let bound = if r.minimal_tx_share + 1e-9 >= r.tx_share {
+            format!(
+                "{:.1} | {:.2}x",
+                r.minimal_ns_per_packet,
+                r.ns_per_packet / r.minimal_ns_per_packet
+            )
+        } else {
+            format!(
+                "({:.1}: forwards {:.0}%) | -",
+                r.minimal_ns_per_packet,
+                r.minimal_tx_share * 100.0
+            )
+        };
         println!(
-            "| {} | {} | {:.2} | {:.1} | {:.2} | {} | {} | {} | {:.0}% | {:.1} | {:.0} |",
+            "| {} | {} | {:.2} | {:.1} | {bound} | {:.2} | {} | {} | {} | {:.0}% | {:.1} | {:.0} |",
             r.name,
             r.frames,
             r.mpps,

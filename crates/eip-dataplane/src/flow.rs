@@ -59,10 +59,16 @@ pub fn vxlan_source_port(hash: u64) -> u16 {
     0xC000 | ((hash >> 16) as u16 & 0x3FFF)
 }
 
-/// Index into a Maglev lookup table of `len` entries (backend choice).
+/// Index into a Maglev lookup table of `len` entries (backend choice): `hash % len`.
+/// For the table sizes of [`crate::maglev::TABLE_SIZES`] (every table the builder
+/// makes) without a division instruction, by a constant per size; other lengths
+/// divide.
 #[inline(always)]
 pub fn backend_slot(hash: u64, len: usize) -> usize {
-    (hash % len as u64) as usize
+    match crate::maglev::fast_mod(len) {
+        Some(m) => m.remainder(hash) as usize,
+        None => (hash % len as u64) as usize,
+    }
 }
 
 /// Index into a region's path table of `len` entries. Uses the high half of the
@@ -100,6 +106,36 @@ impl FastMod {
     }
 }
 
+/// [`FastMod`] for 64-bit dividends: `x % d` for every 64-bit `x` with two
+/// 64x64 -> 128-bit multiplications and two 128-bit ones, no division
+/// (the same paper, with a 128-bit constant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastMod64 {
+    divisor: u64,
+    magic: u128,
+}
+
+impl FastMod64 {
+    /// Precomputes the constant for divisor `d` (at least 1).
+    pub const fn new(d: u64) -> Self {
+        assert!(d > 0, "FastMod64 divisor must be positive");
+        FastMod64 {
+            divisor: d,
+            magic: (u128::MAX / d as u128).wrapping_add(1),
+        }
+    }
+
+    /// `x % divisor`: the high 64 bits of the 192-bit product
+    /// `(magic * x mod 2^128) * divisor`.
+    #[inline(always)]
+    pub fn remainder(self, x: u64) -> u64 {
+        let low = self.magic.wrapping_mul(x as u128);
+        let d = self.divisor as u128;
+        let below = (low as u64 as u128 * d) >> 64;
+        (((low >> 64) * d + below) >> 64) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +150,37 @@ mod tests {
             }
             assert_eq!(f.remainder(u32::MAX), u32::MAX % d);
             assert_eq!(f.remainder(0), 0);
+        }
+    }
+
+    #[test]
+    fn fast_mod64_equals_remainder() {
+        let sizes = crate::maglev::TABLE_SIZES.map(|m| m as u64);
+        for d in sizes
+            .into_iter()
+            .chain([1, 2, 3, 1 << 40, u64::MAX - 58, u64::MAX])
+        {
+            let f = FastMod64::new(d);
+            for i in 0..20_000u64 {
+                let x = fmix64(i);
+                assert_eq!(f.remainder(x), x % d, "{x} % {d}");
+            }
+            for x in [0, 1, d - 1, d, u64::MAX, u64::MAX - 1] {
+                assert_eq!(f.remainder(x), x % d, "{x} % {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn backend_slot_is_the_remainder_for_every_length() {
+        for len in crate::maglev::TABLE_SIZES
+            .into_iter()
+            .chain([1, 7, 100, 65535])
+        {
+            for i in 0..5_000u64 {
+                let h = fmix64(i ^ 0xABCD);
+                assert_eq!(backend_slot(h, len), (h % len as u64) as usize);
+            }
         }
     }
 

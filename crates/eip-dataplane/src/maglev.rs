@@ -13,7 +13,7 @@
 //!
 //! Tables are built by the control side only, never on a worker.
 
-use crate::flow::{fmix64, SEED};
+use crate::flow::{fmix64, FastMod64, SEED};
 use std::net::IpAddr;
 
 /// Primes used as table sizes: the smallest one with at least
@@ -21,6 +21,37 @@ use std::net::IpAddr;
 pub const TABLE_SIZES: [usize; 11] = [
     251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537, 131071, 262139,
 ];
+
+/// `x % m` without a division for each size of [`TABLE_SIZES`], in that order.
+const FAST_MODS: [FastMod64; TABLE_SIZES.len()] = {
+    let mut all = [FastMod64::new(1); TABLE_SIZES.len()];
+    let mut i = 0;
+    while i < TABLE_SIZES.len() {
+        all[i] = FastMod64::new(TABLE_SIZES[i] as u64);
+        i += 1;
+    }
+    all
+};
+
+/// The division-free remainder by `len` when it is one of [`TABLE_SIZES`].
+#[inline(always)]
+pub fn fast_mod(len: usize) -> Option<FastMod64> {
+    let i = match len {
+        251 => 0,
+        509 => 1,
+        1021 => 2,
+        2039 => 3,
+        4093 => 4,
+        8191 => 5,
+        16381 => 6,
+        32749 => 7,
+        65537 => 8,
+        131071 => 9,
+        262139 => 10,
+        _ => return None,
+    };
+    Some(FAST_MODS[i])
+}
 
 /// Slots per backend that keeps weight error near 1% (the paper uses M >> N).
 pub const SLOTS_PER_BACKEND: usize = 100;
@@ -197,6 +228,18 @@ mod tests {
     fn the_same_backends_give_the_same_table() {
         let backends: Vec<_> = keys(7).into_iter().map(|k| (k, 3)).collect();
         assert_eq!(build(&backends, 509), build(&backends, 509));
+    }
+
+    #[test]
+    fn every_table_size_has_its_fast_remainder() {
+        for (i, m) in TABLE_SIZES.into_iter().enumerate() {
+            assert_eq!(fast_mod(m), Some(FAST_MODS[i]));
+            assert_eq!(
+                fast_mod(m).unwrap().remainder(u64::MAX),
+                u64::MAX % m as u64
+            );
+        }
+        assert_eq!(fast_mod(250), None);
     }
 
     #[test]

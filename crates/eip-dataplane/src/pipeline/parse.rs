@@ -93,6 +93,52 @@ pub fn l2(data: &[u8]) -> Result<(u16, usize), DropReason> {
     }
 }
 
+/// The common layout, parsed in one step: an untagged Ethernet frame carrying an
+/// IPv4 header without options. Gives what [`l2`] then [`ipv4`] would give for it
+/// (the same checks, on fixed offsets), or `None` for any other frame, which then
+/// takes that general way (and gets its drop reason there).
+#[inline(always)]
+pub fn untagged_ipv4(data: &[u8]) -> Option<IpInfo> {
+    if *data.get(12..14)? != ethertype::IPV4.to_be_bytes() {
+        return None;
+    }
+    ipv4_no_options(data, ethernet::HEADER_LEN)
+}
+
+/// [`ipv4`] for the common header, without options: the same checks on fixed
+/// offsets, or `None` when the header at `l3` is not that (then [`ipv4`] tells why).
+#[inline(always)]
+pub fn ipv4_no_options(data: &[u8], l3: usize) -> Option<IpInfo> {
+    let h: &[u8; 20] = data.get(l3..l3 + 20)?.try_into().ok()?;
+    // Version 4, a 20-byte header.
+    if h[0] != 0x45 {
+        return None;
+    }
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    if total < 20 || total > data.len() - l3 {
+        return None;
+    }
+    let ident = u16::from_be_bytes([h[4], h[5]]) as u32;
+    let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+    let fragment = if flags_offset & 0x1FFF != 0 {
+        Fragment::Later { ident }
+    } else if flags_offset & 0x2000 != 0 {
+        Fragment::First { ident }
+    } else {
+        Fragment::None
+    };
+    Some(IpInfo {
+        v6: false,
+        l3,
+        l4: l3 + 20,
+        end: l3 + total,
+        protocol: h[9],
+        fragment,
+        dont_frag: flags_offset & 0x4000 != 0,
+        ttl: h[8],
+    })
+}
+
 /// Parses the IPv4 header at `l3`.
 #[inline(always)]
 pub fn ipv4(data: &[u8], l3: usize) -> Result<IpInfo, DropReason> {

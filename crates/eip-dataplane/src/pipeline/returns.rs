@@ -16,6 +16,10 @@ use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::udp;
 use crate::wire::vxlan::{self, VxlanHeader};
 use crate::wire::{ethertype, ip_proto};
+use std::net::IpAddr;
+
+/// Offset of the source port in a TCP or UDP header.
+const SRC_PORT: usize = 0;
 
 impl Pipeline {
     /// Region -> client: validate the tunnel, decapsulate, SNAT back to the EIP.
@@ -51,7 +55,10 @@ impl Pipeline {
         // Parse the inner packet on the slice of the outer packet only.
         let inner_data = &data[..outer.end];
         let ip = match inner_et {
-            ethertype::IPV4 => parse::ipv4(inner_data, inner_l3)?,
+            ethertype::IPV4 => match parse::ipv4_no_options(inner_data, inner_l3) {
+                Some(ip) => ip,
+                None => parse::ipv4(inner_data, inner_l3)?,
+            },
             ethertype::IPV6 => parse::ipv6(inner_data, inner_l3)?,
             _ => return Err(DropReason::BadVxlan),
         };
@@ -96,15 +103,28 @@ impl Pipeline {
                 .ok_or(DropReason::UnknownBackend)?;
             (m.eip, m.service_port)
         };
-        let eip = Addr::of(t.eips[eip_id as usize].address);
-        if eip.len != ip.addr_len() {
-            return Err(DropReason::FamilyMismatch);
+        match t.eips[eip_id as usize].address {
+            // The common case, specialised: one update per checksum for address,
+            // port and TTL.
+            IpAddr::V4(eip) if !ip.v6 && ports.present => nat::rewrite_v4(
+                data,
+                &ip,
+                nat::V4_SRC,
+                eip.octets(),
+                service_port.map(|p| (SRC_PORT, p)),
+            ),
+            address => {
+                let eip = Addr::of(address);
+                if eip.len != ip.addr_len() {
+                    return Err(DropReason::FamilyMismatch);
+                }
+                nat::rewrite_addr(data, &ip, ip.src(), eip.as_slice());
+                if let (Some(port), true) = (service_port, ports.present) {
+                    nat::rewrite_port(data, &ip, ip.l4, port);
+                }
+                nat::decrement_ttl(data, &ip);
+            }
         }
-        nat::rewrite_addr(data, &ip, ip.src(), eip.as_slice());
-        if let (Some(port), true) = (service_port, ports.present) {
-            nat::rewrite_port(data, &ip, ip.l4, port);
-        }
-        nat::decrement_ttl(data, &ip);
 
         let port = &t.ports[t.internet_port as usize];
         let inner_len = ip.total_len();
