@@ -15,116 +15,13 @@ use crate::frame::{Frame, Verdict};
 use crate::tables::{Eip, EipId, Service, Tables};
 use crate::wire::icmpv4::{self, Icmpv4Packet};
 use crate::wire::icmpv6::{self, Icmpv6Packet};
-use crate::wire::{ip_proto, tcp, udp};
+use crate::wire::ip_proto;
 use std::net::IpAddr;
-
-/// Offset of the destination port in a TCP or UDP header.
-const DST_PORT: usize = 2;
-/// Offset of the flags byte in a TCP header.
-const TCP_FLAGS: usize = 13;
 
 impl Pipeline {
     /// Client -> EIP: choose backend and path, NAT, clamp, encapsulate.
     #[inline(always)]
     pub(super) fn ingress(
-        &mut self,
-        now: Timestamp,
-        t: &Tables,
-        frame: &mut Frame<'_>,
-        ip: IpInfo,
-        eip_id: EipId,
-    ) -> Result<Verdict, DropReason> {
-        if let Some(verdict) = self.ingress_v4(t, frame, &ip, eip_id) {
-            return verdict;
-        }
-        self.ingress_any(now, t, frame, ip, eip_id)
-    }
-
-    /// The common case, specialised: a whole IPv4 TCP or UDP datagram that goes
-    /// through. Anything else, and every way of not going through (TTL, MTU, no
-    /// backend or path), returns `None` before changing the frame or a counter:
-    /// [`Self::ingress_any`] then handles it (and counts it) as it handles every
-    /// packet.
-    #[inline(always)]
-    fn ingress_v4(
-        &mut self,
-        t: &Tables,
-        frame: &mut Frame<'_>,
-        ip: &IpInfo,
-        eip_id: EipId,
-    ) -> Option<Result<Verdict, DropReason>> {
-        let tcp = ip.protocol == ip_proto::TCP;
-        let l4_len = if tcp {
-            tcp::MIN_HEADER_LEN
-        } else if ip.protocol == ip_proto::UDP {
-            udp::HEADER_LEN
-        } else {
-            return None;
-        };
-        if ip.v6 || ip.fragment != Fragment::None || ip.ttl <= 1 || ip.end < ip.l4 + l4_len {
-            return None;
-        }
-        let data = frame.data();
-        let hdr: &[u8; 20] = data[ip.l3..ip.l3 + 20].try_into().unwrap();
-        let src = [hdr[12], hdr[13], hdr[14], hdr[15]];
-        let dst = [hdr[16], hdr[17], hdr[18], hdr[19]];
-        // Source and destination port are at the same offsets in TCP and UDP.
-        let ports: &[u8; 4] = data[ip.l4..ip.l4 + 4].try_into().unwrap();
-        let sport = u16::from_be_bytes([ports[0], ports[1]]);
-        let dport = u16::from_be_bytes([ports[2], ports[3]]);
-        let hash = flow::hash_v4(src, dst, sport, dport, ip.protocol);
-
-        let eip = &t.eips[eip_id as usize];
-        let (backend, new_port) = if eip.services_len == 0 {
-            (eip.backend?, None)
-        } else {
-            choose_target(t, eip, ip.protocol, Some(dport), hash).ok()?
-        };
-        let IpAddr::V4(backend) = backend else {
-            return None;
-        };
-        let region = &t.regions[eip.region as usize];
-        if region.path_table.is_empty() {
-            return None;
-        }
-        let path_id = region.path_for(hash);
-        let path = &t.paths[path_id as usize];
-        if ip.total_len() > path.inner_mtu as usize {
-            return None;
-        }
-
-        // Goes through: from here on the frame changes.
-        if region.panic {
-            self.counters.event(Event::PanicPath);
-        }
-        let data = frame.data_mut();
-        if tcp
-            && data[ip.l4 + TCP_FLAGS] & tcp::flags::SYN != 0
-            && encap::clamp_mss(data, ip, path.inner_mtu)
-        {
-            self.counters.event(Event::MssClamped);
-        }
-        nat::rewrite_v4(
-            data,
-            ip,
-            nat::V4_DST,
-            backend.octets(),
-            new_port.map(|p| (DST_PORT, p)),
-        );
-        let inner_len = ip.total_len();
-        if let Err(reason) = encap::encapsulate(frame, ip, path, hash) {
-            return Some(Err(reason));
-        }
-        self.counters.eip_in[eip_id as usize].add(inner_len);
-        self.counters.path[path_id as usize].add(frame.len());
-        self.counters.event(Event::Encapsulated);
-        Some(Ok(Verdict::Tx(path.port)))
-    }
-
-    /// Any packet to an EIP: IPv6, fragments, ICMP, and the ones that do not go
-    /// through.
-    #[inline(always)]
-    fn ingress_any(
         &mut self,
         now: Timestamp,
         t: &Tables,
@@ -306,7 +203,7 @@ fn pick_backend(s: &Service, hash: u64) -> Option<(Addr, u16)> {
 /// Chooses the backend of a flow: a matching service's Maglev table, else the
 /// EIP's 1:1 backend. Returns the address and the new destination port, if any.
 #[inline(always)]
-fn choose_target(
+pub(super) fn choose_target(
     t: &Tables,
     eip: &Eip,
     protocol: u8,

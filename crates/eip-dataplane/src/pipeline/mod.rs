@@ -14,10 +14,12 @@
 //!
 //! One file per job, as quinn-proto lays out its connection: this file holds the
 //! per-worker state, the batch loop and classification; `ingress.rs` and
-//! `returns.rs` the two directions; `encap.rs`, `nat.rs`, `icmp.rs` and `frag.rs`
+//! `returns.rs` the two directions (`fast.rs` the common case of ingress,
+//! specialised); `encap.rs`, `nat.rs`, `icmp.rs` and `frag.rs`
 //! what they share; `parse.rs` the header walk classification starts with.
 
 mod encap;
+mod fast;
 mod frag;
 mod icmp;
 mod ingress;
@@ -234,9 +236,16 @@ impl Pipeline {
 
     #[inline(always)]
     fn process_one(&mut self, now: Timestamp, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
-        let verdict = match self.classify(now, t, frame) {
-            Ok(v) => v,
-            Err(reason) => Verdict::Drop(reason),
+        let fast = match self.fast_ingress(t, frame) {
+            None => self.fast_return(t, frame),
+            v => v,
+        };
+        let verdict = match fast {
+            Some(v) => v,
+            None => match self.classify(now, t, frame) {
+                Ok(v) => v,
+                Err(reason) => Verdict::Drop(reason),
+            },
         };
         match verdict {
             Verdict::Drop(reason) => self.counters.drop(reason),
@@ -247,7 +256,9 @@ impl Pipeline {
         verdict
     }
 
-    #[inline(always)]
+    /// The general path: every frame the fast paths (`fast.rs`) leave. Not inlined,
+    /// so that the batch loop around the fast paths stays small.
+    #[inline(never)]
     fn classify(
         &mut self,
         now: Timestamp,

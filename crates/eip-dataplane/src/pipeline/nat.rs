@@ -126,7 +126,31 @@ pub fn rewrite_v4(
     port: Option<(usize, u16)>,
 ) {
     debug_assert!(!ip.v6 && ip.ttl > 1 && matches!(ip.protocol, ip_proto::TCP | ip_proto::UDP));
-    let hdr: &mut [u8; 20] = (&mut data[ip.l3..ip.l3 + 20]).try_into().unwrap();
+    let (head, l4) = data.split_at_mut(ip.l4);
+    let hdr: &mut [u8; 20] = (&mut head[ip.l3..ip.l3 + 20]).try_into().unwrap();
+    if ip.protocol == ip_proto::TCP {
+        rewrite_v4_headers::<TCP_SUM>(hdr, l4, addr, new, port)
+    } else {
+        rewrite_v4_headers::<UDP_SUM>(hdr, l4, addr, new, port)
+    }
+}
+
+/// Offsets of the TCP and UDP checksums in their headers.
+pub const TCP_SUM: usize = 16;
+pub const UDP_SUM: usize = 6;
+
+/// [`rewrite_v4`] on the IPv4 header without options and the transport header
+/// (TCP when `SUM` is [`TCP_SUM`], UDP when it is [`UDP_SUM`]), for a caller that
+/// holds them at fixed offsets: with fixed-size slices every bounds check folds.
+#[inline(always)]
+pub fn rewrite_v4_headers<const SUM: usize>(
+    hdr: &mut [u8; 20],
+    l4: &mut [u8],
+    addr: usize,
+    new: [u8; 4],
+    port: Option<(usize, u16)>,
+) {
+    let udp = SUM == UDP_SUM;
     let field: &mut [u8; 4] = (&mut hdr[addr..addr + 4]).try_into().unwrap();
     let old = u32::from_be_bytes(*field);
     *field = new;
@@ -139,18 +163,13 @@ pub fn rewrite_v4(
     let header = !checksum::fold(u64::from(!header) + delta + 0xFEFF);
     hdr[10..12].copy_from_slice(&header.to_be_bytes());
 
-    let (sum_at, udp) = if ip.protocol == ip_proto::TCP {
-        (16, false)
-    } else {
-        (6, true)
-    };
-    let l4 = &mut data[ip.l4..ip.l4 + sum_at + 2];
+    let l4 = &mut l4[..SUM + 2];
     if let Some((at, new_port)) = port {
         let old = u16::from_be_bytes([l4[at], l4[at + 1]]);
         l4[at..at + 2].copy_from_slice(&new_port.to_be_bytes());
         delta += u64::from(!old) + u64::from(new_port);
     }
-    let current = u16::from_be_bytes([l4[sum_at], l4[sum_at + 1]]);
+    let current = u16::from_be_bytes([l4[SUM], l4[SUM + 1]]);
     // RFC 768: an IPv4 UDP checksum of 0 means "none" and stays 0; a computed 0 is
     // sent as 0xFFFF.
     if udp && current == 0 {
@@ -160,7 +179,7 @@ pub fn rewrite_v4(
     if udp && updated == 0 {
         updated = 0xFFFF;
     }
-    l4[sum_at..sum_at + 2].copy_from_slice(&updated.to_be_bytes());
+    l4[SUM..SUM + 2].copy_from_slice(&updated.to_be_bytes());
 }
 
 /// Decrements TTL / hop limit (the caller checked it is above 1).

@@ -1,0 +1,241 @@
+//! The common cases, specialised: an untagged Ethernet frame with an IPv4 header
+//! without options and a whole TCP or UDP header, to an EIP (ingress), or inside
+//! VXLAN to our VTEP (return), that goes through.
+//!
+//! They read and rewrite the headers at fixed offsets of one fixed-size view, so
+//! validation happens once (here) and no later access needs a bounds check. They
+//! do exactly what the general path (`classify`, `ingress`, `tunnel_return`) does
+//! to such a packet. Everything else (VLANs, IP options, IPv6, fragments, ICMP,
+//! probe replies) and every way of not going through (TTL, MTU, no service,
+//! backend or path, unknown tunnel or backend) returns `None` before changing the
+//! frame or a counter: the general path then handles and counts it as it handles
+//! every packet.
+
+use super::encap;
+use super::ingress::choose_target;
+use super::nat::{self, TCP_SUM, UDP_SUM};
+use super::parse::{Fragment, IpInfo};
+use super::Pipeline;
+use crate::counters::Event;
+use crate::flow;
+use crate::frame::{Frame, Verdict};
+use crate::tables::{addr_key_v4, Tables};
+use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
+use std::net::IpAddr;
+
+const L3: usize = ethernet::HEADER_LEN;
+const L4: usize = L3 + 20;
+/// Bytes of the frame the UDP and TCP cases read and write.
+const UDP_END: usize = L4 + udp::HEADER_LEN;
+const TCP_END: usize = L4 + tcp::MIN_HEADER_LEN;
+/// Offset of the flags byte in a TCP header.
+const TCP_FLAGS: usize = 13;
+/// Offset of the destination port in a TCP or UDP header.
+const DST_PORT: usize = 2;
+/// Offset of the source port in a TCP or UDP header.
+const SRC_PORT: usize = 0;
+
+/// A return: VXLAN header, inner Ethernet, inner IPv4 and transport header.
+const VXLAN: usize = UDP_END;
+const INNER_L2: usize = VXLAN + vxlan::HEADER_LEN;
+const INNER_L3: usize = INNER_L2 + ethernet::HEADER_LEN;
+const INNER_L4: usize = INNER_L3 + 20;
+const INNER_UDP_END: usize = INNER_L4 + udp::HEADER_LEN;
+const INNER_TCP_END: usize = INNER_L4 + tcp::MIN_HEADER_LEN;
+/// The VXLAN I flag.
+const VXLAN_I: u8 = 0x08;
+
+impl Pipeline {
+    /// The common case of ingress, or `None` for the general path.
+    #[inline(always)]
+    pub(super) fn fast_ingress(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Option<Verdict> {
+        match *frame.data().get(L3 + 9)? {
+            ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM>(t, frame),
+            ip_proto::UDP => self.fast_ingress_l4::<UDP_END, UDP_SUM>(t, frame),
+            _ => None,
+        }
+    }
+
+    /// The common case of a return, or `None` for the general path.
+    #[inline(always)]
+    pub(super) fn fast_return(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Option<Verdict> {
+        match *frame.data().get(INNER_L3 + 9)? {
+            ip_proto::TCP => self.fast_return_l4::<INNER_TCP_END, TCP_SUM>(t, frame),
+            ip_proto::UDP => self.fast_return_l4::<INNER_UDP_END, UDP_SUM>(t, frame),
+            _ => None,
+        }
+    }
+
+    /// [`Self::fast_return`] for inner TCP (`END` = [`INNER_TCP_END`]) or UDP
+    /// ([`INNER_UDP_END`]).
+    #[inline(always)]
+    fn fast_return_l4<const END: usize, const SUM: usize>(
+        &mut self,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+    ) -> Option<Verdict> {
+        let data = frame.data();
+        let d: &[u8; END] = data.get(..END)?.try_into().ok()?;
+        // Outer: untagged IPv4 without options, UDP, not a fragment, within the
+        // frame, to the VXLAN port of one of our VTEPs.
+        if d[12..15] != [0x08, 0x00, 0x45] || d[L3 + 9] != ip_proto::UDP {
+            return None;
+        }
+        let outer_total = u16::from_be_bytes([d[L3 + 2], d[L3 + 3]]) as usize;
+        let flags_offset = u16::from_be_bytes([d[L3 + 6], d[L3 + 7]]);
+        if outer_total < END - L3 || outer_total > data.len() - L3 || flags_offset & 0x3FFF != 0 {
+            return None;
+        }
+        let outer_dst = [d[L3 + 16], d[L3 + 17], d[L3 + 18], d[L3 + 19]];
+        if u16::from_be_bytes([d[L4 + 2], d[L4 + 3]]) != t.vxlan_port || !t.is_local_vtep(outer_dst)
+        {
+            return None;
+        }
+        // VXLAN with the I flag; inner untagged IPv4 without options, within the
+        // outer packet, holding the whole transport header; not a fragment; TTL
+        // above 1.
+        if d[VXLAN] & VXLAN_I == 0 || d[INNER_L2 + 12..INNER_L3 + 1] != [0x08, 0x00, 0x45] {
+            return None;
+        }
+        let total = u16::from_be_bytes([d[INNER_L3 + 2], d[INNER_L3 + 3]]) as usize;
+        let flags_offset = u16::from_be_bytes([d[INNER_L3 + 6], d[INNER_L3 + 7]]);
+        if total < END - INNER_L3
+            || total > L3 + outer_total - INNER_L3
+            || flags_offset & 0x3FFF != 0
+            || d[INNER_L3 + 8] <= 1
+        {
+            return None;
+        }
+        let vni = u32::from_be_bytes([0, d[VXLAN + 4], d[VXLAN + 5], d[VXLAN + 6]]);
+        let vtep = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
+        let region = t.tunnel_region(vtep, vni).ok()?;
+        let protocol = d[INNER_L3 + 9];
+        let src = [
+            d[INNER_L3 + 12],
+            d[INNER_L3 + 13],
+            d[INNER_L3 + 14],
+            d[INNER_L3 + 15],
+        ];
+        let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
+        let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
+        let IpAddr::V4(eip) = t.eips[m.eip as usize].address else {
+            return None;
+        };
+
+        // Goes through: from here on the frame changes.
+        let d: &mut [u8; END] = (&mut frame.data_mut()[..END]).try_into().ok()?;
+        let (head, l4) = d.split_at_mut(INNER_L4);
+        let hdr: &mut [u8; 20] = (&mut head[INNER_L3..]).try_into().ok()?;
+        nat::rewrite_v4_headers::<SUM>(
+            hdr,
+            l4,
+            nat::V4_SRC,
+            eip.octets(),
+            m.service_port.map(|p| (SRC_PORT, p)),
+        );
+        let port = &t.ports[t.internet_port as usize];
+        if !(frame.pull_head(INNER_L2) && frame.set_len(ethernet::HEADER_LEN + total)) {
+            return Some(Verdict::Drop(crate::DropReason::Truncated));
+        }
+        let eth: &mut [u8; ethernet::HEADER_LEN] = (&mut frame.data_mut()[..ethernet::HEADER_LEN])
+            .try_into()
+            .ok()?;
+        eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
+        eth[6..12].copy_from_slice(&port.mac);
+        self.counters.eip_out[m.eip as usize].add(total);
+        self.counters.event(Event::Decapsulated);
+        Some(Verdict::Tx(t.internet_port))
+    }
+
+    /// [`Self::fast_ingress`] for TCP (`END` = [`TCP_END`]) or UDP ([`UDP_END`]).
+    #[inline(always)]
+    fn fast_ingress_l4<const END: usize, const SUM: usize>(
+        &mut self,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+    ) -> Option<Verdict> {
+        let is_tcp = END == TCP_END;
+        let data = frame.data();
+        let d: &[u8; END] = data.get(..END)?.try_into().ok()?;
+        let sport = u16::from_be_bytes([d[L4], d[L4 + 1]]);
+        let dport = u16::from_be_bytes([d[L4 + 2], d[L4 + 3]]);
+        // Ethertype IPv4 (untagged), version 4, a 20-byte header; not VXLAN
+        // (perhaps a tunnel return: the general path checks the VTEP first).
+        if d[12..15] != [0x08, 0x00, 0x45] || !is_tcp && dport == t.vxlan_port {
+            return None;
+        }
+        // The IP packet holds the whole transport header and lies in the frame.
+        let total = u16::from_be_bytes([d[L3 + 2], d[L3 + 3]]) as usize;
+        if total < END - L3 || total > data.len() - L3 {
+            return None;
+        }
+        // Not a fragment (MF or an offset), TTL above 1.
+        let flags_offset = u16::from_be_bytes([d[L3 + 6], d[L3 + 7]]);
+        if flags_offset & 0x3FFF != 0 || d[L3 + 8] <= 1 {
+            return None;
+        }
+        let src = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
+        let dst = [d[L3 + 16], d[L3 + 17], d[L3 + 18], d[L3 + 19]];
+        let eip_id = t.eip_v4(dst)?;
+        let protocol = d[L3 + 9];
+        let hash = flow::hash_v4(src, dst, sport, dport, protocol);
+
+        let eip = &t.eips[eip_id as usize];
+        let (backend, new_port) = if eip.services_len == 0 {
+            (eip.backend?, None)
+        } else {
+            choose_target(t, eip, protocol, Some(dport), hash).ok()?
+        };
+        let IpAddr::V4(backend) = backend else {
+            return None;
+        };
+        let region = &t.regions[eip.region as usize];
+        if region.path_table.is_empty() {
+            return None;
+        }
+        let path_id = region.path_for(hash);
+        let path = &t.paths[path_id as usize];
+        if total > path.inner_mtu as usize {
+            return None;
+        }
+
+        // Goes through: from here on the frame changes.
+        let ip = IpInfo {
+            v6: false,
+            l3: L3,
+            l4: L4,
+            end: L3 + total,
+            protocol,
+            fragment: Fragment::None,
+            dont_frag: flags_offset & 0x4000 != 0,
+            ttl: d[L3 + 8],
+        };
+        if region.panic {
+            self.counters.event(Event::PanicPath);
+        }
+        let data = frame.data_mut();
+        if is_tcp
+            && data[L4 + TCP_FLAGS] & tcp::flags::SYN != 0
+            && encap::clamp_mss(data, &ip, path.inner_mtu)
+        {
+            self.counters.event(Event::MssClamped);
+        }
+        let d: &mut [u8; END] = (&mut data[..END]).try_into().ok()?;
+        let (head, l4) = d.split_at_mut(L4);
+        let hdr: &mut [u8; 20] = (&mut head[L3..]).try_into().ok()?;
+        nat::rewrite_v4_headers::<SUM>(
+            hdr,
+            l4,
+            nat::V4_DST,
+            backend.octets(),
+            new_port.map(|p| (DST_PORT, p)),
+        );
+        if let Err(reason) = encap::encapsulate(frame, &ip, path, hash) {
+            return Some(Verdict::Drop(reason));
+        }
+        self.counters.eip_in[eip_id as usize].add(total);
+        self.counters.path[path_id as usize].add(frame.len());
+        self.counters.event(Event::Encapsulated);
+        Some(Verdict::Tx(path.port))
+    }
+}
