@@ -345,6 +345,11 @@ impl Tables {
         &eip.services
     }
 
+    /// Every service of every EIP, in slot order.
+    pub fn services(&self) -> impl Iterator<Item = &Service> + '_ {
+        self.eips.iter().flat_map(|(_, e)| e.services.iter())
+    }
+
     /// All IPv4 EIP addresses (for the XDP program's filter map).
     pub fn eip_v4_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.eip_v4.keys().map(|&a| Ipv4Addr::from(a))
