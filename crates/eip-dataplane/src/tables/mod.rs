@@ -30,6 +30,8 @@
 
 mod build;
 mod delta;
+#[cfg(test)]
+mod delta_tests;
 mod eips;
 mod error;
 pub mod sharded;
