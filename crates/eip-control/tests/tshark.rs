@@ -440,7 +440,11 @@ fn backbone_frames_reach_configured_backends_over_configured_tunnels() {
 #[test]
 fn internet_frames_come_from_eips() {
     let tables = load_tables();
-    let eips: BTreeSet<String> = tables.eips.iter().map(|(_, e)| e.address.to_string()).collect();
+    let eips: BTreeSet<String> = tables
+        .eips
+        .iter()
+        .map(|(_, e)| e.address.to_string())
+        .collect();
     let mut problems = Vec::new();
     for o in outputs().iter().filter(|o| !o.is_backbone()) {
         for (i, f) in o.got.iter().enumerate() {

@@ -93,6 +93,7 @@ impl Tables {
         let places = Places {
             spec,
             slot_index: None,
+            no_services: Arc::from(Vec::new()),
         };
         let mut ipv6_checked = vec![false; t.regions.len()];
         if delta.small_parts {

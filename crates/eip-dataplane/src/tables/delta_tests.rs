@@ -105,7 +105,10 @@ fn assert_same_lookups(a: &Tables, b: &Tables, spec: &PopSpec) {
             a.eip_by_address(e.address).expect("EIP in a"),
             b.eip_by_address(e.address).expect("EIP in b"),
         );
-        assert_eq!((x.address, x.region, x.backend), (y.address, y.region, y.backend));
+        assert_eq!(
+            (x.address, x.region, x.backend),
+            (y.address, y.region, y.backend)
+        );
         assert_eq!(x.services.len(), y.services.len());
         for (s, t) in x.services.iter().zip(y.services.iter()) {
             assert_eq!((s.protocol, s.port), (t.protocol, t.port));
@@ -131,7 +134,10 @@ fn assert_same_lookups(a: &Tables, b: &Tables, spec: &PopSpec) {
         }
     }
     for (r, s) in a.regions.iter().zip(&b.regions) {
-        assert_eq!((&r.name, &r.path_table, r.panic), (&s.name, &s.path_table, s.panic));
+        assert_eq!(
+            (&r.name, &r.path_table, r.panic),
+            (&s.name, &s.path_table, s.panic)
+        );
     }
 }
 
@@ -162,7 +168,11 @@ fn service() -> impl Strategy<Value = ServiceSpec> {
         prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)],
         prop_oneof![Just(80u16), Just(443), Just(0)],
         prop::collection::vec(
-            (backend_address(), prop_oneof![Just(None), Just(Some(8080u16))], 0u32..3),
+            (
+                backend_address(),
+                prop_oneof![Just(None), Just(Some(8080u16))],
+                0u32..3,
+            ),
             0..4,
         ),
     )
@@ -301,7 +311,11 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     assert_eq!(u.eip_slot(gone), None);
     assert_eq!(u.eip_slot(spec.eips[11].address), Some(11));
     assert_eq!(u.slot_capacity(), 5000);
-    assert_eq!(u.eips.shared_chunks(&t.eips), 4, "one of five chunks copied");
+    assert_eq!(
+        u.eips.shared_chunks(&t.eips),
+        4,
+        "one of five chunks copied"
+    );
     assert!(u.eip_v4.shared_shards(&t.eip_v4) >= super::sharded::SHARDS - 1);
     // A new EIP takes the freed slot.
     let fresh = one_to_one(90_000, "sh");
@@ -344,7 +358,10 @@ fn health_overlays_rebuild_only_what_they_change() {
     assert!(!h.regions[0].panic);
     assert_eq!(h.regions[1].path_table, t.regions[1].path_table);
     assert_eq!(h.eips.shared_chunks(&t.eips), 3);
-    assert_eq!(h.backend_owner.shared_shards(&t.backend_owner), super::sharded::SHARDS);
+    assert_eq!(
+        h.backend_owner.shared_shards(&t.backend_owner),
+        super::sharded::SHARDS
+    );
     // Both down: the fallback ("panic") set; disabled: nothing.
     let p = h.with_path_states(&[(1, PathState::Down)], 9);
     assert!(p.regions[0].panic && !p.regions[0].path_table.is_empty());
@@ -374,7 +391,10 @@ fn health_overlays_rebuild_only_what_they_change() {
     let want = Tables::build(&drained, 7).unwrap();
     assert_eq!(service.maglev, want.eips[0].services[0].maglev);
     let well = sick.with_backend_health(&b, true, 12).unwrap();
-    assert_eq!(well.eips[0].services[0].maglev, t.eips[0].services[0].maglev);
+    assert_eq!(
+        well.eips[0].services[0].maglev,
+        t.eips[0].services[0].maglev
+    );
     let nobody = super::BackendRef { port: 81, ..b };
     assert!(t.with_backend_health(&nobody, false, 13).is_none());
 }
@@ -407,7 +427,9 @@ fn measure_build_apply_and_bytes_per_eip() {
                 ..Default::default()
             };
             let start = Instant::now();
-            let u = cur.apply(&delta, &next, 2 + k as u64, 2 + k as u64).unwrap();
+            let u = cur
+                .apply(&delta, &next, 2 + k as u64, 2 + k as u64)
+                .unwrap();
             applies.push(start.elapsed());
             cur = u;
         }

@@ -18,6 +18,9 @@ pub(super) struct Places<'a> {
     /// Slot -> index into `spec.eips` during a full build; deltas find EIPs by
     /// address instead (only when reporting an error).
     pub slot_index: Option<Vec<u32>>,
+    /// One empty service list that every EIP without services shares (no
+    /// allocation per 1:1 EIP).
+    pub no_services: std::sync::Arc<[Service]>,
 }
 
 impl Places<'_> {
@@ -110,6 +113,7 @@ pub(super) fn add_all(
     let places = Places {
         spec,
         slot_index: Some(slot_index),
+        no_services: std::sync::Arc::from(Vec::new()),
     };
     let regions = super::build::region_index(t);
     let mut ipv6_checked = vec![false; t.regions.len()];
@@ -289,7 +293,11 @@ pub(super) fn insert(
             address: e.address,
             region: region.unwrap_or(RegionId::MAX),
             backend: e.backend,
-            services: services.into(),
+            services: if services.is_empty() {
+                places.no_services.clone()
+            } else {
+                services.into()
+            },
         },
     );
 }

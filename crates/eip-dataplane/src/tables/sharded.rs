@@ -28,9 +28,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for Sharded<K, V> {
 
 #[inline(always)]
 fn shard_of<K: Hash>(key: &K) -> usize {
-    // The top bits of FxHash: the low ones pick the bucket inside the shard.
+    // Not bits of the map's own hash: hashbrown takes the bucket from its low bits
+    // and the tag from its top 7, and a shard whose keys all share those would
+    // probe like a list. A second mix of the hash gives independent bits.
     let h = rustc_hash::FxBuildHasher.hash_one(key);
-    (h >> (64 - SHARDS.trailing_zeros())) as usize
+    let mixed = (h ^ (h >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - SHARDS.trailing_zeros())) as usize
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
