@@ -64,7 +64,7 @@ impl MiniTables {
     pub fn new(tables: &Tables, returns: bool) -> MiniTables {
         let mut pairs: Vec<(u32, Entry)> = Vec::new();
         let mut services = Vec::new();
-        for eip in &tables.eips {
+        for (_, eip) in tables.eips.iter() {
             let IpAddr::V4(address) = eip.address else {
                 continue;
             };

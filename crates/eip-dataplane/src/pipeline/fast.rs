@@ -181,7 +181,7 @@ impl Pipeline {
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
         let eip = &t.eips[eip_id as usize];
-        let (backend, new_port) = if eip.services_len == 0 {
+        let (backend, new_port) = if eip.services.is_empty() {
             (eip.backend?, None)
         } else {
             choose_target(t, eip, protocol, Some(dport), hash).ok()?
