@@ -12,6 +12,7 @@ packages=(
   python3-scapy                  # fixture generator
   prometheus                     # promtool: checks the metrics exposition and the alert rules
   systemd man-db dpkg-dev        # unit checks (systemd-analyze verify runs man), .deb dependencies
+  valgrind                       # scripts/callgrind.sh: instructions per packet
 )
 
 missing=()
