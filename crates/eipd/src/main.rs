@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod logging;
 
+mod bgp;
 mod boot;
 mod metrics_source;
 mod notify;

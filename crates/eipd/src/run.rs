@@ -12,6 +12,7 @@
 //! | packet trace (`eipctl trace`) | [`crate::trace`] |
 //! | metrics | [`crate::metrics_source`] |
 //! | the final report | [`crate::shutdown`] |
+//! | BGP announcements (BIRD as a child), gated by the data plane | [`crate::bgp`] |
 //! | readiness for systemd (`READY=1`, `STATUS=`, `STOPPING=1`) | [`crate::notify`] |
 //!
 //! The calling thread is the control thread: it owns the AF_XDP runtime, applies
@@ -208,6 +209,15 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
+    let bgp_facts = Arc::new(crate::bgp::DataplaneFacts::default());
+    let bgp = crate::bgp::start_if_configured(
+        &opts.socket,
+        crate::bgp::Inputs {
+            control: Arc::clone(&control),
+            board: Arc::clone(&board),
+            facts: Arc::clone(&bgp_facts),
+        },
+    )?;
     if let Some(addr) = opts.metrics {
         let sources = MetricsSources {
             control: Arc::clone(&control),
@@ -236,6 +246,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         signals.serve(&control, &published, &board_for_signals);
+        bgp_facts.update(true, publisher.version(), publisher.is_acknowledged(publisher.version()));
         // Table changes are applied as soon as they arrive (a failover waits for
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.
@@ -292,6 +303,10 @@ pub fn run(opts: &RunOptions) -> Result<()> {
 
     tracing::info!("stopping");
     tell(&notify.stopping("stopping: final counters follow"));
+    if let Some(bgp) = bgp {
+        // Drain while the workers still forward, then stop BIRD.
+        bgp.shutdown();
+    }
     drop(server);
     let _ = prober.join();
     let sockets = runtime.socket_stats();
