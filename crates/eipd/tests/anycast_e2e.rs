@@ -1,0 +1,424 @@
+//! Anycast end to end on `scripts/anycast-testbed.sh`: two POPs, each `eipd` with
+//! BIRD 2 as its child, announcing 192.0.2.0/24 to an FRR router (bgpd + bfdd)
+//! that prefers POP A; the region steers returns to the ingress POP. Real BIRD,
+//! FRR, Linux vxlan, nginx, curl and ping; every failure is made for real
+//! (`kill -9`, nftables drops with the carrier up, SIGTERM).
+//!
+//! The figures each test measures are printed (`--nocapture` shows them);
+//! `measure_failover` repeats them for the README's table.
+
+mod common;
+
+use common::{repo, require_root, wait_for_log, Guard};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The anycast testbed, torn down when dropped (also on failure).
+struct Anycast {
+    id: String,
+    env: HashMap<String, String>,
+}
+
+impl Anycast {
+    fn up(extra: &[&str]) -> Anycast {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let id = format!("a{:07x}", (std::process::id() ^ nanos) & 0x0FFF_FFFF);
+        let script = repo().join("scripts/anycast-testbed.sh");
+        let mut tb = Anycast {
+            id,
+            env: HashMap::new(),
+        };
+        let status = Command::new(&script)
+            .args(["up", "--id", &tb.id])
+            .args(extra)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/anycast-testbed.sh");
+        assert!(status.success(), "anycast testbed up failed");
+        let out = Command::new(&script).args(["env", "--id", &tb.id]).output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                tb.env.insert(k.into(), v.into());
+            }
+        }
+        tb
+    }
+
+    fn var(&self, k: &str) -> &str {
+        self.env.get(k).unwrap_or_else(|| panic!("env lacks {k}"))
+    }
+
+    fn ns(&self, ns_var: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.var(ns_var)]).args(args);
+        c
+    }
+
+    fn log(&self, pop: char) -> PathBuf {
+        PathBuf::from(self.var("AT_RUN_DIR")).join(format!("pop{pop}.log"))
+    }
+
+    /// `eipd run` in POP `a` or `b`; returns once it runs.
+    fn start_pop(&self, pop: char) -> Guard {
+        let up = pop.to_ascii_uppercase();
+        let log = self.log(pop);
+        let file = std::fs::File::create(&log).unwrap();
+        let dir = self.var("AT_RUN_DIR");
+        let child = self
+            .ns(
+                &format!("AT_NS_POP{up}"),
+                &[
+                    env!("CARGO_BIN_EXE_eipd"),
+                    "run",
+                    "--config",
+                    self.var(&format!("AT_POP{up}_CONFIG")),
+                    "--state",
+                    &format!("{dir}/pop{pop}.state.json"),
+                    "--socket",
+                    self.var(&format!("AT_POP{up}_SOCKET")),
+                    "--idle-sleep",
+                    "--from",
+                    "config",
+                ],
+            )
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start eipd");
+        let guard = Guard(child);
+        wait_for_log(&log, Duration::from_secs(30), |t| t.contains("eipd: running"));
+        guard
+    }
+
+    /// The router's next hop for the EIP prefix in its kernel FIB.
+    fn next_hop(&self) -> Option<String> {
+        let out = self
+            .ns("AT_NS_ROUTER", &["ip", "route", "show", self.var("AT_PREFIX")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words
+            .iter()
+            .position(|w| *w == "via")
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
+    }
+
+    /// The next hops of every path the router's BGP has for the prefix.
+    fn bgp_paths(&self) -> Vec<String> {
+        let out = self
+            .ns(
+                "AT_NS_ROUTER",
+                &[
+                    "vtysh",
+                    "--vty_socket",
+                    self.var("AT_FRR_DIR"),
+                    "-c",
+                    &format!("show ip bgp {} json", self.var("AT_PREFIX")),
+                ],
+            )
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["paths"]
+            .as_array()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(|p| p["peer"]["peerId"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until the router's FIB sends the prefix to `hop` (or nowhere);
+    /// returns how long that took from `since`.
+    fn wait_next_hop(&self, hop: Option<&str>, since: Instant, timeout: Duration) -> Duration {
+        loop {
+            let now = self.next_hop();
+            if now.as_deref() == hop {
+                return since.elapsed();
+            }
+            assert!(
+                since.elapsed() < timeout,
+                "router next hop {now:?}, expected {hop:?} within {timeout:?}\nPOP A:\n{}\nPOP B:\n{}",
+                std::fs::read_to_string(self.log('a')).unwrap_or_default(),
+                std::fs::read_to_string(self.log('b')).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A rate-limited download of the big file from the client, in the background.
+    fn download(&self, rate: &str) -> Child {
+        let out = PathBuf::from(self.var("AT_RUN_DIR")).join("download.bin");
+        self.ns(
+            "AT_NS_CLIENT",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "30",
+                // A receiver that hears nothing sends nothing; after a second
+                // its keepalive tells the region which POP the flow uses now
+                // (the region cannot know that the old one died).
+                "--keepalive-time",
+                "1",
+                "--limit-rate",
+                rate,
+                "-o",
+                out.to_str().unwrap(),
+                &format!("http://{}/big.bin", self.var("AT_EIP1")),
+            ],
+        )
+        .spawn()
+        .expect("curl")
+    }
+
+    fn downloaded_sha256(&self) -> String {
+        let out = Command::new("sha256sum")
+            .arg(PathBuf::from(self.var("AT_RUN_DIR")).join("download.bin"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    }
+
+    /// `ping -D` every 10 ms for `secs`, in the background.
+    fn pinger(&self, secs: u32) -> Child {
+        self.ns(
+            "AT_NS_CLIENT",
+            &[
+                "ping",
+                "-D",
+                "-n",
+                "-i",
+                "0.01",
+                "-W",
+                "1",
+                "-w",
+                &secs.to_string(),
+                self.var("AT_EIP1"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ping")
+    }
+
+    /// Both POPs announce, the router prefers A.
+    fn both_announcing(&self) -> (Guard, Guard) {
+        let a = self.start_pop('a');
+        let b = self.start_pop('b');
+        let t = Instant::now();
+        while self.bgp_paths().len() < 2 {
+            assert!(t.elapsed() < Duration::from_secs(20), "router has {:?}", self.bgp_paths());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_next_hop(Some(self.var("AT_POPA_INET_IP")), Instant::now(), Duration::from_secs(5));
+        (a, b)
+    }
+}
+
+impl Drop for Anycast {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/anycast-testbed.sh"))
+            .args(["down", "--id", &self.id])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// Loss and the longest gap between replies of a finished `ping -D`.
+fn ping_figures(child: Child) -> (u64, u64, Duration) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut stamps = Vec::new();
+    let (mut sent, mut received) = (0, 0);
+    for line in text.lines() {
+        if line.contains("bytes from") {
+            if let Some(t) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+                stamps.push(t.parse::<f64>().unwrap_or(0.0));
+            }
+        }
+        if line.contains("packets transmitted") {
+            let n: Vec<u64> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (sent, received) = (n[0], n[1]);
+        }
+    }
+    let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    (sent, received, Duration::from_secs_f64(gap))
+}
+
+fn nft(tb: &Anycast, ns_var: &str, rules: &str) {
+    let mut c = tb.ns(ns_var, &["nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "nft {rules}");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
+    require_root();
+    let tb = Anycast::up(&[]);
+    assert!(tb.bgp_paths().is_empty(), "nothing announced before eipd runs");
+    // POP A's backbone answers no probe: eipd runs, its BGP session comes up,
+    // but the region has no path measured up, so nothing is announced.
+    nft(
+        &tb,
+        "AT_NS_REGION",
+        &format!(
+            "table inet blackhole {{\n chain in {{ type filter hook prerouting priority raw; iifname \"{}\" drop; }}\n}}\n",
+            tb.var("AT_REGION_BBA_IF")
+        ),
+    );
+    let _a = tb.start_pop('a');
+    wait_for_log(&tb.log('a'), Duration::from_secs(15), |t| {
+        t.contains("session with") && t.contains("established")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(tb.bgp_paths().is_empty(), "announced without a path up: {:?}", tb.bgp_paths());
+    let log = std::fs::read_to_string(tb.log('a')).unwrap();
+    assert!(log.contains("not announced: region beijing"), "{log}");
+    // The path comes up: announced.
+    let opened = Instant::now();
+    assert!(tb.ns("AT_NS_REGION", &["nft", "delete", "table", "inet", "blackhole"]).status().unwrap().success());
+    tb.wait_next_hop(Some(tb.var("AT_POPA_INET_IP")), opened, Duration::from_secs(10));
+    let _b = tb.start_pop('b');
+    let t = Instant::now();
+    while tb.bgp_paths().len() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(15), "router has {:?}", tb.bgp_paths());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut peers = tb.bgp_paths();
+    peers.sort();
+    assert_eq!(peers, vec![tb.var("AT_POPA_INET_IP").to_string(), tb.var("AT_POPB_INET_IP").to_string()]);
+    // Preferred: A (B prepends).
+    assert_eq!(tb.next_hop().as_deref(), Some(tb.var("AT_POPA_INET_IP")));
+    let page = tb
+        .ns("AT_NS_CLIENT", &["curl", "-sS", "--max-time", "5", &format!("http://{}/", tb.var("AT_EIP1"))])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn kill_9_of_pop_a_moves_a_download_to_pop_b() {
+    require_root();
+    let tb = Anycast::up(&[]);
+    let (mut a, _b) = tb.both_announcing();
+    let pinger = tb.pinger(6);
+    let mut curl = tb.download("1400k");
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Instant::now();
+    a.kill9();
+    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), killed, Duration::from_secs(5));
+    assert!(curl.wait().unwrap().success(), "the download failed");
+    assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
+    let (sent, received, gap) = ping_figures(pinger);
+    println!(
+        "figure kill9: router switch {:.1} ms, longest ping gap {:.1} ms, {sent} sent {received} received",
+        switch.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3
+    );
+    assert!(switch < Duration::from_secs(1), "switch took {switch:?}");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn pop_a_withdraws_when_its_backbone_paths_are_blackholed() {
+    require_root();
+    let tb = Anycast::up(&[]);
+    let (_a, _b) = tb.both_announcing();
+    let pinger = tb.pinger(6);
+    std::thread::sleep(Duration::from_millis(500));
+    let dropped = Instant::now();
+    // Carrier stays up: only the packets die (both directions, in the region).
+    nft(
+        &tb,
+        "AT_NS_REGION",
+        &format!(
+            "table inet blackhole {{ chain in {{ type filter hook prerouting priority raw; iifname \"{0}\" drop; }}\n\
+             chain out {{ type filter hook postrouting priority raw; oifname \"{0}\" drop; }}\n}}\n",
+            tb.var("AT_REGION_BBA_IF")
+        ),
+    );
+    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(10));
+    let log = std::fs::read_to_string(tb.log('a')).unwrap();
+    assert!(log.contains("withdraw: region beijing"), "{log}");
+    let (sent, received, gap) = ping_figures(pinger);
+    println!(
+        "figure backbone: router switch {:.1} ms after the drop, longest ping gap {:.1} ms, {sent} sent {received} received",
+        switch.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3
+    );
+    let page = tb
+        .ns("AT_NS_CLIENT", &["curl", "-sS", "--max-time", "5", &format!("http://{}/", tb.var("AT_EIP1"))])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
+    require_root();
+    let tb = Anycast::up(&[]);
+    let (_a, _b) = tb.both_announcing();
+    let pinger = tb.pinger(5);
+    std::thread::sleep(Duration::from_millis(500));
+    let dropped = Instant::now();
+    nft(
+        &tb,
+        "AT_NS_ROUTER",
+        &format!(
+            "table inet blackhole {{ chain in {{ type filter hook prerouting priority raw; iifname \"{0}\" drop; }}\n\
+             chain out {{ type filter hook postrouting priority raw; oifname \"{0}\" drop; }}\n}}\n",
+            tb.var("AT_ROUTER_POPA_IF")
+        ),
+    );
+    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(3));
+    let (sent, received, gap) = ping_figures(pinger);
+    println!(
+        "figure bfd: router switch {:.1} ms after the drop, longest ping gap {:.1} ms, {sent} sent {received} received",
+        switch.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3
+    );
+    // Hold time is 3 s: only BFD (100 ms x 3) is this fast.
+    assert!(switch < Duration::from_millis(1500), "switch took {switch:?}: BFD did not act");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn a_graceful_drain_of_pop_a_loses_nothing() {
+    require_root();
+    let tb = Anycast::up(&[]);
+    let (a, _b) = tb.both_announcing();
+    let pinger = tb.pinger(5);
+    let mut curl = tb.download("2500k");
+    std::thread::sleep(Duration::from_millis(500));
+    let drained = Instant::now();
+    let pid = a.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // GRACEFUL_SHUTDOWN moves the router to B before A withdraws.
+    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), drained, Duration::from_secs(2));
+    assert!(curl.wait().unwrap().success(), "the download failed");
+    assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
+    let (sent, received, gap) = ping_figures(pinger);
+    println!(
+        "figure drain: router switch {:.1} ms after SIGTERM, longest ping gap {:.1} ms, {sent} sent {received} received",
+        switch.as_secs_f64() * 1e3,
+        gap.as_secs_f64() * 1e3
+    );
+    assert_eq!(sent, received, "pings lost during the drain");
+    let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| t.contains("BIRD stopped"));
+    assert!(log.contains("GRACEFUL_SHUTDOWN"), "{log}");
+    drop(a);
+}
