@@ -81,6 +81,10 @@ pub fn reply(reply: &Reply) -> String {
             };
             head + &tables(summary)
         }
+        Some(Data::Bgp { bgp }) => bgp_status(bgp),
+        Some(Data::Draining { wait_ms }) => format!(
+            "draining: announced with GRACEFUL_SHUTDOWN for {wait_ms} ms while forwarding, then withdrawn; the daemon stops after\n"
+        ),
         Some(Data::Trace(t)) => {
             let lost = if t.lost > 0 {
                 format!(
@@ -277,6 +281,51 @@ pub fn eips(eips: &[EipSpec]) -> String {
             let proto = format!("{:?}", svc.protocol).to_lowercase();
             let _ = writeln!(out, "    {proto}/{} -> {}", svc.port, members.join(", "));
         }
+    }
+    out
+}
+
+/// `show bgp`: the speaker, each session, each prefix and why it is not announced.
+fn bgp_status(b: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "speaker: BIRD {}{}, {} restart{}{}",
+        s(&b["speaker"]),
+        b["speaker_pid"].as_u64().map_or(String::new(), |p| format!(" (pid {p})")),
+        u(&b["speaker_restarts"]),
+        plural(u(&b["speaker_restarts"]) as usize),
+        if b["draining"].as_bool() == Some(true) { "; DRAINING" } else { "" }
+    );
+    let _ = writeln!(out, "{:<28} {:>8} {:<4} {:<6} info", "neighbor", "AS", "BFD", "state");
+    for n in b["sessions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>8} {:<4} {:<6} {}",
+            s(&n["neighbor"]),
+            u(&n["remote_as"]),
+            if n["bfd"].as_bool() == Some(true) { "on" } else { "off" },
+            s(&n["state"]),
+            s(&n["info"])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<28} {:<22} why not announced ({} announce{}, {} withdraw{} so far)",
+        "prefix",
+        "announced",
+        u(&b["announces"]),
+        plural(u(&b["announces"]) as usize),
+        u(&b["withdraws"]),
+        plural(u(&b["withdraws"]) as usize)
+    );
+    for p in b["prefixes"].as_array().into_iter().flatten() {
+        let state = match (p["announced"].as_bool(), p["draining"].as_bool()) {
+            (Some(true), Some(true)) => "yes (GRACEFUL_SHUTDOWN)",
+            (Some(true), _) => "yes",
+            _ => "no",
+        };
+        let _ = writeln!(out, "{:<28} {:<22} {}", s(&p["prefix"]), state, s(&p["closed"]));
     }
     out
 }

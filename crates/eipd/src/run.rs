@@ -183,8 +183,17 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         runtime.epoch(),
         Arc::clone(&stop),
     );
+    let bgp_view = boot
+        .spec
+        .bgp
+        .as_ref()
+        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b)));
+    let mut plane = ControlPlane::new(store, boot, ChannelSink(swap_tx));
+    if let Some(view) = &bgp_view {
+        plane = plane.with_bgp(Arc::clone(view) as Arc<dyn eip_control::state::BgpService>);
+    }
     let control = Arc::new(
-        ControlPlane::new(store, boot, ChannelSink(swap_tx))
+        plane
             .with_resolver(Arc::new(neighbours::kernel_resolver))
             .with_health(Arc::new(move |path: &str| health_view.get(path)))
             .with_stats(Arc::new(DaemonStats {
@@ -217,6 +226,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             board: Arc::clone(&board),
             facts: Arc::clone(&bgp_facts),
         },
+        bgp_view.as_deref(),
     )?;
     if let Some(addr) = opts.metrics {
         let sources = MetricsSources {
@@ -227,7 +237,14 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             eips: opts.metrics_eips,
             build: build_info(),
         };
-        let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
+        let bgp_metrics = bgp_view.clone();
+        let bound = metrics::spawn(addr, move || {
+            let mut page = metrics::render(&sources.snapshot());
+            if let Some(status) = bgp_metrics.as_ref().and_then(|v| v.snapshot()) {
+                page.push_str(&crate::bgp::render_metrics(&status));
+            }
+            page
+        })?;
         crate::say!("  metrics on http://{bound}/metrics");
     }
     print_setup(&runtime, &tables);

@@ -92,6 +92,19 @@ impl Anycast {
         guard
     }
 
+    /// `eipctl --json` against POP `pop`'s control socket.
+    fn eipctl_json(&self, pop: char, args: &[&str]) -> serde_json::Value {
+        let socket = self.var(&format!("AT_POP{}_SOCKET", pop.to_ascii_uppercase()));
+        let out = Command::new(common::eipctl_exe())
+            .args(["--socket", socket, "--json"])
+            .args(args)
+            .output()
+            .expect("run eipctl");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("eipctl {args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr))
+        })
+    }
+
     /// The router's next hop for the EIP prefix in its kernel FIB.
     fn next_hop(&self) -> Option<String> {
         let out = self
@@ -284,6 +297,11 @@ fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
     });
     std::thread::sleep(Duration::from_secs(1));
     assert!(tb.bgp_paths().is_empty(), "announced without a path up: {:?}", tb.bgp_paths());
+    let bgp = tb.eipctl_json('a', &["show", "bgp"]);
+    let prefix = &bgp["data"]["bgp"]["prefixes"][0];
+    assert_eq!(prefix["announced"], false, "{bgp}");
+    assert_eq!(prefix["closed_kind"]["kind"], "region_down", "{bgp}");
+    assert_eq!(bgp["data"]["bgp"]["sessions"][0]["info"], "Established", "{bgp}");
     let log = std::fs::read_to_string(tb.log('a')).unwrap();
     assert!(log.contains("not announced: region beijing"), "{log}");
     // The path comes up: announced.
@@ -405,20 +423,21 @@ fn a_graceful_drain_of_pop_a_loses_nothing() {
     let mut curl = tb.download("2500k");
     std::thread::sleep(Duration::from_millis(500));
     let drained = Instant::now();
-    let pid = a.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let reply = tb.eipctl_json('a', &["drain"]);
+    assert_eq!(reply["data"]["kind"], "draining", "{reply}");
     // GRACEFUL_SHUTDOWN moves the router to B before A withdraws.
     let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), drained, Duration::from_secs(2));
     assert!(curl.wait().unwrap().success(), "the download failed");
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
     println!(
-        "figure drain: router switch {:.1} ms after SIGTERM, longest ping gap {:.1} ms, {sent} sent {received} received",
+        "figure drain: router switch {:.1} ms after `eipctl drain`, longest ping gap {:.1} ms, {sent} sent {received} received",
         switch.as_secs_f64() * 1e3,
         gap.as_secs_f64() * 1e3
     );
     assert_eq!(sent, received, "pings lost during the drain");
-    let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| t.contains("BIRD stopped"));
-    assert!(log.contains("GRACEFUL_SHUTDOWN"), "{log}");
+    let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| t.contains("final counters"));
+    assert!(log.contains("drain asked on the control socket"), "{log}");
+    assert!(log.contains("GRACEFUL_SHUTDOWN") && log.contains("BIRD stopped"), "{log}");
     drop(a);
 }

@@ -17,8 +17,13 @@
 pub mod bird;
 pub mod conf;
 pub mod gate;
+mod metrics;
+
+pub use metrics::render as render_metrics;
 
 use bird::{Bird, SessionRow};
+use eip_control::api::ApiError;
+use eip_control::state::BgpService;
 use eip_control::health::Health;
 use eip_control::probe::HealthBoard;
 use eip_control::state::ControlPlane;
@@ -27,7 +32,7 @@ use gate::{Closed, Damper, Facts, Transition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -87,6 +92,8 @@ pub struct PrefixStatus {
     /// Why the gate is closed, when it is.
     pub closed: Option<String>,
     pub closed_kind: Option<Closed>,
+    pub announces: u64,
+    pub withdraws: u64,
 }
 
 /// What BIRD should have enabled for one prefix.
@@ -111,6 +118,53 @@ pub struct BgpTask {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What the control socket sees of the task (`show_bgp`, `drain`); made before
+/// the control plane, joined to the task once it runs.
+pub struct BgpView {
+    shared: OnceLock<Arc<Shared>>,
+    /// The daemon's stop flag: `drain` stops the daemon as SIGTERM does, and the
+    /// control thread drains before it stops the workers.
+    stop: Arc<AtomicBool>,
+    drain_wait_ms: u64,
+}
+
+impl BgpView {
+    pub fn new(stop: Arc<AtomicBool>, spec: &BgpSpec) -> BgpView {
+        BgpView {
+            shared: OnceLock::new(),
+            stop,
+            drain_wait_ms: spec.drain_wait_ms,
+        }
+    }
+}
+
+impl BgpView {
+    /// The task's status (`None` before it runs).
+    pub fn snapshot(&self) -> Option<BgpStatus> {
+        self.shared
+            .get()
+            .map(|s| s.status.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+impl BgpService for BgpView {
+    fn status(&self) -> serde_json::Value {
+        match self.snapshot() {
+            Some(status) => serde_json::to_value(status).unwrap_or_default(),
+            None => serde_json::json!({ "speaker": "not started" }),
+        }
+    }
+
+    fn drain(&self) -> Result<u64, ApiError> {
+        if let Some(shared) = self.shared.get() {
+            shared.drain.store(true, Ordering::Relaxed);
+        }
+        tracing::info!("bgp: drain asked on the control socket: eipd stops after it");
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.drain_wait_ms)
+    }
+}
+
 /// Where the task reads the data plane's state.
 pub struct Inputs {
     pub control: Arc<ControlPlane>,
@@ -125,7 +179,13 @@ impl BgpTask {
     ///
     /// # Errors
     /// The section is invalid, the files cannot be written, BIRD does not start.
-    pub fn start(spec: &BgpSpec, pop_name: &str, socket: &Path, inputs: Inputs) -> anyhow::Result<BgpTask> {
+    pub fn start(
+        spec: &BgpSpec,
+        pop_name: &str,
+        socket: &Path,
+        inputs: Inputs,
+        view: Option<&BgpView>,
+    ) -> anyhow::Result<BgpTask> {
         spec.validate()?;
         let conf = with_suffix(socket, ".bird.conf");
         let ctl = with_suffix(socket, ".bird");
@@ -137,6 +197,9 @@ impl BgpTask {
             stop: AtomicBool::new(false),
             status: Mutex::default(),
         });
+        if let Some(view) = view {
+            let _ = view.shared.set(Arc::clone(&shared));
+        }
         // BIRD must be started by the thread that outlives it (PR_SET_PDEATHSIG
         // follows the thread), so the first start happens there too; its
         // result comes back here.
@@ -170,24 +233,10 @@ impl BgpTask {
         })
     }
 
-    /// What `show_bgp` reports.
-    pub fn status(&self) -> BgpStatus {
-        self.shared
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Starts a drain (`eipctl drain`): GRACEFUL_SHUTDOWN, wait, withdraw.
-    pub fn drain(&self) {
-        self.shared.drain.store(true, Ordering::Relaxed);
-    }
-
-    /// Drains (unless done already), then stops BIRD. Called by the control
-    /// thread while the workers still forward.
+    /// Drains (GRACEFUL_SHUTDOWN, wait, withdraw; unless done already), then
+    /// stops BIRD. Called by the control thread while the workers still forward.
     pub fn shutdown(mut self) {
-        self.drain();
+        self.shared.drain.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + self.drain_wait + Duration::from_secs(2);
         while !self.shared.drained.load(Ordering::Relaxed) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -216,6 +265,8 @@ struct Runner {
     /// What BIRD has enabled, per prefix (`None`: unknown, after a restart).
     applied: Vec<Option<Mode>>,
     closed: Vec<Option<Closed>>,
+    /// Announces and withdraws per prefix.
+    transitions: Vec<(u64, u64)>,
     drain_started: Option<Instant>,
     sessions: Vec<Option<SessionRow>>,
     restarts: u64,
@@ -237,6 +288,7 @@ impl Runner {
             dampers: vec![Damper::default(); n],
             applied: vec![Some(Mode::Off); n],
             closed: vec![None; n],
+            transitions: vec![(0, 0); n],
             drain_started: None,
             restarts: 0,
             announces: 0,
@@ -344,10 +396,12 @@ impl Runner {
             match transition {
                 Some(Transition::Announce) => {
                     self.announces += 1;
+                    self.transitions[i].0 += 1;
                     tracing::info!("bgp: {}: announce: the data plane forwards it", p.prefix);
                 }
                 Some(Transition::Withdraw) => {
                     self.withdraws += 1;
+                    self.transitions[i].1 += 1;
                     let why = if draining {
                         "drain over".to_string()
                     } else {
@@ -468,6 +522,8 @@ impl Runner {
                         draining: applied == Some(Mode::Drain),
                         closed: self.closed[i].as_ref().map(ToString::to_string),
                         closed_kind: self.closed[i].clone(),
+                        announces: self.transitions[i].0,
+                        withdraws: self.transitions[i].1,
                     }
                 })
                 .collect(),
@@ -482,12 +538,16 @@ impl Runner {
 ///
 /// # Errors
 /// As [`BgpTask::start`].
-pub fn start_if_configured(socket: &Path, inputs: Inputs) -> anyhow::Result<Option<BgpTask>> {
+pub fn start_if_configured(
+    socket: &Path,
+    inputs: Inputs,
+    view: Option<&BgpView>,
+) -> anyhow::Result<Option<BgpTask>> {
     let snapshot = inputs.control.snapshot();
     let Some(spec) = snapshot.spec.bgp.clone() else {
         return Ok(None);
     };
     let pop = snapshot.spec.pop.name.clone();
     drop(snapshot);
-    BgpTask::start(&spec, &pop, socket, inputs).map(Some)
+    BgpTask::start(&spec, &pop, socket, inputs, view).map(Some)
 }
