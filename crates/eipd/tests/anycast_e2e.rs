@@ -326,11 +326,46 @@ fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
     assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
 }
 
-#[test]
-#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
-fn kill_9_of_pop_a_moves_a_download_to_pop_b() {
-    require_root();
-    let tb = Anycast::up(&[]);
+/// What one failover run measured.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    /// From the failure to the router's FIB pointing at POP B.
+    switch: Duration,
+    /// Longest gap between ping replies (every 10 ms) across the failover.
+    gap: Duration,
+    lost: u64,
+    /// Backbone only: from the path declared down to the withdraw (eipd's log).
+    withdraw: Option<Duration>,
+}
+
+impl Figures {
+    fn print(&self, kind: &str) {
+        println!(
+            "figure {kind}: router switch {:.1} ms, longest ping gap {:.1} ms, {} pings lost{}",
+            ms(self.switch),
+            ms(self.gap),
+            self.lost,
+            self.withdraw
+                .map_or(String::new(), |w| format!(", withdraw {:.1} ms after the path was declared down", ms(w)))
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The time stamp (seconds) of the first log line containing `needle`.
+fn log_time(log: &str, needle: &str) -> Option<f64> {
+    log.lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+}
+
+/// kill -9 of POP A's eipd during a 6 s download: BIRD dies with it, the
+/// session closes, the router moves to B; the download ends with the right bytes.
+fn kill_9(tb: &Anycast) -> Figures {
     let (mut a, _b) = tb.both_announcing();
     let pinger = tb.pinger(6);
     let mut curl = tb.download("1400k");
@@ -341,26 +376,19 @@ fn kill_9_of_pop_a_moves_a_download_to_pop_b() {
     assert!(curl.wait().unwrap().success(), "the download failed");
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
-    println!(
-        "figure kill9: router switch {:.1} ms, longest ping gap {:.1} ms, {sent} sent {received} received",
-        switch.as_secs_f64() * 1e3,
-        gap.as_secs_f64() * 1e3
-    );
     assert!(switch < Duration::from_secs(1), "switch took {switch:?}");
+    Figures { switch, gap, lost: sent - received, withdraw: None }
 }
 
-#[test]
-#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
-fn pop_a_withdraws_when_its_backbone_paths_are_blackholed() {
-    require_root();
-    let tb = Anycast::up(&[]);
+/// Every backbone path of POP A blackholed (carrier up): the probes declare
+/// them down, A withdraws, traffic goes via B.
+fn backbone(tb: &Anycast) -> Figures {
     let (_a, _b) = tb.both_announcing();
-    let pinger = tb.pinger(6);
+    let pinger = tb.pinger(5);
     std::thread::sleep(Duration::from_millis(500));
     let dropped = Instant::now();
-    // Carrier stays up: only the packets die (both directions, in the region).
     nft(
-        &tb,
+        tb,
         "AT_NS_REGION",
         &format!(
             "table inet blackhole {{ chain in {{ type filter hook prerouting priority raw; iifname \"{0}\" drop; }}\n\
@@ -371,30 +399,31 @@ fn pop_a_withdraws_when_its_backbone_paths_are_blackholed() {
     let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(10));
     let log = std::fs::read_to_string(tb.log('a')).unwrap();
     assert!(log.contains("withdraw: region beijing"), "{log}");
+    let down = log_time(&log, "up -> down").expect("path declared down in the log");
+    let withdrawn = log_time(&log, "withdraw: region beijing").unwrap();
     let (sent, received, gap) = ping_figures(pinger);
-    println!(
-        "figure backbone: router switch {:.1} ms after the drop, longest ping gap {:.1} ms, {sent} sent {received} received",
-        switch.as_secs_f64() * 1e3,
-        gap.as_secs_f64() * 1e3
-    );
     let page = tb
         .ns("AT_NS_CLIENT", &["curl", "-sS", "--max-time", "5", &format!("http://{}/", tb.var("AT_EIP1"))])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
+    Figures {
+        switch,
+        gap,
+        lost: sent - received,
+        withdraw: Some(Duration::from_secs_f64((withdrawn - down).max(0.0))),
+    }
 }
 
-#[test]
-#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
-fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
-    require_root();
-    let tb = Anycast::up(&[]);
+/// POP A's Internet link blackholed at the router (carrier up): only BFD
+/// (100 ms x 3) sees it this fast; the BGP hold time is 3 s.
+fn internet_link(tb: &Anycast) -> Figures {
     let (_a, _b) = tb.both_announcing();
     let pinger = tb.pinger(5);
     std::thread::sleep(Duration::from_millis(500));
     let dropped = Instant::now();
     nft(
-        &tb,
+        tb,
         "AT_NS_ROUTER",
         &format!(
             "table inet blackhole {{ chain in {{ type filter hook prerouting priority raw; iifname \"{0}\" drop; }}\n\
@@ -404,20 +433,13 @@ fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
     );
     let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(3));
     let (sent, received, gap) = ping_figures(pinger);
-    println!(
-        "figure bfd: router switch {:.1} ms after the drop, longest ping gap {:.1} ms, {sent} sent {received} received",
-        switch.as_secs_f64() * 1e3,
-        gap.as_secs_f64() * 1e3
-    );
-    // Hold time is 3 s: only BFD (100 ms x 3) is this fast.
     assert!(switch < Duration::from_millis(1500), "switch took {switch:?}: BFD did not act");
+    Figures { switch, gap, lost: sent - received, withdraw: None }
 }
 
-#[test]
-#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
-fn a_graceful_drain_of_pop_a_loses_nothing() {
-    require_root();
-    let tb = Anycast::up(&[]);
+/// `eipctl drain` on POP A during a download: GRACEFUL_SHUTDOWN moves the
+/// router to B before A withdraws; nothing is lost.
+fn drain(tb: &Anycast) -> Figures {
     let (a, _b) = tb.both_announcing();
     let pinger = tb.pinger(5);
     let mut curl = tb.download("2500k");
@@ -425,19 +447,77 @@ fn a_graceful_drain_of_pop_a_loses_nothing() {
     let drained = Instant::now();
     let reply = tb.eipctl_json('a', &["drain"]);
     assert_eq!(reply["data"]["kind"], "draining", "{reply}");
-    // GRACEFUL_SHUTDOWN moves the router to B before A withdraws.
     let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), drained, Duration::from_secs(2));
     assert!(curl.wait().unwrap().success(), "the download failed");
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
-    println!(
-        "figure drain: router switch {:.1} ms after `eipctl drain`, longest ping gap {:.1} ms, {sent} sent {received} received",
-        switch.as_secs_f64() * 1e3,
-        gap.as_secs_f64() * 1e3
-    );
-    assert_eq!(sent, received, "pings lost during the drain");
     let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| t.contains("final counters"));
     assert!(log.contains("drain asked on the control socket"), "{log}");
     assert!(log.contains("GRACEFUL_SHUTDOWN") && log.contains("BIRD stopped"), "{log}");
     drop(a);
+    Figures { switch, gap, lost: sent - received, withdraw: None }
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn kill_9_of_pop_a_moves_a_download_to_pop_b() {
+    require_root();
+    kill_9(&Anycast::up(&[])).print("kill9");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn pop_a_withdraws_when_its_backbone_paths_are_blackholed() {
+    require_root();
+    backbone(&Anycast::up(&[])).print("backbone");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
+    require_root();
+    internet_link(&Anycast::up(&[])).print("bfd");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn a_graceful_drain_of_pop_a_loses_nothing() {
+    require_root();
+    let f = drain(&Anycast::up(&[]));
+    f.print("drain");
+    assert_eq!(f.lost, 0, "pings lost during the drain");
+}
+
+/// The README's failover table: each failure `ANYCAST_RUNS` times (default 5),
+/// medians. `cargo test -p eipd --release --test anycast_e2e -- --ignored
+/// --nocapture measure_failover`.
+#[test]
+#[ignore = "measurement (about 4 minutes, root): run by hand for the README's table"]
+fn measure_failover() {
+    require_root();
+    let runs: usize = std::env::var("ANYCAST_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    type Scenario = fn(&Anycast) -> Figures;
+    let scenarios: [(&str, Scenario); 4] = [
+        ("eipd killed (kill -9)", kill_9),
+        ("Internet link blackholed (BFD)", internet_link),
+        ("all backbone paths blackholed", backbone),
+        ("graceful drain (eipctl drain)", drain),
+    ];
+    println!("| failure | router switch (median ms) | longest ping gap (median ms) | pings lost (median) | withdraw after paths down (median ms) | runs |");
+    println!("|---|---|---|---|---|---|");
+    for (name, scenario) in scenarios {
+        let all: Vec<Figures> = (0..runs).map(|_| scenario(&Anycast::up(&[]))).collect();
+        let withdraw: Vec<f64> = all.iter().filter_map(|f| f.withdraw.map(ms)).collect();
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {} | {runs} |",
+            median(all.iter().map(|f| ms(f.switch)).collect()),
+            median(all.iter().map(|f| ms(f.gap)).collect()),
+            median(all.iter().map(|f| f.lost as f64).collect()),
+            if withdraw.is_empty() { "-".to_string() } else { format!("{:.0}", median(withdraw)) },
+        );
+    }
 }
