@@ -354,6 +354,8 @@ cmd_up() {
   ip -n "$NS_CLIENT" addr add "$CLIENT_IP/30" dev cl-inet
   ip -n "$NS_ROUTER" addr add "$ROUTER_CLIENT_IP/30" dev rt-client
   ip -n "$NS_CLIENT" route add default via "$ROUTER_CLIENT_IP"
+  # Tests repeat one 5-tuple (curl --local-port) through another POP.
+  nsx "$NS_CLIENT" sysctl -qw net.ipv4.tcp_tw_reuse=1 >/dev/null
   nsx "$NS_ROUTER" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
 
   ip -n "$NS_REGION" addr add "$REGION_VTEP/32" dev lo

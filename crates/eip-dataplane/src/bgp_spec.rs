@@ -133,7 +133,9 @@ impl Prefix {
                 u32::from(p) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(p), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
                 u128::from(p) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -145,7 +147,9 @@ impl Prefix {
         self.contains(self.address) && {
             let host_bits = match self.address {
                 IpAddr::V4(a) => u128::from(u32::from(a)) & (u128::from(u32::MAX) >> self.len),
-                IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(self.len)).unwrap_or(0),
+                IpAddr::V6(a) => {
+                    u128::from(a) & u128::MAX.checked_shr(u32::from(self.len)).unwrap_or(0)
+                }
             };
             host_bits == 0
         }
@@ -161,7 +165,8 @@ impl fmt::Display for Prefix {
 impl FromStr for Prefix {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid prefix {text:?}: expected like 192.0.2.0/24 or 2001:db8::/48");
+        let bad =
+            || format!("invalid prefix {text:?}: expected like 192.0.2.0/24 or 2001:db8::/48");
         let (addr, len) = text.split_once('/').ok_or_else(bad)?;
         let address: IpAddr = addr.parse().map_err(|_| bad())?;
         let len: u8 = len.parse().map_err(|_| bad())?;
@@ -209,9 +214,14 @@ impl fmt::Display for Community {
 impl FromStr for Community {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid community {text:?}: expected two numbers 0-65535 like \"65000:100\"");
+        let bad = || {
+            format!("invalid community {text:?}: expected two numbers 0-65535 like \"65000:100\"")
+        };
         let (a, b) = text.split_once(':').ok_or_else(bad)?;
-        Ok(Community(a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+        Ok(Community(
+            a.parse().map_err(|_| bad())?,
+            b.parse().map_err(|_| bad())?,
+        ))
     }
 }
 
@@ -244,7 +254,9 @@ pub enum BgpSpecError {
     DuplicateNeighbor(IpAddr),
     #[error("bgp prefix {0} appears twice")]
     DuplicatePrefix(Prefix),
-    #[error("bgp neighbour {address}: hold_time_s {hold} is not allowed: 0 or at least 3 (RFC 4271)")]
+    #[error(
+        "bgp neighbour {address}: hold_time_s {hold} is not allowed: 0 or at least 3 (RFC 4271)"
+    )]
     HoldTime { address: IpAddr, hold: u16 },
     #[error("bgp neighbour {address}: keepalive_s {keepalive} must be at least 1 and below hold_time_s {hold}")]
     Keepalive {
@@ -350,7 +362,10 @@ mod tests {
         assert!(s.neighbors[0].bfd);
         assert!(!s.graceful_restart);
         assert_eq!((s.bfd_interval_ms, s.bfd_multiplier), (100, 3));
-        assert_eq!((s.neighbors[0].hold_time_s, s.neighbors[0].keepalive_s), (3, 1));
+        assert_eq!(
+            (s.neighbors[0].hold_time_s, s.neighbors[0].keepalive_s),
+            (3, 1)
+        );
         assert_eq!(s.prefixes[0].communities, vec![Community(64497, 1)]);
         assert_eq!(s.validate(), Ok(()));
     }
@@ -373,8 +388,14 @@ mod tests {
 
     #[test]
     fn bad_prefixes_and_communities_are_refused_with_the_reason() {
-        assert!("192.0.2.1/24".parse::<Prefix>().unwrap_err().contains("bits set"));
-        assert!("192.0.2.0/33".parse::<Prefix>().unwrap_err().contains("over 32"));
+        assert!("192.0.2.1/24"
+            .parse::<Prefix>()
+            .unwrap_err()
+            .contains("bits set"));
+        assert!("192.0.2.0/33"
+            .parse::<Prefix>()
+            .unwrap_err()
+            .contains("over 32"));
         assert!("192.0.2.0".parse::<Prefix>().is_err());
         assert!("2001:db8::1/48".parse::<Prefix>().is_err());
         assert!("65536:0".parse::<Community>().is_err());
@@ -385,13 +406,19 @@ mod tests {
     fn validation_names_the_problem() {
         let mut s = spec();
         s.neighbors[0].hold_time_s = 2;
-        assert!(matches!(s.validate(), Err(BgpSpecError::HoldTime { hold: 2, .. })));
+        assert!(matches!(
+            s.validate(),
+            Err(BgpSpecError::HoldTime { hold: 2, .. })
+        ));
         let mut s = spec();
         s.neighbors[0].keepalive_s = 3;
         assert!(matches!(s.validate(), Err(BgpSpecError::Keepalive { .. })));
         let mut s = spec();
         s.prefixes.push(s.prefixes[0].clone());
-        assert!(matches!(s.validate(), Err(BgpSpecError::DuplicatePrefix(_))));
+        assert!(matches!(
+            s.validate(),
+            Err(BgpSpecError::DuplicatePrefix(_))
+        ));
         let mut s = spec();
         s.neighbors.clear();
         assert_eq!(s.validate(), Err(BgpSpecError::NoNeighbors));

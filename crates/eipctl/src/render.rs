@@ -292,19 +292,33 @@ fn bgp_status(b: &Value) -> String {
         out,
         "speaker: BIRD {}{}, {} restart{}{}",
         s(&b["speaker"]),
-        b["speaker_pid"].as_u64().map_or(String::new(), |p| format!(" (pid {p})")),
+        b["speaker_pid"]
+            .as_u64()
+            .map_or(String::new(), |p| format!(" (pid {p})")),
         u(&b["speaker_restarts"]),
         plural(u(&b["speaker_restarts"]) as usize),
-        if b["draining"].as_bool() == Some(true) { "; DRAINING" } else { "" }
+        if b["draining"].as_bool() == Some(true) {
+            "; DRAINING"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "{:<28} {:>8} {:<4} {:<6} info", "neighbor", "AS", "BFD", "state");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>8} {:<4} {:<6} info",
+        "neighbor", "AS", "BFD", "state"
+    );
     for n in b["sessions"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
             "{:<28} {:>8} {:<4} {:<6} {}",
             s(&n["neighbor"]),
             u(&n["remote_as"]),
-            if n["bfd"].as_bool() == Some(true) { "on" } else { "off" },
+            if n["bfd"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            },
             s(&n["state"]),
             s(&n["info"])
         );
@@ -325,7 +339,13 @@ fn bgp_status(b: &Value) -> String {
             (Some(true), _) => "yes",
             _ => "no",
         };
-        let _ = writeln!(out, "{:<28} {:<22} {}", s(&p["prefix"]), state, s(&p["closed"]));
+        let _ = writeln!(
+            out,
+            "{:<28} {:<22} {}",
+            s(&p["prefix"]),
+            state,
+            s(&p["closed"])
+        );
     }
     out
 }

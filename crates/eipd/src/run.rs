@@ -131,6 +131,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             );
         }
     }
+    if let Some(bgp) = &doc.spec.bgp {
+        bgp.validate().context("the [bgp] section")?;
+    }
     neighbours::wait_for_neighbours(&doc.spec, &stop)?;
     let boot = store.boot_from(&opts.config, Some(&neighbours::kernel_resolver), opts.from)?;
     tracing::info!(
@@ -263,7 +266,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         signals.serve(&control, &published, &board_for_signals);
-        bgp_facts.update(true, publisher.version(), publisher.is_acknowledged(publisher.version()));
+        bgp_facts.update(
+            true,
+            publisher.version(),
+            publisher.is_acknowledged(publisher.version()),
+        );
         // Table changes are applied as soon as they arrive (a failover waits for
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.

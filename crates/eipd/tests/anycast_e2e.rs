@@ -23,7 +23,10 @@ struct Anycast {
 
 impl Anycast {
     fn up(extra: &[&str]) -> Anycast {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let id = format!("a{:07x}", (std::process::id() ^ nanos) & 0x0FFF_FFFF);
         let script = repo().join("scripts/anycast-testbed.sh");
         let mut tb = Anycast {
@@ -37,7 +40,10 @@ impl Anycast {
             .status()
             .expect("run scripts/anycast-testbed.sh");
         assert!(status.success(), "anycast testbed up failed");
-        let out = Command::new(&script).args(["env", "--id", &tb.id]).output().unwrap();
+        let out = Command::new(&script)
+            .args(["env", "--id", &tb.id])
+            .output()
+            .unwrap();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
                 tb.env.insert(k.into(), v.into());
@@ -88,7 +94,9 @@ impl Anycast {
             .spawn()
             .expect("start eipd");
         let guard = Guard(child);
-        wait_for_log(&log, Duration::from_secs(30), |t| t.contains("eipd: running"));
+        wait_for_log(&log, Duration::from_secs(30), |t| {
+            t.contains("eipd: running")
+        });
         guard
     }
 
@@ -101,14 +109,32 @@ impl Anycast {
             .output()
             .expect("run eipctl");
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("eipctl {args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "eipctl {args:?}: {e}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         })
+    }
+
+    /// Return packets (EIP to client) POP `pop` forwarded for the 1:1 EIP.
+    fn returns(&self, pop: char) -> u64 {
+        let stats = self.eipctl_json(pop, &["stats"]);
+        stats["data"]["stats"]["eips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["address"] == self.var("AT_EIP1"))
+            .and_then(|e| e["out"]["packets"].as_u64())
+            .unwrap_or(0)
     }
 
     /// The router's next hop for the EIP prefix in its kernel FIB.
     fn next_hop(&self) -> Option<String> {
         let out = self
-            .ns("AT_NS_ROUTER", &["ip", "route", "show", self.var("AT_PREFIX")])
+            .ns(
+                "AT_NS_ROUTER",
+                &["ip", "route", "show", self.var("AT_PREFIX")],
+            )
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -196,7 +222,11 @@ impl Anycast {
             .arg(PathBuf::from(self.var("AT_RUN_DIR")).join("download.bin"))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// `ping -D` every 10 ms for `secs`, in the background.
@@ -227,10 +257,18 @@ impl Anycast {
         let b = self.start_pop('b');
         let t = Instant::now();
         while self.bgp_paths().len() < 2 {
-            assert!(t.elapsed() < Duration::from_secs(20), "router has {:?}", self.bgp_paths());
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "router has {:?}",
+                self.bgp_paths()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.wait_next_hop(Some(self.var("AT_POPA_INET_IP")), Instant::now(), Duration::from_secs(5));
+        self.wait_next_hop(
+            Some(self.var("AT_POPA_INET_IP")),
+            Instant::now(),
+            Duration::from_secs(5),
+        );
         (a, b)
     }
 }
@@ -269,7 +307,11 @@ fn ping_figures(child: Child) -> (u64, u64, Duration) {
 }
 
 fn nft(tb: &Anycast, ns_var: &str, rules: &str) {
-    let mut c = tb.ns(ns_var, &["nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut c = tb
+        .ns(ns_var, &["nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
     assert!(c.wait().unwrap().success(), "nft {rules}");
@@ -280,7 +322,10 @@ fn nft(tb: &Anycast, ns_var: &str, rules: &str) {
 fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
     require_root();
     let tb = Anycast::up(&[]);
-    assert!(tb.bgp_paths().is_empty(), "nothing announced before eipd runs");
+    assert!(
+        tb.bgp_paths().is_empty(),
+        "nothing announced before eipd runs"
+    );
     // POP A's backbone answers no probe: eipd runs, its BGP session comes up,
     // but the region has no path measured up, so nothing is announced.
     nft(
@@ -296,31 +341,68 @@ fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
         t.contains("session with") && t.contains("established")
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert!(tb.bgp_paths().is_empty(), "announced without a path up: {:?}", tb.bgp_paths());
+    assert!(
+        tb.bgp_paths().is_empty(),
+        "announced without a path up: {:?}",
+        tb.bgp_paths()
+    );
     let bgp = tb.eipctl_json('a', &["show", "bgp"]);
     let prefix = &bgp["data"]["bgp"]["prefixes"][0];
     assert_eq!(prefix["announced"], false, "{bgp}");
     assert_eq!(prefix["closed_kind"]["kind"], "region_down", "{bgp}");
-    assert_eq!(bgp["data"]["bgp"]["sessions"][0]["info"], "Established", "{bgp}");
+    assert_eq!(
+        bgp["data"]["bgp"]["sessions"][0]["info"], "Established",
+        "{bgp}"
+    );
     let log = std::fs::read_to_string(tb.log('a')).unwrap();
     assert!(log.contains("not announced: region beijing"), "{log}");
     // The path comes up: announced.
     let opened = Instant::now();
-    assert!(tb.ns("AT_NS_REGION", &["nft", "delete", "table", "inet", "blackhole"]).status().unwrap().success());
-    tb.wait_next_hop(Some(tb.var("AT_POPA_INET_IP")), opened, Duration::from_secs(10));
+    assert!(tb
+        .ns(
+            "AT_NS_REGION",
+            &["nft", "delete", "table", "inet", "blackhole"]
+        )
+        .status()
+        .unwrap()
+        .success());
+    tb.wait_next_hop(
+        Some(tb.var("AT_POPA_INET_IP")),
+        opened,
+        Duration::from_secs(10),
+    );
     let _b = tb.start_pop('b');
     let t = Instant::now();
     while tb.bgp_paths().len() < 2 {
-        assert!(t.elapsed() < Duration::from_secs(15), "router has {:?}", tb.bgp_paths());
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "router has {:?}",
+            tb.bgp_paths()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut peers = tb.bgp_paths();
     peers.sort();
-    assert_eq!(peers, vec![tb.var("AT_POPA_INET_IP").to_string(), tb.var("AT_POPB_INET_IP").to_string()]);
+    assert_eq!(
+        peers,
+        vec![
+            tb.var("AT_POPA_INET_IP").to_string(),
+            tb.var("AT_POPB_INET_IP").to_string()
+        ]
+    );
     // Preferred: A (B prepends).
     assert_eq!(tb.next_hop().as_deref(), Some(tb.var("AT_POPA_INET_IP")));
     let page = tb
-        .ns("AT_NS_CLIENT", &["curl", "-sS", "--max-time", "5", &format!("http://{}/", tb.var("AT_EIP1"))])
+        .ns(
+            "AT_NS_CLIENT",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{}/", tb.var("AT_EIP1")),
+            ],
+        )
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
@@ -345,8 +427,10 @@ impl Figures {
             ms(self.switch),
             ms(self.gap),
             self.lost,
-            self.withdraw
-                .map_or(String::new(), |w| format!(", withdraw {:.1} ms after the path was declared down", ms(w)))
+            self.withdraw.map_or(String::new(), |w| format!(
+                ", withdraw {:.1} ms after the path was declared down",
+                ms(w)
+            ))
         );
     }
 }
@@ -372,12 +456,21 @@ fn kill_9(tb: &Anycast) -> Figures {
     std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();
     a.kill9();
-    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), killed, Duration::from_secs(5));
+    let switch = tb.wait_next_hop(
+        Some(tb.var("AT_POPB_INET_IP")),
+        killed,
+        Duration::from_secs(5),
+    );
     assert!(curl.wait().unwrap().success(), "the download failed");
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
     assert!(switch < Duration::from_secs(1), "switch took {switch:?}");
-    Figures { switch, gap, lost: sent - received, withdraw: None }
+    Figures {
+        switch,
+        gap,
+        lost: sent - received,
+        withdraw: None,
+    }
 }
 
 /// Every backbone path of POP A blackholed (carrier up): the probes declare
@@ -396,14 +489,27 @@ fn backbone(tb: &Anycast) -> Figures {
             tb.var("AT_REGION_BBA_IF")
         ),
     );
-    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(10));
+    let switch = tb.wait_next_hop(
+        Some(tb.var("AT_POPB_INET_IP")),
+        dropped,
+        Duration::from_secs(10),
+    );
     let log = std::fs::read_to_string(tb.log('a')).unwrap();
     assert!(log.contains("withdraw: region beijing"), "{log}");
     let down = log_time(&log, "up -> down").expect("path declared down in the log");
     let withdrawn = log_time(&log, "withdraw: region beijing").unwrap();
     let (sent, received, gap) = ping_figures(pinger);
     let page = tb
-        .ns("AT_NS_CLIENT", &["curl", "-sS", "--max-time", "5", &format!("http://{}/", tb.var("AT_EIP1"))])
+        .ns(
+            "AT_NS_CLIENT",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{}/", tb.var("AT_EIP1")),
+            ],
+        )
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
@@ -431,31 +537,69 @@ fn internet_link(tb: &Anycast) -> Figures {
             tb.var("AT_ROUTER_POPA_IF")
         ),
     );
-    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), dropped, Duration::from_secs(3));
+    let switch = tb.wait_next_hop(
+        Some(tb.var("AT_POPB_INET_IP")),
+        dropped,
+        Duration::from_secs(3),
+    );
     let (sent, received, gap) = ping_figures(pinger);
-    assert!(switch < Duration::from_millis(1500), "switch took {switch:?}: BFD did not act");
-    Figures { switch, gap, lost: sent - received, withdraw: None }
+    assert!(
+        switch < Duration::from_millis(1500),
+        "switch took {switch:?}: BFD did not act"
+    );
+    Figures {
+        switch,
+        gap,
+        lost: sent - received,
+        withdraw: None,
+    }
 }
 
 /// `eipctl drain` on POP A during a download: GRACEFUL_SHUTDOWN moves the
-/// router to B before A withdraws; nothing is lost.
+/// router to B before A withdraws; nothing is lost. Also: returns leave through
+/// the ingress POP, and follow the flow when it moves.
 fn drain(tb: &Anycast) -> Figures {
     let (a, _b) = tb.both_announcing();
     let pinger = tb.pinger(5);
     let mut curl = tb.download("2500k");
     std::thread::sleep(Duration::from_millis(500));
+    // Returns leave through the POP the flow entered: A only.
+    let (a0, b0) = (tb.returns('a'), tb.returns('b'));
+    assert!(a0 > 0 && b0 == 0, "returns via A {a0}, via B {b0}");
     let drained = Instant::now();
     let reply = tb.eipctl_json('a', &["drain"]);
     assert_eq!(reply["data"]["kind"], "draining", "{reply}");
-    let switch = tb.wait_next_hop(Some(tb.var("AT_POPB_INET_IP")), drained, Duration::from_secs(2));
+    let switch = tb.wait_next_hop(
+        Some(tb.var("AT_POPB_INET_IP")),
+        drained,
+        Duration::from_secs(2),
+    );
+    // The flow moved to B while A still forwards (it drains for 2 s): its
+    // returns follow it to B, none leave through A any more.
+    std::thread::sleep(Duration::from_millis(300));
+    let a1 = tb.returns('a');
+    std::thread::sleep(Duration::from_millis(600));
+    let (a2, b2) = (tb.returns('a'), tb.returns('b'));
+    assert_eq!(a1, a2, "returns still leave through A after the flow moved");
+    assert!(b2 > 0, "no return through B");
     assert!(curl.wait().unwrap().success(), "the download failed");
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
-    let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| t.contains("final counters"));
+    let log = wait_for_log(&tb.log('a'), Duration::from_secs(10), |t| {
+        t.contains("final counters")
+    });
     assert!(log.contains("drain asked on the control socket"), "{log}");
-    assert!(log.contains("GRACEFUL_SHUTDOWN") && log.contains("BIRD stopped"), "{log}");
+    assert!(
+        log.contains("GRACEFUL_SHUTDOWN") && log.contains("BIRD stopped"),
+        "{log}"
+    );
     drop(a);
-    Figures { switch, gap, lost: sent - received, withdraw: None }
+    Figures {
+        switch,
+        gap,
+        lost: sent - received,
+        withdraw: None,
+    }
 }
 
 #[test]
@@ -481,11 +625,117 @@ fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
 
 #[test]
 #[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
-fn a_graceful_drain_of_pop_a_loses_nothing() {
+fn a_graceful_drain_of_pop_a_loses_nothing_and_returns_follow_the_flow() {
     require_root();
     let f = drain(&Anycast::up(&[]));
     f.print("drain");
     assert_eq!(f.lost, 0, "pings lost during the drain");
+}
+
+/// Packets POP `pop` received for EIP `eip`.
+fn eip_in(tb: &Anycast, pop: char, eip: &str) -> u64 {
+    let stats = tb.eipctl_json(pop, &["stats"]);
+    stats["data"]["stats"]["eips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["address"] == eip)
+        .and_then(|e| e["in"]["packets"].as_u64())
+        .unwrap_or(0)
+}
+
+/// `whoami` of the service EIP from client port `port`.
+fn whoami(tb: &Anycast, port: u16) -> String {
+    let out = tb
+        .ns(
+            "AT_NS_CLIENT",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "--retry",
+                "3",
+                "--retry-all-errors",
+                // The server closes first: the client keeps no TIME_WAIT, so the
+                // same 5-tuple can be used again.
+                "-H",
+                "Connection: close",
+                "--local-port",
+                &port.to_string(),
+                &format!("http://{}/whoami", tb.var("AT_EIP2")),
+            ],
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        text.starts_with("backend="),
+        "whoami from port {port}: {text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn ecmp_spreads_flows_and_a_flow_keeps_its_backend_whichever_pop_it_enters() {
+    require_root();
+    let tb = Anycast::up(&["--ecmp"]);
+    let (mut a, mut b) = (tb.start_pop('a'), tb.start_pop('b'));
+    let t = Instant::now();
+    loop {
+        let out = tb
+            .ns(
+                "AT_NS_ROUTER",
+                &["ip", "route", "show", tb.var("AT_PREFIX")],
+            )
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout)
+            .matches("nexthop via")
+            .count()
+            == 2
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no ECMP route: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Flows spread over both POPs.
+    let eip = tb.var("AT_EIP2").to_string();
+    for port in 41000..41016 {
+        whoami(&tb, port);
+    }
+    let (in_a, in_b) = (eip_in(&tb, 'a', &eip), eip_in(&tb, 'b', &eip));
+    assert!(
+        in_a > 0 && in_b > 0,
+        "16 flows: {in_a} packets via A, {in_b} via B"
+    );
+    // One 5-tuple: which POP it enters, and its backend.
+    let before = eip_in(&tb, 'a', &eip);
+    let first = whoami(&tb, 42000);
+    let via_a = eip_in(&tb, 'a', &eip) > before;
+    // Remove that POP: the same 5-tuple now enters the other one, and Maglev
+    // (the same table in every POP) sends it to the same backend.
+    let (gone, other_ip) = if via_a {
+        (&mut a, tb.var("AT_POPB_INET_IP"))
+    } else {
+        (&mut b, tb.var("AT_POPA_INET_IP"))
+    };
+    let killed = Instant::now();
+    gone.kill9();
+    tb.wait_next_hop(Some(other_ip), killed, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1100)); // the server's TIME_WAIT takes a newer timestamp
+    assert_eq!(
+        whoami(&tb, 42000),
+        first,
+        "the flow changed backend when it changed POP"
+    );
 }
 
 /// The README's failover table: each failure `ANYCAST_RUNS` times (default 5),
@@ -495,7 +745,10 @@ fn a_graceful_drain_of_pop_a_loses_nothing() {
 #[ignore = "measurement (about 4 minutes, root): run by hand for the README's table"]
 fn measure_failover() {
     require_root();
-    let runs: usize = std::env::var("ANYCAST_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("ANYCAST_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -517,7 +770,11 @@ fn measure_failover() {
             median(all.iter().map(|f| ms(f.switch)).collect()),
             median(all.iter().map(|f| ms(f.gap)).collect()),
             median(all.iter().map(|f| f.lost as f64).collect()),
-            if withdraw.is_empty() { "-".to_string() } else { format!("{:.0}", median(withdraw)) },
+            if withdraw.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.0}", median(withdraw))
+            },
         );
     }
 }

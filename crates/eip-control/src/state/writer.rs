@@ -2,7 +2,9 @@
 //! clone, build, save, publish, wait, commit; see the [module docs](super)).
 
 use super::edits;
-use super::plugins::{BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
+use super::plugins::{
+    BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
+};
 use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;

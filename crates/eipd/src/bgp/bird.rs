@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 /// Why BIRD could not be started or asked something.
 #[derive(Debug, thiserror::Error)]
 pub enum BirdError {
-    #[error("cannot run {program}: {source} (install bird2 and util-linux: scripts/install-deps.sh)")]
+    #[error(
+        "cannot run {program}: {source} (install bird2 and util-linux: scripts/install-deps.sh)"
+    )]
     Spawn {
         program: String,
         #[source]
@@ -210,7 +212,9 @@ fn read_reply(reader: &mut impl BufRead) -> io::Result<Vec<(u16, String)>> {
 /// `CODE-text` (more follows) or `CODE text` (last); `None` for a ` text`
 /// continuation.
 fn parse_line(line: &str) -> Option<(u16, bool, &str)> {
-    let code = line.get(..4).filter(|c| c.bytes().all(|b| b.is_ascii_digit()))?;
+    let code = line
+        .get(..4)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))?;
     let rest = line.get(4..).unwrap_or("");
     let last = !rest.starts_with('-');
     Some((code.parse().ok()?, last, rest.get(1..).unwrap_or("")))
@@ -243,7 +247,11 @@ fn parse_protocols(lines: &[(u16, String)]) -> Vec<SessionRow> {
                 return None;
             }
             // Name Proto Table State Since(1 or 2 words) Info...
-            let since_words = if words.get(5).is_some_and(|w| w.contains(':')) { 2 } else { 1 };
+            let since_words = if words.get(5).is_some_and(|w| w.contains(':')) {
+                2
+            } else {
+                1
+            };
             Some(SessionRow {
                 protocol: words[0].into(),
                 state: words[3].into(),
@@ -303,8 +311,14 @@ mod tests {
 
     #[test]
     fn error_codes_and_a_cut_reply_are_told_apart() {
-        assert_eq!(parse_line("8003 No such protocol"), Some((8003, true, "No such protocol")));
-        assert_eq!(parse_line("0001 BIRD 2.0.12 ready."), Some((1, true, "BIRD 2.0.12 ready.")));
+        assert_eq!(
+            parse_line("8003 No such protocol"),
+            Some((8003, true, "No such protocol"))
+        );
+        assert_eq!(
+            parse_line("0001 BIRD 2.0.12 ready."),
+            Some((1, true, "BIRD 2.0.12 ready."))
+        );
         assert_eq!(parse_line("1002-x"), Some((1002, false, "x")));
         assert_eq!(parse_line(" more"), None);
         let mut cut = "1002-partial\n".as_bytes();

@@ -47,7 +47,10 @@ impl fmt::Display for Closed {
         match self {
             Closed::XdpDetached => f.write_str("XDP is not attached"),
             Closed::WorkersBehind { version } => {
-                write!(f, "some worker does not forward table version {version} yet")
+                write!(
+                    f,
+                    "some worker does not forward table version {version} yet"
+                )
             }
             Closed::NoEip => f.write_str("no EIP lies inside the prefix"),
             Closed::RegionDown { region, paths: 0 } => {
@@ -66,7 +69,12 @@ impl fmt::Display for Closed {
 ///
 /// # Errors
 /// The first reason found, in the order of the [`Closed`] variants.
-pub fn gate(prefix: &Prefix, spec: &PopSpec, facts: &Facts, health: PathHealth<'_>) -> Result<(), Closed> {
+pub fn gate(
+    prefix: &Prefix,
+    spec: &PopSpec,
+    facts: &Facts,
+    health: PathHealth<'_>,
+) -> Result<(), Closed> {
     if facts.draining {
         return Err(Closed::Draining);
     }
@@ -183,10 +191,28 @@ mod tests {
         PopBuilder::new("t")
             .region(pop::region("beijing", pop::VNI, pop::REGION_VTEP))
             .paths("beijing", "backbone", 2, 1550)
-            .region(pop::region("hebei", pop::VNI + 1, Ipv4Addr::new(198, 51, 100, 3)))
-            .path(pop::path("hb0", "hebei", "backbone", [2, 0, 0, 0, 9, 9], 1550))
-            .eip(pop::one_to_one(Ipv4Addr::new(192, 0, 2, 10), "beijing", Ipv4Addr::new(10, 1, 0, 10)))
-            .eip(pop::one_to_one(Ipv4Addr::new(192, 0, 2, 20), "hebei", Ipv4Addr::new(10, 2, 0, 20)))
+            .region(pop::region(
+                "hebei",
+                pop::VNI + 1,
+                Ipv4Addr::new(198, 51, 100, 3),
+            ))
+            .path(pop::path(
+                "hb0",
+                "hebei",
+                "backbone",
+                [2, 0, 0, 0, 9, 9],
+                1550,
+            ))
+            .eip(pop::one_to_one(
+                Ipv4Addr::new(192, 0, 2, 10),
+                "beijing",
+                Ipv4Addr::new(10, 1, 0, 10),
+            ))
+            .eip(pop::one_to_one(
+                Ipv4Addr::new(192, 0, 2, 20),
+                "hebei",
+                Ipv4Addr::new(10, 2, 0, 20),
+            ))
             .spec()
     }
 
@@ -210,11 +236,23 @@ mod tests {
     fn each_fact_closes_the_gate_with_its_reason() {
         let s = spec();
         let p = prefix("192.0.2.0/24");
-        let f = Facts { xdp_attached: false, ..facts() };
+        let f = Facts {
+            xdp_attached: false,
+            ..facts()
+        };
         assert_eq!(gate(&p, &s, &f, &all_up), Err(Closed::XdpDetached));
-        let f = Facts { workers_current: false, ..facts() };
-        assert_eq!(gate(&p, &s, &f, &all_up), Err(Closed::WorkersBehind { version: 3 }));
-        let f = Facts { draining: true, ..facts() };
+        let f = Facts {
+            workers_current: false,
+            ..facts()
+        };
+        assert_eq!(
+            gate(&p, &s, &f, &all_up),
+            Err(Closed::WorkersBehind { version: 3 })
+        );
+        let f = Facts {
+            draining: true,
+            ..facts()
+        };
         assert_eq!(gate(&p, &s, &f, &all_up), Err(Closed::Draining));
         assert_eq!(
             gate(&prefix("198.18.0.0/15"), &s, &facts(), &all_up),
@@ -226,7 +264,10 @@ mod tests {
     fn a_region_with_all_paths_down_or_unprobed_closes_the_gate() {
         let s = spec();
         let p = prefix("192.0.2.0/24");
-        let bj_down = Err(Closed::RegionDown { region: "beijing".into(), paths: 2 });
+        let bj_down = Err(Closed::RegionDown {
+            region: "beijing".into(),
+            paths: 2,
+        });
         assert_eq!(gate(&p, &s, &facts(), &|_| Some(false)), bj_down);
         assert_eq!(gate(&p, &s, &facts(), &|_| None), bj_down);
         // One path up per region is enough.
@@ -236,10 +277,16 @@ mod tests {
         let hebei_down = |name: &str| Some(name != "hb0");
         assert_eq!(
             gate(&p, &s, &facts(), &hebei_down),
-            Err(Closed::RegionDown { region: "hebei".into(), paths: 1 })
+            Err(Closed::RegionDown {
+                region: "hebei".into(),
+                paths: 1
+            })
         );
         // ... but not a /32 of Beijing's EIP.
-        assert_eq!(gate(&prefix("192.0.2.10/32"), &s, &facts(), &hebei_down), Ok(()));
+        assert_eq!(
+            gate(&prefix("192.0.2.10/32"), &s, &facts(), &hebei_down),
+            Ok(())
+        );
     }
 
     #[test]
@@ -260,7 +307,10 @@ mod tests {
         let (after, hold) = (50 * MS, 1000 * MS);
         let mut d = Damper::default();
         assert_eq!(d.step(0 * MS, false, after, hold), None);
-        assert_eq!(d.step(10 * MS, true, after, hold), Some(Transition::Announce));
+        assert_eq!(
+            d.step(10 * MS, true, after, hold),
+            Some(Transition::Announce)
+        );
         assert_eq!(d.step(20 * MS, true, after, hold), None);
         // Closed for less than `after`, then open again: nothing happens.
         assert_eq!(d.step(30 * MS, false, after, hold), None);
@@ -268,27 +318,45 @@ mod tests {
         assert_eq!(d.step(80 * MS, true, after, hold), None);
         // Closed for `after`: withdrawn.
         assert_eq!(d.step(100 * MS, false, after, hold), None);
-        assert_eq!(d.step(150 * MS, false, after, hold), Some(Transition::Withdraw));
+        assert_eq!(
+            d.step(150 * MS, false, after, hold),
+            Some(Transition::Withdraw)
+        );
         assert!(!d.announced());
         // Open again: announced only after `hold` of staying open.
         assert_eq!(d.step(200 * MS, true, after, hold), None);
         assert_eq!(d.step(700 * MS, false, after, hold), None);
         assert_eq!(d.step(800 * MS, true, after, hold), None);
         assert_eq!(d.step(1799 * MS, true, after, hold), None);
-        assert_eq!(d.step(1800 * MS, true, after, hold), Some(Transition::Announce));
+        assert_eq!(
+            d.step(1800 * MS, true, after, hold),
+            Some(Transition::Announce)
+        );
     }
 
     #[test]
     fn zero_damping_withdraws_on_the_first_closed_pass() {
         let mut d = Damper::default();
-        assert_eq!(d.step(0 * MS, true, Duration::ZERO, MS), Some(Transition::Announce));
-        assert_eq!(d.step(1 * MS, false, Duration::ZERO, MS), Some(Transition::Withdraw));
+        assert_eq!(
+            d.step(0 * MS, true, Duration::ZERO, MS),
+            Some(Transition::Announce)
+        );
+        assert_eq!(
+            d.step(1 * MS, false, Duration::ZERO, MS),
+            Some(Transition::Withdraw)
+        );
         assert_eq!(d.force_withdraw(), None);
     }
 
     #[test]
     fn reasons_read_as_sentences() {
-        let r = Closed::RegionDown { region: "beijing".into(), paths: 2 };
-        assert_eq!(r.to_string(), "region beijing: none of its 2 backbone path(s) is measured up");
+        let r = Closed::RegionDown {
+            region: "beijing".into(),
+            paths: 2,
+        };
+        assert_eq!(
+            r.to_string(),
+            "region beijing: none of its 2 backbone path(s) is measured up"
+        );
     }
 }

@@ -47,7 +47,10 @@ pub fn render(status: &BgpStatus) -> String {
         "1 while the BGP session with the neighbour is established.",
     );
     for s in &status.sessions {
-        let up = s.row.as_ref().is_some_and(super::bird::SessionRow::established);
+        let up = s
+            .row
+            .as_ref()
+            .is_some_and(super::bird::SessionRow::established);
         let _ = writeln!(
             out,
             "eipd_bgp_session_established{{neighbor=\"{}\"}} {}",
@@ -61,7 +64,11 @@ pub fn render(status: &BgpStatus) -> String {
         "counter",
         "Times BIRD was started again after it exited.",
     );
-    let _ = writeln!(out, "eipd_bgp_speaker_restarts_total {}", status.speaker_restarts);
+    let _ = writeln!(
+        out,
+        "eipd_bgp_speaker_restarts_total {}",
+        status.speaker_restarts
+    );
     family(
         &mut out,
         "eipd_bgp_draining",
@@ -92,9 +99,21 @@ mod tests {
             ..BgpStatus::default()
         };
         let text = render(&status);
-        assert!(text.contains("eipd_bgp_transitions_total{prefix=\"192.0.2.0/24\",transition=\"announce\"} 2\n"));
-        assert!(text.contains("eipd_bgp_transitions_total{prefix=\"192.0.2.0/24\",transition=\"withdraw\"} 1\n"));
+        assert!(text.contains(
+            "eipd_bgp_transitions_total{prefix=\"192.0.2.0/24\",transition=\"announce\"} 2\n"
+        ));
+        assert!(text.contains(
+            "eipd_bgp_transitions_total{prefix=\"192.0.2.0/24\",transition=\"withdraw\"} 1\n"
+        ));
         assert!(text.contains("eipd_bgp_prefix_announced{prefix=\"192.0.2.0/24\"} 1\n"));
         assert!(text.contains("# TYPE eipd_bgp_speaker_restarts_total counter\n"));
+        let docs = include_str!("../../../../docs/metrics.md");
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let family = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                docs.contains(&format!("`{family}`")),
+                "{family} is not in docs/metrics.md"
+            );
+        }
     }
 }

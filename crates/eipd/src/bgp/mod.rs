@@ -23,9 +23,9 @@ pub use metrics::render as render_metrics;
 
 use bird::{Bird, SessionRow};
 use eip_control::api::ApiError;
-use eip_control::state::BgpService;
 use eip_control::health::Health;
 use eip_control::probe::HealthBoard;
+use eip_control::state::BgpService;
 use eip_control::state::ControlPlane;
 use eip_dataplane::bgp_spec::BgpSpec;
 use gate::{Closed, Damper, Facts, Transition};
@@ -55,7 +55,8 @@ impl DataplaneFacts {
     /// Called by the control thread every pass of its loop.
     pub fn update(&self, attached: bool, version: u64, workers_current: bool) {
         self.version.store(version, Ordering::Relaxed);
-        self.workers_current.store(workers_current, Ordering::Relaxed);
+        self.workers_current
+            .store(workers_current, Ordering::Relaxed);
         self.xdp_attached.store(attached, Ordering::Relaxed);
     }
 }
@@ -141,9 +142,12 @@ impl BgpView {
 impl BgpView {
     /// The task's status (`None` before it runs).
     pub fn snapshot(&self) -> Option<BgpStatus> {
-        self.shared
-            .get()
-            .map(|s| s.status.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        self.shared.get().map(|s| {
+            s.status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 }
 
@@ -276,7 +280,13 @@ struct Runner {
 }
 
 impl Runner {
-    fn new(spec: BgpSpec, conf: PathBuf, ctl: PathBuf, inputs: Inputs, shared: Arc<Shared>) -> Runner {
+    fn new(
+        spec: BgpSpec,
+        conf: PathBuf,
+        ctl: PathBuf,
+        inputs: Inputs,
+        shared: Arc<Shared>,
+    ) -> Runner {
         let n = spec.prefixes.len();
         Runner {
             sessions: vec![None; spec.neighbors.len()],
@@ -364,9 +374,11 @@ impl Runner {
                 self.spec.drain_wait_ms
             );
         }
-        let drain_over = self
-            .drain_started
-            .is_some_and(|t| t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms));
+        // Nothing announced when the drain starts: nothing to wait for.
+        let nothing_announced = self.dampers.iter().all(|d| !d.announced());
+        let drain_over = self.drain_started.is_some_and(|t| {
+            nothing_announced || t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms)
+        });
         let snapshot = self.inputs.control.snapshot();
         let f = &self.inputs.facts;
         let facts = Facts {
@@ -405,7 +417,9 @@ impl Runner {
                     let why = if draining {
                         "drain over".to_string()
                     } else {
-                        closed.as_ref().map_or_else(String::new, ToString::to_string)
+                        closed
+                            .as_ref()
+                            .map_or_else(String::new, ToString::to_string)
                     };
                     tracing::warn!("bgp: {}: withdraw: {why}", p.prefix);
                 }
@@ -414,13 +428,21 @@ impl Runner {
             if closed != self.closed[i] && !draining {
                 if let Some(c) = &closed {
                     if damper.announced() {
-                        tracing::warn!("bgp: {}: gate closed: {c} (withdrawn after {} ms)", p.prefix, self.spec.withdraw_after_ms);
+                        tracing::warn!(
+                            "bgp: {}: gate closed: {c} (withdrawn after {} ms)",
+                            p.prefix,
+                            self.spec.withdraw_after_ms
+                        );
                     } else {
                         tracing::info!("bgp: {}: not announced: {c}", p.prefix);
                     }
                 }
             }
-            self.closed[i] = if draining { Some(Closed::Draining) } else { closed };
+            self.closed[i] = if draining {
+                Some(Closed::Draining)
+            } else {
+                closed
+            };
             wanted.push(match (damper.announced(), draining) {
                 (false, _) => Mode::Off,
                 (true, false) => Mode::Announce,
@@ -444,18 +466,21 @@ impl Runner {
                 Mode::Announce => &[(&announce, true), (&drain, false)],
                 Mode::Drain => &[(&drain, true), (&announce, false)],
             };
-            let done = steps.iter().all(|(protocol, on)| match bird.set_enabled(protocol, *on) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!("bgp: {e}");
-                    false
-                }
-            });
+            let done = steps
+                .iter()
+                .all(|(protocol, on)| match bird.set_enabled(protocol, *on) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!("bgp: {e}");
+                        false
+                    }
+                });
             self.applied[i] = done.then_some(mode);
         }
-        let drain_over = self
-            .drain_started
-            .is_some_and(|t| t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms));
+        let nothing_announced = self.dampers.iter().all(|d| !d.announced());
+        let drain_over = self.drain_started.is_some_and(|t| {
+            nothing_announced || t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms)
+        });
         if drain_over && self.applied.iter().all(|a| *a == Some(Mode::Off)) {
             if !self.shared.drained.swap(true, Ordering::Relaxed) {
                 tracing::info!("bgp: drained: every prefix withdrawn");
@@ -477,7 +502,11 @@ impl Runner {
                             "bgp: session with {} (AS {}) {}",
                             n.address,
                             n.remote_as,
-                            if now { "established".to_string() } else { format!("down: {}", fresh.as_ref().map_or("", |r| r.info.as_str())) }
+                            if now {
+                                "established".to_string()
+                            } else {
+                                format!("down: {}", fresh.as_ref().map_or("", |r| r.info.as_str()))
+                            }
                         );
                     }
                     *s = fresh;
@@ -530,7 +559,11 @@ impl Runner {
             announces: self.announces,
             withdraws: self.withdraws,
         };
-        *self.shared.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
     }
 }
 
