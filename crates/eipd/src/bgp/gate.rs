@@ -306,7 +306,7 @@ mod tests {
     fn first_announce_is_immediate_withdraw_is_damped_reannounce_waits_hold_down() {
         let (after, hold) = (50 * MS, 1000 * MS);
         let mut d = Damper::default();
-        assert_eq!(d.step(0 * MS, false, after, hold), None);
+        assert_eq!(d.step(Duration::ZERO, false, after, hold), None);
         assert_eq!(
             d.step(10 * MS, true, after, hold),
             Some(Transition::Announce)
@@ -338,7 +338,7 @@ mod tests {
     fn zero_damping_withdraws_on_the_first_closed_pass() {
         let mut d = Damper::default();
         assert_eq!(
-            d.step(0 * MS, true, Duration::ZERO, MS),
+            d.step(Duration::ZERO, true, Duration::ZERO, MS),
             Some(Transition::Announce)
         );
         assert_eq!(

@@ -481,10 +481,11 @@ impl Runner {
         let drain_over = self.drain_started.is_some_and(|t| {
             nothing_announced || t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms)
         });
-        if drain_over && self.applied.iter().all(|a| *a == Some(Mode::Off)) {
-            if !self.shared.drained.swap(true, Ordering::Relaxed) {
-                tracing::info!("bgp: drained: every prefix withdrawn");
-            }
+        if drain_over
+            && self.applied.iter().all(|a| *a == Some(Mode::Off))
+            && !self.shared.drained.swap(true, Ordering::Relaxed)
+        {
+            tracing::info!("bgp: drained: every prefix withdrawn");
         }
     }
 
