@@ -21,10 +21,13 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "installing dependencies (bird2, frr, nginx...) and building eipd"
 scripts/install-deps.sh
-cargo build --release --bin eipd --bin eipctl
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-EIPD=$TARGET/release/eipd
-EIPCTL=$TARGET/release/eipctl
+# EIPD and EIPCTL may name binaries built already (e.g. a debug build).
+if [ -z "${EIPD:-}" ] || [ -z "${EIPCTL:-}" ]; then
+  cargo build --release --bin eipd --bin eipctl
+  TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+  EIPD=$TARGET/release/eipd
+  EIPCTL=$TARGET/release/eipctl
+fi
 
 ID=ad$((RANDOM % 1000))
 cleanup() { scripts/anycast-testbed.sh down --id "$ID" >/dev/null 2>&1 || true; }
@@ -35,10 +38,10 @@ say "starting the testbed ($ID): client, FRR router, POP A, POP B, region"
 scripts/anycast-testbed.sh up --id "$ID" >/dev/null
 # shellcheck disable=SC1090
 source <(scripts/anycast-testbed.sh env --id "$ID")
-routes() { ip netns exec "$AT_NS_ROUTER" vtysh --vty_socket "$AT_FRR_DIR" -c "show ip bgp $AT_PREFIX" | sed -n '/Paths:/,$p' | grep -E 'Paths|from|Community|best' || echo "  (no route)"; }
+routes() { ip netns exec "$AT_NS_ROUTER" vtysh --vty_socket "$AT_FRR_DIR" -c "show ip bgp $AT_EIP_PREFIX" | sed -n '/Paths:/,$p' | grep -E 'Paths|from|Community|best' || echo "  (no route)"; }
 wait_log() { for _ in $(seq 200); do grep -q "$2" "$1" && return 0; sleep 0.05; done; echo "timeout waiting for '$2' in $1" >&2; exit 1; }
 
-say "the router before any eipd runs: no route to $AT_PREFIX"
+say "the router before any eipd runs: no route to $AT_EIP_PREFIX"
 routes
 
 say "starting eipd (with BIRD as its child) in POP A, then POP B"
@@ -49,12 +52,12 @@ wait_log "$AT_RUN_DIR/popb.log" "announce: the data plane forwards it"
 sleep 1
 grep "bgp:" "$AT_RUN_DIR/popa.log"
 
-say "the router now: $AT_PREFIX from both POPs, POP A preferred (POP B prepends)"
+say "the router now: $AT_EIP_PREFIX from both POPs, POP A preferred (POP B prepends)"
 routes
 "$EIPCTL" --socket "$AT_POPA_SOCKET" show bgp
 
-say "a rate-limited download (8 MiB at 1.4 MB/s) from the client via POP A; kill -9 of POP A's eipd after 2 s"
-ip netns exec "$AT_NS_CLIENT" curl -sS --keepalive-time 1 --limit-rate 1400k -o "$AT_RUN_DIR/dl.bin" \
+say "a rate-limited download (8 MiB at 1.2 MB/s, about 6 s) from the client via POP A; kill -9 of POP A's eipd after 2 s"
+ip netns exec "$AT_NS_CLIENT" curl -sS --keepalive-time 1 --limit-rate 1200k -o "$AT_RUN_DIR/dl.bin" \
   -w "download: %{size_download} bytes in %{time_total} s\n" "http://$AT_EIP1/big.bin" &
 CURL=$!
 sleep 2

@@ -320,7 +320,7 @@ write_env() {
       echo "export AT_ROUTER_POP${u}_IF=rt-pop${POP_NAMES[i]}"
       echo "export AT_REGION_BB${u}_IF=rg-pop${POP_NAMES[i]}"
     done
-    echo "export AT_PREFIX=$EIP_PREFIX"
+    echo "export AT_EIP_PREFIX=$EIP_PREFIX"
     echo "export AT_EIP1=$EIP1"
     echo "export AT_EIP2=$EIP2"
     echo "export AT_CLIENT_IP=$CLIENT_IP"

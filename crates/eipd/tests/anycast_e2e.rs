@@ -341,7 +341,7 @@ fn ecmp_spreads_flows_and_a_flow_keeps_its_backend_whichever_pop_it_enters() {
         let out = tb
             .ns(
                 "AT_NS_ROUTER",
-                &["ip", "route", "show", tb.var("AT_PREFIX")],
+                &["ip", "route", "show", tb.var("AT_EIP_PREFIX")],
             )
             .output()
             .unwrap();

@@ -126,7 +126,7 @@ impl Anycast {
         let out = self
             .ns(
                 "AT_NS_ROUTER",
-                &["ip", "route", "show", self.var("AT_PREFIX")],
+                &["ip", "route", "show", self.var("AT_EIP_PREFIX")],
             )
             .output()
             .unwrap();
@@ -149,7 +149,7 @@ impl Anycast {
                     "--vty_socket",
                     self.var("AT_FRR_DIR"),
                     "-c",
-                    &format!("show ip bgp {} json", self.var("AT_PREFIX")),
+                    &format!("show ip bgp {} json", self.var("AT_EIP_PREFIX")),
                 ],
             )
             .output()
