@@ -145,12 +145,13 @@ fn log_time(log: &str, needle: &str) -> Option<f64> {
         .and_then(|t| t.parse().ok())
 }
 
-/// kill -9 of POP A's eipd during a 6 s download: BIRD dies with it, the
+/// kill -9 of POP A's eipd during a download of about 6 s: BIRD dies with it, the
 /// session closes, the router moves to B; the download ends with the right bytes.
 fn kill_9(tb: &Anycast) -> Figures {
     let (mut a, _b) = tb.both_announcing();
     let pinger = tb.pinger(6);
-    let mut curl = tb.download("1400k");
+    let started = Instant::now();
+    let mut curl = tb.download("1200k");
     std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();
     a.kill9();
@@ -160,6 +161,11 @@ fn kill_9(tb: &Anycast) -> Figures {
         Duration::from_secs(5),
     );
     assert!(curl.wait().unwrap().success(), "the download failed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "the download took only {took:?}: raise the size or lower the rate"
+    );
     assert_eq!(tb.downloaded_sha256(), tb.var("AT_BIGFILE_SHA256"));
     let (sent, received, gap) = ping_figures(pinger);
     assert!(switch < Duration::from_secs(1), "switch took {switch:?}");
