@@ -11,7 +11,7 @@ mod common;
 #[path = "anycast/harness.rs"]
 mod harness;
 
-use common::{require_root, wait_for_log};
+use common::{require_root, wait_for_log, Guard};
 use harness::{eip_in, nft, ping_figures, whoami, Anycast};
 use std::time::{Duration, Instant};
 
@@ -179,8 +179,8 @@ fn kill_9(tb: &Anycast) -> Figures {
 
 /// Every backbone path of POP A blackholed (carrier up): the probes declare
 /// them down, A withdraws, traffic goes via B.
-fn backbone(tb: &Anycast) -> Figures {
-    let (_a, _b) = tb.both_announcing();
+fn backbone(tb: &Anycast) -> (Figures, (Guard, Guard)) {
+    let pops = tb.both_announcing();
     let pinger = tb.pinger(5);
     std::thread::sleep(Duration::from_millis(500));
     let dropped = Instant::now();
@@ -217,12 +217,13 @@ fn backbone(tb: &Anycast) -> Figures {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&page.stdout).contains("hello from region beijing"));
-    Figures {
+    let figures = Figures {
         switch,
         gap,
         lost: sent - received,
         withdraw: Some(Duration::from_secs_f64((withdrawn - down).max(0.0))),
-    }
+    };
+    (figures, pops)
 }
 
 /// POP A's Internet link blackholed at the router (carrier up): only BFD
@@ -317,7 +318,38 @@ fn kill_9_of_pop_a_moves_a_download_to_pop_b() {
 #[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
 fn pop_a_withdraws_when_its_backbone_paths_are_blackholed() {
     require_root();
-    backbone(&Anycast::up(&[])).print("backbone");
+    let tb = Anycast::up(&[]);
+    let (figures, _pops) = backbone(&tb);
+    figures.print("backbone");
+    // Repaired: A announces again, but only after the hold-down (1 s in the
+    // testbed) of its path staying up.
+    let repaired = Instant::now();
+    assert!(tb
+        .ns(
+            "AT_NS_REGION",
+            &["nft", "delete", "table", "inet", "blackhole"]
+        )
+        .status()
+        .unwrap()
+        .success());
+    tb.wait_next_hop(
+        Some(tb.var("AT_POPA_INET_IP")),
+        repaired,
+        Duration::from_secs(15),
+    );
+    let log = std::fs::read_to_string(tb.log('a')).unwrap();
+    let up = log_time(&log, "down -> up").expect("path back up in the log");
+    let announces: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("announce: the data plane forwards it"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(announces.len(), 2, "{log}");
+    assert!(
+        announces[1] - up >= 1.0,
+        "announced {:.3} s after the path came up, before the hold-down",
+        announces[1] - up
+    );
 }
 
 #[test]
@@ -416,7 +448,7 @@ fn measure_failover() {
     let scenarios: [(&str, Scenario); 4] = [
         ("eipd killed (kill -9)", kill_9),
         ("Internet link blackholed (BFD)", internet_link),
-        ("all backbone paths blackholed", backbone),
+        ("all backbone paths blackholed", |tb| backbone(tb).0),
         ("graceful drain (eipctl drain)", drain),
     ];
     println!("| failure | router switch (median ms) | longest ping gap (median ms) | pings lost (median) | withdraw after paths down (median ms) | runs |");
