@@ -349,3 +349,43 @@ fn bgp_status(b: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn show_bgp_names_each_session_and_why_a_prefix_is_not_announced() {
+        let status = json!({
+            "speaker": "running", "speaker_pid": 42, "speaker_restarts": 1, "draining": false,
+            "announces": 1, "withdraws": 1,
+            "sessions": [{ "neighbor": "203.0.113.9", "remote_as": 64496, "bfd": true,
+                           "protocol": "eip_n0", "state": "up", "info": "Established" }],
+            "prefixes": [
+                { "prefix": "192.0.2.0/24", "announced": false, "draining": false,
+                  "closed": "region beijing: none of its 1 backbone path(s) is measured up" },
+                { "prefix": "198.51.100.0/24", "announced": true, "draining": true, "closed": "the POP is draining" },
+            ],
+        });
+        let text = bgp_status(&status);
+        assert!(
+            text.starts_with("speaker: BIRD running (pid 42), 1 restart\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("203.0.113.9                     64496 on   up     Established\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "192.0.2.0/24                 no                     region beijing: none"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("198.51.100.0/24              yes (GRACEFUL_SHUTDOWN)"),
+            "{text}"
+        );
+    }
+}
