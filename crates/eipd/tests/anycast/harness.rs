@@ -322,26 +322,39 @@ pub fn eip_in(tb: &Anycast, pop: char, eip: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `whoami` of the service EIP from client port `port`.
+/// `GET /whoami` of the service EIP from client port `port`. The client ends
+/// the connection with a reset (SO_LINGER 0), so it keeps no TIME_WAIT and the
+/// same 5-tuple can be used again at once (curl cannot do that).
+const WHOAMI: &str = r#"
+import socket, struct, sys
+eip, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(5)
+s.bind(("0.0.0.0", port))
+s.connect((eip, 80))
+s.sendall(b"GET /whoami HTTP/1.0\r\nHost: eip\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print(data.split(b"\r\n\r\n", 1)[-1].decode())
+"#;
+
 pub fn whoami(tb: &Anycast, port: u16) -> String {
     let out = tb
         .ns(
             "AT_NS_CLIENT",
             &[
-                "curl",
-                "-sS",
-                "--max-time",
-                "5",
-                "--retry",
-                "3",
-                "--retry-all-errors",
-                // The server closes first: the client keeps no TIME_WAIT, so the
-                // same 5-tuple can be used again.
-                "-H",
-                "Connection: close",
-                "--local-port",
+                "python3",
+                "-c",
+                WHOAMI,
+                tb.var("AT_EIP2"),
                 &port.to_string(),
-                &format!("http://{}/whoami", tb.var("AT_EIP2")),
             ],
         )
         .output()
