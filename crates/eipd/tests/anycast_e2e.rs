@@ -151,7 +151,7 @@ fn kill_9(tb: &Anycast) -> Figures {
     let (mut a, _b) = tb.both_announcing();
     let pinger = tb.pinger(6);
     let started = Instant::now();
-    let mut curl = tb.download("1200k");
+    let mut curl = tb.download("700k");
     std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();
     a.kill9();
