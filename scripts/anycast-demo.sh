@@ -56,7 +56,7 @@ say "the router now: $AT_EIP_PREFIX from both POPs, POP A preferred (POP B prepe
 routes
 "$EIPCTL" --socket "$AT_POPA_SOCKET" show bgp
 
-say "a rate-limited download (8 MiB, curl --limit-rate 700k: more than 5 s) from the client via POP A; kill -9 of POP A's eipd after 2 s"
+say "a rate-limited download (16 MiB, curl --limit-rate 700k) from the client via POP A; kill -9 of POP A's eipd after 2 s"
 ip netns exec "$AT_NS_CLIENT" curl -sS --keepalive-time 1 --limit-rate 700k -o "$AT_RUN_DIR/dl.bin" \
   -w "download: %{size_download} bytes in %{time_total} s\n" "http://$AT_EIP1/big.bin" &
 CURL=$!

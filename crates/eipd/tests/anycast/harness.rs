@@ -193,7 +193,7 @@ impl Anycast {
                 "curl",
                 "-sS",
                 "--max-time",
-                "30",
+                "60",
                 // A receiver that hears nothing sends nothing; after a second
                 // its keepalive tells the region which POP the flow uses now
                 // (the region cannot know that the old one died).
