@@ -8,6 +8,7 @@
 //! none was left unset. The documented keys are the first column of the field
 //! tables, under headings that name the section (`` ## `[[paths]]` ``).
 
+use eip_dataplane::bgp_spec::{BgpSpec, Community, NeighborSpec, PrefixSpec};
 use eip_dataplane::tables::spec::*;
 use serde::de::{self, DeserializeOwned, Visitor};
 use std::collections::BTreeSet;
@@ -82,6 +83,32 @@ fn full_spec() -> PopSpec {
                 }],
             }],
         }],
+        bgp: Some(BgpSpec {
+            local_as: 64497,
+            router_id: v4("203.0.113.10"),
+            neighbors: vec![NeighborSpec {
+                address: ip("203.0.113.9"),
+                remote_as: 64496,
+                local_address: Some(ip("203.0.113.10")),
+                bfd: true,
+                hold_time_s: 3,
+                keepalive_s: 1,
+            }],
+            prefixes: vec![PrefixSpec {
+                prefix: "192.0.2.0/24".parse().unwrap(),
+                communities: vec![Community(64497, 1)],
+                prepend: 1,
+                med: Some(10),
+            }],
+            bfd_interval_ms: 100,
+            bfd_multiplier: 3,
+            graceful_restart: false,
+            withdraw_after_ms: 0,
+            hold_down_ms: 2000,
+            drain_wait_ms: 5000,
+            drain_prepend: 1,
+            bird: "bird".into(),
+        }),
     }
 }
 
@@ -233,7 +260,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 8] = [
+    let types: [(&str, &[&str]); 11] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -242,6 +269,9 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("eips", fields_of::<EipSpec>()),
         ("eips.services", fields_of::<ServiceSpec>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
+        ("bgp", fields_of::<BgpSpec>()),
+        ("bgp.neighbors", fields_of::<NeighborSpec>()),
+        ("bgp.prefixes", fields_of::<PrefixSpec>()),
     ];
     let mut listed = BTreeSet::new();
     for (section, fields) in types {

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bgp_spec;
 pub mod counters;
 pub mod flow;
 pub mod frame;

@@ -47,6 +47,8 @@ pub(crate) enum What {
     Eips,
     /// The whole POP description in force, as TOML.
     Spec,
+    /// BGP: sessions, announced prefixes, and why a prefix is not announced.
+    Bgp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,6 +95,9 @@ pub(crate) enum Command {
     },
     /// The workers' counters, summed.
     Stats,
+    /// Drain the POP: announce with GRACEFUL_SHUTDOWN (RFC 8326), wait
+    /// `bgp.drain_wait_ms` while forwarding, withdraw, then stop the daemon.
+    Drain,
     /// Where a flow goes now: EIP, backend, region, VNI, path, MTU.
     ///
     /// The daemon runs the flow's first packet through the data plane's pipeline

@@ -72,8 +72,10 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             What::Paths => Query::ShowPaths,
             What::Eips => Query::ShowEips(ShowEips { address }),
             What::Spec => Query::ShowSpec,
+            What::Bgp => Query::ShowBgp,
         })),
         Command::Stats => Request::new(Cmd::Query(Query::Stats)),
+        Command::Drain => Request::new(Cmd::Drain),
         Command::Explain {
             protocol,
             src,

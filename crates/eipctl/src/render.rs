@@ -81,6 +81,10 @@ pub fn reply(reply: &Reply) -> String {
             };
             head + &tables(summary)
         }
+        Some(Data::Bgp { bgp }) => bgp_status(bgp),
+        Some(Data::Draining { wait_ms }) => format!(
+            "draining: announced with GRACEFUL_SHUTDOWN for {wait_ms} ms while forwarding, then withdrawn; the daemon stops after\n"
+        ),
         Some(Data::Trace(t)) => {
             let lost = if t.lost > 0 {
                 format!(
@@ -279,4 +283,109 @@ pub fn eips(eips: &[EipSpec]) -> String {
         }
     }
     out
+}
+
+/// `show bgp`: the speaker, each session, each prefix and why it is not announced.
+fn bgp_status(b: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "speaker: BIRD {}{}, {} restart{}{}",
+        s(&b["speaker"]),
+        b["speaker_pid"]
+            .as_u64()
+            .map_or(String::new(), |p| format!(" (pid {p})")),
+        u(&b["speaker_restarts"]),
+        plural(u(&b["speaker_restarts"]) as usize),
+        if b["draining"].as_bool() == Some(true) {
+            "; DRAINING"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>8} {:<4} {:<6} info",
+        "neighbor", "AS", "BFD", "state"
+    );
+    for n in b["sessions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>8} {:<4} {:<6} {}",
+            s(&n["neighbor"]),
+            u(&n["remote_as"]),
+            if n["bfd"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            },
+            s(&n["state"]),
+            s(&n["info"])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<28} {:<22} why not announced ({} announce{}, {} withdraw{} so far)",
+        "prefix",
+        "announced",
+        u(&b["announces"]),
+        plural(u(&b["announces"]) as usize),
+        u(&b["withdraws"]),
+        plural(u(&b["withdraws"]) as usize)
+    );
+    for p in b["prefixes"].as_array().into_iter().flatten() {
+        let state = match (p["announced"].as_bool(), p["draining"].as_bool()) {
+            (Some(true), Some(true)) => "yes (GRACEFUL_SHUTDOWN)",
+            (Some(true), _) => "yes",
+            _ => "no",
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:<22} {}",
+            s(&p["prefix"]),
+            state,
+            s(&p["closed"])
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn show_bgp_names_each_session_and_why_a_prefix_is_not_announced() {
+        let status = json!({
+            "speaker": "running", "speaker_pid": 42, "speaker_restarts": 1, "draining": false,
+            "announces": 1, "withdraws": 1,
+            "sessions": [{ "neighbor": "203.0.113.9", "remote_as": 64496, "bfd": true,
+                           "protocol": "eip_n0", "state": "up", "info": "Established" }],
+            "prefixes": [
+                { "prefix": "192.0.2.0/24", "announced": false, "draining": false,
+                  "closed": "region beijing: none of its 1 backbone path(s) is measured up" },
+                { "prefix": "198.51.100.0/24", "announced": true, "draining": true, "closed": "the POP is draining" },
+            ],
+        });
+        let text = bgp_status(&status);
+        assert!(
+            text.starts_with("speaker: BIRD running (pid 42), 1 restart\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("203.0.113.9                     64496 on   up     Established\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "192.0.2.0/24                 no                     region beijing: none"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("198.51.100.0/24              yes (GRACEFUL_SHUTDOWN)"),
+            "{text}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod logging;
 
+mod bgp;
 mod boot;
 mod metrics_source;
 mod notify;
@@ -287,8 +288,26 @@ fn main() -> Result<()> {
                     std::process::exit(1);
                 }
             };
+            // The [bgp] section: the tables ignore it, `eipd run` checks it at start.
+            let bgp = config::load_spec(&config)?.bgp;
+            if let Some(Err(e)) = bgp.as_ref().map(|b| b.validate()) {
+                eprintln!("{}: [bgp]: {e}", config.display());
+                std::process::exit(1);
+            }
             crate::say!("{}: valid", config.display());
             crate::say_raw!("{}", report::summary_text(&tables));
+            if let Some(b) = &bgp {
+                crate::say!(
+                    "  bgp: AS {}, {} neighbour(s), announces {} (BIRD 2 as eipd's child)",
+                    b.local_as,
+                    b.neighbors.len(),
+                    b.prefixes
+                        .iter()
+                        .map(|p| p.prefix.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             for a in unresolved {
                 crate::say!(
                     "  next hop {a}: MAC to be learned from the neighbour table by `eipd run`"

@@ -12,6 +12,7 @@
 //! | packet trace (`eipctl trace`) | [`crate::trace`] |
 //! | metrics | [`crate::metrics_source`] |
 //! | the final report | [`crate::shutdown`] |
+//! | BGP announcements (BIRD as a child), gated by the data plane | [`crate::bgp`] |
 //! | readiness for systemd (`READY=1`, `STATUS=`, `STOPPING=1`) | [`crate::notify`] |
 //!
 //! The calling thread is the control thread: it owns the AF_XDP runtime, applies
@@ -130,6 +131,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             );
         }
     }
+    if let Some(bgp) = &doc.spec.bgp {
+        bgp.validate().context("the [bgp] section")?;
+    }
     neighbours::wait_for_neighbours(&doc.spec, &stop)?;
     let boot = store.boot_from(&opts.config, Some(&neighbours::kernel_resolver), opts.from)?;
     tracing::info!(
@@ -182,8 +186,17 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         runtime.epoch(),
         Arc::clone(&stop),
     );
+    let bgp_view = boot
+        .spec
+        .bgp
+        .as_ref()
+        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b)));
+    let mut plane = ControlPlane::new(store, boot, ChannelSink(swap_tx));
+    if let Some(view) = &bgp_view {
+        plane = plane.with_bgp(Arc::clone(view) as Arc<dyn eip_control::state::BgpService>);
+    }
     let control = Arc::new(
-        ControlPlane::new(store, boot, ChannelSink(swap_tx))
+        plane
             .with_resolver(Arc::new(neighbours::kernel_resolver))
             .with_health(Arc::new(move |path: &str| health_view.get(path)))
             .with_stats(Arc::new(DaemonStats {
@@ -208,6 +221,16 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
+    let bgp_facts = Arc::new(crate::bgp::DataplaneFacts::default());
+    let bgp = crate::bgp::start_if_configured(
+        &opts.socket,
+        crate::bgp::Inputs {
+            control: Arc::clone(&control),
+            board: Arc::clone(&board),
+            facts: Arc::clone(&bgp_facts),
+        },
+        bgp_view.as_deref(),
+    )?;
     if let Some(addr) = opts.metrics {
         let sources = MetricsSources {
             control: Arc::clone(&control),
@@ -217,7 +240,14 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             eips: opts.metrics_eips,
             build: build_info(),
         };
-        let bound = metrics::spawn(addr, move || metrics::render(&sources.snapshot()))?;
+        let bgp_metrics = bgp_view.clone();
+        let bound = metrics::spawn(addr, move || {
+            let mut page = metrics::render(&sources.snapshot());
+            if let Some(status) = bgp_metrics.as_ref().and_then(|v| v.snapshot()) {
+                page.push_str(&crate::bgp::render_metrics(&status));
+            }
+            page
+        })?;
         crate::say!("  metrics on http://{bound}/metrics");
     }
     print_setup(&runtime, &tables);
@@ -236,6 +266,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_driver = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         signals.serve(&control, &published, &board_for_signals);
+        bgp_facts.update(
+            true,
+            publisher.version(),
+            publisher.is_acknowledged(publisher.version()),
+        );
         // Table changes are applied as soon as they arrive (a failover waits for
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.
@@ -292,6 +327,10 @@ pub fn run(opts: &RunOptions) -> Result<()> {
 
     tracing::info!("stopping");
     tell(&notify.stopping("stopping: final counters follow"));
+    if let Some(bgp) = bgp {
+        // Drain while the workers still forward, then stop BIRD.
+        bgp.shutdown();
+    }
     drop(server);
     let _ = prober.join();
     let sockets = runtime.socket_stats();

@@ -104,6 +104,10 @@ pub enum Data {
     },
     /// `trace`: the trace has ended and its file is closed.
     Trace(TraceSummary),
+    /// `show_bgp`: the BGP task's status (sessions, prefixes, why not announced).
+    Bgp { bgp: Value },
+    /// `drain`: started; the daemon withdraws after `wait_ms` and stops.
+    Draining { wait_ms: u64 },
 }
 
 /// A path as `show_paths` reports it.

@@ -34,6 +34,8 @@ pub enum Command {
     Reload(Reload),
     /// A packet capture; the reply comes when it has ended.
     Trace(TraceRequest),
+    /// Graceful drain of the POP's announcements, then the daemon stops.
+    Drain,
 }
 
 impl Command {
@@ -46,6 +48,7 @@ impl Command {
             Command::Reload(r) => !r.dry_run,
             // A capture changes no table; it is logged by the daemon.
             Command::Trace(_) => false,
+            Command::Drain => true,
         }
     }
 }
@@ -76,6 +79,8 @@ pub enum Query {
     ShowSpec,
     /// The workers' counters, summed.
     Stats,
+    /// BGP sessions, announced prefixes, and why a prefix is not announced.
+    ShowBgp,
     /// Where a flow goes with the tables in force: its first packet run through
     /// a private pipeline and the result decoded (`crate::explain`).
     Explain(Explain),
@@ -99,6 +104,8 @@ pub const COMMANDS: &[&str] = &[
     "show_eips",
     "show_spec",
     "stats",
+    "show_bgp",
+    "drain",
     "explain",
     "add_eip",
     "update_eip",
@@ -213,6 +220,10 @@ impl Request {
                 }
                 Command::Reload(reload)
             }
+            "drain" => {
+                from_args::<NoArgs>(&cmd, &args)?;
+                Command::Drain
+            }
             "trace" => {
                 let trace: TraceRequest = from_args(&cmd, &args)?;
                 trace.validate()?;
@@ -242,6 +253,11 @@ impl Request {
             Command::Trace(t) => {
                 let mut m = to_object(t);
                 m.insert("cmd".into(), "trace".into());
+                m
+            }
+            Command::Drain => {
+                let mut m = serde_json::Map::new();
+                m.insert("cmd".into(), "drain".into());
                 m
             }
             Command::Transaction(ops) | Command::Validate(ops) => {
@@ -317,6 +333,7 @@ impl Query {
             "show_paths" => no_args(Query::ShowPaths),
             "show_spec" => no_args(Query::ShowSpec),
             "stats" => no_args(Query::Stats),
+            "show_bgp" => no_args(Query::ShowBgp),
             "show_eips" => Ok(Some(Query::ShowEips(from_args(cmd, args)?))),
             "explain" => Ok(Some(Query::Explain(from_args(cmd, args)?))),
             _ => Ok(None),

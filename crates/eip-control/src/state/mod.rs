@@ -42,6 +42,8 @@ mod testkit;
 mod writer;
 
 pub use diff::{Entries, SpecDiff};
-pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
+pub use plugins::{
+    BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
+};
 pub use store::{Boot, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
 pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT};

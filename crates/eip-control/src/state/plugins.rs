@@ -113,6 +113,19 @@ impl<F: Fn(&str) -> Option<HealthSnapshot> + Send + Sync> HealthSource for F {
     }
 }
 
+/// BGP announcements, for `show_bgp` and `drain`: in `eipd run` with a `[bgp]`
+/// section, its task that runs BIRD.
+pub trait BgpService: Send + Sync {
+    /// `show_bgp`: sessions, what is announced and why not (observed state).
+    fn status(&self) -> Value;
+    /// `drain`: announce with GRACEFUL_SHUTDOWN, wait, withdraw, stop the daemon.
+    /// Returns the wait in milliseconds.
+    ///
+    /// # Errors
+    /// `unavailable` when the daemon announces nothing.
+    fn drain(&self) -> Result<u64, ApiError>;
+}
+
 /// Packet trace, for `trace`: in `eipd run`, the collector that turns the
 /// workers' trace on, writes the file and turns it off.
 pub trait TraceService: Send + Sync {

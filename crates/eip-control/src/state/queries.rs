@@ -40,6 +40,10 @@ impl ControlPlane {
                 },
                 Err(e) => return Reply::error(version, e),
             },
+            Query::ShowBgp => match &self.bgp {
+                Some(bgp) => Data::Bgp { bgp: bgp.status() },
+                None => return Reply::error(version, no_bgp()),
+            },
             Query::Stats => match &self.stats {
                 Some(source) => Data::Stats {
                     stats: self.stats_json(&snap.tables, source.as_ref()),
@@ -56,6 +60,16 @@ impl ControlPlane {
             },
         };
         Reply::ok(version, data)
+    }
+
+    /// `drain`: the BGP task drains, then the daemon stops.
+    pub(super) fn drain(&self) -> Reply {
+        let version = self.version();
+        match self.bgp.as_ref().map(|b| b.drain()) {
+            Some(Ok(wait_ms)) => Reply::ok(version, Data::Draining { wait_ms }),
+            Some(Err(e)) => Reply::error(version, e),
+            None => Reply::error(version, no_bgp()),
+        }
     }
 
     /// Runs a packet trace to its end; changes run meanwhile.
@@ -114,4 +128,11 @@ impl ControlPlane {
         }
         stats
     }
+}
+
+fn no_bgp() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "this daemon announces nothing: its POP description has no [bgp] section",
+    )
 }

@@ -2,7 +2,9 @@
 //! clone, build, save, publish, wait, commit; see the [module docs](super)).
 
 use super::edits;
-use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
+use super::plugins::{
+    BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
+};
 use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
@@ -46,6 +48,7 @@ pub struct ControlPlane {
     pub(super) stats: Option<Arc<dyn StatsSource>>,
     pub(super) health: Option<Arc<dyn HealthSource>>,
     pub(super) tracer: Option<Arc<dyn TraceService>>,
+    pub(super) bgp: Option<Arc<dyn BgpService>>,
     resolver: Option<Arc<dyn Resolver>>,
     /// What `reload` reads when the request names no file.
     pub(super) config_path: Option<PathBuf>,
@@ -84,6 +87,7 @@ impl ControlPlane {
             stats: None,
             health: None,
             tracer: None,
+            bgp: None,
             resolver: None,
             config_path: None,
             started: Instant::now(),
@@ -100,6 +104,12 @@ impl ControlPlane {
     /// when re-enabled (without, a re-enabled path is `up`).
     pub fn with_health(mut self, health: Arc<dyn HealthSource>) -> Self {
         self.health = Some(health);
+        self
+    }
+
+    /// BGP for `show_bgp` and `drain` (without, both reply `unavailable`).
+    pub fn with_bgp(mut self, bgp: Arc<dyn BgpService>) -> Self {
+        self.bgp = Some(bgp);
         self
     }
 
@@ -141,6 +151,7 @@ impl ControlPlane {
             Command::Validate(ops) => self.apply(&ops, if_version, true),
             Command::Reload(r) => self.reload(r.file.as_deref(), if_version, r.dry_run),
             Command::Trace(t) => self.trace(&t),
+            Command::Drain => self.drain(),
         }
     }
 

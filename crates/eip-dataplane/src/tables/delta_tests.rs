@@ -57,6 +57,7 @@ fn pop() -> PopSpec {
             outer_ttl: 64,
             probe_source: None,
         },
+        bgp: None,
         ports: vec![
             port("internet", PortRole::Internet, Some(mac(3))),
             port("backbone", PortRole::Backbone, None),

@@ -74,6 +74,9 @@ pub struct PopSpec {
     pub paths: Vec<PathSpec>,
     #[serde(default)]
     pub eips: Vec<EipSpec>,
+    /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<crate::bgp_spec::BgpSpec>,
 }
 
 fn default_vxlan_port() -> u16 {

@@ -63,6 +63,7 @@ fn valid() -> PopSpec {
         gateway: None,
     };
     PopSpec {
+        bgp: None,
         pop: PopSection {
             name: "t".into(),
             vtep: v4("198.51.100.1"),

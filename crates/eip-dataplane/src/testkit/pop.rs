@@ -170,6 +170,7 @@ impl PopBuilder {
     pub fn new(name: &str) -> Self {
         PopBuilder {
             spec: PopSpec {
+                bgp: None,
                 pop: PopSection {
                     name: name.into(),
                     vtep: POP_VTEP,
@@ -350,6 +351,7 @@ mod tests {
             state: PathState::Up,
         };
         let expected = PopSpec {
+            bgp: None,
             pop: PopSection {
                 name: "test".into(),
                 vtep: POP_VTEP,
