@@ -103,6 +103,7 @@ impl Pipeline {
             || total > L3 + outer_total - INNER_L3
             || flags_offset & 0x3FFF != 0
             || d[INNER_L3 + 8] <= 1
+            || !l4_lengths_ok(END == INNER_TCP_END, &d[INNER_L4..], total - 20)
         {
             return None;
         }
@@ -166,7 +167,10 @@ impl Pipeline {
         }
         // The IP packet holds the whole transport header and lies in the frame.
         let total = u16::from_be_bytes([d[L3 + 2], d[L3 + 3]]) as usize;
-        if total < END - L3 || total > data.len() - L3 {
+        if total < END - L3
+            || total > data.len() - L3
+            || !l4_lengths_ok(is_tcp, &d[L4..], total - 20)
+        {
             return None;
         }
         // Not a fragment (MF or an offset), TTL above 1.
@@ -237,5 +241,22 @@ impl Pipeline {
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))
+    }
+}
+
+/// Do the transport header's own length fields agree with the IP packet, whose
+/// payload (after a 20-byte header) is `payload` bytes? TCP: a data offset of at
+/// least 5 words that ends inside the payload; UDP: a length of at least 8 that
+/// does not run past it. Anything else goes to the general path, which drops it
+/// as `bad_l4_header`. `l4` starts at the transport header and holds at least 8
+/// bytes (20 for TCP).
+#[inline(always)]
+fn l4_lengths_ok(is_tcp: bool, l4: &[u8], payload: usize) -> bool {
+    if is_tcp {
+        let header = usize::from(l4[12] >> 4) * 4;
+        (tcp::MIN_HEADER_LEN..=payload).contains(&header)
+    } else {
+        let len = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+        (udp::HEADER_LEN..=payload).contains(&len)
     }
 }

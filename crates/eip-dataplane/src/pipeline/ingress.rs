@@ -40,7 +40,7 @@ impl Pipeline {
             ));
         }
         let data = frame.data();
-        if parse::l4_truncated(&ip) {
+        if parse::l4_invalid(data, &ip) {
             return Err(DropReason::BadL4Header);
         }
         let ports = parse::ports(data, &ip);

@@ -215,16 +215,35 @@ pub struct Ports {
     pub present: bool,
 }
 
-/// Is this a TCP/UDP packet that carries its transport header but is too short for
-/// it (or for the checksum field NAT rewrites)?
+/// Is this a TCP/UDP packet whose transport header is invalid: cut short (also for
+/// the checksum field NAT rewrites), a TCP data offset below 5 or past the packet,
+/// a UDP length below 8 or past the packet? Such a packet is dropped, never
+/// forwarded: the receiver would take its length fields at their word. A first
+/// fragment's UDP length covers the whole datagram, so only its lower bound counts.
 #[inline(always)]
-pub fn l4_truncated(ip: &IpInfo) -> bool {
-    let need = match ip.protocol {
-        ip_proto::TCP => tcp::MIN_HEADER_LEN,
-        ip_proto::UDP => udp::HEADER_LEN,
-        _ => return false,
-    };
-    ip.has_l4() && ip.end < ip.l4 + need
+pub fn l4_invalid(data: &[u8], ip: &IpInfo) -> bool {
+    if !ip.has_l4() {
+        return false;
+    }
+    let payload = ip.end.saturating_sub(ip.l4);
+    match ip.protocol {
+        ip_proto::TCP => match data.get(ip.l4 + 12) {
+            Some(&b) if payload >= tcp::MIN_HEADER_LEN => {
+                let header = usize::from(b >> 4) * 4;
+                header < tcp::MIN_HEADER_LEN || header > payload
+            }
+            _ => true,
+        },
+        ip_proto::UDP => match data.get(ip.l4 + 4..ip.l4 + 6) {
+            Some(l) if payload >= udp::HEADER_LEN => {
+                let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
+                let whole = matches!(ip.fragment, Fragment::None);
+                len < udp::HEADER_LEN || whole && len > payload
+            }
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 /// Ports of a TCP/UDP packet that carries a whole transport header (check

@@ -71,7 +71,7 @@ impl Pipeline {
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }
-        if parse::l4_truncated(&ip) {
+        if parse::l4_invalid(data, &ip) {
             return Err(DropReason::BadL4Header);
         }
         let ports = parse::ports(data, &ip);

@@ -11,6 +11,7 @@
 mod classify;
 mod fuzz;
 mod ingress;
+mod lengths;
 mod returns;
 
 use super::*;
