@@ -153,6 +153,7 @@ impl Tables {
                 slot,
                 &mut ipv6_checked,
                 &mut problems,
+                None,
             );
         }
         problems.into_result(t)
