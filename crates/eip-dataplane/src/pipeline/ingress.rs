@@ -28,7 +28,7 @@ impl Pipeline {
         ip: IpInfo,
         eip_id: EipId,
     ) -> Result<Verdict, DropReason> {
-        let eip = &t.eips[eip_id as usize];
+        let eip = &t.eips.at(eip_id);
         if ip.ttl <= 1 {
             return Ok(self.originate_icmp(
                 now,

@@ -224,7 +224,7 @@ impl Pipeline {
                 let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
                 if let Some(id) = t.eip_v4(dst) {
                     let id = id as usize;
-                    touched ^= t.eips[id].region as u64;
+                    touched ^= t.eips.at(id as u32).region as u64;
                     touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
                 }
             }

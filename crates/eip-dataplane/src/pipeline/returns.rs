@@ -96,7 +96,7 @@ impl Pipeline {
                 .ok_or(DropReason::UnknownBackend)?;
             (m.eip, m.service_port)
         };
-        let eip = Addr::of(t.eips[eip_id as usize].address);
+        let eip = Addr::of(t.eips.at(eip_id).address);
         if eip.len != ip.addr_len() {
             return Err(DropReason::FamilyMismatch);
         }

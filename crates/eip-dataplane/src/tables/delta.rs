@@ -6,6 +6,7 @@
 use super::build::{self, check_ipv6_paths, fill_path_table, Problems};
 use super::eips::{self, Places};
 use super::spec::{EipSpec, PathState, PopSpec, Protocol};
+use super::slab::NewEip;
 use super::{PathId, TableError, Tables};
 use rustc_hash::FxHashSet;
 use std::net::IpAddr;
@@ -80,7 +81,8 @@ impl Tables {
             small.eips = self.eips.clone();
             small.eip_v4 = self.eip_v4.clone();
             small.eip_v6 = self.eip_v6.clone();
-            small.backend_owner = self.backend_owner.clone();
+            small.owner_v4 = self.owner_v4.clone();
+            small.owner_v6 = self.owner_v6.clone();
             small.service_return = self.service_return.clone();
             small.ipv6_eips = self.ipv6_eips.clone();
             small
@@ -195,7 +197,7 @@ impl Tables {
         generation: u64,
     ) -> Option<Tables> {
         let slot = self.eip_slot(backend.eip)?;
-        let mut eip = self.eips.get(slot)?.clone();
+        let eip = self.eips.get(slot)?;
         let mut services: Vec<_> = eip.services.to_vec();
         let service = services
             .iter_mut()
@@ -207,7 +209,12 @@ impl Tables {
         b.healthy = healthy;
         service.backends = backends.into_boxed_slice();
         service.fill_maglev();
-        eip.services = Arc::from(services);
+        let eip = NewEip {
+            address: eip.address,
+            region: eip.region,
+            backend: eip.backend,
+            services: Arc::from(services),
+        };
         let mut t = self.clone();
         t.generation = generation;
         t.eips.put(slot, eip);

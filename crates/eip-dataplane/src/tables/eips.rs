@@ -7,7 +7,8 @@ use super::error::Entry;
 use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
 use super::spec::{EipSpec, PopSpec, ServiceSpec};
-use super::{addr_key, Backend, Eip, EipId, RegionId, Service, TableError, Tables};
+use super::slab::NewEip;
+use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
@@ -75,7 +76,8 @@ fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
 pub(super) struct Bulk {
     v4: ShardedBuilder<u32, EipId>,
     v6: ShardedBuilder<u128, EipId>,
-    owner: ShardedBuilder<(RegionId, u128), EipId>,
+    owner_v4: ShardedBuilder<(RegionId, u32), EipId>,
+    owner_v6: ShardedBuilder<(RegionId, u128), EipId>,
     service_return: ShardedBuilder<(RegionId, u128, u8, u16), u16>,
 }
 
@@ -114,18 +116,21 @@ fn add_all_with(
     let mut pending = if bulk {
         t.eip_v4 = Sharded::default();
         t.eip_v6 = Sharded::default();
-        t.backend_owner = Sharded::default();
+        t.owner_v4 = Sharded::default();
+        t.owner_v6 = Sharded::default();
         t.service_return = Sharded::default();
         Some(Bulk {
             v4: ShardedBuilder::with_capacity(n - v6),
             v6: ShardedBuilder::with_capacity(v6),
-            owner: ShardedBuilder::with_capacity(n),
+            owner_v4: ShardedBuilder::with_capacity(n - v6),
+            owner_v6: ShardedBuilder::with_capacity(v6),
             service_return: ShardedBuilder::with_capacity(0),
         })
     } else {
         t.eip_v4 = Sharded::with_capacity(n - v6);
         t.eip_v6 = Sharded::with_capacity(v6);
-        t.backend_owner = Sharded::with_capacity(n);
+        t.owner_v4 = Sharded::with_capacity(n - v6);
+        t.owner_v6 = Sharded::with_capacity(v6);
         t.service_return = Sharded::default();
         None
     };
@@ -148,6 +153,9 @@ fn add_all_with(
         if slot.is_none() {
             *slot = Some(t.eips.allocate());
         }
+    }
+    if let Some(prev) = previous {
+        carry_epochs(spec, prev, &slots, &mut t.eips);
     }
     // Slot -> entry only matters for naming a conflict: EIP by EIP.
     let slot_index = (!bulk).then(|| {
@@ -188,13 +196,35 @@ fn add_all_with(
         let built = (|| {
             t.eip_v4 = b.v4.build().ok()?;
             t.eip_v6 = b.v6.build().ok()?;
-            t.backend_owner = b.owner.build().ok()?;
+            t.owner_v4 = b.owner_v4.build().ok()?;
+            t.owner_v6 = b.owner_v6.build().ok()?;
             t.service_return = b.service_return.build().ok()?;
             Some(())
         })();
         return built.is_some();
     }
     true
+}
+
+/// A rebuild after `prev`: every slot `prev` used keeps its epoch if the same EIP
+/// is in it again, else gets the next one (its counts are another EIP's); slot
+/// capacity does not shrink.
+fn carry_epochs(spec: &PopSpec, prev: &Tables, slots: &[Option<EipId>], eips: &mut EipSlab) {
+    let cap = prev.eips.slot_capacity() as EipId;
+    eips.grow_to(cap);
+    for s in 0..cap {
+        let bump = u32::from(prev.eips.get(s).is_some());
+        let epoch = prev.eips.epoch(s).wrapping_add(bump);
+        if epoch != 0 {
+            eips.set_epoch(s, epoch);
+        }
+    }
+    for (e, slot) in spec.eips.iter().zip(slots) {
+        let Some(slot) = *slot else { continue };
+        if let Some(old) = prev.eips.get(slot).filter(|o| o.address == e.address) {
+            eips.set_epoch(slot, old.epoch);
+        }
+    }
 }
 
 /// Checks `e` and adds it to `t` in `slot` (taken), reporting problems as
@@ -269,10 +299,13 @@ pub(super) fn insert(
         }
         let Some(region) = region else { return };
         if let Some(b) = bulk {
-            b.owner.push((region, addr_key(addr)), slot);
+            match addr {
+                IpAddr::V4(a) => b.owner_v4.push((region, u32::from(a)), slot),
+                IpAddr::V6(a) => b.owner_v6.push((region, u128::from(a)), slot),
+            }
             return;
         }
-        match t.backend_owner.claim((region, addr_key(addr)), slot) {
+        match t.claim_backend(region, addr, slot) {
             None => {}
             Some(owner) if owner == slot => {}
             Some(owner) => {
@@ -379,7 +412,7 @@ pub(super) fn insert(
     }
     t.eips.put(
         slot,
-        Eip {
+        NewEip {
             address: e.address,
             region: region.unwrap_or(RegionId::MAX),
             backend: e.backend,
@@ -394,21 +427,22 @@ pub(super) fn insert(
 
 /// Removes the EIP in `slot` and everything that points at it; with `free`, the
 /// slot can be handed out again (without, the EIP is about to be replaced).
-pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<Eip> {
-    let e = t.eips.take(slot, free)?;
-    match e.address {
+pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
+    let e = t.eips.get(slot)?;
+    let (address, region, backend) = (e.address, e.region, e.backend);
+    let services = t.eips.services_arc(slot);
+    t.eips.take(slot, free)?;
+    match address {
         IpAddr::V4(a) => t.eip_v4.remove(&u32::from(a)),
         IpAddr::V6(a) => t.eip_v6.remove(&u128::from(a)),
     };
-    let region = e.region;
     if (region as usize) < t.regions.len() {
-        if e.address.is_ipv6() {
+        if address.is_ipv6() {
             t.ipv6_eips[region as usize] -= 1;
         }
-        let owned = |t: &Tables, addr: IpAddr| {
-            t.backend_owner.get(&(region, addr_key(addr))) == Some(&slot)
-        };
-        for s in e.services.iter() {
+        let owned = |t: &Tables, addr: IpAddr| t.backend_owner(region, addr) == Some(slot);
+        let services = services.as_deref().unwrap_or(&[]);
+        for s in services {
             for b in s.backends.iter() {
                 if owned(t, b.address) {
                     let key = (region, addr_key(b.address), s.protocol, b.port);
@@ -416,15 +450,14 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<Eip> {
                 }
             }
         }
-        for addr in e.backend.into_iter().chain(
-            e.services
-                .iter()
-                .flat_map(|s| s.backends.iter().map(|b| b.address)),
-        ) {
+        for addr in backend
+            .into_iter()
+            .chain(services.iter().flat_map(|s| s.backends.iter().map(|b| b.address)))
+        {
             if owned(t, addr) {
-                t.backend_owner.remove(&(region, addr_key(addr)));
+                t.release_backend(region, addr);
             }
         }
     }
-    Some(e)
+    Some(())
 }
