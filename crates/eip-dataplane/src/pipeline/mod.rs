@@ -171,6 +171,9 @@ impl Pipeline {
                     v.resize(slots, Default::default());
                 }
             }
+            if self.counters.eip_epoch.len() < slots {
+                self.counters.eip_epoch.resize(slots, 0);
+            }
             if self.counters.table_version != tables.version || self.table_version.is_none() {
                 self.counters.path.clear();
             }

@@ -5,8 +5,8 @@
 
 use super::build::{self, check_ipv6_paths, fill_path_table, Problems};
 use super::eips::{self, Places};
-use super::spec::{EipSpec, PathState, PopSpec, Protocol};
 use super::slab::NewEip;
+use super::spec::{EipSpec, PathState, PopSpec, Protocol};
 use super::{PathId, TableError, Tables};
 use rustc_hash::FxHashSet;
 use std::net::IpAddr;

@@ -6,8 +6,8 @@ use super::build::{check_ipv6_paths, Problems};
 use super::error::Entry;
 use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
-use super::spec::{EipSpec, PopSpec, ServiceSpec};
 use super::slab::NewEip;
+use super::spec::{EipSpec, PopSpec, ServiceSpec};
 use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;
 use rustc_hash::FxHashMap;
@@ -450,10 +450,11 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
                 }
             }
         }
-        for addr in backend
-            .into_iter()
-            .chain(services.iter().flat_map(|s| s.backends.iter().map(|b| b.address)))
-        {
+        for addr in backend.into_iter().chain(
+            services
+                .iter()
+                .flat_map(|s| s.backends.iter().map(|b| b.address)),
+        ) {
             if owned(t, addr) {
                 t.release_backend(region, addr);
             }

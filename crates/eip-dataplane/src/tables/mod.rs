@@ -50,7 +50,6 @@ use rustc_hash::FxHashMap;
 use sharded::Sharded;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-
 /// Slot of an EIP in [`Tables::eips`]: stable while the EIP exists.
 pub type EipId = u32;
 /// Index of a region in [`Tables::regions`].

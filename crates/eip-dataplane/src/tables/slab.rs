@@ -330,7 +330,10 @@ mod tests {
         let slot = s.allocate();
         s.put(slot, v4(10));
         let e = s.at(slot);
-        assert_eq!((e.address, e.backend, e.region, e.epoch), (v4(10).address, v4(10).backend, 1, 0));
+        assert_eq!(
+            (e.address, e.backend, e.region, e.epoch),
+            (v4(10).address, v4(10).backend, 1, 0)
+        );
         s.take(slot, false);
         s.put(slot, v4(10));
         assert_eq!(s.epoch(slot), 0);
@@ -345,7 +348,10 @@ mod tests {
         };
         s.put(slot, v6.clone());
         let e = s.at(slot);
-        assert_eq!((e.address, e.backend, e.epoch, s.len()), (v6.address, None, 1, 1));
+        assert_eq!(
+            (e.address, e.backend, e.epoch, s.len()),
+            (v6.address, None, 1, 1)
+        );
         s.put(slot, v4(20));
         assert_eq!((s.at(slot).address, s.len()), (v4(20).address, 1));
         assert!(s.extras.is_empty());
