@@ -100,6 +100,7 @@ impl Tables {
         let mut ipv6_checked = vec![false; t.regions.len()];
         if delta.small_parts {
             // New paths must still carry the IPv6 EIPs already in their regions.
+            #[allow(clippy::needless_range_loop)] // `t` is borrowed by the check
             for region in 0..t.regions.len() {
                 if t.ipv6_eips[region] > 0 && !ipv6_checked[region] {
                     ipv6_checked[region] = true;

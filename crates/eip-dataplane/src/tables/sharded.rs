@@ -139,9 +139,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        if self.get(key).is_none() {
-            return None;
-        }
+        self.get(key)?;
         let old = self.shard_mut(key).remove(key);
         if old.is_some() {
             self.len -= 1;
