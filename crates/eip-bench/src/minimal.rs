@@ -72,7 +72,7 @@ impl MiniTables {
                 Some(IpAddr::V4(b)) => Some(b.octets()),
                 _ => None,
             };
-            let service = tables.services_of(eip).first().map(|s| {
+            let service = tables.services_of(&eip).first().map(|s| {
                 let slots = s
                     .maglev
                     .iter()

@@ -133,6 +133,10 @@ pub struct Counters {
     pub eip_in: Vec<Traffic>,
     /// Backend -> client traffic per EIP, counted after decapsulation.
     pub eip_out: Vec<Traffic>,
+    /// Per slot, the [`crate::tables::Eip::epoch`] of the EIP whose traffic
+    /// `eip_in`/`eip_out` hold: an EIP that takes a freed slot starts from zero
+    /// ([`Counters::eip_in_at`]), so it never inherits its predecessor's counts.
+    pub eip_epoch: Vec<u32>,
     /// Encapsulated traffic per backbone path (outer bytes).
     pub path: Vec<Traffic>,
 }
@@ -146,6 +150,7 @@ impl Counters {
             events: [0; Event::COUNT],
             eip_in: vec![Traffic::default(); eips],
             eip_out: vec![Traffic::default(); eips],
+            eip_epoch: vec![0; eips],
             path: vec![Traffic::default(); paths],
         }
     }
@@ -158,6 +163,33 @@ impl Counters {
     #[inline(always)]
     pub fn event(&mut self, event: Event) {
         self.events[event as usize] += 1;
+    }
+
+    /// Client -> backend traffic of the EIP in `slot` with epoch `epoch` (both
+    /// counters of the slot restart if they held another EIP's). The worker that
+    /// owns these counters is the only writer: a reused slot is reset here, on
+    /// the first packet of its new EIP, never by the control side.
+    #[inline(always)]
+    pub fn eip_in_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &mut Traffic {
+        self.claim_slot(slot as usize, epoch);
+        &mut self.eip_in[slot as usize]
+    }
+
+    /// Backend -> client traffic of the EIP in `slot` with epoch `epoch`: see
+    /// [`Counters::eip_in_at`].
+    #[inline(always)]
+    pub fn eip_out_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &mut Traffic {
+        self.claim_slot(slot as usize, epoch);
+        &mut self.eip_out[slot as usize]
+    }
+
+    #[inline(always)]
+    fn claim_slot(&mut self, slot: usize, epoch: u32) {
+        if self.eip_epoch[slot] != epoch {
+            self.eip_epoch[slot] = epoch;
+            self.eip_in[slot] = Traffic::default();
+            self.eip_out[slot] = Traffic::default();
+        }
     }
 
     /// Count of one drop reason.
@@ -183,6 +215,7 @@ impl Counters {
         self.events = other.events;
         self.eip_in.clone_from(&other.eip_in);
         self.eip_out.clone_from(&other.eip_out);
+        self.eip_epoch.clone_from(&other.eip_epoch);
         self.path.clone_from(&other.path);
     }
 
@@ -204,17 +237,40 @@ impl Counters {
         if !same_tables {
             return;
         }
-        for (mine, theirs) in [
-            (&mut self.eip_in, &other.eip_in),
-            (&mut self.eip_out, &other.eip_out),
-            (&mut self.path, &other.path),
+        if self.eip_epoch.len() < other.eip_epoch.len() {
+            self.eip_epoch.resize(other.eip_epoch.len(), 0);
+        }
+        // Per slot, the newer EIP's counts win: another worker may still hold
+        // counts of the EIP that had the slot before (epochs compare wrapping).
+        for (slot, &theirs) in other.eip_epoch.iter().enumerate() {
+            let mine = &mut self.eip_epoch[slot];
+            if theirs != *mine && (theirs.wrapping_sub(*mine) as i32) > 0 {
+                *mine = theirs;
+                for v in [&mut self.eip_in, &mut self.eip_out] {
+                    if let Some(t) = v.get_mut(slot) {
+                        *t = Traffic::default();
+                    }
+                }
+            }
+        }
+        let epochs = &self.eip_epoch;
+        let same_eip = |slot: usize| {
+            other.eip_epoch.get(slot).copied().unwrap_or(0)
+                == epochs.get(slot).copied().unwrap_or(0)
+        };
+        for (mine, theirs, per_eip) in [
+            (&mut self.eip_in, &other.eip_in, true),
+            (&mut self.eip_out, &other.eip_out, true),
+            (&mut self.path, &other.path, false),
         ] {
             if mine.len() < theirs.len() {
                 mine.resize(theirs.len(), Traffic::default());
             }
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                a.packets += b.packets;
-                a.bytes += b.bytes;
+            for (slot, (a, b)) in mine.iter_mut().zip(theirs).enumerate() {
+                if !per_eip || same_eip(slot) {
+                    a.packets += b.packets;
+                    a.bytes += b.bytes;
+                }
             }
         }
     }
@@ -239,6 +295,28 @@ mod tests {
             DropReason::NoPath
         );
         assert_eq!(Event::ALL[Event::Rx as usize], Event::Rx);
+    }
+
+    #[test]
+    fn a_reused_slot_starts_from_zero_and_merge_keeps_the_newer_eip() {
+        let mut a = Counters::new(2, 0);
+        a.eip_in_at(1, 0).add(100);
+        a.eip_out_at(1, 0).add(10);
+        let old = a.clone();
+        a.eip_in_at(1, 1).add(60);
+        assert_eq!(
+            (a.eip_in[1].packets, a.eip_in[1].bytes, a.eip_out[1].packets),
+            (1, 60, 0)
+        );
+        a.eip_in_at(1, 1).add(60);
+        assert_eq!(a.eip_in[1].bytes, 120);
+        // Another worker still holding the old EIP's counts: they are not added.
+        let mut sum = Counters::default();
+        sum.merge(&old);
+        sum.merge(&a);
+        assert_eq!((sum.eip_in[1].bytes, sum.eip_epoch[1]), (120, 1));
+        sum.merge(&old);
+        assert_eq!(sum.eip_in[1].bytes, 120);
     }
 
     #[test]

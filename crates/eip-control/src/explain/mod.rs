@@ -131,7 +131,7 @@ fn forwarded(
         IpAddr::V6(a) => t.eip_v6(&a.octets()),
     }
     .ok_or_else(|| bug(format!("{} was forwarded but is no EIP", flow.dst)))?;
-    let eip = &t.eips[eip_id as usize];
+    let eip = &t.eips.at(eip_id);
     let has_ports = matches!(flow.protocol, ip_proto::TCP | ip_proto::UDP);
     let backend = Endpoint {
         address: e.inner.dst,
@@ -422,7 +422,7 @@ fn eip_hit(t: &Tables, dst: IpAddr) -> Option<EipHit> {
         IpAddr::V4(a) => t.eip_v4(a.octets()),
         IpAddr::V6(a) => t.eip_v6(&a.octets()),
     }?;
-    let eip = &t.eips[id as usize];
+    let eip = &t.eips.at(id);
     Some(EipHit {
         address: eip.address,
         region: t.regions[eip.region as usize].name.clone(),

@@ -157,7 +157,7 @@ fn service_names_the_maglev_pick() {
             (80, 2, t.services().next().unwrap().maglev.len())
         );
         // The pick is the table's, and the frame carries it.
-        let service = &t.services_of(&t.eips[1])[0];
+        let service = &t.services_of(&t.eips.at(1))[0];
         let member = service.backends[s.pick];
         assert_eq!(service.maglev[s.slot] as usize, s.pick);
         let b = x.backend.unwrap();

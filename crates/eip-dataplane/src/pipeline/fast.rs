@@ -119,7 +119,8 @@ impl Pipeline {
         ];
         let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
         let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
-        let IpAddr::V4(eip) = t.eips[m.eip as usize].address else {
+        let record = t.eips.get(m.eip)?;
+        let IpAddr::V4(eip) = record.address else {
             return None;
         };
 
@@ -143,7 +144,7 @@ impl Pipeline {
             .ok()?;
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
-        self.counters.eip_out[m.eip as usize].add(total);
+        self.counters.eip_out_at(m.eip, record.epoch).add(total);
         self.counters.event(Event::Decapsulated);
         Some(Verdict::Tx(t.internet_port))
     }
@@ -184,7 +185,7 @@ impl Pipeline {
         let protocol = d[L3 + 9];
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
-        let eip = &t.eips[eip_id as usize];
+        let eip = &t.eips.get(eip_id)?;
         let (backend, new_port) = if eip.services.is_empty() {
             (eip.backend?, None)
         } else {
@@ -237,7 +238,7 @@ impl Pipeline {
         if let Err(reason) = encap::encapsulate(frame, &ip, path, hash) {
             return Some(Verdict::Drop(reason));
         }
-        self.counters.eip_in[eip_id as usize].add(total);
+        self.counters.eip_in_at(eip_id, eip.epoch).add(total);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))

@@ -348,7 +348,7 @@ pub fn translate_return_error(
     let m = t
         .return_mapping(region, backend, q.protocol, ports.map(|p| p.1))
         .ok_or(DropReason::IcmpUntranslatable)?;
-    let eip = Addr::of(t.eips[m.eip as usize].address);
+    let eip = Addr::of(t.eips.at(m.eip).address);
     if eip.len != n {
         return Err(DropReason::FamilyMismatch);
     }

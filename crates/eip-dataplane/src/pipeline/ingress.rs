@@ -29,7 +29,7 @@ impl Pipeline {
         ip: IpInfo,
         eip_id: EipId,
     ) -> Result<Verdict, DropReason> {
-        let eip = &t.eips[eip_id as usize];
+        let eip = &t.eips.at(eip_id);
         if ip.ttl <= 1 {
             return Ok(self.originate_icmp(
                 now,
@@ -171,7 +171,7 @@ impl Pipeline {
 
         let inner_len = ip.total_len();
         encap::encapsulate(frame, &ip, path, hash)?;
-        self.counters.eip_in[eip_id as usize].add(inner_len);
+        self.counters.eip_in_at(eip_id, eip.epoch).add(inner_len);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         if ip.is_fragment() {

@@ -173,6 +173,9 @@ impl Pipeline {
                     v.resize(slots, Default::default());
                 }
             }
+            if self.counters.eip_epoch.len() < slots {
+                self.counters.eip_epoch.resize(slots, 0);
+            }
             if self.counters.table_version != tables.version || self.table_version.is_none() {
                 self.counters.path.clear();
             }
@@ -231,7 +234,7 @@ impl Pipeline {
                 let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
                 if let Some(id) = t.eip_v4(dst) {
                     let id = id as usize;
-                    touched ^= t.eips[id].region as u64;
+                    touched ^= t.eips.at(id as u32).region as u64;
                     touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
                 }
             }

@@ -103,7 +103,7 @@ impl Pipeline {
                 .ok_or(DropReason::UnknownBackend)?;
             (m.eip, m.service_port)
         };
-        match t.eips[eip_id as usize].address {
+        match t.eips.at(eip_id).address {
             // The common case, specialised: one update per checksum for address,
             // port and TTL.
             IpAddr::V4(eip) if !ip.v6 && ports.present => nat::rewrite_v4(
@@ -135,7 +135,9 @@ impl Pipeline {
         let mut eth = EthernetFrame::new_unchecked(frame.data_mut());
         eth.set_dst_addr(port.gateway_mac.unwrap_or([0xff; 6]));
         eth.set_src_addr(port.mac);
-        self.counters.eip_out[eip_id as usize].add(inner_len);
+        self.counters
+            .eip_out_at(eip_id, t.eips.epoch(eip_id))
+            .add(inner_len);
         self.counters.event(Event::Decapsulated);
         Ok(Verdict::Tx(t.internet_port))
     }

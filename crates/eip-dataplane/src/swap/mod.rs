@@ -95,6 +95,8 @@ pub trait Versioned {
 /// which every snapshot bumps (health-only ones too), not by the operator's
 /// description version.
 impl Versioned for crate::tables::Tables {
+    // The swap's order is the snapshot sequence, on purpose (see above).
+    #[allow(clippy::misnamed_getters)]
     #[inline]
     fn version(&self) -> u64 {
         self.generation

@@ -278,7 +278,8 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         eip_v4: Sharded::default(),
         eip_v6: Sharded::default(),
         tunnels,
-        backend_owner: Sharded::default(),
+        owner_v4: Sharded::default(),
+        owner_v6: Sharded::default(),
         service_return: Sharded::default(),
         ipv6_eips,
     }

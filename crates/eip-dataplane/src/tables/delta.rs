@@ -5,6 +5,7 @@
 
 use super::build::{self, check_ipv6_paths, fill_path_table, Problems};
 use super::eips::{self, Places};
+use super::slab::NewEip;
 use super::spec::{EipSpec, PathState, PopSpec, Protocol};
 use super::{PathId, TableError, Tables};
 use rustc_hash::FxHashSet;
@@ -80,7 +81,8 @@ impl Tables {
             small.eips = self.eips.clone();
             small.eip_v4 = self.eip_v4.clone();
             small.eip_v6 = self.eip_v6.clone();
-            small.backend_owner = self.backend_owner.clone();
+            small.owner_v4 = self.owner_v4.clone();
+            small.owner_v6 = self.owner_v6.clone();
             small.service_return = self.service_return.clone();
             small.ipv6_eips = self.ipv6_eips.clone();
             small
@@ -98,6 +100,7 @@ impl Tables {
         let mut ipv6_checked = vec![false; t.regions.len()];
         if delta.small_parts {
             // New paths must still carry the IPv6 EIPs already in their regions.
+            #[allow(clippy::needless_range_loop)] // `t` is borrowed by the check
             for region in 0..t.regions.len() {
                 if t.ipv6_eips[region] > 0 && !ipv6_checked[region] {
                     ipv6_checked[region] = true;
@@ -153,6 +156,7 @@ impl Tables {
                 slot,
                 &mut ipv6_checked,
                 &mut problems,
+                None,
             );
         }
         problems.into_result(t)
@@ -194,7 +198,7 @@ impl Tables {
         generation: u64,
     ) -> Option<Tables> {
         let slot = self.eip_slot(backend.eip)?;
-        let mut eip = self.eips.get(slot)?.clone();
+        let eip = self.eips.get(slot)?;
         let mut services: Vec<_> = eip.services.to_vec();
         let service = services
             .iter_mut()
@@ -206,7 +210,12 @@ impl Tables {
         b.healthy = healthy;
         service.backends = backends.into_boxed_slice();
         service.fill_maglev();
-        eip.services = Arc::from(services);
+        let eip = NewEip {
+            address: eip.address,
+            region: eip.region,
+            backend: eip.backend,
+            services: Arc::from(services),
+        };
         let mut t = self.clone();
         t.generation = generation;
         t.eips.put(slot, eip);

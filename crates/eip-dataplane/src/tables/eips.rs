@@ -4,10 +4,11 @@
 
 use super::build::{check_ipv6_paths, Problems};
 use super::error::Entry;
-use super::sharded::Sharded;
+use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
+use super::slab::NewEip;
 use super::spec::{EipSpec, PopSpec, ServiceSpec};
-use super::{addr_key, Backend, Eip, EipId, RegionId, Service, TableError, Tables};
+use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
@@ -69,20 +70,70 @@ fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
         .label(format_args!("{:?}/{}", s.protocol, s.port))
 }
 
+/// Index entries of a full build, collected while the EIPs are checked and
+/// built shard by shard at the end ([`ShardedBuilder`]): no copy-on-write
+/// check and no random walk over a million-entry map per EIP.
+pub(super) struct Bulk {
+    v4: ShardedBuilder<u32, EipId>,
+    v6: ShardedBuilder<u128, EipId>,
+    owner_v4: ShardedBuilder<(RegionId, u32), EipId>,
+    owner_v6: ShardedBuilder<(RegionId, u128), EipId>,
+    service_return: ShardedBuilder<(RegionId, u128, u8, u16), u16>,
+}
+
 /// Adds every EIP of `spec` to `t` (whose small parts are built). With
 /// `previous`, an EIP that is in it keeps its slot.
+///
+/// A description that builds (the common case) is built in bulk. One with a
+/// problem is built again EIP by EIP, which finds every problem in the order of
+/// the description and names both entries of a conflict.
 pub(super) fn add_all(
     spec: &PopSpec,
     previous: Option<&Tables>,
     t: &mut Tables,
     problems: &mut Problems,
 ) {
+    let mut bulk_problems = Problems::default();
+    if add_all_with(spec, previous, t, &mut bulk_problems, true) {
+        return;
+    }
+    add_all_with(spec, previous, t, problems, false);
+}
+
+/// [`add_all`] in bulk (`bulk`: false when a problem is found, `t` then
+/// half-built) or EIP by EIP (always true).
+fn add_all_with(
+    spec: &PopSpec,
+    previous: Option<&Tables>,
+    t: &mut Tables,
+    problems: &mut Problems,
+    bulk: bool,
+) -> bool {
     let n = spec.eips.len();
     let v6 = spec.eips.iter().filter(|e| e.address.is_ipv6()).count();
     t.eips = EipSlab::with_capacity(n);
-    t.eip_v4 = Sharded::with_capacity(n - v6);
-    t.eip_v6 = Sharded::with_capacity(v6);
-    t.backend_owner = Sharded::with_capacity(n);
+    t.ipv6_eips.iter_mut().for_each(|c| *c = 0);
+    let mut pending = if bulk {
+        t.eip_v4 = Sharded::default();
+        t.eip_v6 = Sharded::default();
+        t.owner_v4 = Sharded::default();
+        t.owner_v6 = Sharded::default();
+        t.service_return = Sharded::default();
+        Some(Bulk {
+            v4: ShardedBuilder::with_capacity(n - v6),
+            v6: ShardedBuilder::with_capacity(v6),
+            owner_v4: ShardedBuilder::with_capacity(n - v6),
+            owner_v6: ShardedBuilder::with_capacity(v6),
+            service_return: ShardedBuilder::with_capacity(0),
+        })
+    } else {
+        t.eip_v4 = Sharded::with_capacity(n - v6);
+        t.eip_v6 = Sharded::with_capacity(v6);
+        t.owner_v4 = Sharded::with_capacity(n - v6);
+        t.owner_v6 = Sharded::with_capacity(v6);
+        t.service_return = Sharded::default();
+        None
+    };
     let mut slots: Vec<Option<EipId>> = match previous {
         None => vec![None; n],
         Some(prev) => {
@@ -103,16 +154,23 @@ pub(super) fn add_all(
             *slot = Some(t.eips.allocate());
         }
     }
-    let mut slot_index = vec![u32::MAX; t.eips.slot_capacity()];
-    for (i, slot) in slots.iter().enumerate() {
-        let s = slot.unwrap_or_default() as usize;
-        if slot_index[s] == u32::MAX {
-            slot_index[s] = i as u32;
-        }
+    if let Some(prev) = previous {
+        carry_epochs(spec, prev, &slots, &mut t.eips);
     }
+    // Slot -> entry only matters for naming a conflict: EIP by EIP.
+    let slot_index = (!bulk).then(|| {
+        let mut slot_index = vec![u32::MAX; t.eips.slot_capacity()];
+        for (i, slot) in slots.iter().enumerate() {
+            let s = slot.unwrap_or_default() as usize;
+            if slot_index[s] == u32::MAX {
+                slot_index[s] = i as u32;
+            }
+        }
+        slot_index
+    });
     let places = Places {
         spec,
-        slot_index: Some(slot_index),
+        slot_index,
         no_services: std::sync::Arc::from(Vec::new()),
     };
     let regions = super::build::region_index(t);
@@ -128,13 +186,52 @@ pub(super) fn add_all(
             slot,
             &mut ipv6_checked,
             problems,
+            pending.as_mut(),
         );
+        if bulk && !problems.none() {
+            return false;
+        }
+    }
+    if let Some(b) = pending {
+        let built = (|| {
+            t.eip_v4 = b.v4.build().ok()?;
+            t.eip_v6 = b.v6.build().ok()?;
+            t.owner_v4 = b.owner_v4.build().ok()?;
+            t.owner_v6 = b.owner_v6.build().ok()?;
+            t.service_return = b.service_return.build().ok()?;
+            Some(())
+        })();
+        return built.is_some();
+    }
+    true
+}
+
+/// A rebuild after `prev`: every slot `prev` used keeps its epoch if the same EIP
+/// is in it again, else gets the next one (its counts are another EIP's); slot
+/// capacity does not shrink.
+fn carry_epochs(spec: &PopSpec, prev: &Tables, slots: &[Option<EipId>], eips: &mut EipSlab) {
+    let cap = prev.eips.slot_capacity() as EipId;
+    eips.grow_to(cap);
+    for s in 0..cap {
+        let bump = u32::from(prev.eips.get(s).is_some());
+        let epoch = prev.eips.epoch(s).wrapping_add(bump);
+        if epoch != 0 {
+            eips.set_epoch(s, epoch);
+        }
+    }
+    for (e, slot) in spec.eips.iter().zip(slots) {
+        let Some(slot) = *slot else { continue };
+        if let Some(old) = prev.eips.get(slot).filter(|o| o.address == e.address) {
+            eips.set_epoch(slot, old.epoch);
+        }
     }
 }
 
 /// Checks `e` and adds it to `t` in `slot` (taken), reporting problems as
 /// `eips[index()]`. The EIP's address must not be in `t` yet (else
-/// [`TableError::DuplicateEip`]).
+/// [`TableError::DuplicateEip`]). With `bulk`, index entries are collected there
+/// instead of entered in `t` (conflicts between EIPs are then found when the
+/// indexes are built).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn insert(
     t: &mut Tables,
@@ -145,15 +242,24 @@ pub(super) fn insert(
     slot: EipId,
     ipv6_checked: &mut [bool],
     problems: &mut Problems,
+    mut bulk: Option<&mut Bulk>,
 ) {
     let entry = || Entry::item("eips", index()).label(e.address);
     let region = region_index.get(e.region.as_str()).copied();
     if region.is_none() {
         problems.unknown(entry(), "region", "region", &e.region);
     }
-    let first = match e.address {
-        IpAddr::V4(a) => t.eip_v4.claim(u32::from(a), slot),
-        IpAddr::V6(a) => t.eip_v6.claim(u128::from(a), slot),
+    let first = match (e.address, bulk.as_deref_mut()) {
+        (IpAddr::V4(a), Some(b)) => {
+            b.v4.push(u32::from(a), slot);
+            None
+        }
+        (IpAddr::V6(a), Some(b)) => {
+            b.v6.push(u128::from(a), slot);
+            None
+        }
+        (IpAddr::V4(a), None) => t.eip_v4.claim(u32::from(a), slot),
+        (IpAddr::V6(a), None) => t.eip_v6.claim(u128::from(a), slot),
     };
     if let Some(first) = first.filter(|&f| f != slot) {
         problems.push(TableError::DuplicateEip {
@@ -179,7 +285,8 @@ pub(super) fn insert(
                  at: &dyn Fn() -> Entry,
                  field: &'static str,
                  t: &mut Tables,
-                 problems: &mut Problems| {
+                 problems: &mut Problems,
+                 bulk: Option<&mut Bulk>| {
         if addr.is_ipv4() != e.address.is_ipv4() {
             problems.invalid(
                 at(),
@@ -191,7 +298,14 @@ pub(super) fn insert(
             return;
         }
         let Some(region) = region else { return };
-        match t.backend_owner.claim((region, addr_key(addr)), slot) {
+        if let Some(b) = bulk {
+            match addr {
+                IpAddr::V4(a) => b.owner_v4.push((region, u32::from(a)), slot),
+                IpAddr::V6(a) => b.owner_v6.push((region, u128::from(a)), slot),
+            }
+            return;
+        }
+        match t.claim_backend(region, addr, slot) {
             None => {}
             Some(owner) if owner == slot => {}
             Some(owner) => {
@@ -205,7 +319,7 @@ pub(super) fn insert(
         }
     };
     if let Some(b) = e.backend {
-        claim(b, &entry, "backend", t, problems);
+        claim(b, &entry, "backend", t, problems, bulk.as_deref_mut());
     }
     let mut services = Vec::with_capacity(e.services.len());
     for (s_index, s) in e.services.iter().enumerate() {
@@ -250,10 +364,19 @@ pub(super) fn insert(
                     format!("{}:{port} is listed twice", b.address),
                 );
             }
-            claim(b.address, &b_entry, "address", t, problems);
+            claim(
+                b.address,
+                &b_entry,
+                "address",
+                t,
+                problems,
+                bulk.as_deref_mut(),
+            );
             if let Some(region) = region {
                 let key = (region, addr_key(b.address), s.protocol.number(), port);
-                if let Some(previous) = t.service_return.insert(key, s.port) {
+                if let Some(b) = bulk.as_deref_mut() {
+                    b.service_return.push(key, s.port);
+                } else if let Some(previous) = t.service_return.insert(key, s.port) {
                     if previous != s.port {
                         problems.invalid(
                             b_entry(),
@@ -289,7 +412,7 @@ pub(super) fn insert(
     }
     t.eips.put(
         slot,
-        Eip {
+        NewEip {
             address: e.address,
             region: region.unwrap_or(RegionId::MAX),
             backend: e.backend,
@@ -304,21 +427,22 @@ pub(super) fn insert(
 
 /// Removes the EIP in `slot` and everything that points at it; with `free`, the
 /// slot can be handed out again (without, the EIP is about to be replaced).
-pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<Eip> {
-    let e = t.eips.take(slot, free)?;
-    match e.address {
+pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
+    let e = t.eips.get(slot)?;
+    let (address, region, backend) = (e.address, e.region, e.backend);
+    let services = t.eips.services_arc(slot);
+    t.eips.take(slot, free)?;
+    match address {
         IpAddr::V4(a) => t.eip_v4.remove(&u32::from(a)),
         IpAddr::V6(a) => t.eip_v6.remove(&u128::from(a)),
     };
-    let region = e.region;
     if (region as usize) < t.regions.len() {
-        if e.address.is_ipv6() {
+        if address.is_ipv6() {
             t.ipv6_eips[region as usize] -= 1;
         }
-        let owned = |t: &Tables, addr: IpAddr| {
-            t.backend_owner.get(&(region, addr_key(addr))) == Some(&slot)
-        };
-        for s in e.services.iter() {
+        let owned = |t: &Tables, addr: IpAddr| t.backend_owner(region, addr) == Some(slot);
+        let services = services.as_deref().unwrap_or(&[]);
+        for s in services {
             for b in s.backends.iter() {
                 if owned(t, b.address) {
                     let key = (region, addr_key(b.address), s.protocol, b.port);
@@ -326,15 +450,15 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<Eip> {
                 }
             }
         }
-        for addr in e.backend.into_iter().chain(
-            e.services
+        for addr in backend.into_iter().chain(
+            services
                 .iter()
                 .flat_map(|s| s.backends.iter().map(|b| b.address)),
         ) {
             if owned(t, addr) {
-                t.backend_owner.remove(&(region, addr_key(addr)));
+                t.release_backend(region, addr);
             }
         }
     }
-    Some(e)
+    Some(())
 }

@@ -42,14 +42,13 @@ mod tests;
 
 pub use delta::{BackendRef, TableDelta};
 pub use error::{Entry, EntryStep, TableError};
-pub use slab::EipSlab;
+pub use slab::{Eip, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
 use rustc_hash::FxHashMap;
 use sharded::Sharded;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 /// Slot of an EIP in [`Tables::eips`]: stable while the EIP exists.
 pub type EipId = u32;
@@ -152,17 +151,6 @@ impl Service {
     }
 }
 
-/// An EIP and its targets.
-#[derive(Debug, Clone)]
-pub struct Eip {
-    pub address: IpAddr,
-    pub region: RegionId,
-    /// Target of traffic that no service matches.
-    pub backend: Option<IpAddr>,
-    /// The EIP's services (shared with other snapshots until one changes them).
-    pub services: Arc<[Service]>,
-}
-
 /// Where traffic from a backend goes back to: the EIP and, for a service backend,
 /// the service port to restore as source port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,8 +186,10 @@ pub struct Tables {
     eip_v6: Sharded<u128, EipId>,
     /// (remote VTEP, VNI) -> region.
     tunnels: FxHashMap<(u32, u32), RegionId>,
-    /// (region, backend address as IPv6 or IPv4-mapped) -> EIP.
-    backend_owner: Sharded<(RegionId, u128), EipId>,
+    /// (region, IPv4 backend) -> EIP: 12 bytes an entry.
+    owner_v4: Sharded<(RegionId, u32), EipId>,
+    /// (region, IPv6 backend) -> EIP.
+    owner_v6: Sharded<(RegionId, u128), EipId>,
     /// (region, backend address, protocol, backend port) -> service port.
     service_return: Sharded<(RegionId, u128, u8, u16), u16>,
     /// IPv6 EIPs per region (their paths must carry IPv6's minimum MTU).
@@ -282,7 +272,7 @@ impl Tables {
     }
 
     /// The EIP record with address `addr`.
-    pub fn eip_by_address(&self, addr: IpAddr) -> Option<&Eip> {
+    pub fn eip_by_address(&self, addr: IpAddr) -> Option<Eip<'_>> {
         self.eips.get(self.eip_slot(addr)?)
     }
 
@@ -330,9 +320,12 @@ impl Tables {
         protocol: u8,
         port: Option<u16>,
     ) -> Option<ReturnMapping> {
-        let eip = *self.backend_owner.get(&(region, backend))?;
+        let eip = match backend >> 32 {
+            0xFFFF => *self.owner_v4.get(&(region, backend as u32))?,
+            _ => *self.owner_v6.get(&(region, backend))?,
+        };
         let service_port = match port {
-            Some(p) if !self.eips[eip as usize].services.is_empty() => self
+            Some(p) if !self.eips.at(eip).services.is_empty() => self
                 .service_return
                 .get(&(region, backend, protocol, p))
                 .copied(),
@@ -341,10 +334,34 @@ impl Tables {
         Some(ReturnMapping { eip, service_port })
     }
 
+    /// The EIP that owns `backend` in `region`.
+    pub(crate) fn backend_owner(&self, region: RegionId, backend: IpAddr) -> Option<EipId> {
+        match backend {
+            IpAddr::V4(a) => self.owner_v4.get(&(region, u32::from(a))).copied(),
+            IpAddr::V6(a) => self.owner_v6.get(&(region, u128::from(a))).copied(),
+        }
+    }
+
+    /// Makes `slot` the owner of `backend` in `region` unless another EIP is;
+    /// returns the present owner if any (map unchanged).
+    fn claim_backend(&mut self, region: RegionId, backend: IpAddr, slot: EipId) -> Option<EipId> {
+        match backend {
+            IpAddr::V4(a) => self.owner_v4.claim((region, u32::from(a)), slot),
+            IpAddr::V6(a) => self.owner_v6.claim((region, u128::from(a)), slot),
+        }
+    }
+
+    fn release_backend(&mut self, region: RegionId, backend: IpAddr) {
+        match backend {
+            IpAddr::V4(a) => self.owner_v4.remove(&(region, u32::from(a))),
+            IpAddr::V6(a) => self.owner_v6.remove(&(region, u128::from(a))),
+        };
+    }
+
     /// The services of an EIP.
     #[inline(always)]
-    pub fn services_of<'a>(&'a self, eip: &'a Eip) -> &'a [Service] {
-        &eip.services
+    pub fn services_of<'a>(&'a self, eip: &Eip<'a>) -> &'a [Service] {
+        eip.services
     }
 
     /// Every service of every EIP, in slot order.
@@ -388,7 +405,8 @@ impl Tables {
             + services
             + self.eip_v4.heap_bytes()
             + self.eip_v6.heap_bytes()
-            + self.backend_owner.heap_bytes()
+            + self.owner_v4.heap_bytes()
+            + self.owner_v6.heap_bytes()
             + self.service_return.heap_bytes()
             + self.paths.len() * size_of::<Path>()
             + self

@@ -36,6 +36,62 @@ fn shard_of<K: Hash>(key: &K) -> usize {
     (mixed >> (64 - SHARDS.trailing_zeros())) as usize
 }
 
+/// Entries for a new [`Sharded`] map, partitioned by shard as they come: each
+/// push appends to its shard's list (1024 append points stay in cache), and
+/// [`ShardedBuilder::build`] fills each shard from its list while the shard is
+/// hot in cache, sized exactly, without copy-on-write checks or regrowth.
+#[derive(Debug)]
+pub struct ShardedBuilder<K, V> {
+    parts: Vec<Vec<(K, V)>>,
+}
+
+impl<K: Hash + Eq + Copy, V: Copy + PartialEq> ShardedBuilder<K, V> {
+    /// A builder for about `total` entries.
+    pub fn with_capacity(total: usize) -> Self {
+        let each = total.div_ceil(SHARDS);
+        let each = if each == 0 { 0 } else { each + each / 4 + 4 };
+        ShardedBuilder {
+            parts: (0..SHARDS).map(|_| Vec::with_capacity(each)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, key: K, value: V) {
+        self.parts[shard_of(&key)].push((key, value));
+    }
+
+    /// The map. A key pushed twice with equal values is stored once.
+    ///
+    /// # Errors
+    /// The first key (in shard order) pushed twice with different values.
+    pub fn build(self) -> Result<Sharded<K, V>, K> {
+        let mut len = 0;
+        let mut shards = Vec::with_capacity(SHARDS);
+        for part in self.parts {
+            let mut map: FxHashMap<K, V> =
+                FxHashMap::with_capacity_and_hasher(part.len(), Default::default());
+            for (k, v) in part {
+                match map.entry(k) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(v);
+                    }
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        if *e.get() != v {
+                            return Err(k);
+                        }
+                    }
+                }
+            }
+            len += map.len();
+            shards.push(Arc::new(map));
+        }
+        Ok(Sharded {
+            shards: shards.into_boxed_slice(),
+            len,
+        })
+    }
+}
+
 impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
     /// An empty map whose shards have room for `total` entries overall.
     pub fn with_capacity(total: usize) -> Self {
@@ -83,9 +139,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        if self.get(key).is_none() {
-            return None;
-        }
+        self.get(key)?;
         let old = self.shard_mut(key).remove(key);
         if old.is_some() {
             self.len -= 1;
@@ -147,5 +201,29 @@ mod tests {
         assert_eq!((a.len(), b.len()), (10_000, 9_999));
         assert!(b.shared_shards(&a) >= SHARDS - 2);
         assert_eq!(b.keys().count(), 9_999);
+    }
+
+    #[test]
+    fn builder_equals_inserts() {
+        let pairs: Vec<(u32, u32)> = (0..5_000).map(|i| (i * 7, i)).collect();
+        let builder = |pairs: &[(u32, u32)]| {
+            let mut b = ShardedBuilder::with_capacity(pairs.len());
+            for &(k, v) in pairs {
+                b.push(k, v);
+            }
+            b.build()
+        };
+        let mut dup = pairs.clone();
+        dup.push((14, 2));
+        let m = builder(&dup).unwrap();
+        assert_eq!(m.len(), 5_000);
+        for &(k, v) in &pairs {
+            assert_eq!(m.get(&k), Some(&v));
+        }
+        assert_eq!(m.get(&1), None);
+        dup.push((21, 9));
+        assert_eq!(builder(&dup).err(), Some(21));
+        let empty = builder(&[]).unwrap();
+        assert!(empty.is_empty());
     }
 }

@@ -2,20 +2,85 @@
 //!
 //! An EIP keeps its slot ([`EipId`]) for as long as it exists, across versions:
 //! per-EIP counters are indexed by it and survive a table change. A removed EIP's
-//! slot goes on a free list and is given to a later EIP.
+//! slot goes on a free list and is given to a later EIP, with a larger
+//! [`Eip::epoch`], so that counts kept for the slot's previous EIP can be told
+//! apart.
+//!
+//! # Record layout
+//!
+//! A slot holds a 16-byte [`Record`]: the IPv4 address and 1:1 IPv4 backend
+//! inline, region, flags and epoch. An EIP that is IPv6 or has services keeps
+//! those parts in a side map keyed by slot ([`Extra`]); a 1:1 IPv4 EIP, the
+//! common case, is the record alone. Lookups return an [`Eip`] view assembled
+//! from the record (and its extra part, if flagged).
 
-use super::{Eip, EipId};
-use std::ops::Index;
+use super::sharded::Sharded;
+use super::{EipId, RegionId, Service};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// Slots per chunk: a change copies one chunk of this many records.
 pub const CHUNK: usize = 1024;
 
+/// A slot holds a live EIP.
+const LIVE: u16 = 1;
+/// `backend` holds the EIP's 1:1 IPv4 backend.
+const V4_BACKEND: u16 = 2;
+/// The address, backend and services are in [`EipSlab::extras`].
+const EXTRA: u16 = 4;
+
+/// One slot: 16 bytes, no `Option` (a free slot has `LIVE` clear and keeps its
+/// epoch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Record {
+    /// IPv4 address (host order), unless `EXTRA`.
+    address: u32,
+    /// IPv4 1:1 backend (host order) when `V4_BACKEND`.
+    backend: u32,
+    region: RegionId,
+    flags: u16,
+    epoch: u32,
+}
+
+/// What a slot's record cannot hold: an IPv6 address or backend, services.
+#[derive(Debug, Clone)]
+pub(super) struct Extra {
+    address: IpAddr,
+    backend: Option<IpAddr>,
+    services: Arc<[Service]>,
+}
+
+/// An EIP and its targets, as looked up in a snapshot (a view of its record).
+#[derive(Debug, Clone, Copy)]
+pub struct Eip<'a> {
+    pub address: IpAddr,
+    pub region: RegionId,
+    /// Target of traffic that no service matches.
+    pub backend: Option<IpAddr>,
+    /// The EIP's services (empty for a 1:1 EIP).
+    pub services: &'a [Service],
+    /// Incarnation of the slot: larger for each EIP that takes the slot after
+    /// another left it; counts kept for a slot with another epoch are not this
+    /// EIP's.
+    pub epoch: u32,
+}
+
+/// An EIP to store with [`EipSlab::put`].
+#[derive(Debug, Clone)]
+pub(super) struct NewEip {
+    pub address: IpAddr,
+    pub region: RegionId,
+    pub backend: Option<IpAddr>,
+    pub services: Arc<[Service]>,
+}
+
 /// The EIP records of a snapshot, indexed by slot; chunks are shared between
 /// snapshots until one changes them.
 #[derive(Debug, Clone, Default)]
 pub struct EipSlab {
-    chunks: Vec<Arc<Vec<Option<Eip>>>>,
+    chunks: Vec<Arc<Vec<Record>>>,
+    /// Parts of EIPs that are IPv6 or have services, by slot.
+    extras: Sharded<EipId, Extra>,
     /// Slots below `next` that are free, reused last-freed first.
     free: Arc<Vec<EipId>>,
     /// Slots at or above `next` have never been used.
@@ -47,20 +112,65 @@ impl EipSlab {
         self.next as usize
     }
 
+    #[inline(always)]
+    fn record(&self, slot: EipId) -> Option<&Record> {
+        let s = slot as usize;
+        self.chunks.get(s / CHUNK)?.get(s % CHUNK)
+    }
+
     /// The record in `slot`, if an EIP lives there.
     #[inline(always)]
-    pub fn get(&self, slot: EipId) -> Option<&Eip> {
-        let s = slot as usize;
-        self.chunks.get(s / CHUNK)?.get(s % CHUNK)?.as_ref()
+    pub fn get(&self, slot: EipId) -> Option<Eip<'_>> {
+        let r = self.record(slot).filter(|r| r.flags & LIVE != 0)?;
+        Some(self.view(slot, r))
+    }
+
+    /// The EIP in `slot`.
+    ///
+    /// # Panics
+    /// If no EIP lives there (slots come from lookups of the same snapshot).
+    #[inline(always)]
+    pub fn at(&self, slot: EipId) -> Eip<'_> {
+        match self.get(slot) {
+            Some(e) => e,
+            None => panic!("no EIP in slot {slot}"),
+        }
+    }
+
+    /// Epoch of `slot` (0 for a slot never used): see [`Eip::epoch`].
+    pub fn epoch(&self, slot: EipId) -> u32 {
+        self.record(slot).map_or(0, |r| r.epoch)
+    }
+
+    #[inline(always)]
+    fn view(&self, slot: EipId, r: &Record) -> Eip<'_> {
+        if r.flags & EXTRA != 0 {
+            if let Some(x) = self.extras.get(&slot) {
+                return Eip {
+                    address: x.address,
+                    region: r.region,
+                    backend: x.backend,
+                    services: &x.services,
+                    epoch: r.epoch,
+                };
+            }
+        }
+        Eip {
+            address: IpAddr::V4(Ipv4Addr::from(r.address)),
+            region: r.region,
+            backend: (r.flags & V4_BACKEND != 0).then(|| IpAddr::V4(Ipv4Addr::from(r.backend))),
+            services: &[],
+            epoch: r.epoch,
+        }
     }
 
     /// Live EIPs with their slots, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (EipId, &Eip)> + '_ {
-        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .filter_map(move |(i, e)| Some(((c * CHUNK + i) as EipId, e.as_ref()?)))
+    pub fn iter(&self) -> impl Iterator<Item = (EipId, Eip<'_>)> + '_ {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk.iter().enumerate().filter_map(move |(i, r)| {
+                let slot = (c * CHUNK + i) as EipId;
+                (r.flags & LIVE != 0).then(|| (slot, self.view(slot, r)))
+            })
         })
     }
 
@@ -87,35 +197,106 @@ impl EipSlab {
         }
     }
 
-    /// Stores `eip` in `slot` (taken by [`allocate`](Self::allocate)).
-    pub(super) fn put(&mut self, slot: EipId, eip: Eip) {
+    /// Counts slots below `next` as used (free ones go on the free list): a
+    /// rebuild keeps the slot capacity of the snapshot before it.
+    pub(super) fn grow_to(&mut self, next: u32) {
+        if next > self.next {
+            Arc::make_mut(&mut self.free).extend((self.next..next).rev());
+            self.next = next;
+        }
+    }
+
+    /// Sets the epoch of `slot` (a rebuild carrying epochs over).
+    pub(super) fn set_epoch(&mut self, slot: EipId, epoch: u32) {
+        self.record_mut(slot).epoch = epoch;
+    }
+
+    fn record_mut(&mut self, slot: EipId) -> &mut Record {
         let s = slot as usize;
         while self.chunks.len() <= s / CHUNK {
-            self.chunks.push(Arc::new(vec![None; CHUNK]));
+            self.chunks.push(Arc::new(vec![Record::default(); CHUNK]));
         }
-        let cell = &mut Arc::make_mut(&mut self.chunks[s / CHUNK])[s % CHUNK];
-        if cell.replace(eip).is_none() {
+        &mut Arc::make_mut(&mut self.chunks[s / CHUNK])[s % CHUNK]
+    }
+
+    /// Stores `eip` in `slot` (taken by [`allocate`](Self::allocate)); the slot
+    /// keeps its epoch.
+    pub(super) fn put(&mut self, slot: EipId, eip: NewEip) {
+        let inline = match (eip.address, eip.backend) {
+            (IpAddr::V4(a), None) if eip.services.is_empty() => Some((a, None)),
+            (IpAddr::V4(a), Some(IpAddr::V4(b))) if eip.services.is_empty() => Some((a, Some(b))),
+            _ => None,
+        };
+        let r = self.record_mut(slot);
+        let was_live = r.flags & LIVE != 0;
+        let had_extra = r.flags & EXTRA != 0;
+        r.region = eip.region;
+        match inline {
+            Some((a, b)) => {
+                r.address = u32::from(a);
+                r.backend = b.map_or(0, u32::from);
+                r.flags = LIVE | if b.is_some() { V4_BACKEND } else { 0 };
+            }
+            None => {
+                r.address = 0;
+                r.backend = 0;
+                r.flags = LIVE | EXTRA;
+            }
+        }
+        if inline.is_none() {
+            self.extras.insert(
+                slot,
+                Extra {
+                    address: eip.address,
+                    backend: eip.backend,
+                    services: eip.services,
+                },
+            );
+        } else if had_extra {
+            self.extras.remove(&slot);
+        }
+        if !was_live {
             self.len += 1;
         }
     }
 
-    /// Empties `slot`; with `free` its slot can be handed out again.
-    pub(super) fn take(&mut self, slot: EipId, free: bool) -> Option<Eip> {
-        let s = slot as usize;
+    /// Empties `slot`; with `free` its slot can be handed out again, with the
+    /// next epoch.
+    pub(super) fn take(&mut self, slot: EipId, free: bool) -> Option<()> {
         self.get(slot)?;
-        let old = Arc::make_mut(&mut self.chunks[s / CHUNK])[s % CHUNK].take();
+        let r = self.record_mut(slot);
+        let had_extra = r.flags & EXTRA != 0;
+        r.flags = 0;
+        if free {
+            r.epoch = r.epoch.wrapping_add(1);
+        }
+        if had_extra {
+            self.extras.remove(&slot);
+        }
         self.len -= 1;
         if free {
             Arc::make_mut(&mut self.free).push(slot);
         }
-        old
+        Some(())
     }
 
-    /// Heap bytes of the records and chunk pointers (shared chunks count in full).
+    /// The services of the EIP in `slot`, to change them (shared with other
+    /// snapshots until changed).
+    pub(super) fn services_arc(&self, slot: EipId) -> Option<Arc<[Service]>> {
+        Some(self.extras.get(&slot)?.services.clone())
+    }
+
+    /// Heap bytes of the records, their side map and chunk pointers (shared
+    /// chunks count in full).
     pub fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * 8
-            + self.chunks.len() * (CHUNK * std::mem::size_of::<Option<Eip>>() + 40)
+            + self.chunks.len() * (CHUNK * std::mem::size_of::<Record>() + 40)
             + self.free.capacity() * 4
+            + if self.extras.is_empty() {
+                0
+            } else {
+                self.extras.heap_bytes()
+            }
     }
 
     /// How many chunks `self` and `other` share.
@@ -128,18 +309,51 @@ impl EipSlab {
     }
 }
 
-impl Index<usize> for EipSlab {
-    type Output = Eip;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The EIP in slot `index`.
-    ///
-    /// # Panics
-    /// If no EIP lives there (slots come from lookups of the same snapshot).
-    #[inline(always)]
-    fn index(&self, index: usize) -> &Eip {
-        match self.get(index as EipId) {
-            Some(e) => e,
-            None => panic!("no EIP in slot {index}"),
-        }
+    #[test]
+    fn records_are_compact() {
+        assert_eq!(std::mem::size_of::<Record>(), 16);
+    }
+
+    #[test]
+    fn a_reused_slot_has_a_new_epoch_and_a_replaced_eip_keeps_it() {
+        let v4 = |a: u32| NewEip {
+            address: IpAddr::V4(Ipv4Addr::from(a)),
+            region: 1,
+            backend: Some(IpAddr::V4(Ipv4Addr::from(a + 1))),
+            services: Arc::from(Vec::new()),
+        };
+        let mut s = EipSlab::default();
+        let slot = s.allocate();
+        s.put(slot, v4(10));
+        let e = s.at(slot);
+        assert_eq!(
+            (e.address, e.backend, e.region, e.epoch),
+            (v4(10).address, v4(10).backend, 1, 0)
+        );
+        s.take(slot, false);
+        s.put(slot, v4(10));
+        assert_eq!(s.epoch(slot), 0);
+        s.take(slot, true);
+        assert!(s.get(slot).is_none());
+        assert_eq!(s.allocate(), slot);
+        let v6 = NewEip {
+            address: "2001:db8::1".parse().unwrap(),
+            region: 2,
+            backend: None,
+            services: Arc::from(Vec::new()),
+        };
+        s.put(slot, v6.clone());
+        let e = s.at(slot);
+        assert_eq!(
+            (e.address, e.backend, e.epoch, s.len()),
+            (v6.address, None, 1, 1)
+        );
+        s.put(slot, v4(20));
+        assert_eq!((s.at(slot).address, s.len()), (v4(20).address, 1));
+        assert!(s.extras.is_empty());
     }
 }
