@@ -133,14 +133,22 @@ fn not_ours(e: &etherparse::err::packet::SliceError, frame: &[u8]) -> bool {
     use etherparse::err::packet::SliceError;
     use etherparse::err::Layer;
     match e {
-        SliceError::Len(l) => matches!(
-            l.layer,
+        SliceError::Len(l) => match l.layer {
             Layer::Igmp
-                | Layer::Arp
-                | Layer::IpAuthHeader
-                | Layer::Icmpv4Timestamp
-                | Layer::Icmpv4TimestampReply
-        ),
+            | Layer::Arp
+            | Layer::IpAuthHeader
+            | Layer::Icmpv4Timestamp
+            | Layer::Icmpv4TimestampReply => true,
+            // IP protocol 1 inside IPv6 is no ICMP the pipeline knows (that is
+            // 58): an opaque protocol, carried as such.
+            Layer::Icmpv4 => frame.get(12..14) == Some(&[0x86, 0xdd]),
+            Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader => ipv6_walk_stops_early(frame),
+            _ => false,
+        },
         SliceError::Ipv4Exts(_) => true,
         SliceError::Ipv6Exts(_) => ipv6_walk_stops_early(frame),
         _ => false,
