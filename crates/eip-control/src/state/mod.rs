@@ -33,6 +33,7 @@
 
 mod diff;
 mod edits;
+mod journal;
 mod plugins;
 mod queries;
 mod reload;
@@ -44,4 +45,4 @@ mod writer;
 pub use diff::{Entries, SpecDiff};
 pub use plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
 pub use store::{Boot, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
-pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT};
+pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT, DEFAULT_COMPACT_AT};

@@ -53,6 +53,16 @@ pub(super) fn setup(tag: &str) -> (PathBuf, ControlPlane, FakeSink) {
     (dir, cp, sink)
 }
 
+/// The last committed state on disk: the state file and its journal.
 pub(super) fn state_file(dir: &Path) -> StateDoc {
-    serde_json::from_slice(&fs::read(dir.join("state/state.json")).unwrap()).unwrap()
+    StateFile::new(dir.join("state/state.json"))
+        .load()
+        .unwrap()
+        .expect("a state file")
+}
+
+/// The bytes of the state file and of its journal (empty when absent).
+pub(super) fn disk(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| fs::read(dir.join("state").join(name)).unwrap_or_default();
+    (read("state.json"), read("state.json.journal"))
 }
