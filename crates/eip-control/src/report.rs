@@ -18,7 +18,7 @@ pub fn counters_json(tables: &Tables, c: &Counters) -> Value {
     let eips: Vec<Value> = tables
         .eips
         .iter()
-        .enumerate()
+        .map(|(i, e)| (i as usize, e))
         .filter(|(i, _)| {
             c.eip_in.get(*i).is_some_and(|t| t.packets > 0)
                 || c.eip_out.get(*i).is_some_and(|t| t.packets > 0)
@@ -60,7 +60,8 @@ pub fn counters_text(tables: &Tables, c: &Counters) -> String {
         }
     }
     let mut header = false;
-    for (i, e) in tables.eips.iter().enumerate() {
+    for (i, e) in tables.eips.iter() {
+        let i = i as usize;
         let (tin, tout) = (
             c.eip_in.get(i).copied().unwrap_or_default(),
             c.eip_out.get(i).copied().unwrap_or_default(),
@@ -131,8 +132,8 @@ pub fn summary_json(t: &Tables) -> Value {
         "ports": t.ports.iter().map(|p| json!({"name": p.name, "role": p.role, "interface": p.interface})).collect::<Vec<_>>(),
         "regions": regions,
         "eips": t.eips.len(),
-        "services": t.services.len(),
-        "backends": t.services.iter().map(|s| s.backends.len()).sum::<usize>(),
+        "services": t.services().count(),
+        "backends": t.services().map(|s| s.backends.len()).sum::<usize>(),
         "table_bytes": t.heap_bytes(),
     })
 }
@@ -140,7 +141,7 @@ pub fn summary_json(t: &Tables) -> Value {
 /// Text form of [`summary_json`].
 pub fn summary_text(t: &Tables) -> String {
     let mut out = String::new();
-    let backends: usize = t.services.iter().map(|s| s.backends.len()).sum();
+    let backends: usize = t.services().map(|s| s.backends.len()).sum();
     let _ = writeln!(out, "pop {:?}, table version {}", t.pop_name, t.version);
     let _ = writeln!(
         out,
@@ -180,7 +181,7 @@ pub fn summary_text(t: &Tables) -> String {
         out,
         "  eips:     {} ({} services, {} service backends)",
         t.eips.len(),
-        t.services.len(),
+        t.services().count(),
         backends
     );
     let _ = writeln!(out, "  memory:   {} KiB of tables", t.heap_bytes() / 1024);

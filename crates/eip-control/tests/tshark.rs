@@ -399,10 +399,10 @@ fn backbone_frames_reach_configured_backends_over_configured_tunnels() {
     let mut backends: BTreeSet<String> = tables
         .eips
         .iter()
-        .filter_map(|e| e.backend)
+        .filter_map(|(_, e)| e.backend)
         .map(|b| b.to_string())
         .collect();
-    for s in &tables.services {
+    for s in tables.services() {
         backends.extend(s.backends.iter().map(|b| b.address.to_string()));
     }
     let endpoints: BTreeSet<String> = tables
@@ -440,7 +440,11 @@ fn backbone_frames_reach_configured_backends_over_configured_tunnels() {
 #[test]
 fn internet_frames_come_from_eips() {
     let tables = load_tables();
-    let eips: BTreeSet<String> = tables.eips.iter().map(|e| e.address.to_string()).collect();
+    let eips: BTreeSet<String> = tables
+        .eips
+        .iter()
+        .map(|(_, e)| e.address.to_string())
+        .collect();
     let mut problems = Vec::new();
     for o in outputs().iter().filter(|o| !o.is_backbone()) {
         for (i, f) in o.got.iter().enumerate() {

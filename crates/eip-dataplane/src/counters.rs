@@ -119,8 +119,10 @@ impl Traffic {
     }
 }
 
-/// One worker's counters. Indexes of `eip_in`/`eip_out`/`path` follow the table
-/// snapshot the worker runs with (`table_version`); they restart when it changes.
+/// One worker's counters. `eip_in`/`eip_out` are indexed by stable EIP slot
+/// ([`crate::tables::EipId`]) and only grow, across table changes; `path` follows
+/// path indexes of the description version `table_version` and restarts when it
+/// changes.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     /// Version of the tables `eip_in`, `eip_out` and `path` are indexed by.

@@ -50,7 +50,7 @@ impl MetricsSources {
                 .into_iter()
                 .filter_map(|i| {
                     Some(EipMetrics {
-                        address: tables.eips.get(i)?.address.to_string(),
+                        address: tables.eips.get(i as u32)?.address.to_string(),
                         traffic_in: counters.eip_in[i],
                         traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
                     })

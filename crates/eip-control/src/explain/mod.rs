@@ -427,7 +427,7 @@ fn eip_hit(t: &Tables, dst: IpAddr) -> Option<EipHit> {
         address: eip.address,
         region: t.regions[eip.region as usize].name.clone(),
         backend: eip.backend,
-        services: eip.services_len.into(),
+        services: eip.services.len(),
     })
 }
 

@@ -154,7 +154,7 @@ fn service_names_the_maglev_pick() {
         let s = x.service.as_ref().expect("service tcp/80");
         assert_eq!(
             (s.port, s.pool, s.slots),
-            (80, 2, t.services[0].maglev.len())
+            (80, 2, t.services().next().unwrap().maglev.len())
         );
         // The pick is the table's, and the frame carries it.
         let service = &t.services_of(&t.eips[1])[0];

@@ -93,7 +93,7 @@ impl Pipeline {
                             hash,
                             Some(f.path),
                         ),
-                        None if eip.services_len == 0 => {
+                        None if eip.services.is_empty() => {
                             let b = eip.backend.ok_or(DropReason::NoService)?;
                             (Addr::of(b), None, hash, None)
                         }
@@ -182,7 +182,7 @@ impl Pipeline {
 
 /// The service of an EIP for this protocol and destination port.
 #[inline(always)]
-fn find_service<'t>(t: &'t Tables, eip: &Eip, protocol: u8, port: u16) -> Option<&'t Service> {
+fn find_service<'t>(t: &'t Tables, eip: &'t Eip, protocol: u8, port: u16) -> Option<&'t Service> {
     t.services_of(eip)
         .iter()
         .find(|s| s.protocol == protocol && s.port == port)

@@ -78,6 +78,7 @@ impl Default for PipelineConfig {
 #[derive(Debug)]
 pub struct Pipeline {
     counters: Counters,
+    /// Generation of the tables the counters were last sized for.
     table_version: Option<u64>,
     fragments: FragmentTable,
     icmp_budget: TokenBucket,
@@ -157,23 +158,27 @@ impl Pipeline {
         &self.counters
     }
 
-    /// Resets per-EIP/per-path counters for a new snapshot: they are indexed by
-    /// position in the tables, which a change may shift, so they restart at every
-    /// table version (never misattributed). Drop and event counters are cumulative.
-    /// Runs once per table change, between batches (it may allocate when the new
-    /// tables are larger).
+    /// Sizes per-EIP/per-path counters for a new snapshot. Per-EIP counters are
+    /// indexed by stable EIP slots: they only grow (to the tables' slot capacity),
+    /// nothing is reset. Per-path counters follow path indexes, which only an
+    /// operator change (a new `version`) may shift: they restart then. Runs once
+    /// per table change, between batches (it may allocate when the tables grew).
     fn adopt(&mut self, tables: &Tables) {
-        if self.table_version != Some(tables.version) {
+        if self.table_version != Some(tables.generation) {
+            let slots = tables.slot_capacity();
             for v in [&mut self.counters.eip_in, &mut self.counters.eip_out] {
-                v.clear();
-                v.resize(tables.eips.len(), Default::default());
+                if v.len() < slots {
+                    v.resize(slots, Default::default());
+                }
             }
-            self.counters.path.clear();
+            if self.counters.table_version != tables.version || self.table_version.is_none() {
+                self.counters.path.clear();
+            }
             self.counters
                 .path
                 .resize(tables.paths.len(), Default::default());
             self.counters.table_version = tables.version;
-            self.table_version = Some(tables.version);
+            self.table_version = Some(tables.generation);
         }
     }
 

@@ -84,17 +84,20 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
-/// A snapshot that carries its own version. Versions a [`Publisher`] publishes
-/// must strictly increase.
+/// A snapshot that carries its own sequence number. Numbers a [`Publisher`]
+/// publishes must strictly increase; they are what workers acknowledge.
 pub trait Versioned {
-    /// The snapshot's version.
+    /// The snapshot's sequence number.
     fn version(&self) -> u64;
 }
 
+/// Tables are published by [`Tables::generation`](crate::tables::Tables::generation),
+/// which every snapshot bumps (health-only ones too), not by the operator's
+/// description version.
 impl Versioned for crate::tables::Tables {
     #[inline]
     fn version(&self) -> u64 {
-        self.version
+        self.generation
     }
 }
 

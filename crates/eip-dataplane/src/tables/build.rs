@@ -2,11 +2,10 @@
 //! every problem of a description. Runs on the control side.
 
 use super::error::Entry;
-use super::spec::{PathState, PopSpec, PortRole, ServiceSpec};
-use super::{
-    addr_key, Backend, Eip, EipId, Path, Port, Region, RegionId, Service, TableError, Tables,
-    ENCAP_IP_OVERHEAD, ENCAP_LEN,
-};
+use super::sharded::Sharded;
+use super::slab::EipSlab;
+use super::spec::{PathState, PopSpec, PortRole};
+use super::{eips, Path, Port, Region, RegionId, TableError, Tables, ENCAP_IP_OVERHEAD, ENCAP_LEN};
 use crate::flow::{fmix64, FastMod};
 use crate::frame::PortId;
 use crate::maglev;
@@ -27,14 +26,22 @@ const IPV6_MIN_MTU: u16 = 1280;
 /// description that builds (Maglev tables, encapsulation templates) is skipped
 /// once there is one.
 #[derive(Default)]
-struct Problems(Vec<TableError>);
+pub(super) struct Problems(Vec<TableError>);
 
 impl Problems {
-    fn push(&mut self, e: TableError) {
+    pub(super) fn into_result<T>(self, value: T) -> Result<T, Vec<TableError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+
+    pub(super) fn push(&mut self, e: TableError) {
         self.0.push(e);
     }
 
-    fn invalid(&mut self, entry: Entry, field: &'static str, reason: impl Into<String>) {
+    pub(super) fn invalid(&mut self, entry: Entry, field: &'static str, reason: impl Into<String>) {
         self.push(TableError::InvalidValue {
             entry,
             field,
@@ -42,7 +49,13 @@ impl Problems {
         });
     }
 
-    fn unknown(&mut self, entry: Entry, field: &'static str, kind: &'static str, name: &str) {
+    pub(super) fn unknown(
+        &mut self,
+        entry: Entry,
+        field: &'static str,
+        kind: &'static str,
+        name: &str,
+    ) {
         self.push(TableError::UnknownReference {
             entry,
             field,
@@ -51,28 +64,31 @@ impl Problems {
         });
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.0.len()
     }
 
-    fn none(&self) -> bool {
+    pub(super) fn none(&self) -> bool {
         self.0.is_empty()
     }
 }
 
 /// Validates `spec` and builds the snapshot, or returns every problem found, in
 /// the order of the description (the first is what [`Tables::build`] reports).
-pub(super) fn build(spec: &PopSpec, version: u64) -> Result<Tables, Vec<TableError>> {
+pub(super) fn build(
+    spec: &PopSpec,
+    version: u64,
+    previous: Option<&Tables>,
+) -> Result<Tables, Vec<TableError>> {
     let mut problems = Problems::default();
-    let tables = build_checked(spec, version, &mut problems);
-    if problems.none() {
-        Ok(tables)
-    } else {
-        Err(problems.0)
-    }
+    let mut tables = build_small(spec, version, &mut problems);
+    eips::add_all(spec, previous, &mut tables, &mut problems);
+    problems.into_result(tables)
 }
 
-fn build_checked(spec: &PopSpec, version: u64, problems: &mut Problems) -> Tables {
+/// Everything but the EIPs: POP settings, ports, regions with their path tables,
+/// paths, tunnels. Cheap (proportional to ports, regions and paths).
+pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems) -> Tables {
     let pop = &spec.pop;
     if pop.vxlan_port == 0 {
         problems.invalid(Entry::section("pop"), "vxlan_port", "must not be 0");
@@ -244,8 +260,10 @@ fn build_checked(spec: &PopSpec, version: u64, problems: &mut Problems) -> Table
         local_vteps.swap(0, pos);
     }
 
-    let mut tables = Tables {
+    let ipv6_eips = vec![0; regions.len()];
+    Tables {
         version,
+        generation: version,
         pop_name: pop.name.clone(),
         vxlan_port: pop.vxlan_port,
         inner_mac: pop.inner_mac.0,
@@ -256,16 +274,23 @@ fn build_checked(spec: &PopSpec, version: u64, problems: &mut Problems) -> Table
         internet_port,
         regions,
         paths,
-        eips: Vec::with_capacity(spec.eips.len()),
-        services: Vec::new(),
-        eip_v4: FxHashMap::default(),
-        eip_v6: FxHashMap::default(),
+        eips: EipSlab::default(),
+        eip_v4: Sharded::default(),
+        eip_v6: Sharded::default(),
         tunnels,
-        backend_owner: FxHashMap::default(),
-        service_return: FxHashMap::default(),
-    };
-    add_eips(spec, &region_index, &mut tables, problems);
-    tables
+        backend_owner: Sharded::default(),
+        service_return: Sharded::default(),
+        ipv6_eips,
+    }
+}
+
+/// The regions of `t` by name (the first of a name, as a build resolves them).
+pub(super) fn region_index(t: &Tables) -> FxHashMap<String, RegionId> {
+    let mut index = FxHashMap::default();
+    for (i, r) in t.regions.iter().enumerate() {
+        index.entry(r.name.clone()).or_insert(i as RegionId);
+    }
+    index
 }
 
 fn port_entry(spec: &PopSpec, i: usize) -> Entry {
@@ -291,210 +316,13 @@ fn build_ports(spec: &PopSpec, problems: &mut Problems) -> Vec<Port> {
     ports
 }
 
-/// Where `eips[index]` first uses `addr` as a backend: the EIP (its 1:1
-/// backend) or the service backend.
-fn backend_use(spec: &PopSpec, index: usize, addr: IpAddr) -> Entry {
-    let e = &spec.eips[index];
-    let entry = Entry::item("eips", index).label(e.address);
-    if e.backend == Some(addr) {
-        return entry;
-    }
-    for (s_index, s) in e.services.iter().enumerate() {
-        if let Some(b_index) = s.backends.iter().position(|b| b.address == addr) {
-            return service_entry(entry, s_index, s).then("backends", b_index);
-        }
-    }
-    entry
-}
-
-fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
-    eip.then("services", index)
-        .label(format_args!("{:?}/{}", s.protocol, s.port))
-}
-
-fn add_eips(
-    spec: &PopSpec,
-    region_index: &FxHashMap<&str, RegionId>,
-    t: &mut Tables,
+/// IPv6 needs an inner MTU of 1280 on every path of a region with an IPv6 EIP.
+pub(super) fn check_ipv6_paths(
+    t: &Tables,
+    region: RegionId,
+    address: IpAddr,
     problems: &mut Problems,
 ) {
-    t.eip_v4.reserve(spec.eips.len());
-    t.backend_owner.reserve(spec.eips.len());
-    // Regions whose paths were checked for IPv6 (once, at their first IPv6 EIP).
-    let mut ipv6_checked = vec![false; t.regions.len()];
-    for (i, e) in spec.eips.iter().enumerate() {
-        let id = i as EipId;
-        let entry = || Entry::item("eips", i).label(e.address);
-        let region = region_index.get(e.region.as_str()).copied();
-        if region.is_none() {
-            problems.unknown(entry(), "region", "region", &e.region);
-        }
-        let first = match e.address {
-            IpAddr::V4(a) => first_claim(&mut t.eip_v4, u32::from(a), id),
-            IpAddr::V6(a) => first_claim(&mut t.eip_v6, u128::from(a), id),
-        };
-        if let Some(first) = first {
-            problems.push(TableError::DuplicateEip {
-                address: e.address,
-                first: first as usize,
-                second: i,
-            });
-        }
-        if e.backend.is_none() && e.services.is_empty() {
-            problems.invalid(
-                entry(),
-                "backend",
-                "an EIP needs a backend, services, or both",
-            );
-        }
-        if let Some(region) = region.filter(|_| e.address.is_ipv6()) {
-            if !std::mem::replace(&mut ipv6_checked[region as usize], true) {
-                check_ipv6_paths(t, region, e.address, problems);
-            }
-        }
-        // Makes `addr` a backend of this EIP in its region; `at` is where it is used.
-        let claim = |addr: IpAddr,
-                     at: &dyn Fn() -> Entry,
-                     field: &'static str,
-                     t: &mut Tables,
-                     problems: &mut Problems| {
-            if addr.is_ipv4() != e.address.is_ipv4() {
-                problems.invalid(
-                    at(),
-                    field,
-                    format!(
-                        "backend {addr} is not of the EIP's address family (NAT between IPv4 and IPv6 is not supported)"
-                    ),
-                );
-                return;
-            }
-            let Some(region) = region else { return };
-            match t.backend_owner.entry((region, addr_key(addr))) {
-                MapEntry::Vacant(v) => {
-                    v.insert(id);
-                }
-                MapEntry::Occupied(o) if *o.get() == id => {}
-                MapEntry::Occupied(o) => {
-                    // EIP ids are indexes into spec.eips.
-                    problems.push(TableError::BackendConflict {
-                        entry: at(),
-                        backend: addr,
-                        other: backend_use(spec, *o.get() as usize, addr),
-                    });
-                }
-            }
-        };
-        if let Some(b) = e.backend {
-            claim(b, &entry, "backend", t, problems);
-        }
-        let services_start = t.services.len() as u32;
-        for (s_index, s) in e.services.iter().enumerate() {
-            let s_entry = || service_entry(entry(), s_index, s);
-            if s.port == 0 {
-                problems.invalid(s_entry(), "port", "must not be 0");
-            }
-            if e.services[..s_index]
-                .iter()
-                .any(|o| o.protocol == s.protocol && o.port == s.port)
-            {
-                problems.invalid(s_entry(), "port", "this protocol and port is defined twice");
-            }
-            if s.backends.is_empty() {
-                problems.invalid(
-                    s_entry(),
-                    "backends",
-                    "a service needs at least one backend",
-                );
-            }
-            if s.backends.len() > maglev::MAX_BACKENDS {
-                problems.invalid(
-                    s_entry(),
-                    "backends",
-                    format!("at most {} backends per service", maglev::MAX_BACKENDS),
-                );
-            }
-            let mut backends = Vec::with_capacity(s.backends.len());
-            for (b_index, b) in s.backends.iter().enumerate() {
-                let b_entry = || s_entry().then("backends", b_index);
-                let port = b.port.unwrap_or(s.port);
-                if port == 0 {
-                    problems.invalid(b_entry(), "port", "must not be 0");
-                }
-                if backends
-                    .iter()
-                    .any(|x: &Backend| x.address == b.address && x.port == port)
-                {
-                    problems.invalid(
-                        b_entry(),
-                        "address",
-                        format!("{}:{port} is listed twice", b.address),
-                    );
-                }
-                claim(b.address, &b_entry, "address", t, problems);
-                if let Some(region) = region {
-                    let key = (region, addr_key(b.address), s.protocol.number(), port);
-                    if let Some(previous) = t.service_return.insert(key, s.port) {
-                        if previous != s.port {
-                            problems.invalid(
-                                b_entry(),
-                                "port",
-                                format!(
-                                    "{}:{port} already serves port {previous}; returns from it could not be told apart",
-                                    b.address
-                                ),
-                            );
-                        }
-                    }
-                }
-                backends.push(Backend {
-                    address: b.address,
-                    port,
-                    weight: b.weight,
-                });
-            }
-            let table = if problems.none() {
-                let keyed: Vec<(u64, u32)> = backends
-                    .iter()
-                    .map(|b| (maglev::backend_key(b.address, b.port), b.weight))
-                    .collect();
-                maglev::build(&keyed, maglev::table_size_for(backends.len()))
-            } else {
-                Vec::new()
-            };
-            t.services.push(Service {
-                protocol: s.protocol.number(),
-                port: s.port,
-                backends: backends.into_boxed_slice(),
-                maglev: table.into_boxed_slice(),
-            });
-        }
-        t.eips.push(Eip {
-            address: e.address,
-            region: region.unwrap_or(RegionId::MAX),
-            backend: e.backend,
-            services_start,
-            services_len: e.services.len() as u16,
-        });
-    }
-}
-
-/// Records `id` for `key` unless an EIP has it already; returns that EIP.
-fn first_claim<K: std::hash::Hash + Eq>(
-    map: &mut FxHashMap<K, EipId>,
-    key: K,
-    id: EipId,
-) -> Option<EipId> {
-    match map.entry(key) {
-        MapEntry::Occupied(o) => Some(*o.get()),
-        MapEntry::Vacant(v) => {
-            v.insert(id);
-            None
-        }
-    }
-}
-
-/// IPv6 needs an inner MTU of 1280 on every path of a region with an IPv6 EIP.
-fn check_ipv6_paths(t: &Tables, region: RegionId, address: IpAddr, problems: &mut Problems) {
     let r = &t.regions[region as usize];
     for &p in &r.paths {
         let path = &t.paths[p as usize];
@@ -515,7 +343,7 @@ fn check_ipv6_paths(t: &Tables, region: RegionId, address: IpAddr, problems: &mu
 /// Flow-hash slots of a region's path choice: Maglev over the paths that are up; if
 /// none is, over those that are down but not disabled (better to try than to drop
 /// for sure: the prober may be wrong); if none is, empty (traffic dropped, `no_path`).
-fn fill_path_table(region: &mut Region, paths: &[Path]) {
+pub(super) fn fill_path_table(region: &mut Region, paths: &[Path]) {
     let pick = |state: PathState| -> Vec<u16> {
         region
             .paths

@@ -5,21 +5,53 @@
 //! templates, reverse maps for return traffic) and hands `Arc<Tables>` to workers.
 //! Lookups are hash-map probes and array indexing; nothing here allocates after
 //! [`Tables::build`].
+//!
+//! # Snapshots share what did not change
+//!
+//! The EIP records ([`EipSlab`], chunks of 1024 slots) and the EIP and return
+//! indexes ([`Sharded`] maps, 1024 shards) sit behind `Arc`s. A snapshot derived
+//! with [`Tables::apply`] (a [`TableDelta`] of EIPs), [`Tables::with_path_states`]
+//! (observed path health) or [`Tables::with_backend_health`] copies only the
+//! chunks and shards the change touches; ports, regions and paths are small and
+//! rebuilt whole.
+//!
+//! # Two numbers
+//!
+//! [`Tables::version`] is the version of the operator's description the snapshot
+//! was built from: only an operator change bumps it. [`Tables::generation`]
+//! numbers snapshots: every new one (health-only ones too) has a larger one, and
+//! the [`crate::swap`] handoff orders snapshots by it.
+//!
+//! # Stable slots
+//!
+//! An EIP's [`EipId`] is its slot: it stays the same in every later snapshot for as
+//! long as the EIP exists, so per-EIP counters indexed by it survive table
+//! changes. A removed EIP's slot is reused by a later one.
 
 mod build;
+mod delta;
+#[cfg(test)]
+mod delta_tests;
+mod eips;
 mod error;
+pub mod sharded;
+pub mod slab;
 pub mod spec;
 #[cfg(test)]
 mod tests;
 
+pub use delta::{BackendRef, TableDelta};
 pub use error::{Entry, EntryStep, TableError};
+pub use slab::EipSlab;
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
 use rustc_hash::FxHashMap;
+use sharded::Sharded;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-/// Index of an EIP in [`Tables::eips`].
+/// Slot of an EIP in [`Tables::eips`]: stable while the EIP exists.
 pub type EipId = u32;
 /// Index of a region in [`Tables::regions`].
 pub type RegionId = u16;
@@ -86,7 +118,11 @@ pub struct Path {
 pub struct Backend {
     pub address: IpAddr,
     pub port: u16,
+    /// The operator's weight; 0 drains the backend.
     pub weight: u32,
+    /// Observed health ([`Tables::with_backend_health`]); an unhealthy backend
+    /// gets no new flows, as if drained. True in a build.
+    pub healthy: bool,
 }
 
 /// A protocol/port of an EIP and its Maglev table.
@@ -99,6 +135,23 @@ pub struct Service {
     pub maglev: Box<[u16]>,
 }
 
+impl Service {
+    /// Builds the Maglev table over the backends that are healthy and not drained.
+    fn fill_maglev(&mut self) {
+        let keyed: Vec<(u64, u32)> = self
+            .backends
+            .iter()
+            .map(|b| {
+                let weight = if b.healthy { b.weight } else { 0 };
+                (crate::maglev::backend_key(b.address, b.port), weight)
+            })
+            .collect();
+        self.maglev =
+            crate::maglev::build(&keyed, crate::maglev::table_size_for(self.backends.len()))
+                .into_boxed_slice();
+    }
+}
+
 /// An EIP and its targets.
 #[derive(Debug, Clone)]
 pub struct Eip {
@@ -106,9 +159,8 @@ pub struct Eip {
     pub region: RegionId,
     /// Target of traffic that no service matches.
     pub backend: Option<IpAddr>,
-    /// Range into [`Tables::services`].
-    pub services_start: u32,
-    pub services_len: u16,
+    /// The EIP's services (shared with other snapshots until one changes them).
+    pub services: Arc<[Service]>,
 }
 
 /// Where traffic from a backend goes back to: the EIP and, for a service backend,
@@ -122,8 +174,11 @@ pub struct ReturnMapping {
 /// An immutable forwarding-table snapshot.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    /// Increases with every snapshot the control side builds.
+    /// Version of the operator's description this snapshot was built from.
     pub version: u64,
+    /// Sequence number of the snapshot: larger in every newer one (health-only
+    /// ones too). [`crate::swap`] orders snapshots by it.
+    pub generation: u64,
     pub pop_name: String,
     pub vxlan_port: u16,
     pub inner_mac: [u8; 6],
@@ -137,16 +192,18 @@ pub struct Tables {
     pub internet_port: PortId,
     pub regions: Vec<Region>,
     pub paths: Vec<Path>,
-    pub eips: Vec<Eip>,
-    pub services: Vec<Service>,
-    eip_v4: FxHashMap<u32, EipId>,
-    eip_v6: FxHashMap<u128, EipId>,
+    /// EIP records by slot.
+    pub eips: EipSlab,
+    eip_v4: Sharded<u32, EipId>,
+    eip_v6: Sharded<u128, EipId>,
     /// (remote VTEP, VNI) -> region.
     tunnels: FxHashMap<(u32, u32), RegionId>,
     /// (region, backend address as IPv6 or IPv4-mapped) -> EIP.
-    backend_owner: FxHashMap<(RegionId, u128), EipId>,
+    backend_owner: Sharded<(RegionId, u128), EipId>,
     /// (region, backend address, protocol, backend port) -> service port.
-    service_return: FxHashMap<(RegionId, u128, u8, u16), u16>,
+    service_return: Sharded<(RegionId, u128, u8, u16), u16>,
+    /// IPv6 EIPs per region (their paths must carry IPv6's minimum MTU).
+    ipv6_eips: Vec<u32>,
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.
@@ -179,7 +236,24 @@ impl Tables {
     /// # Errors
     /// A [`TableError`] naming the first entry and field that is wrong.
     pub fn build(spec: &PopSpec, version: u64) -> Result<Tables, TableError> {
-        build::build(spec, version).map_err(|mut all| all.swap_remove(0))
+        build::build(spec, version, None).map_err(|mut all| all.swap_remove(0))
+    }
+
+    /// [`Tables::build`] as the next snapshot after `previous`: EIPs that are in
+    /// `previous` keep their slots; the generation is `generation`. For a change
+    /// that [`Tables::apply`] cannot express (regions renamed or reordered).
+    ///
+    /// # Errors
+    /// Every [`TableError`] found, as [`Tables::build_all`].
+    pub fn rebuild(
+        spec: &PopSpec,
+        previous: &Tables,
+        version: u64,
+        generation: u64,
+    ) -> Result<Tables, Vec<TableError>> {
+        let mut t = build::build(spec, version, Some(previous))?;
+        t.generation = generation;
+        Ok(t)
     }
 
     /// [`Tables::build`], reporting every problem of `spec` instead of the first:
@@ -189,7 +263,33 @@ impl Tables {
     /// Every [`TableError`] found (at least one), in the order of the description;
     /// the first is the one [`Tables::build`] returns.
     pub fn build_all(spec: &PopSpec, version: u64) -> Result<Tables, Vec<TableError>> {
-        build::build(spec, version)
+        build::build(spec, version, None)
+    }
+
+    /// The same snapshot numbered `generation` (for a first snapshot whose
+    /// generation is not its version).
+    pub fn with_generation(mut self, generation: u64) -> Tables {
+        self.generation = generation;
+        self
+    }
+
+    /// The slot of the EIP with address `addr`.
+    pub fn eip_slot(&self, addr: IpAddr) -> Option<EipId> {
+        match addr {
+            IpAddr::V4(a) => self.eip_v4(a.octets()),
+            IpAddr::V6(a) => self.eip_v6(&a.octets()),
+        }
+    }
+
+    /// The EIP record with address `addr`.
+    pub fn eip_by_address(&self, addr: IpAddr) -> Option<&Eip> {
+        self.eips.get(self.eip_slot(addr)?)
+    }
+
+    /// Length per-EIP counter arrays need: one more than the largest slot in use
+    /// or ever used. Never shrinks from one snapshot to the next.
+    pub fn slot_capacity(&self) -> usize {
+        self.eips.slot_capacity()
     }
 
     /// The EIP with IPv4 address `addr`.
@@ -232,7 +332,7 @@ impl Tables {
     ) -> Option<ReturnMapping> {
         let eip = *self.backend_owner.get(&(region, backend))?;
         let service_port = match port {
-            Some(p) if self.eips[eip as usize].services_len > 0 => self
+            Some(p) if !self.eips[eip as usize].services.is_empty() => self
                 .service_return
                 .get(&(region, backend, protocol, p))
                 .copied(),
@@ -243,9 +343,13 @@ impl Tables {
 
     /// The services of an EIP.
     #[inline(always)]
-    pub fn services_of(&self, eip: &Eip) -> &[Service] {
-        let start = eip.services_start as usize;
-        &self.services[start..start + eip.services_len as usize]
+    pub fn services_of<'a>(&'a self, eip: &'a Eip) -> &'a [Service] {
+        &eip.services
+    }
+
+    /// Every service of every EIP, in slot order.
+    pub fn services(&self) -> impl Iterator<Item = &Service> + '_ {
+        self.eips.iter().flat_map(|(_, e)| e.services.iter())
     }
 
     /// All IPv4 EIP addresses (for the XDP program's filter map).
@@ -266,25 +370,31 @@ impl Tables {
             .map(|i| i as PortId)
     }
 
-    /// Approximate heap bytes held by this snapshot (for sizing reports).
+    /// Heap bytes held by this snapshot (for sizing reports): EIP records and
+    /// their services, the EIP and return indexes, paths. Parts shared with other
+    /// snapshots count in full. Counters are not part of the tables.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        fn map<K, V>(m: &FxHashMap<K, V>) -> usize {
-            // hashbrown: one control byte plus one (K, V) per bucket.
-            m.capacity() * (size_of::<(K, V)>() + 1)
-        }
         let services: usize = self
-            .services
+            .eips
             .iter()
-            .map(|s| s.backends.len() * size_of::<Backend>() + s.maglev.len() * 2)
+            .filter(|(_, e)| !e.services.is_empty())
+            .flat_map(|(_, e)| e.services.iter())
+            .map(|s| {
+                size_of::<Service>() + s.backends.len() * size_of::<Backend>() + s.maglev.len() * 2
+            })
             .sum();
-        self.eips.capacity() * size_of::<Eip>()
-            + self.services.capacity() * size_of::<Service>()
+        self.eips.heap_bytes()
             + services
-            + map(&self.eip_v4)
-            + map(&self.eip_v6)
-            + map(&self.backend_owner)
-            + map(&self.service_return)
+            + self.eip_v4.heap_bytes()
+            + self.eip_v6.heap_bytes()
+            + self.backend_owner.heap_bytes()
+            + self.service_return.heap_bytes()
             + self.paths.len() * size_of::<Path>()
+            + self
+                .regions
+                .iter()
+                .map(|r| r.paths.len() * 2 + r.path_table.len() * 2)
+                .sum::<usize>()
     }
 }

@@ -297,7 +297,8 @@ mod tests {
             .tables();
         assert_eq!(t.regions[0].paths, vec![0, 1, 2]);
         assert_eq!(t.paths[2].name, "path2");
-        assert_eq!(t.services.len(), 1);
+        let services: usize = t.eips.iter().map(|(_, e)| e.services.len()).sum();
+        assert_eq!(services, 1);
         assert_eq!(t.eips.len(), 3);
         assert!(t.eip_v4(eip_addr(1).octets()).is_some());
     }
