@@ -27,6 +27,7 @@ pub(super) fn temp_dir(tag: &str) -> PathBuf {
 
 #[derive(Clone, Default)]
 pub(super) struct FakeSink {
+    /// Generations handed over.
     pub(super) published: Arc<Mutex<Vec<u64>>>,
     pub(super) mode: Arc<Mutex<Option<SinkError>>>,
 }
@@ -35,7 +36,7 @@ impl TableSink for FakeSink {
     fn publish(&mut self, tables: Arc<Tables>, _: Duration) -> Result<(), SinkError> {
         let mode = self.mode.lock().unwrap().clone();
         if !matches!(mode, Some(SinkError::Rejected(_))) {
-            self.published.lock().unwrap().push(tables.version);
+            self.published.lock().unwrap().push(tables.generation);
         }
         mode.map_or(Ok(()), Err)
     }

@@ -10,8 +10,10 @@ use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
 use crate::report;
-use eip_dataplane::tables::{PathState, PopSpec, TableError, Tables};
+use eip_dataplane::tables::{PathId, PathState, PopSpec, TableDelta, Tables};
 use std::collections::HashMap;
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -54,7 +56,7 @@ impl Snapshot {
     /// The tables' generation: every snapshot handed to the workers adds one,
     /// observed changes included (what workers acknowledge).
     pub fn generation(&self) -> u64 {
-        self.tables.version
+        self.tables.generation
     }
 }
 
@@ -281,8 +283,8 @@ impl ControlPlane {
         let mut observed = (*current.observed).clone();
         update(&mut observed);
         let states = edits::effective_states(&current.spec, &observed, self.health.as_deref());
-        let resolved = self.resolver.as_ref().map(|r| r.resolve(&current.spec));
-        let resolution = Resolved::of(resolved.as_ref().unwrap_or(&current.spec));
+        let small = self.small_parts(&current.spec, &states);
+        let resolution = Resolved::of(&small);
         if states == current.path_states && resolution == current.resolved {
             if observed != *current.observed {
                 // A disabled path's health, kept for when it is enabled again.
@@ -298,11 +300,32 @@ impl ControlPlane {
             return Ok(None);
         }
         let generation = current.generation() + 1;
-        let tables = match resolved {
-            Some(mut spec) => build_with_states(&mut spec, &states, generation),
-            None => build_with_states(&mut (*current.spec).clone(), &states, generation),
-        }
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("tables not built: {e}")))?;
+        let tables = if resolution == current.resolved {
+            // Health only: the region's path table, every EIP shard shared.
+            let changed: Vec<(PathId, PathState)> = states
+                .iter()
+                .zip(&current.path_states)
+                .enumerate()
+                .filter(|(_, (new, old))| new != old)
+                .map(|(i, (new, _))| (i as PathId, *new))
+                .collect();
+            current.tables.with_path_states(&changed, generation)
+        } else {
+            // A next-hop MAC: the small parts rebuilt, the EIPs shared.
+            let delta = TableDelta {
+                small_parts: true,
+                ..TableDelta::default()
+            };
+            current
+                .tables
+                .apply(&delta, &small, current.version, generation)
+                .map_err(|mut e| {
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        format!("tables not built: {}", e.swap_remove(0)),
+                    )
+                })?
+        };
         let tables = Arc::new(tables);
         let timeout = writer.ack_timeout;
         let published = writer.sink.publish(Arc::clone(&tables), timeout);
@@ -366,9 +389,19 @@ impl ControlPlane {
             );
         }
         let states = edits::effective_states(&spec, &current.observed, self.health.as_deref());
+        let small = self.small_parts(&spec, &states);
+        let resolution = Resolved::of(&small);
         let next = version + 1;
         let generation = current.generation() + 1;
-        let unchanged = spec == *current.spec;
+        let (delta, unchanged) = match journaled {
+            Journaled::Ops(ops) => {
+                let observed_differs =
+                    resolution != current.resolved || states != current.path_states;
+                let (delta, unchanged) = eip_delta(ops, &current.spec, &spec, observed_differs);
+                (Some(delta), unchanged)
+            }
+            Journaled::Spec(_) => (None, spec == *current.spec),
+        };
         if unchanged {
             let data = if dry_run {
                 Data::Validated {
@@ -386,9 +419,13 @@ impl ControlPlane {
             };
             return Reply::ok(version, data);
         }
-        let (tables, resolution) = match self.build(&mut spec, &states, generation) {
+        let built = with_small_parts(&mut spec, small, |full| match &delta {
+            Some(delta) => current.tables.apply(delta, full, next, generation),
+            None => Tables::rebuild(full, &current.tables, next, generation),
+        });
+        let tables = match built {
             Ok(t) => t,
-            Err(e) => return Reply::error(version, e.into()),
+            Err(mut e) => return Reply::error(version, e.swap_remove(0).into()),
         };
         let tables = Arc::new(tables);
         if dry_run {
@@ -453,44 +490,100 @@ impl ControlPlane {
         }
     }
 
-    /// Tables of `generation` from the operator's `spec` with the paths in
-    /// `states`, resolved if there is a resolver.
-    fn build(
-        &self,
-        spec: &mut PopSpec,
-        states: &[PathState],
-        generation: u64,
-    ) -> Result<(Tables, Resolved), TableError> {
-        match &self.resolver {
-            Some(r) => {
-                let mut resolved = r.resolve(spec);
-                let tables = build_with_states(&mut resolved, states, generation)?;
-                Ok((tables, Resolved::of(&resolved)))
-            }
-            None => {
-                let tables = build_with_states(spec, states, generation)?;
-                Ok((tables, Resolved::of(spec)))
-            }
+    /// The parts of `spec` other than its EIPs (pop, ports, regions, paths),
+    /// resolved if there is a resolver, with the paths in `states`. Cheap: no
+    /// EIP is copied.
+    fn small_parts(&self, spec: &PopSpec, states: &[PathState]) -> PopSpec {
+        let mut small = PopSpec {
+            pop: spec.pop.clone(),
+            ports: spec.ports.clone(),
+            regions: spec.regions.clone(),
+            paths: spec.paths.clone(),
+            eips: Vec::new(),
+        };
+        if let Some(r) = &self.resolver {
+            small = r.resolve(&small);
         }
+        for (p, s) in small.paths.iter_mut().zip(states) {
+            p.state = *s;
+        }
+        small
     }
 }
 
-/// Builds `spec` with its paths in `states`, then puts the operator's states
-/// back (so no copy of the spec is needed).
-fn build_with_states(
-    spec: &mut PopSpec,
-    states: &[PathState],
-    generation: u64,
-) -> Result<Tables, TableError> {
-    let intent: Vec<PathState> = spec.paths.iter().map(|p| p.state).collect();
-    for (p, s) in spec.paths.iter_mut().zip(states) {
-        p.state = *s;
+/// Calls `f` with `spec` whose ports and paths are those of `small` (resolved,
+/// paths in their observed states), then puts the operator's back: the tables
+/// see what they must be built with, and no copy of the EIPs is made.
+fn with_small_parts<R>(spec: &mut PopSpec, mut small: PopSpec, f: impl FnOnce(&PopSpec) -> R) -> R {
+    std::mem::swap(&mut spec.ports, &mut small.ports);
+    std::mem::swap(&mut spec.paths, &mut small.paths);
+    let result = f(spec);
+    std::mem::swap(&mut spec.ports, &mut small.ports);
+    std::mem::swap(&mut spec.paths, &mut small.paths);
+    result
+}
+
+/// What `ops` (which turned `before` into `after`) change in the tables: the
+/// EIPs they name, as they are in `after` (or removed), and whether the small
+/// parts changed (or `observed_differs`: path states, next-hop MACs). Also
+/// whether nothing changed at all. One pass over the EIPs of each spec.
+fn eip_delta(
+    ops: &[Op],
+    before: &PopSpec,
+    after: &PopSpec,
+    observed_differs: bool,
+) -> (TableDelta, bool) {
+    let mut touched: HashSet<IpAddr> = HashSet::new();
+    for op in ops {
+        if let Some(address) = op_eip(op) {
+            touched.insert(address);
+        }
     }
-    let built = Tables::build(spec, generation);
-    for (p, s) in spec.paths.iter_mut().zip(intent) {
-        p.state = s;
+    let small_differs = before.pop != after.pop
+        || before.ports != after.ports
+        || before.regions != after.regions
+        || before.paths != after.paths;
+    let pick = |spec: &PopSpec| -> HashMap<IpAddr, usize> {
+        if touched.is_empty() {
+            return HashMap::new();
+        }
+        spec.eips
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| touched.contains(&e.address))
+            .map(|(i, e)| (e.address, i))
+            .collect()
+    };
+    let (was, now) = (pick(before), pick(after));
+    let same_eips = was.len() == now.len()
+        && was
+            .iter()
+            .all(|(a, &i)| now.get(a).is_some_and(|&j| before.eips[i] == after.eips[j]));
+    let delta = TableDelta {
+        upsert: now.values().map(|&i| after.eips[i].clone()).collect(),
+        remove: touched
+            .iter()
+            .filter(|a| !now.contains_key(a))
+            .copied()
+            .collect(),
+        small_parts: small_differs || observed_differs,
+    };
+    (delta, same_eips && !small_differs)
+}
+
+/// The EIP an op changes, if it changes one.
+fn op_eip(op: &Op) -> Option<IpAddr> {
+    match op {
+        Op::AddEip(a) => Some(a.eip.address),
+        Op::UpdateEip(u) => Some(u.address),
+        Op::RemoveEip(r) => Some(r.address),
+        Op::AddService(a) => Some(a.eip),
+        Op::RemoveService(r) => Some(r.eip),
+        Op::AddBackend(a) => Some(a.eip),
+        Op::UpdateBackend(u) => Some(u.eip),
+        Op::DrainBackend(r) | Op::RemoveBackend(r) => Some(r.eip),
+        Op::AddPath(_) | Op::UpdatePath(_) | Op::RemovePath(_) | Op::SetPathAdmin(_) => None,
     }
-    built
 }
 
 impl Writer {
