@@ -184,7 +184,9 @@ measure() { # N
   "$EIPD" check --config "$cfg" >/dev/null
   t1=$(date +%s.%N)
   local build; build=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
-  local start; start=$(start_eipd "$cfg" "$state" "$max" | cut -d' ' -f1)
+  # Not in $(...): eipd's pid must stay in this shell.
+  start_eipd "$cfg" "$state" "$max" >"$WORK/start.out"
+  local start; start=$(cut -d' ' -f1 "$WORK/start.out")
   sleep 1
   local rss; rss=$(rss_kib)
   if [ "$n" -eq 0 ]; then
@@ -195,7 +197,8 @@ measure() { # N
   read -r p50 p99 pmax version < <(changes)
   read -r down inforce gap lost < <(failover)
   stop_eipd KILL
-  local restart; restart=$(start_eipd "$cfg" "$state" "$max")
+  start_eipd "$cfg" "$state" "$max" >"$WORK/start.out"
+  local restart; restart=$(cat "$WORK/start.out")
   local rversion=${restart#* }
   restart=${restart% *}
   [ "$rversion" = "$version" ] || restart="$restart (version $rversion, expected $version!)"

@@ -155,6 +155,7 @@ mod tests {
     use eip_dataplane::swap;
     use eip_dataplane::tables::spec::EipSpec;
     use std::collections::BTreeSet;
+    use std::net::Ipv4Addr;
 
     /// A filter map in memory: what it holds after each call, and how much it
     /// holds at most.
