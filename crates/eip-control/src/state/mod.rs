@@ -44,6 +44,7 @@
 
 #[cfg(test)]
 mod crash_tests;
+mod delta;
 mod diff;
 mod edits;
 mod journal;

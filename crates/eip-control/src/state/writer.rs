@@ -3,6 +3,7 @@
 //! and the observed side (path health, next-hop MACs), which makes new table
 //! generations but never a new version and never touches the disk.
 
+use super::delta::{eip_delta, with_small_parts};
 use super::edits;
 use super::journal::{EntryRef, Journal};
 use super::plugins::{HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService};
@@ -12,8 +13,6 @@ use crate::health::Health;
 use crate::report;
 use eip_dataplane::tables::{PathId, PathState, PopSpec, TableDelta, Tables};
 use std::collections::HashMap;
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -508,81 +507,6 @@ impl ControlPlane {
             p.state = *s;
         }
         small
-    }
-}
-
-/// Calls `f` with `spec` whose ports and paths are those of `small` (resolved,
-/// paths in their observed states), then puts the operator's back: the tables
-/// see what they must be built with, and no copy of the EIPs is made.
-fn with_small_parts<R>(spec: &mut PopSpec, mut small: PopSpec, f: impl FnOnce(&PopSpec) -> R) -> R {
-    std::mem::swap(&mut spec.ports, &mut small.ports);
-    std::mem::swap(&mut spec.paths, &mut small.paths);
-    let result = f(spec);
-    std::mem::swap(&mut spec.ports, &mut small.ports);
-    std::mem::swap(&mut spec.paths, &mut small.paths);
-    result
-}
-
-/// What `ops` (which turned `before` into `after`) change in the tables: the
-/// EIPs they name, as they are in `after` (or removed), and whether the small
-/// parts changed (or `observed_differs`: path states, next-hop MACs). Also
-/// whether nothing changed at all. One pass over the EIPs of each spec.
-fn eip_delta(
-    ops: &[Op],
-    before: &PopSpec,
-    after: &PopSpec,
-    observed_differs: bool,
-) -> (TableDelta, bool) {
-    let mut touched: HashSet<IpAddr> = HashSet::new();
-    for op in ops {
-        if let Some(address) = op_eip(op) {
-            touched.insert(address);
-        }
-    }
-    let small_differs = before.pop != after.pop
-        || before.ports != after.ports
-        || before.regions != after.regions
-        || before.paths != after.paths;
-    let pick = |spec: &PopSpec| -> HashMap<IpAddr, usize> {
-        if touched.is_empty() {
-            return HashMap::new();
-        }
-        spec.eips
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| touched.contains(&e.address))
-            .map(|(i, e)| (e.address, i))
-            .collect()
-    };
-    let (was, now) = (pick(before), pick(after));
-    let same_eips = was.len() == now.len()
-        && was
-            .iter()
-            .all(|(a, &i)| now.get(a).is_some_and(|&j| before.eips[i] == after.eips[j]));
-    let delta = TableDelta {
-        upsert: now.values().map(|&i| after.eips[i].clone()).collect(),
-        remove: touched
-            .iter()
-            .filter(|a| !now.contains_key(a))
-            .copied()
-            .collect(),
-        small_parts: small_differs || observed_differs,
-    };
-    (delta, same_eips && !small_differs)
-}
-
-/// The EIP an op changes, if it changes one.
-fn op_eip(op: &Op) -> Option<IpAddr> {
-    match op {
-        Op::AddEip(a) => Some(a.eip.address),
-        Op::UpdateEip(u) => Some(u.address),
-        Op::RemoveEip(r) => Some(r.address),
-        Op::AddService(a) => Some(a.eip),
-        Op::RemoveService(r) => Some(r.eip),
-        Op::AddBackend(a) => Some(a.eip),
-        Op::UpdateBackend(u) => Some(u.eip),
-        Op::DrainBackend(r) | Op::RemoveBackend(r) => Some(r.eip),
-        Op::AddPath(_) | Op::UpdatePath(_) | Op::RemovePath(_) | Op::SetPathAdmin(_) => None,
     }
 }
 
