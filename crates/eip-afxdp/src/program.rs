@@ -90,6 +90,30 @@ pub trait FilterSource {
     fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_;
 }
 
+/// Keys to insert into and remove from the filter maps: what changed between
+/// two table snapshots, so that an update costs what it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterDelta {
+    pub add_v4: Vec<Ipv4Addr>,
+    pub remove_v4: Vec<Ipv4Addr>,
+    pub add_v6: Vec<Ipv6Addr>,
+    pub remove_v6: Vec<Ipv6Addr>,
+    pub add_vteps: Vec<Ipv4Addr>,
+    pub remove_vteps: Vec<Ipv4Addr>,
+}
+
+impl FilterDelta {
+    /// Nothing to insert or remove.
+    pub fn is_empty(&self) -> bool {
+        self.add_v4.is_empty()
+            && self.remove_v4.is_empty()
+            && self.add_v6.is_empty()
+            && self.remove_v6.is_empty()
+            && self.add_vteps.is_empty()
+            && self.remove_vteps.is_empty()
+    }
+}
+
 /// Changes one [`XdpFilter::sync_maps`] made to one map.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MapDiff {
@@ -171,6 +195,63 @@ impl<K: Pod + Eq + Hash> KeySet<K> {
             removed: stale.len(),
             total: self.installed.len(),
         })
+    }
+
+    /// Inserts `keys` (those already there are skipped). Refuses, before
+    /// inserting any, keys that would not fit.
+    fn insert_all(&mut self, keys: impl Iterator<Item = K> + Clone) -> Result<usize, SetupError> {
+        let new = keys.clone().filter(|k| !self.installed.contains(k)).count();
+        if self.installed.len() + new > self.capacity as usize {
+            return Err(SetupError::Map {
+                map: self.name,
+                what: format!(
+                    "{} keys wanted but the map holds {} (raise max_eips / max_vteps)",
+                    self.installed.len() + new,
+                    self.capacity
+                ),
+                source: None,
+            });
+        }
+        let mut added = 0;
+        for key in keys {
+            if self.installed.contains(&key) {
+                continue;
+            }
+            self.map
+                .insert(key, 1u32, 0)
+                .map_err(|e| self.error("inserting a key", e))?;
+            self.installed.insert(key);
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Removes `keys` (those not there are skipped).
+    fn remove_all(&mut self, keys: impl Iterator<Item = K>) -> Result<usize, SetupError> {
+        let mut removed = 0;
+        for key in keys {
+            if !self.installed.remove(&key) {
+                continue;
+            }
+            match self.map.remove(&key) {
+                Ok(()) => {}
+                Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    self.installed.insert(key);
+                    return Err(self.error("removing a key", e));
+                }
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn diff(&self, added: usize, removed: usize) -> MapDiff {
+        MapDiff {
+            added,
+            removed,
+            total: self.installed.len(),
+        }
     }
 
     fn error(&self, what: &str, source: MapError) -> SetupError {
@@ -411,6 +492,43 @@ impl XdpFilter {
             vtep_v4: self
                 .vtep_v4
                 .sync(source.local_vteps().map(|a| u32::from_ne_bytes(a.octets())))?,
+        })
+    }
+
+    /// Inserts the delta's `add_*` keys (widening: before a swap). Refuses,
+    /// before inserting any into that map, keys that would not fit.
+    ///
+    /// # Errors
+    /// A map that is full or refuses a key.
+    pub fn insert_keys(&mut self, delta: &FilterDelta) -> Result<SyncReport, SetupError> {
+        let v4 = |a: &Ipv4Addr| u32::from_ne_bytes(a.octets());
+        let a4 = self.eip_v4.insert_all(delta.add_v4.iter().map(v4))?;
+        let a6 = self
+            .eip_v6
+            .insert_all(delta.add_v6.iter().map(|a| a.octets()))?;
+        let av = self.vtep_v4.insert_all(delta.add_vteps.iter().map(v4))?;
+        Ok(SyncReport {
+            eip_v4: self.eip_v4.diff(a4, 0),
+            eip_v6: self.eip_v6.diff(a6, 0),
+            vtep_v4: self.vtep_v4.diff(av, 0),
+        })
+    }
+
+    /// Removes the delta's `remove_*` keys (narrowing: after a swap).
+    ///
+    /// # Errors
+    /// A map that refuses a removal.
+    pub fn remove_keys(&mut self, delta: &FilterDelta) -> Result<SyncReport, SetupError> {
+        let v4 = |a: &Ipv4Addr| u32::from_ne_bytes(a.octets());
+        let r4 = self.eip_v4.remove_all(delta.remove_v4.iter().map(v4))?;
+        let r6 = self
+            .eip_v6
+            .remove_all(delta.remove_v6.iter().map(|a| a.octets()))?;
+        let rv = self.vtep_v4.remove_all(delta.remove_vteps.iter().map(v4))?;
+        Ok(SyncReport {
+            eip_v4: self.eip_v4.diff(0, r4),
+            eip_v6: self.eip_v6.diff(0, r6),
+            vtep_v4: self.vtep_v4.diff(0, rv),
         })
     }
 

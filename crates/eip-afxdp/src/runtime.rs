@@ -33,7 +33,7 @@ use super::control::ControlQueue;
 use super::error::{io_from_xsk, SetupError};
 use super::iface;
 use super::inject::{InjectQueue, DEFAULT_INJECT_DEPTH};
-use super::program::{FilterSizes, FilterSource, FilterStats, SyncReport, XdpFilter};
+use super::program::{FilterDelta, FilterSizes, FilterSource, FilterStats, SyncReport, XdpFilter};
 use super::socket::{open_queue_set, ResolvedPort};
 use super::stats::{SocketStats, WorkerSnapshot, WorkerStats};
 use super::worker::{PacketProcessor, Worker, WorkerExit, WorkerParams};
@@ -249,6 +249,18 @@ impl AfXdpRuntime {
         source: &S,
     ) -> Result<SyncReport, SetupError> {
         self.filter.sync_maps(source)
+    }
+
+    /// Inserts the delta's new EIPs and VTEPs into the filter maps (before a
+    /// swap), refusing keys that would not fit before inserting any.
+    pub fn widen_maps(&mut self, delta: &FilterDelta) -> Result<SyncReport, SetupError> {
+        self.filter.insert_keys(delta)
+    }
+
+    /// Removes the delta's gone EIPs and VTEPs from the filter maps (after a
+    /// swap).
+    pub fn narrow_maps(&mut self, delta: &FilterDelta) -> Result<SyncReport, SetupError> {
+        self.filter.remove_keys(delta)
     }
 
     /// The XDP program's counters.

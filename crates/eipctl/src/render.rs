@@ -7,7 +7,7 @@ mod watch;
 pub use stats::stats;
 pub use watch::Watch;
 
-use eip_control::api::{Data, PathView, Reply, TraceEnd};
+use eip_control::api::{Admin, Data, PathView, Reply, TraceEnd};
 use eip_dataplane::tables::spec::EipSpec;
 use eip_dataplane::tables::PathState;
 use serde_json::Value;
@@ -208,8 +208,18 @@ pub fn paths(paths: &[PathView]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<20} {:<12} {:<10} {:<9} {:>6} {:>5} {:<7} {:>8} {:>8} {:>6}",
-        "NAME", "REGION", "PORT", "STATE", "WEIGHT", "MTU", "USABLE", "SRTT", "P99", "LOSS"
+        "{:<20} {:<12} {:<10} {:<9} {:<7} {:>6} {:>5} {:<7} {:>8} {:>8} {:>6}",
+        "NAME",
+        "REGION",
+        "PORT",
+        "ADMIN",
+        "HEALTH",
+        "WEIGHT",
+        "MTU",
+        "USABLE",
+        "SRTT",
+        "P99",
+        "LOSS"
     );
     for p in paths {
         let h = p.health.as_ref();
@@ -224,11 +234,15 @@ pub fn paths(paths: &[PathView]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<20} {:<12} {:<10} {:<9} {:>6} {:>5} {:<7} {:>8} {:>8} {:>6}",
+            "{:<20} {:<12} {:<10} {:<9} {:<7} {:>6} {:>5} {:<7} {:>8} {:>8} {:>6}",
             p.spec.name,
             p.spec.region,
             p.spec.port,
-            state(p.spec.state),
+            match p.admin {
+                Admin::Enabled => "enabled",
+                Admin::Disabled => "disabled",
+            },
+            p.observed.map_or("-", state),
             p.spec.weight,
             p.spec.mtu,
             usable,

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use eip_control::api::Admin;
 
 #[test]
 fn every_command() {
@@ -37,6 +38,12 @@ fn every_command() {
     assert!(paths.iter().all(|p| p.usable));
     assert_eq!(paths[0].health.as_ref().unwrap()["health"], "down");
     assert!(paths[1].health.is_none());
+    // Intent and observed health, apart.
+    assert_eq!(
+        (paths[0].admin, paths[0].observed),
+        (Admin::Enabled, Some(PathState::Down))
+    );
+    assert_eq!((paths[1].admin, paths[1].observed), (Admin::Enabled, None));
     assert_eq!(
         paths[1].next_hop_mac_in_use.to_string(),
         "02:00:00:00:02:06"
@@ -120,6 +127,7 @@ fn every_command() {
         (p.spec.state, p.spec.weight, p.spec.mtu),
         (PathState::Disabled, 3, 9000)
     );
+    assert_eq!(p.admin, Admin::Disabled);
     assert!(!p.usable);
     change(
         &mut c,

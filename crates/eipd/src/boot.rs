@@ -31,7 +31,14 @@ pub fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Resul
         Some(c) => c.clone(),
         None => default_cpus(opts.queues.len(), &allowed_cpus()),
     };
-    let eips = (tables.eips.len() as u32).saturating_mul(2).max(1 << 16);
+    let eips = match opts.max_eips {
+        Some(max) if (max as usize) < tables.eips.len() => anyhow::bail!(
+            "--max-eips {max} is less than the {} EIPs of the description to start with",
+            tables.eips.len()
+        ),
+        Some(max) => max,
+        None => default_max_eips(tables.eips.len()),
+    };
     Ok(AfXdpConfig {
         ports,
         queues: opts.queues.clone(),
@@ -50,6 +57,15 @@ pub fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Resul
         },
         ..AfXdpConfig::default()
     })
+}
+
+/// The XDP filter maps' size when `--max-eips` is not given: twice the EIPs
+/// at start, at least 262144 (about 16 MB of kernel memory per address family).
+pub fn default_max_eips(eips_at_start: usize) -> u32 {
+    u32::try_from(eips_at_start)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(2)
+        .max(1 << 18)
 }
 
 /// The CPUs this process may run on (its affinity mask, e.g. from `taskset`).

@@ -103,6 +103,11 @@ enum Command {
         /// Print a rate line every this many seconds.
         #[arg(long)]
         stats_every: Option<u64>,
+        /// Most EIPs this daemon takes (the XDP filter maps are sized for it at
+        /// start; a change beyond it is refused). Default: twice the EIPs at
+        /// start, at least 262144.
+        #[arg(long)]
+        max_eips: Option<u32>,
         /// State file: the last committed configuration; wins over --config when present.
         #[arg(long, default_value = eip_control::state::DEFAULT_STATE_FILE)]
         state: PathBuf,
@@ -236,6 +241,7 @@ fn main() -> Result<()> {
             log_format,
             log_level,
             metrics_eips,
+            max_eips,
         } => {
             logging::init(log_format, &log_level)?;
             use eip_afxdp::{BindPreference, XdpModePreference};
@@ -264,6 +270,7 @@ fn main() -> Result<()> {
                     FromArg::Config => eip_control::state::StartFrom::Config,
                 },
                 metrics_eips,
+                max_eips,
                 health: {
                     let h = eip_control::health::HealthConfig {
                         interval: std::time::Duration::from_millis(probe_interval_ms),

@@ -1,16 +1,24 @@
 //! How a new table snapshot is put in force: the control plane's [`TableSink`]
 //! hands it to the control thread (which owns the AF_XDP runtime), and that
-//! thread widens the XDP filter to old + new, swaps the workers (and waits for
-//! their acknowledgement), then narrows the filter to the new tables.
+//! thread inserts the EIPs and VTEPs the new tables add into the XDP filter
+//! maps, swaps the workers (and waits for their acknowledgement), then removes
+//! those the new tables dropped. Only the difference touches the maps, so
+//! neither an added nor a removed EIP is ever passed to the kernel while some
+//! worker still (or already) serves it, and an update costs what it changes.
+//!
+//! The maps are sized at start (`--max-eips`); the control plane refuses a
+//! change beyond that before anything is applied, and the maps refuse a delta
+//! that would not fit before inserting any of it.
 //!
 //! The filter maps are behind [`FilterMaps`], so the order of these steps is
 //! tested below without XDP and without root.
 
-use eip_afxdp::{AfXdpRuntime, FilterSource, SetupError, SyncReport};
+use eip_afxdp::{AfXdpRuntime, FilterDelta, SetupError, SyncReport};
 use eip_control::state::{SinkError, TableSink};
 use eip_dataplane::swap::Publisher;
 use eip_dataplane::Tables;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use rustc_hash::FxHashSet;
+use std::hash::Hash;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,43 +52,62 @@ impl TableSink for ChannelSink {
 
 /// The XDP filter maps: which EIPs and VTEPs are diverted to the workers.
 pub trait FilterMaps {
-    /// Makes the filter divert exactly the addresses of `source`.
-    fn sync<S: FilterSource + ?Sized>(&mut self, source: &S)
-        -> Result<SyncReport, Box<SetupError>>;
+    /// Inserts the delta's `add_*` keys; refuses, before inserting any, keys
+    /// that would not fit.
+    fn widen(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>>;
+    /// Removes the delta's `remove_*` keys.
+    fn narrow(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>>;
 }
 
 impl FilterMaps for AfXdpRuntime {
-    fn sync<S: FilterSource + ?Sized>(
-        &mut self,
-        source: &S,
-    ) -> Result<SyncReport, Box<SetupError>> {
-        self.sync_maps(source).map_err(Box::new)
+    fn widen(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>> {
+        self.widen_maps(delta).map_err(Box::new)
+    }
+    fn narrow(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>> {
+        self.narrow_maps(delta).map_err(Box::new)
     }
 }
 
-/// Every EIP and VTEP of two snapshots: diverted to the workers during a swap, so
-/// that neither the EIPs being removed nor those being added are ever passed to
-/// the kernel while some worker still (or already) serves them.
-pub struct Union<'a>(pub &'a Tables, pub &'a Tables);
-
-impl FilterSource for Union<'_> {
-    fn eip_v4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.0.eip_v4_addresses().chain(self.1.eip_v4_addresses())
+/// What `new` adds to and removes from `old`'s EIPs and VTEPs. Empty at once
+/// when both share their tables (an observed change: path health).
+///
+/// Cost: one set difference over the EIPs (no syscall), skipped when the
+/// snapshots are the same.
+pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
+    fn diff<K: Copy + Eq + Hash>(
+        old: impl Iterator<Item = K>,
+        new: impl Iterator<Item = K>,
+    ) -> (Vec<K>, Vec<K>) {
+        let mut gone: FxHashSet<K> = old.collect();
+        let mut added = Vec::new();
+        for k in new {
+            if !gone.remove(&k) {
+                added.push(k);
+            }
+        }
+        (added, gone.into_iter().collect())
     }
-    fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
-        self.0.eip_v6_addresses().chain(self.1.eip_v6_addresses())
+    if std::ptr::eq(old, new) {
+        return FilterDelta::default();
     }
-    fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.0
-            .local_vteps
-            .iter()
-            .chain(&self.1.local_vteps)
-            .copied()
+    let (add_v4, remove_v4) = diff(old.eip_v4_addresses(), new.eip_v4_addresses());
+    let (add_v6, remove_v6) = diff(old.eip_v6_addresses(), new.eip_v6_addresses());
+    let (add_vteps, remove_vteps) = diff(
+        old.local_vteps.iter().copied(),
+        new.local_vteps.iter().copied(),
+    );
+    FilterDelta {
+        add_v4,
+        remove_v4,
+        add_v6,
+        remove_v6,
+        add_vteps,
+        remove_vteps,
     }
 }
 
-/// Puts a new snapshot in force: filter maps widened to old + new, workers
-/// swapped (and acknowledged), filter maps narrowed to the new tables.
+/// Puts a new snapshot in force: the new EIPs inserted into the filter maps,
+/// workers swapped (and acknowledged), the EIPs gone removed.
 pub fn apply_swap(
     filter: &mut impl FilterMaps,
     publisher: &mut Publisher<Tables>,
@@ -88,12 +115,36 @@ pub fn apply_swap(
     timeout: Duration,
 ) -> Result<(), SinkError> {
     let old = Arc::clone(publisher.latest());
-    filter
-        .sync(&Union(&old, tables))
-        .map_err(|e| SinkError::Rejected(format!("XDP filter map: {e}")))?;
+    let delta = filter_delta(&old, tables);
+    if !delta.is_empty() {
+        filter
+            .widen(&delta)
+            .map_err(|e| SinkError::Rejected(format!("XDP filter map: {e}")))?;
+    }
     let result = TableSink::publish(publisher, Arc::clone(tables), timeout);
-    if let Err(e) = filter.sync(&**publisher.latest()) {
-        tracing::error!("XDP filter map after swap: {e}");
+    if result.is_err() && publisher.latest().version == old.version {
+        // Nothing was handed over: take back what was inserted.
+        let undo = FilterDelta {
+            remove_v4: delta.add_v4,
+            remove_v6: delta.add_v6,
+            remove_vteps: delta.add_vteps,
+            ..FilterDelta::default()
+        };
+        if let Err(e) = filter.narrow(&undo) {
+            tracing::error!("XDP filter map after a refused swap: {e}");
+        }
+        return result;
+    }
+    if !delta.is_empty() {
+        let gone = FilterDelta {
+            remove_v4: delta.remove_v4,
+            remove_v6: delta.remove_v6,
+            remove_vteps: delta.remove_vteps,
+            ..FilterDelta::default()
+        };
+        if let Err(e) = filter.narrow(&gone) {
+            tracing::error!("XDP filter map after swap: {e}");
+        }
     }
     result
 }
@@ -104,23 +155,46 @@ mod tests {
     use eip_dataplane::swap;
     use eip_dataplane::tables::spec::EipSpec;
     use std::collections::BTreeSet;
+    use std::net::Ipv4Addr;
 
-    /// Records what each sync asked the filter to divert.
-    #[derive(Default)]
+    /// A filter map in memory: what it holds after each call, and how much it
+    /// holds at most.
     struct RecordingFilter {
-        syncs: Vec<BTreeSet<Ipv4Addr>>,
-        fail: bool,
+        installed: BTreeSet<Ipv4Addr>,
+        states: Vec<BTreeSet<Ipv4Addr>>,
+        capacity: usize,
+    }
+
+    impl RecordingFilter {
+        fn new(installed: &[&str], capacity: usize) -> Self {
+            RecordingFilter {
+                installed: addrs(installed),
+                states: Vec::new(),
+                capacity,
+            }
+        }
     }
 
     impl FilterMaps for RecordingFilter {
-        fn sync<S: FilterSource + ?Sized>(
-            &mut self,
-            source: &S,
-        ) -> Result<SyncReport, Box<SetupError>> {
-            if self.fail {
+        fn widen(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>> {
+            let new: BTreeSet<Ipv4Addr> = delta
+                .add_v4
+                .iter()
+                .filter(|a| !self.installed.contains(a))
+                .copied()
+                .collect();
+            if self.installed.len() + new.len() > self.capacity {
                 return Err(Box::new(SetupError::Config("map full".into())));
             }
-            self.syncs.push(source.eip_v4().collect());
+            self.installed.extend(new);
+            self.states.push(self.installed.clone());
+            Ok(SyncReport::default())
+        }
+        fn narrow(&mut self, delta: &FilterDelta) -> Result<SyncReport, Box<SetupError>> {
+            for a in &delta.remove_v4 {
+                self.installed.remove(a);
+            }
+            self.states.push(self.installed.clone());
             Ok(SyncReport::default())
         }
     }
@@ -166,32 +240,49 @@ mod tests {
                 std::thread::yield_now();
             }
         });
-        let mut filter = RecordingFilter::default();
+        let mut filter = RecordingFilter::new(&["203.0.113.1", "203.0.113.2"], 3);
         apply_swap(&mut filter, &mut publisher, &new, Duration::from_secs(5)).unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         thread.join().unwrap();
         assert_eq!(
-            filter.syncs,
+            filter.states,
             vec![
                 addrs(&["203.0.113.1", "203.0.113.2", "203.0.113.3"]),
                 addrs(&["203.0.113.2", "203.0.113.3"]),
             ]
         );
+        // Only the difference was asked for.
+        let delta = filter_delta(&old, &new);
+        assert_eq!(
+            delta.add_v4,
+            vec!["203.0.113.3".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            delta.remove_v4,
+            vec!["203.0.113.1".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert!(filter_delta(&new, &new).is_empty());
         assert_eq!(publisher.latest().version, 2);
     }
 
     #[test]
     fn a_filter_that_cannot_be_widened_leaves_the_old_tables_in_force() {
         let old = tables(1, &["203.0.113.1"]);
-        let new = tables(2, &["203.0.113.9"]);
         let (mut publisher, _subscribers) = swap::channel(Arc::clone(&old), 1);
-        let mut filter = RecordingFilter {
-            fail: true,
-            ..Default::default()
-        };
-        let err =
-            apply_swap(&mut filter, &mut publisher, &new, Duration::from_millis(50)).unwrap_err();
+        // Room for one more EIP only: the map refuses the two new ones before
+        // inserting either, and the old tables stay in force.
+        let mut filter = RecordingFilter::new(&["203.0.113.1"], 2);
+        let newer = tables(2, &["203.0.113.1", "203.0.113.8", "203.0.113.9"]);
+        let err = apply_swap(
+            &mut filter,
+            &mut publisher,
+            &newer,
+            Duration::from_millis(50),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("XDP filter map"), "{err}");
         assert_eq!(publisher.latest().version, 1);
+        assert_eq!(filter.installed, addrs(&["203.0.113.1"]));
+        assert!(filter.states.is_empty());
     }
 }

@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub from: StartFrom,
     /// Which EIPs get series of their own in the metrics.
     pub metrics_eips: EipSeries,
+    /// Most EIPs (the XDP filter maps' size); default [`boot::default_max_eips`].
+    pub max_eips: Option<u32>,
 }
 
 impl RunOptions {
@@ -94,6 +96,7 @@ impl RunOptions {
             metrics_any: false,
             from: StartFrom::State,
             metrics_eips: EipSeries::default(),
+            max_eips: None,
         }
     }
 }
@@ -205,6 +208,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             }))
             .with_trace(Arc::new(tracer))
             .with_ack_timeout(SWAP_TIMEOUT)
+            .with_max_eips(afxdp.max_eips as usize)
             .with_config_path(&opts.config),
     );
     let server = server::spawn(

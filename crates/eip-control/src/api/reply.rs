@@ -1,9 +1,9 @@
 //! Replies: one JSON line per request, with the table version in force.
 
-use super::{ApiError, Explanation, TraceSummary, API_VERSION};
+use super::{Admin, ApiError, Explanation, TraceSummary, API_VERSION};
 use crate::state::SpecDiff;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec};
-use eip_dataplane::tables::{MacAddr, PopSpec};
+use eip_dataplane::tables::{MacAddr, PathState, PopSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -113,8 +113,15 @@ pub enum Data {
 /// A path as `show_paths` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathView {
-    /// As configured (its `state` is what the table builder used).
+    /// As the operator described it (its `state` is the administrative state
+    /// as saved: `up` means enabled).
     pub spec: PathSpec,
+    /// What the operator said: `enabled` or `disabled` (saved).
+    pub admin: Admin,
+    /// Health as the prober measured it (`up` or `down`; observed, never
+    /// saved); absent until measured, when an enabled path counts as up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<PathState>,
     /// The next hop's MAC the tables use (`spec.next_hop_mac`, or what the
     /// daemon resolved `spec.next_hop` to).
     pub next_hop_mac_in_use: MacAddr,

@@ -302,6 +302,17 @@ pub(super) fn from_args<'de, T: Deserialize<'de>>(
     serde_path_to_error::deserialize(args).map_err(|e| ApiError::invalid(format!("{cmd}: {e}")))
 }
 
+impl Op {
+    /// An op from its JSON object (with its `cmd`), as a transaction lists it
+    /// and as [`serde_json::to_value`] writes it.
+    ///
+    /// # Errors
+    /// As for an op of a transaction.
+    pub fn from_json(value: Value) -> Result<Op, ApiError> {
+        transaction_op(value)
+    }
+}
+
 /// One op of a transaction: an object with its own `cmd`.
 fn transaction_op(value: Value) -> Result<Op, ApiError> {
     let Value::Object(mut object) = value else {

@@ -1,4 +1,5 @@
-//! What each op does to a spec. Only lookups fail here (`not_found`,
+//! What each op does to a spec, and which state each path is built with
+//! (operator intent over observed health). Only lookups fail here (`not_found`,
 //! `duplicate`, an ambiguous backend); everything else is the table builder's to
 //! judge, so the rules live in one place.
 
@@ -7,20 +8,17 @@ use crate::api::{Admin, ApiError, BackendRef, Op, UpdateEip, UpdatePath};
 use crate::health::Health;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec, ServiceSpec};
 use eip_dataplane::tables::{PathState, PopSpec, Protocol};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Lists at most this many existing names in a `not_found` message.
 const LIST: usize = 8;
 
 /// Applies `ops` in order; an error names the op (and its index when there are
-/// several).
-pub(super) fn apply_all(
-    ops: &[Op],
-    spec: &mut PopSpec,
-    health: Option<&dyn HealthSource>,
-) -> Result<(), ApiError> {
+/// several). Deterministic: the journal replays the same ops at restart.
+pub(super) fn apply_all(ops: &[Op], spec: &mut PopSpec) -> Result<(), ApiError> {
     for (i, op) in ops.iter().enumerate() {
-        apply(op, spec, health).map_err(|e| {
+        apply(op, spec).map_err(|e| {
             if ops.len() > 1 {
                 e.context(&format!("ops[{i}] ({})", op.name()))
             } else {
@@ -31,19 +29,45 @@ pub(super) fn apply_all(
     Ok(())
 }
 
-/// The prober's verdicts: each named path `up` or `down`. Paths the operator
-/// disabled stay disabled; unknown names are skipped.
-pub(super) fn set_path_health(spec: &mut PopSpec, states: &[(&str, Health)]) {
-    for (name, health) in states {
-        if let Some(p) = spec.paths.iter_mut().find(|p| p.name == *name) {
-            if p.state != PathState::Disabled {
-                p.state = measured(*health);
-            }
+/// Keeps only what an operator can say about a path's state: `disabled`, or
+/// enabled (stored as `up`). A `down` in an older state file or a
+/// configuration is observed health, which is not kept: it reads as enabled.
+pub(super) fn intent(spec: &mut PopSpec) {
+    for p in &mut spec.paths {
+        if p.state == PathState::Down {
+            p.state = PathState::Up;
         }
     }
 }
 
-fn apply(op: &Op, spec: &mut PopSpec, health: Option<&dyn HealthSource>) -> Result<(), ApiError> {
+/// The state each path of `spec` is built with: `disabled` as the operator
+/// said, else the observed health (`observed` by name, then `fallback`, else
+/// up).
+pub(super) fn effective_states(
+    spec: &PopSpec,
+    observed: &HashMap<String, Health>,
+    fallback: Option<&dyn HealthSource>,
+) -> Vec<PathState> {
+    spec.paths
+        .iter()
+        .map(|p| {
+            if p.state == PathState::Disabled {
+                return PathState::Disabled;
+            }
+            observed
+                .get(&p.name)
+                .copied()
+                .or_else(|| {
+                    fallback
+                        .and_then(|h| h.path_health(&p.name))
+                        .map(|s| s.health)
+                })
+                .map_or(PathState::Up, measured)
+        })
+        .collect()
+}
+
+fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
     match op {
         Op::AddEip(a) => {
             if let Some(i) = spec.eips.iter().position(|e| e.address == a.eip.address) {
@@ -125,7 +149,11 @@ fn apply(op: &Op, spec: &mut PopSpec, health: Option<&dyn HealthSource>) -> Resu
                     a.path.name
                 )));
             }
-            spec.paths.push(a.path.clone());
+            let mut path = a.path.clone();
+            if path.state == PathState::Down {
+                path.state = PathState::Up;
+            }
+            spec.paths.push(path);
         }
         Op::UpdatePath(u) => update_path(path(spec, &u.name)?, u),
         Op::RemovePath(r) => {
@@ -133,13 +161,9 @@ fn apply(op: &Op, spec: &mut PopSpec, health: Option<&dyn HealthSource>) -> Resu
             spec.paths.remove(i);
         }
         Op::SetPathAdmin(s) => {
-            let p = path(spec, &s.name)?;
-            p.state = match s.admin {
+            path(spec, &s.name)?.state = match s.admin {
                 Admin::Disabled => PathState::Disabled,
-                Admin::Enabled if p.state == PathState::Disabled => health
-                    .and_then(|h| h.path_health(&p.name))
-                    .map_or(PathState::Up, |snap| measured(snap.health)),
-                Admin::Enabled => p.state,
+                Admin::Enabled => PathState::Up,
             };
         }
     }

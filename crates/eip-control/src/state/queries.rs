@@ -3,9 +3,10 @@
 
 use super::plugins::StatsSource;
 use super::writer::{ControlPlane, Snapshot};
-use crate::api::{ApiError, Data, ErrorCode, PathView, Query, Reply, TraceRequest};
+use crate::api::{Admin, ApiError, Data, ErrorCode, PathView, Query, Reply, TraceRequest};
+use crate::health::Health;
 use crate::report;
-use eip_dataplane::tables::{MacAddr, Tables};
+use eip_dataplane::tables::{MacAddr, PathState, Tables};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ impl ControlPlane {
                     .collect(),
             },
             Query::ShowSpec => Data::Spec {
-                spec: Box::new(snap.spec.clone()),
+                spec: Box::new((*snap.spec).clone()),
             },
             Query::Explain(flow) => match crate::explain::explain(&snap.tables, &flow) {
                 Ok(explain) => Data::Explain {
@@ -105,8 +106,23 @@ impl ControlPlane {
                 let region = path.region as usize;
                 let mut mac = [0u8; 6];
                 mac.copy_from_slice(&path.template[..6]);
+                let measured = snap.observed.get(&spec.name).copied().or_else(|| {
+                    self.health
+                        .as_ref()
+                        .and_then(|h| h.path_health(&spec.name))
+                        .map(|s| s.health)
+                });
                 PathView {
                     spec: spec.clone(),
+                    admin: if spec.state == PathState::Disabled {
+                        Admin::Disabled
+                    } else {
+                        Admin::Enabled
+                    },
+                    observed: measured.map(|h| match h {
+                        Health::Up => PathState::Up,
+                        Health::Down => PathState::Down,
+                    }),
                     next_hop_mac_in_use: MacAddr(mac),
                     usable: usable[region].contains(&(i as u16)),
                     region_panic: t.regions[region].panic,

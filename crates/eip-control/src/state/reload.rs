@@ -3,7 +3,8 @@
 //! by name.
 
 use super::diff::SpecDiff;
-use super::writer::ControlPlane;
+use super::edits;
+use super::writer::{ControlPlane, Journaled};
 use crate::api::{ApiError, Data, Reply};
 use crate::config;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ impl ControlPlane {
             Ok(spec) => spec,
             Err(e) => return Reply::error(self.version(), ApiError::invalid(e.to_string())),
         };
+        let mut new = new;
+        edits::intent(&mut new);
+        let journaled = new.clone();
         let mut diff = SpecDiff::default();
         let reply = self.change(
             |spec| {
@@ -32,6 +36,7 @@ impl ControlPlane {
                 *spec = new;
                 Ok(())
             },
+            Journaled::Spec(&journaled),
             1,
             if_version,
             dry_run,

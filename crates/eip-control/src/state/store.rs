@@ -1,7 +1,10 @@
-//! The state file `{version, spec}` that survives restarts, and what the daemon
-//! boots with: that file, or the TOML configuration when there is none.
+//! The state file `{version, spec}` and its journal, which survive restarts, and
+//! what the daemon boots with: those, or the TOML configuration when there is
+//! none.
 
 use super::diff::SpecDiff;
+use super::edits;
+use super::journal::{self, Entry};
 use super::plugins::Resolver;
 use crate::config::{self, ConfigError};
 use eip_dataplane::tables::{MacAddr, PopSpec, TableError, Tables};
@@ -163,7 +166,22 @@ fn build(
     }
 }
 
-/// The JSON file `{version, spec}` that survives restarts.
+/// What replaying the journal at boot did.
+#[derive(Debug, Clone, Copy)]
+struct Replayed {
+    applied: usize,
+    valid_len: u64,
+}
+
+/// The configuration's spec as operator intent (see [`edits::intent`]).
+fn config_intent(config_path: &Path) -> Result<PopSpec, ConfigError> {
+    let mut spec = config::load_spec(config_path)?;
+    edits::intent(&mut spec);
+    Ok(spec)
+}
+
+/// The JSON file `{version, spec}` that survives restarts (with the journal
+/// of changes since it was written, see [`journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateFile {
     path: PathBuf,
@@ -178,13 +196,74 @@ impl StateFile {
         &self.path
     }
 
-    /// Reads and parses the state file; `Ok(None)` if there is none. Does not
-    /// build tables ([`StateFile::boot`] does).
+    /// The journal of changes since the state file was written
+    /// (`<state file>.journal`).
+    pub fn journal_path(&self) -> PathBuf {
+        journal::path_for(&self.path)
+    }
+
+    /// The last committed state: the state file with the journal's changes
+    /// replayed over it; `Ok(None)` if there is no state file. Does not build
+    /// tables ([`StateFile::boot`] does). A record cut short at the end of the
+    /// journal (a crash while appending: that change was never acknowledged) is
+    /// ignored and logged.
     ///
     /// # Errors
-    /// A file that exists but cannot be read or parsed: the daemon must not
-    /// silently fall back to an older configuration.
+    /// A file that exists but cannot be read or parsed, a journal damaged
+    /// before its last record, or one that does not follow the state file: the
+    /// daemon must not silently fall back to an older configuration.
     pub fn load(&self) -> Result<Option<StateDoc>, StateError> {
+        Ok(self.load_with_journal()?.map(|(doc, _)| doc))
+    }
+
+    fn load_with_journal(&self) -> Result<Option<(StateDoc, Replayed)>, StateError> {
+        let Some(mut doc) = self.load_snapshot()? else {
+            return Ok(None);
+        };
+        let journal = self.journal_path();
+        let replay = journal::read(&journal)?;
+        if let Some(why) = &replay.ignored_tail {
+            tracing::warn!("{why}");
+        }
+        let mut applied = 0;
+        for record in replay.records {
+            if record.version <= doc.version {
+                continue; // compacted into the state file already
+            }
+            let syntax = |message: String| StateError::Syntax {
+                path: journal.clone(),
+                message,
+            };
+            if record.version != doc.version + 1 {
+                return Err(syntax(format!(
+                    "the journal jumps from table version {} to {}: changes are missing",
+                    doc.version, record.version
+                )));
+            }
+            match record.entry {
+                Entry::Ops(ops) => edits::apply_all(&ops, &mut doc.spec).map_err(|e| {
+                    syntax(format!(
+                        "change to version {} does not apply: {e}",
+                        record.version
+                    ))
+                })?,
+                Entry::Spec(spec) => doc.spec = *spec,
+            }
+            edits::intent(&mut doc.spec);
+            doc.version = record.version;
+            applied += 1;
+        }
+        Ok(Some((
+            doc,
+            Replayed {
+                applied,
+                valid_len: replay.valid_len,
+            },
+        )))
+    }
+
+    /// The state file alone, without the journal.
+    fn load_snapshot(&self) -> Result<Option<StateDoc>, StateError> {
         self.refuse_symlink()?;
         let text = match fs::read(&self.path) {
             Ok(text) => text,
@@ -196,10 +275,11 @@ impl StateFile {
                 })
             }
         };
-        let doc: StateDoc = serde_json::from_slice(&text).map_err(|e| StateError::Syntax {
+        let mut doc: StateDoc = serde_json::from_slice(&text).map_err(|e| StateError::Syntax {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
+        edits::intent(&mut doc.spec);
         if doc.version == 0 {
             return Err(StateError::Syntax {
                 path: self.path.clone(),
@@ -234,12 +314,12 @@ impl StateFile {
         match (self.load()?, from) {
             (Some(doc), StartFrom::State) => Ok((doc, Origin::StateFile)),
             (Some(doc), StartFrom::Config) => {
-                let spec = config::load_spec(config_path)?;
+                let spec = config_intent(config_path)?;
                 let version = doc.version + 1;
                 Ok((StateDoc { version, spec }, Origin::Config))
             }
             (None, _) => {
-                let spec = config::load_spec(config_path)?;
+                let spec = config_intent(config_path)?;
                 Ok((StateDoc { version: 1, spec }, Origin::Config))
             }
         }
@@ -249,19 +329,13 @@ impl StateFile {
     /// starts from: `None` when they agree (or the file cannot be read, which
     /// the caller reports separately if it matters).
     pub fn disagreement(&self, doc: &StateDoc, config_path: &Path) -> Option<SpecDiff> {
-        let spec = config::load_spec(config_path).ok()?;
+        let spec = config_intent(config_path).ok()?;
         let diff = SpecDiff::between(&doc.spec, &spec);
         (!diff.is_empty()).then_some(diff)
     }
 
     fn refuse_symlink(&self) -> Result<(), StateError> {
-        match fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_symlink() => Err(StateError::Symlink {
-                path: self.path.clone(),
-                target: fs::read_link(&self.path).unwrap_or_default(),
-            }),
-            _ => Ok(()),
-        }
+        journal::refuse_symlink(&self.path)
     }
 
     /// What `eipd` starts with: the state file if present (same spec, same
@@ -291,7 +365,13 @@ impl StateFile {
         resolver: Option<&dyn Resolver>,
         from: StartFrom,
     ) -> Result<Boot, StateError> {
-        let (doc, origin) = self.load_from(config_path, from)?;
+        let (doc, origin, replayed) = match (self.load_with_journal()?, from) {
+            (Some((doc, replayed)), StartFrom::State) => (doc, Origin::StateFile, Some(replayed)),
+            _ => {
+                let (doc, origin) = self.load_from(config_path, from)?;
+                (doc, origin, None)
+            }
+        };
         let version = doc.version;
         let boot = match origin {
             Origin::StateFile => {
@@ -311,6 +391,36 @@ impl StateFile {
                     .map_err(|source| self.write_error("create directory", source))?;
             }
             self.save(version, &boot.spec)?;
+            // The journal's records are all at or below the state file's
+            // version now: skipped if a crash comes before this removal.
+            match fs::remove_file(self.journal_path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(self.write_error("remove the old journal", e))
+                }
+                _ => {}
+            }
+        } else if let Some(replayed) = replayed {
+            // Cut a record a crash left unfinished, so that the next one
+            // appended follows the last whole one.
+            let journal = self.journal_path();
+            let len = fs::metadata(&journal).map_or(0, |m| m.len());
+            if len > replayed.valid_len {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&journal)
+                    .and_then(|f| {
+                        f.set_len(replayed.valid_len)?;
+                        f.sync_all()
+                    })
+                    .map_err(|e| self.write_error("cut the journal's unfinished record", e))?;
+            }
+            if replayed.applied > 0 {
+                tracing::info!(
+                    "state: {} changes replayed from {}",
+                    replayed.applied,
+                    journal.display()
+                );
+            }
         }
         Ok(boot)
     }
@@ -351,12 +461,14 @@ impl StateFile {
             f.write_all(&bytes).map_err(|e| ("write", e))?;
             f.write_all(b"\n").map_err(|e| ("write", e))?;
             f.sync_all().map_err(|e| ("fsync", e))?;
+            journal::crash_point("snapshot_before_rename");
             fs::rename(&tmp, &self.path).map_err(|e| ("rename", e))
         })();
         if let Err((step, source)) = written {
             let _ = fs::remove_file(&tmp);
             return Err(self.write_error(step, source));
         }
+        journal::crash_point("snapshot_after_rename");
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|source| self.write_error("fsync directory", source))

@@ -27,6 +27,7 @@ pub(super) fn temp_dir(tag: &str) -> PathBuf {
 
 #[derive(Clone, Default)]
 pub(super) struct FakeSink {
+    /// Generations handed over.
     pub(super) published: Arc<Mutex<Vec<u64>>>,
     pub(super) mode: Arc<Mutex<Option<SinkError>>>,
 }
@@ -35,7 +36,7 @@ impl TableSink for FakeSink {
     fn publish(&mut self, tables: Arc<Tables>, _: Duration) -> Result<(), SinkError> {
         let mode = self.mode.lock().unwrap().clone();
         if !matches!(mode, Some(SinkError::Rejected(_))) {
-            self.published.lock().unwrap().push(tables.version);
+            self.published.lock().unwrap().push(tables.generation);
         }
         mode.map_or(Ok(()), Err)
     }
@@ -53,6 +54,16 @@ pub(super) fn setup(tag: &str) -> (PathBuf, ControlPlane, FakeSink) {
     (dir, cp, sink)
 }
 
+/// The last committed state on disk: the state file and its journal.
 pub(super) fn state_file(dir: &Path) -> StateDoc {
-    serde_json::from_slice(&fs::read(dir.join("state/state.json")).unwrap()).unwrap()
+    StateFile::new(dir.join("state/state.json"))
+        .load()
+        .unwrap()
+        .expect("a state file")
+}
+
+/// The bytes of the state file and of its journal (empty when absent).
+pub(super) fn disk(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| fs::read(dir.join("state").join(name)).unwrap_or_default();
+    (read("state.json"), read("state.json.journal"))
 }

@@ -1,7 +1,11 @@
 //! [`ControlPlane`]: the single writer that every change goes through (edit a
-//! clone, build, save, publish, wait, commit; see the [module docs](super)).
+//! clone, build, journal, publish, wait, commit; see the [module docs](super)),
+//! and the observed side (path health, next-hop MACs), which makes new table
+//! generations but never a new version and never touches the disk.
 
+use super::delta::{eip_delta, with_small_parts};
 use super::edits;
+use super::journal::{EntryRef, Journal};
 use super::plugins::{
     BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
 };
@@ -9,27 +13,51 @@ use super::store::{Boot, Resolved, StateFile};
 use crate::api::{ApiError, Command, Data, ErrorCode, Op, Reply, Request};
 use crate::health::Health;
 use crate::report;
-use eip_dataplane::tables::{PopSpec, Tables};
+use eip_dataplane::tables::{PathId, PathState, PopSpec, TableDelta, Tables};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a change waits for every worker to switch, unless configured.
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The spec in force and the tables built from it (`tables.version` is the
-/// version).
+/// The journal is compacted into the state file once it holds this many bytes,
+/// unless configured.
+pub const DEFAULT_COMPACT_AT: u64 = 32 << 20;
+
+/// The spec in force and the tables built from it.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The operator's spec, as saved.
-    pub spec: PopSpec,
+    /// The operator's spec, as saved (a path's `state` is its administrative
+    /// state: `up` for enabled, or `disabled`). Shared by the snapshots of
+    /// observed changes, which do not change it.
+    pub spec: Arc<PopSpec>,
     pub tables: Arc<Tables>,
+    /// The state each path of `spec` is built with: `disabled` by the
+    /// operator, else the observed health.
+    pub path_states: Vec<PathState>,
+    /// Path health as the prober last reported it, by path name (observed:
+    /// never saved).
+    pub observed: Arc<HashMap<String, Health>>,
+    /// The operator's table version (what the spec's changes counted).
+    version: u64,
     resolved: Resolved,
 }
 
 impl Snapshot {
+    /// The operator's table version: every committed change of the spec adds
+    /// one; observed changes (path health, next-hop MACs) do not.
     pub fn version(&self) -> u64 {
-        self.tables.version
+        self.version
+    }
+
+    /// The tables' generation: every snapshot handed to the workers adds one,
+    /// observed changes included (what workers acknowledge).
+    pub fn generation(&self) -> u64 {
+        self.tables.generation
     }
 }
 
@@ -37,7 +65,13 @@ impl Snapshot {
 struct Writer {
     sink: Box<dyn TableSink>,
     store: StateFile,
+    journal: Arc<Mutex<Journal>>,
     ack_timeout: Duration,
+    /// The refused-beyond limit on EIPs (the XDP filter maps' size).
+    max_eips: Option<usize>,
+    compact_at: u64,
+    compacting: Arc<AtomicBool>,
+    compaction: Option<JoinHandle<()>>,
 }
 
 /// Applies requests to the POP description; shared by the socket server's
@@ -69,19 +103,45 @@ fn unpoison<G>(r: Result<G, PoisonError<G>>) -> G {
     r.unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What a committed change writes to the journal.
+#[derive(Clone, Copy)]
+pub(super) enum Journaled<'a> {
+    Ops(&'a [Op]),
+    Spec(&'a PopSpec),
+}
+
+impl<'a> From<Journaled<'a>> for EntryRef<'a> {
+    fn from(j: Journaled<'a>) -> EntryRef<'a> {
+        match j {
+            Journaled::Ops(ops) => EntryRef::Ops(ops),
+            Journaled::Spec(spec) => EntryRef::Spec(spec),
+        }
+    }
+}
+
 impl ControlPlane {
     /// A control plane in force with `boot` (whose tables the workers already
-    /// have), saving to `store` and publishing to `sink`.
+    /// have), journaling to `store`'s journal and publishing to `sink`.
     pub fn new(store: StateFile, boot: Boot, sink: impl TableSink + 'static) -> Self {
+        let path_states = boot.spec.paths.iter().map(|p| p.state).collect();
+        let journal = Journal::new(store.journal_path());
         ControlPlane {
             writer: Mutex::new(Writer {
                 sink: Box::new(sink),
                 store,
+                journal: Arc::new(Mutex::new(journal)),
                 ack_timeout: DEFAULT_ACK_TIMEOUT,
+                max_eips: None,
+                compact_at: DEFAULT_COMPACT_AT,
+                compacting: Arc::new(AtomicBool::new(false)),
+                compaction: None,
             }),
             current: RwLock::new(Arc::new(Snapshot {
-                spec: boot.spec,
+                version: boot.tables.version,
+                spec: Arc::new(boot.spec),
                 tables: boot.tables,
+                path_states,
+                observed: Arc::default(),
                 resolved: boot.resolved,
             })),
             stats: None,
@@ -100,8 +160,8 @@ impl ControlPlane {
         self
     }
 
-    /// Prober snapshots for `show_paths`, and the measured health a path resumes
-    /// when re-enabled (without, a re-enabled path is `up`).
+    /// Prober snapshots for `show_paths`, and the measured health of a path
+    /// the prober has not reported yet (without, such a path is `up`).
     pub fn with_health(mut self, health: Arc<dyn HealthSource>) -> Self {
         self.health = Some(health);
         self
@@ -131,12 +191,34 @@ impl ControlPlane {
         self
     }
 
+    /// Refuses any change that would leave more than `max` EIPs (the size the
+    /// XDP filter maps were created with), before anything is applied.
+    pub fn with_max_eips(mut self, max: usize) -> Self {
+        unpoison(self.writer.get_mut()).max_eips = Some(max);
+        self
+    }
+
+    /// Compacts the journal into the state file once it holds `bytes` bytes
+    /// (default [`DEFAULT_COMPACT_AT`]).
+    pub fn with_compaction_at(mut self, bytes: u64) -> Self {
+        unpoison(self.writer.get_mut()).compact_at = bytes;
+        self
+    }
+
+    /// Waits for a running compaction to finish (tests, shutdown).
+    pub fn wait_for_compaction(&self) {
+        let handle = unpoison(self.writer.lock()).compaction.take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
     /// The spec and tables in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&*self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The table version in force.
+    /// The operator's table version in force.
     pub fn version(&self) -> u64 {
         self.snapshot().version()
     }
@@ -157,51 +239,131 @@ impl ControlPlane {
 
     /// Applies `ops` together (or, with `dry_run`, checks them).
     pub fn apply(&self, ops: &[Op], if_version: Option<u64>, dry_run: bool) -> Reply {
-        let health = self.health.as_deref();
         self.change(
-            |spec| edits::apply_all(ops, spec, health),
+            |spec| edits::apply_all(ops, spec),
+            Journaled::Ops(ops),
             ops.len(),
             if_version,
             dry_run,
         )
     }
-    /// version. Paths the operator disabled stay disabled, unknown names are
-    /// skipped (the prober may lag behind a `remove_path`).
+
+    /// Puts the prober's verdicts in force: each named path `up` or `down`.
+    /// Observed state: kept in memory only, never written to disk, never a new
+    /// operator version; the tables get a new generation. Paths the operator
+    /// disabled stay disabled (their health is remembered for when they are
+    /// enabled again); unknown names are kept too (the prober may lag behind
+    /// an `add_path`).
     ///
-    /// Returns the new version, or `None` when nothing changed.
+    /// Returns the new tables generation, or `None` when no path's state in
+    /// the tables changed.
     ///
     /// # Errors
-    /// As for any change (e.g. `storage`, `timeout`).
+    /// `internal` when the tables cannot be built or handed over, `timeout`
+    /// (the new states stand) when a worker is slow to switch.
     pub fn set_path_health(&self, states: &[(&str, Health)]) -> Result<Option<u64>, ApiError> {
-        let reply = self.change(
-            |spec| {
-                edits::set_path_health(spec, states);
-                Ok(())
-            },
-            states.len(),
-            None,
-            false,
-        );
-        changed_version(reply)
+        self.observe(|observed| {
+            for (name, health) in states {
+                observed.insert((*name).to_string(), *health);
+            }
+        })
     }
 
-    /// Rebuilds the spec in force if what the [`Resolver`] fills in changed (a
+    /// Rebuilds the tables if what the [`Resolver`] fills in changed (a
     /// neighbour's MAC moved): call it when the neighbour table changes.
+    /// Observed state, like path health: a new generation, no new version.
     ///
-    /// Returns the new version, or `None` when nothing changed.
+    /// Returns the new generation, or `None` when nothing changed.
     ///
     /// # Errors
-    /// As for any change; e.g. a next hop that is no longer resolved fails the
-    /// build, and the tables in force stay (with the last known MAC).
+    /// As [`set_path_health`](Self::set_path_health); e.g. a next hop that is
+    /// no longer resolved fails the build, and the tables in force stay (with
+    /// the last known MAC).
     pub fn refresh(&self) -> Result<Option<u64>, ApiError> {
-        let reply = self.change(|_| Ok(()), 0, None, false);
-        changed_version(reply)
+        self.observe(|_| {})
     }
 
-    /// The single writer: edit a clone, build, save, publish, wait, commit.
+    /// The observed side: new health or resolution, same spec, same version.
+    fn observe(
+        &self,
+        update: impl FnOnce(&mut HashMap<String, Health>),
+    ) -> Result<Option<u64>, ApiError> {
+        let mut writer = unpoison(self.writer.lock());
+        let current = self.snapshot();
+        let mut observed = (*current.observed).clone();
+        update(&mut observed);
+        let states = edits::effective_states(&current.spec, &observed, self.health.as_deref());
+        let small = self.small_parts(&current.spec, &states);
+        let resolution = Resolved::of(&small);
+        if states == current.path_states && resolution == current.resolved {
+            if observed != *current.observed {
+                // A disabled path's health, kept for when it is enabled again.
+                *unpoison(self.current.write()) = Arc::new(Snapshot {
+                    spec: Arc::clone(&current.spec),
+                    tables: Arc::clone(&current.tables),
+                    path_states: states,
+                    observed: Arc::new(observed),
+                    version: current.version,
+                    resolved: resolution,
+                });
+            }
+            return Ok(None);
+        }
+        let generation = current.generation() + 1;
+        let tables = if resolution == current.resolved {
+            // Health only: the region's path table, every EIP shard shared.
+            let changed: Vec<(PathId, PathState)> = states
+                .iter()
+                .zip(&current.path_states)
+                .enumerate()
+                .filter(|(_, (new, old))| new != old)
+                .map(|(i, (new, _))| (i as PathId, *new))
+                .collect();
+            current.tables.with_path_states(&changed, generation)
+        } else {
+            // A next-hop MAC: the small parts rebuilt, the EIPs shared.
+            let delta = TableDelta {
+                small_parts: true,
+                ..TableDelta::default()
+            };
+            current
+                .tables
+                .apply(&delta, &small, current.version, generation)
+                .map_err(|mut e| {
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        format!("tables not built: {}", e.swap_remove(0)),
+                    )
+                })?
+        };
+        let tables = Arc::new(tables);
+        let timeout = writer.ack_timeout;
+        let published = writer.sink.publish(Arc::clone(&tables), timeout);
+        if let Err(SinkError::Rejected(reason)) = &published {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("tables not published: {reason}"),
+            ));
+        }
+        *unpoison(self.current.write()) = Arc::new(Snapshot {
+            spec: Arc::clone(&current.spec),
+            tables,
+            path_states: states,
+            observed: Arc::new(observed),
+            version: current.version,
+            resolved: resolution,
+        });
+        match published {
+            Err(e) => Err(ApiError::new(ErrorCode::Timeout, e.to_string())),
+            Ok(()) => Ok(Some(generation)),
+        }
+    }
+
+    /// The single writer: edit a clone, build, journal, publish, wait, commit.
     pub(super) fn change(
         &self,
         edit: impl FnOnce(&mut PopSpec) -> Result<(), ApiError>,
+        journaled: Journaled<'_>,
         changes: usize,
         if_version: Option<u64>,
         dry_run: bool,
@@ -220,14 +382,36 @@ impl ControlPlane {
                 ),
             );
         }
-        let mut spec = current.spec.clone();
+        let mut spec = (*current.spec).clone();
         if let Err(e) = edit(&mut spec) {
             return Reply::error(version, e);
         }
-        let resolved = self.resolver.as_ref().map(|r| r.resolve(&spec));
-        let built_from = resolved.as_ref().unwrap_or(&spec);
-        let resolution = Resolved::of(built_from);
-        let unchanged = spec == current.spec && resolution == current.resolved;
+        edits::intent(&mut spec);
+        if let Some(max) = writer.max_eips.filter(|&m| spec.eips.len() > m) {
+            return Reply::error(
+                version,
+                ApiError::invalid(format!(
+                    "the change would leave {} EIPs, more than the {max} this daemon's XDP \
+                     filter maps were sized for (max_eips = {max}); raise max_eips in the \
+                     [daemon] section of the configuration and restart, or remove EIPs first",
+                    spec.eips.len()
+                )),
+            );
+        }
+        let states = edits::effective_states(&spec, &current.observed, self.health.as_deref());
+        let small = self.small_parts(&spec, &states);
+        let resolution = Resolved::of(&small);
+        let next = version + 1;
+        let generation = current.generation() + 1;
+        let (delta, unchanged) = match journaled {
+            Journaled::Ops(ops) => {
+                let observed_differs =
+                    resolution != current.resolved || states != current.path_states;
+                let (delta, unchanged) = eip_delta(ops, &current.spec, &spec, observed_differs);
+                (Some(delta), unchanged)
+            }
+            Journaled::Spec(_) => (None, spec == *current.spec),
+        };
         if unchanged {
             let data = if dry_run {
                 Data::Validated {
@@ -245,11 +429,15 @@ impl ControlPlane {
             };
             return Reply::ok(version, data);
         }
-        let next = version + 1;
-        let tables = match Tables::build(built_from, next) {
-            Ok(t) => Arc::new(t),
-            Err(e) => return Reply::error(version, e.into()),
+        let built = with_small_parts(&mut spec, small, |full| match &delta {
+            Some(delta) => current.tables.apply(delta, full, next, generation),
+            None => Tables::rebuild(full, &current.tables, next, generation),
+        });
+        let tables = match built {
+            Ok(t) => t,
+            Err(mut e) => return Reply::error(version, e.swap_remove(0).into()),
         };
+        let tables = Arc::new(tables);
         if dry_run {
             return Reply::ok(
                 version,
@@ -261,15 +449,20 @@ impl ControlPlane {
                 },
             );
         }
-        if let Err(e) = writer.store.save(next, &spec) {
-            // The rename may have happened before a failing directory sync.
-            let _ = writer.store.save(version, &current.spec);
-            return Reply::error(version, ApiError::new(ErrorCode::Storage, e.to_string()));
-        }
+        let journal = Arc::clone(&writer.journal);
+        let mut journal = unpoison(journal.lock());
+        let before = match journal.append(next, journaled.into()) {
+            Ok(before) => before,
+            Err(e) => {
+                return Reply::error(version, ApiError::new(ErrorCode::Storage, e.to_string()))
+            }
+        };
         let timeout = writer.ack_timeout;
         let published = writer.sink.publish(Arc::clone(&tables), timeout);
         if let Err(SinkError::Rejected(reason)) = &published {
-            let _ = writer.store.save(version, &current.spec);
+            if let Err(e) = journal.truncate(before) {
+                tracing::error!("a change that was not published stays in the journal: {e}");
+            }
             return Reply::error(
                 version,
                 ApiError::new(
@@ -278,11 +471,20 @@ impl ControlPlane {
                 ),
             );
         }
-        *unpoison(self.current.write()) = Arc::new(Snapshot {
-            spec,
+        let snapshot = Arc::new(Snapshot {
+            spec: Arc::new(spec),
             tables,
+            path_states: states,
+            observed: Arc::clone(&current.observed),
+            version: next,
             resolved: resolution,
         });
+        *unpoison(self.current.write()) = Arc::clone(&snapshot);
+        let journal_len = journal.len().unwrap_or(0);
+        drop(journal);
+        if journal_len >= writer.compact_at {
+            writer.compact(snapshot, journal_len);
+        }
         drop(writer);
         let data = Data::Applied {
             previous_version: version,
@@ -297,295 +499,69 @@ impl ControlPlane {
             Ok(()) => Reply::ok(next, data),
         }
     }
+
+    /// The parts of `spec` other than its EIPs (pop, ports, regions, paths),
+    /// resolved if there is a resolver, with the paths in `states`. Cheap: no
+    /// EIP is copied.
+    fn small_parts(&self, spec: &PopSpec, states: &[PathState]) -> PopSpec {
+        let mut small = PopSpec {
+            pop: spec.pop.clone(),
+            ports: spec.ports.clone(),
+            regions: spec.regions.clone(),
+            paths: spec.paths.clone(),
+            eips: Vec::new(),
+            bgp: spec.bgp.clone(),
+        };
+        if let Some(r) = &self.resolver {
+            small = r.resolve(&small);
+        }
+        for (p, s) in small.paths.iter_mut().zip(states) {
+            p.state = *s;
+        }
+        small
+    }
 }
 
-/// The version a change put in force, `None` if it changed nothing. Decided by
-/// the writer's own answer, not by comparing versions around the call: another
-/// client's change in between would look like ours (and was logged as "next-hop
-/// MAC changed" on every operator change).
-fn changed_version(reply: Reply) -> Result<Option<u64>, ApiError> {
-    if let Some(e) = reply.error {
-        return Err(e);
-    }
-    match reply.data {
-        Some(Data::Applied {
-            unchanged: false, ..
-        }) => Ok(Some(reply.version)),
-        _ => Ok(None),
+impl Writer {
+    /// Writes `snapshot` as the state file in the background, then keeps only
+    /// the journal's records after `journal_len` (those after the snapshot).
+    fn compact(&mut self, snapshot: Arc<Snapshot>, journal_len: u64) {
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(h) = self.compaction.take() {
+            let _ = h.join();
+        }
+        let store = self.store.clone();
+        let journal = Arc::clone(&self.journal);
+        let flag = Arc::clone(&self.compacting);
+        let spawned = std::thread::Builder::new()
+            .name("eipd-compact".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let done = store
+                    .save(snapshot.version(), &snapshot.spec)
+                    .and_then(|()| unpoison(journal.lock()).rotate(journal_len));
+                match done {
+                    Ok(()) => tracing::info!(
+                        "state: journal compacted into {} at table version {} in {:?}",
+                        store.path().display(),
+                        snapshot.version(),
+                        started.elapsed()
+                    ),
+                    Err(e) => tracing::error!("state: journal not compacted: {e}"),
+                }
+                flag.store(false, Ordering::Release);
+            });
+        match spawned {
+            Ok(h) => self.compaction = Some(h),
+            Err(e) => {
+                tracing::error!("state: no compaction thread: {e}");
+                self.compacting.store(false, Ordering::Release);
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{AddEip, Admin, BackendRef, RemoveEip, SetPathAdmin, UpdateBackend};
-    use crate::state::store::Origin;
-    use crate::state::testkit::{setup, state_file};
-    use eip_dataplane::tables::{MacAddr, PathState, Protocol};
-    use std::fs;
-    use std::path::Path;
-
-    fn drain(address: &str) -> Op {
-        Op::DrainBackend(BackendRef {
-            eip: "192.0.2.20".parse().unwrap(),
-            protocol: Protocol::Tcp,
-            port: 80,
-            address: address.parse().unwrap(),
-            backend_port: None,
-        })
-    }
-
-    #[test]
-    fn a_change_is_built_saved_published_and_then_visible() {
-        let (dir, cp, sink) = setup("change");
-        assert_eq!(cp.version(), 1);
-        let reply = cp.apply(&[drain("10.1.0.21")], None, false);
-        assert!(reply.ok, "{reply:?}");
-        assert_eq!(reply.version, 2);
-        assert_eq!(*sink.published.lock().unwrap(), vec![2]);
-        let doc = state_file(&dir);
-        assert_eq!(doc.version, 2);
-        assert_eq!(doc.spec, cp.snapshot().spec);
-        assert_eq!(doc.spec.eips[1].services[0].backends[1].weight, 0);
-        // Draining again changes nothing: no new version, nothing published.
-        let again = cp.apply(&[drain("10.1.0.21")], None, false);
-        assert_eq!(again.version, 2);
-        assert!(matches!(
-            again.data,
-            Some(Data::Applied {
-                unchanged: true,
-                ..
-            })
-        ));
-        assert_eq!(sink.published.lock().unwrap().len(), 1);
-        // A restart from the file has the same spec and version.
-        let boot = StateFile::new(dir.join("state/state.json"))
-            .boot(&dir.join("pop.toml"), None)
-            .unwrap();
-        assert_eq!(boot.origin, Origin::StateFile);
-        assert_eq!(boot.tables.version, 2);
-        assert_eq!(boot.spec, cp.snapshot().spec);
-    }
-
-    #[test]
-    fn failures_change_nothing() {
-        let (dir, cp, sink) = setup("fail");
-        let before = fs::read(dir.join("state/state.json")).unwrap();
-        let spec = cp.snapshot().spec.clone();
-        let missing = cp.apply(&[drain("10.9.9.9")], None, false);
-        let e = missing.error.unwrap();
-        assert_eq!(e.code, ErrorCode::NotFound);
-        assert_eq!(
-            e.message,
-            "drain_backend: service 192.0.2.20 tcp/80 has no backend 10.9.9.9 (backends: 10.1.0.20:80, 10.1.0.21:8080)"
-        );
-        // Second op fails: the first is not applied either.
-        let bad = cp.apply(
-            &[
-                drain("10.1.0.21"),
-                Op::RemoveEip(RemoveEip {
-                    address: "192.0.2.99".parse().unwrap(),
-                }),
-            ],
-            None,
-            false,
-        );
-        assert_eq!(
-            bad.error.unwrap().message,
-            "ops[1] (remove_eip): EIP 192.0.2.99 does not exist"
-        );
-        // Validation by the table builder.
-        let mut eip = spec.eips[0].clone();
-        eip.address = "192.0.2.77".parse().unwrap();
-        eip.region = "tokyo".into();
-        let r = cp.apply(&[Op::AddEip(AddEip { eip })], None, false);
-        let e = r.error.unwrap();
-        assert_eq!(e.code, ErrorCode::NotFound);
-        assert!(e.message.contains("region \"tokyo\""), "{e}");
-        // Stale if_version.
-        let r = cp.apply(&[drain("10.1.0.21")], Some(7), false);
-        assert_eq!(r.error.unwrap().code, ErrorCode::VersionConflict);
-        // The sink refusing.
-        *sink.mode.lock().unwrap() = Some(SinkError::Rejected("no".into()));
-        let r = cp.apply(&[drain("10.1.0.21")], None, false);
-        assert_eq!(r.error.unwrap().code, ErrorCode::Internal);
-        assert_eq!(cp.version(), 1);
-        assert_eq!(cp.snapshot().spec, spec);
-        assert_eq!(fs::read(dir.join("state/state.json")).unwrap(), before);
-        assert!(sink.published.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn storage_failure_changes_nothing() {
-        let (dir, cp, _sink) = setup("storage");
-        // A directory where the temporary file goes makes the write fail.
-        fs::create_dir(dir.join("state/.state.json.tmp")).unwrap();
-        let r = cp.apply(&[drain("10.1.0.21")], None, false);
-        let e = r.error.unwrap();
-        assert_eq!(e.code, ErrorCode::Storage);
-        assert!(e.message.contains("create temporary file"), "{e}");
-        assert_eq!(cp.version(), 1);
-        assert_eq!(state_file(&dir).version, 1);
-    }
-
-    #[test]
-    fn timeout_is_reported_but_the_change_stands() {
-        let (dir, cp, sink) = setup("timeout");
-        *sink.mode.lock().unwrap() = Some(SinkError::Timeout {
-            version: 2,
-            lagging: vec![1],
-            timeout: Duration::from_millis(5),
-        });
-        let r = cp.apply(&[drain("10.1.0.21")], None, false);
-        assert!(!r.ok);
-        assert_eq!(r.version, 2);
-        let e = r.error.unwrap();
-        assert_eq!(e.code, ErrorCode::Timeout);
-        assert!(e.message.contains("workers [1]"), "{e}");
-        assert_eq!(cp.version(), 2);
-        assert_eq!(state_file(&dir).version, 2);
-    }
-
-    #[test]
-    fn validate_applies_nothing() {
-        let (_dir, cp, sink) = setup("validate");
-        let r = cp.apply(&[drain("10.1.0.21")], None, true);
-        assert!(r.ok);
-        assert!(matches!(
-            r.data,
-            Some(Data::Validated {
-                would_be_version: 2,
-                ..
-            })
-        ));
-        assert_eq!(cp.version(), 1);
-        assert!(sink.published.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn path_admin_and_health() {
-        let (_dir, cp, _sink) = setup("paths");
-        let disable = Op::SetPathAdmin(SetPathAdmin {
-            name: "sha-bj-unicom".into(),
-            admin: Admin::Disabled,
-        });
-        assert!(cp.apply(&[disable], None, false).ok);
-        let state = |cp: &ControlPlane, i: usize| cp.snapshot().spec.paths[i].state;
-        assert_eq!(state(&cp, 1), PathState::Disabled);
-        // The prober cannot override the operator...
-        assert_eq!(
-            cp.set_path_health(&[("sha-bj-unicom", Health::Up), ("gone", Health::Up)]),
-            Ok(None)
-        );
-        // ...but moves enabled paths, once per change.
-        assert_eq!(
-            cp.set_path_health(&[("sha-bj-telecom", Health::Down)]),
-            Ok(Some(3))
-        );
-        assert_eq!(
-            cp.set_path_health(&[("sha-bj-telecom", Health::Down)]),
-            Ok(None)
-        );
-        assert_eq!(state(&cp, 0), PathState::Down);
-        let enable = Op::SetPathAdmin(SetPathAdmin {
-            name: "sha-bj-unicom".into(),
-            admin: Admin::Enabled,
-        });
-        assert!(cp.apply(&[enable], None, false).ok);
-        // No prober: a re-enabled path is up.
-        assert_eq!(state(&cp, 1), PathState::Up);
-        let weight = Op::UpdateBackend(UpdateBackend {
-            eip: "192.0.2.20".parse().unwrap(),
-            protocol: Protocol::Tcp,
-            port: 80,
-            address: "10.1.0.21".parse().unwrap(),
-            backend_port: Some(8080),
-            weight: 5,
-        });
-        assert!(cp.apply(&[weight], None, false).ok);
-        assert_eq!(cp.version(), 5);
-    }
-
-    #[test]
-    fn a_resolver_fills_in_and_refresh_follows_it() {
-        let (_dir, cp, sink) = setup("resolve");
-        let mac = Arc::new(Mutex::new(MacAddr([2, 0, 0, 0, 9, 9])));
-        let m = Arc::clone(&mac);
-        let cp = cp.with_resolver(Arc::new(move |spec: &PopSpec| {
-            let mut s = spec.clone();
-            s.paths[0].next_hop_mac = Some(*m.lock().unwrap());
-            s
-        }));
-        // The first refresh picks up the resolver's MAC; the next changes nothing.
-        assert_eq!(cp.refresh(), Ok(Some(2)));
-        assert_eq!(cp.refresh(), Ok(None));
-        assert_eq!(
-            &cp.snapshot().tables.paths[0].template[..6],
-            &[2, 0, 0, 0, 9, 9]
-        );
-        // The operator's spec is what is kept.
-        assert_eq!(
-            cp.snapshot().spec.paths[0].next_hop_mac,
-            Some(MacAddr([2, 0, 0, 0, 2, 2]))
-        );
-        *mac.lock().unwrap() = MacAddr([2, 0, 0, 0, 9, 10]);
-        assert_eq!(cp.refresh(), Ok(Some(3)));
-        assert_eq!(*sink.published.lock().unwrap(), vec![2, 3]);
-    }
-
-    #[test]
-    fn a_change_that_changed_nothing_is_not_reported_as_one() {
-        let unchanged = Reply::ok(
-            5,
-            Data::Applied {
-                previous_version: 4,
-                changes: 0,
-                unchanged: true,
-            },
-        );
-        assert_eq!(changed_version(unchanged).unwrap(), None);
-        let changed = Reply::ok(
-            5,
-            Data::Applied {
-                previous_version: 4,
-                changes: 1,
-                unchanged: false,
-            },
-        );
-        assert_eq!(changed_version(changed).unwrap(), Some(5));
-    }
-
-    #[test]
-    fn trace_goes_to_the_tracer_with_the_tables_in_force() {
-        use crate::api::{ErrorCode, TraceEnd, TraceRequest, TraceSummary};
-        use crate::state::TraceService;
-
-        struct FakeTracer;
-        impl TraceService for FakeTracer {
-            fn trace(
-                &self,
-                request: &TraceRequest,
-                tables: &Tables,
-            ) -> Result<TraceSummary, ApiError> {
-                Ok(TraceSummary {
-                    file: request.file.clone(),
-                    written: tables.ports.len() as u64,
-                    lost: 0,
-                    ended: TraceEnd::Time,
-                    elapsed_ms: 1,
-                })
-            }
-        }
-        let request = || Request::new(Command::Trace(TraceRequest::new("/tmp/t.pcapng")));
-        let (_dir, cp, _) = setup("trace");
-        let reply = cp.handle(request());
-        assert_eq!(reply.error.unwrap().code, ErrorCode::Unavailable);
-        let cp = cp.with_trace(Arc::new(FakeTracer));
-        let reply = cp.handle(request());
-        let Some(Data::Trace(summary)) = reply.data else {
-            panic!("{reply:?}")
-        };
-        assert_eq!(summary.written, cp.snapshot().tables.ports.len() as u64);
-        assert_eq!(summary.file, Path::new("/tmp/t.pcapng"));
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 
 use super::stats::DRIVER_DROPS;
 use super::{micros, s, state, u};
-use eip_control::api::PathView;
+use eip_control::api::{Admin, PathView};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -168,7 +168,11 @@ impl Watch {
                 "{:<20} {:<12} {:<9} {:<7} {:>8} {:>8} {:>6} {:>11} {:>11}",
                 p.spec.name,
                 p.spec.region,
-                state(p.spec.state),
+                // What the operator said, else what the prober measured.
+                match p.admin {
+                    Admin::Disabled => "disabled",
+                    Admin::Enabled => p.observed.map_or("up", state),
+                },
                 usable,
                 field("srtt_us"),
                 field("p99_us"),

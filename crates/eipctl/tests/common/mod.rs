@@ -151,10 +151,13 @@ impl Rig {
         Client::connect(&self.socket, Duration::from_secs(10)).unwrap()
     }
 
+    /// The last committed version on disk: the state file and its journal.
     pub fn state_version(&self) -> u64 {
-        let doc: serde_json::Value =
-            serde_json::from_slice(&fs::read(self.dir.join("state.json")).unwrap()).unwrap();
-        doc["version"].as_u64().unwrap()
+        StateFile::new(self.dir.join("state.json"))
+            .load()
+            .unwrap()
+            .expect("a state file")
+            .version
     }
 }
 

@@ -63,8 +63,10 @@ pub fn spawn_refresh(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(NEIGHBOUR_REFRESH);
                 match control.refresh() {
-                    Ok(Some(version)) => {
-                        tracing::info!("next-hop MAC changed; table version {version} in force")
+                    Ok(Some(generation)) => {
+                        tracing::info!(
+                            "next-hop MAC changed; tables generation {generation} in force"
+                        )
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!("neighbour refresh: {e}"),

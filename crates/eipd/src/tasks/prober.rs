@@ -82,8 +82,8 @@ pub fn spawn(
                 if prober.differs_from(&tables) && retry {
                     asked = Some((tables.version, Instant::now()));
                     match control.set_path_health(&prober.table_health()) {
-                        Ok(Some(version)) => {
-                            tracing::info!("path states in force, table version {version}")
+                        Ok(Some(generation)) => {
+                            tracing::info!("path states in force, tables generation {generation}")
                         }
                         Ok(None) => {}
                         Err(e) => tracing::error!("path states not applied: {e}"),

@@ -1,0 +1,87 @@
+//! What a committed change asks of the tables: the EIPs its ops touched (as a
+//! [`TableDelta`] for `Tables::apply`), and the spec the tables see (the
+//! operator's, with resolved next hops and observed path states).
+
+use crate::api::Op;
+use eip_dataplane::tables::{PopSpec, TableDelta};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+/// Calls `f` with `spec` whose ports and paths are those of `small` (resolved,
+/// paths in their observed states), then puts the operator's back: the tables
+/// see what they must be built with, and no copy of the EIPs is made.
+pub(super) fn with_small_parts<R>(
+    spec: &mut PopSpec,
+    mut small: PopSpec,
+    f: impl FnOnce(&PopSpec) -> R,
+) -> R {
+    std::mem::swap(&mut spec.ports, &mut small.ports);
+    std::mem::swap(&mut spec.paths, &mut small.paths);
+    let result = f(spec);
+    std::mem::swap(&mut spec.ports, &mut small.ports);
+    std::mem::swap(&mut spec.paths, &mut small.paths);
+    result
+}
+
+/// What `ops` (which turned `before` into `after`) change in the tables: the
+/// EIPs they name, as they are in `after` (or removed), and whether the small
+/// parts changed (or `observed_differs`: path states, next-hop MACs). Also
+/// whether nothing changed at all. One pass over the EIPs of each spec.
+pub(super) fn eip_delta(
+    ops: &[Op],
+    before: &PopSpec,
+    after: &PopSpec,
+    observed_differs: bool,
+) -> (TableDelta, bool) {
+    let mut touched: HashSet<IpAddr> = HashSet::new();
+    for op in ops {
+        if let Some(address) = op_eip(op) {
+            touched.insert(address);
+        }
+    }
+    let small_differs = before.pop != after.pop
+        || before.ports != after.ports
+        || before.regions != after.regions
+        || before.paths != after.paths;
+    let pick = |spec: &PopSpec| -> HashMap<IpAddr, usize> {
+        if touched.is_empty() {
+            return HashMap::new();
+        }
+        spec.eips
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| touched.contains(&e.address))
+            .map(|(i, e)| (e.address, i))
+            .collect()
+    };
+    let (was, now) = (pick(before), pick(after));
+    let same_eips = was.len() == now.len()
+        && was
+            .iter()
+            .all(|(a, &i)| now.get(a).is_some_and(|&j| before.eips[i] == after.eips[j]));
+    let delta = TableDelta {
+        upsert: now.values().map(|&i| after.eips[i].clone()).collect(),
+        remove: touched
+            .iter()
+            .filter(|a| !now.contains_key(a))
+            .copied()
+            .collect(),
+        small_parts: small_differs || observed_differs,
+    };
+    (delta, same_eips && !small_differs)
+}
+
+/// The EIP an op changes, if it changes one.
+fn op_eip(op: &Op) -> Option<IpAddr> {
+    match op {
+        Op::AddEip(a) => Some(a.eip.address),
+        Op::UpdateEip(u) => Some(u.address),
+        Op::RemoveEip(r) => Some(r.address),
+        Op::AddService(a) => Some(a.eip),
+        Op::RemoveService(r) => Some(r.eip),
+        Op::AddBackend(a) => Some(a.eip),
+        Op::UpdateBackend(u) => Some(u.eip),
+        Op::DrainBackend(r) | Op::RemoveBackend(r) => Some(r.eip),
+        Op::AddPath(_) | Op::UpdatePath(_) | Op::RemovePath(_) | Op::SetPathAdmin(_) => None,
+    }
+}
