@@ -316,25 +316,8 @@ impl Journal {
                 .map_err(|e| self.error("read", e))?;
         }
         let tmp = self.path.with_extension("journal.tmp");
-        let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| ("create temporary file", e))?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|e| ("chmod temporary file", e))?;
-            f.write_all(&tail).map_err(|e| ("write", e))?;
-            f.sync_all().map_err(|e| ("fsync", e))?;
-            crash_point("rotate_before_rename");
-            fs::rename(&tmp, &self.path).map_err(|e| ("rename", e))
-        })();
-        if let Err((step, e)) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.error(step, e));
-        }
+        replace_private(&tmp, &self.path, &[&tail], "rotate_before_rename")
+            .map_err(|(step, e)| self.error(step, e))?;
         self.file = None;
         sync_dir(&self.path).map_err(|e| self.error("fsync directory", e))?;
         crash_point("rotate_after_rename");
@@ -372,6 +355,42 @@ pub(super) fn crash_point(step: &str) {
 #[cfg(not(test))]
 #[inline(always)]
 pub(super) fn crash_point(_step: &str) {}
+
+/// Replaces `target` with `parts` through `tmp` (same directory): written
+/// owner-only (the description names every customer's addresses), fsynced,
+/// renamed over `target` (crash point `crash` just before). On failure `tmp` is
+/// removed and `target` is unchanged; the caller fsyncs the directory.
+///
+/// # Errors
+/// The step that failed, for the caller's error.
+pub(super) fn replace_private(
+    tmp: &Path,
+    target: &Path,
+    parts: &[&[u8]],
+    crash: &'static str,
+) -> Result<(), (&'static str, io::Error)> {
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(tmp)
+            .map_err(|e| ("create temporary file", e))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| ("chmod temporary file", e))?;
+        for part in parts {
+            f.write_all(part).map_err(|e| ("write", e))?;
+        }
+        f.sync_all().map_err(|e| ("fsync", e))?;
+        crash_point(crash);
+        fs::rename(tmp, target).map_err(|e| ("rename", e))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
 
 #[cfg(test)]
 mod tests {

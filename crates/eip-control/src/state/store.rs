@@ -10,8 +10,7 @@ use crate::config::{self, ConfigError};
 use eip_dataplane::tables::{MacAddr, PopSpec, TableError, Tables};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -447,27 +446,8 @@ impl StateFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp"));
-        let written = (|| {
-            // Owner-only: the description names every customer's addresses.
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| ("create temporary file", e))?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|e| ("chmod temporary file", e))?;
-            f.write_all(&bytes).map_err(|e| ("write", e))?;
-            f.write_all(b"\n").map_err(|e| ("write", e))?;
-            f.sync_all().map_err(|e| ("fsync", e))?;
-            journal::crash_point("snapshot_before_rename");
-            fs::rename(&tmp, &self.path).map_err(|e| ("rename", e))
-        })();
-        if let Err((step, source)) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.write_error(step, source));
-        }
+        journal::replace_private(&tmp, &self.path, &[&bytes, b"\n"], "snapshot_before_rename")
+            .map_err(|(step, source)| self.write_error(step, source))?;
         journal::crash_point("snapshot_after_rename");
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -487,6 +467,7 @@ impl StateFile {
 mod tests {
     use super::*;
     use crate::state::testkit::{temp_dir, EXAMPLE};
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_broken_first_configuration_leaves_no_state() {

@@ -19,7 +19,7 @@ use super::Pipeline;
 use crate::counters::Event;
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{addr_key_v4, Tables};
+use crate::tables::{addr_key_v4, Eip, Tables};
 use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
 use std::net::IpAddr;
 
@@ -119,9 +119,16 @@ impl Pipeline {
         ];
         let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
         let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
-        let record = t.eips.get(m.eip)?;
-        let IpAddr::V4(eip) = record.address else {
-            return None;
+        let (eip, epoch) = match t.eips.address_v4(m.eip) {
+            Some(a) => a,
+            None => match t.eips.get(m.eip)? {
+                Eip {
+                    address: IpAddr::V4(a),
+                    epoch,
+                    ..
+                } => (a.octets(), epoch),
+                _ => return None,
+            },
         };
 
         // Goes through: from here on the frame changes.
@@ -132,7 +139,7 @@ impl Pipeline {
             hdr,
             l4,
             nat::V4_SRC,
-            eip.octets(),
+            eip,
             m.service_port.map(|p| (SRC_PORT, p)),
         );
         let port = &t.ports[t.internet_port as usize];
@@ -144,7 +151,7 @@ impl Pipeline {
             .ok()?;
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
-        self.counters.eip_out_at(m.eip, record.epoch).add(total);
+        self.counters.eip_out_at(m.eip, epoch).add(total);
         self.counters.event(Event::Decapsulated);
         Some(Verdict::Tx(t.internet_port))
     }
@@ -185,16 +192,24 @@ impl Pipeline {
         let protocol = d[L3 + 9];
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
-        let eip = &t.eips.get(eip_id)?;
-        let (backend, new_port) = if eip.services.is_empty() {
-            (eip.backend?, None)
-        } else {
-            choose_target(t, eip, protocol, Some(dport), hash).ok()?
+        // A plain 1:1 IPv4 EIP straight from its record; anything else through the
+        // EIP's view (services pick a backend by Maglev).
+        let (backend, new_port, region, epoch) = match t.eips.one_to_one_v4(eip_id) {
+            Some((backend, region, epoch)) => (backend, None, region, epoch),
+            None => {
+                let eip = t.eips.get(eip_id)?;
+                let (backend, new_port) = if eip.services.is_empty() {
+                    (eip.backend?, None)
+                } else {
+                    choose_target(t, &eip, protocol, Some(dport), hash).ok()?
+                };
+                let IpAddr::V4(backend) = backend else {
+                    return None;
+                };
+                (backend.octets(), new_port, eip.region, eip.epoch)
+            }
         };
-        let IpAddr::V4(backend) = backend else {
-            return None;
-        };
-        let region = &t.regions[eip.region as usize];
+        let region = &t.regions[region as usize];
         if region.path_table.is_empty() {
             return None;
         }
@@ -232,13 +247,13 @@ impl Pipeline {
             hdr,
             l4,
             nat::V4_DST,
-            backend.octets(),
+            backend,
             new_port.map(|p| (DST_PORT, p)),
         );
         if let Err(reason) = encap::encapsulate(frame, &ip, path, hash) {
             return Some(Verdict::Drop(reason));
         }
-        self.counters.eip_in_at(eip_id, eip.epoch).add(total);
+        self.counters.eip_in_at(eip_id, epoch).add(total);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))

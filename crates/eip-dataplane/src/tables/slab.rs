@@ -142,6 +142,27 @@ impl EipSlab {
         self.record(slot).map_or(0, |r| r.epoch)
     }
 
+    /// The 1:1 IPv4 backend, region and epoch of the EIP in `slot` when it is a
+    /// plain 1:1 IPv4 EIP (no services, not IPv6): all the fast path needs, read
+    /// from the 16-byte record alone, without assembling an [`Eip`] view.
+    #[inline(always)]
+    pub fn one_to_one_v4(&self, slot: EipId) -> Option<([u8; 4], RegionId, u32)> {
+        let r = self.record(slot)?;
+        (r.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND).then_some((
+            r.backend.to_be_bytes(),
+            r.region,
+            r.epoch,
+        ))
+    }
+
+    /// The IPv4 address and epoch of the EIP in `slot` when its record holds the
+    /// address (not IPv6, no services): what a return needs.
+    #[inline(always)]
+    pub fn address_v4(&self, slot: EipId) -> Option<([u8; 4], u32)> {
+        let r = self.record(slot)?;
+        (r.flags & (LIVE | EXTRA) == LIVE).then_some((r.address.to_be_bytes(), r.epoch))
+    }
+
     #[inline(always)]
     fn view(&self, slot: EipId, r: &Record) -> Eip<'_> {
         if r.flags & EXTRA != 0 {
