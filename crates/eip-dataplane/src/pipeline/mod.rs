@@ -236,6 +236,8 @@ impl Pipeline {
                     let id = id as usize;
                     touched ^= t.eips.at(id as u32).region as u64;
                     touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
+                    // The epoch the counters check before counting: its own array.
+                    touched ^= self.counters.eip_epoch.get(id).map_or(0, |&e| u64::from(e));
                 }
             }
         }
