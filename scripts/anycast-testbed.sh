@@ -10,7 +10,7 @@
 # (--ecmp: no prepend, maximum-paths 2). Each POP has its own backbone veth to
 # the region, its own VTEP and inner MAC; the region steers returns to the
 # ingress POP (scripts/region-steering.sh). eipd is not started here: see
-# `start-pop`, the demo (scripts/anycast-demo.sh) and crates/eipd/tests/anycast_e2e.rs.
+# `start-pop`, the demo (scripts/demo.sh) and crates/eipd/tests/anycast_e2e.rs.
 #
 # Commands:
 #   up [--ecmp] [--id ID]   build it (prints the id); writes popa.toml, popb.toml, env

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The demo: one anycast EIP, end to end, on a namespace testbed (no NIC needed).
+# The demo: one anycast EIP prefix announced from two POPs, a download that
+# survives the death of the POP it entered.
 #
-#   client ns ("the Internet") --veth--> POP ns (eipd on AF_XDP) ==VXLAN over veth==> region ns
-#                                                                 (Linux vxlan device + nginx on 10.1.0.10)
+#   client --- router (FRR) ---+--- POP A (eipd + BIRD) ===+
+#                              +--- POP B (eipd + BIRD) ===+--- region (vxlan, nginx)
 #
-# Builds eipd, starts the testbed and eipd, fetches a page from the EIP with curl
-# from the client, pings the EIP, shows eipd's counters, and tears everything down
-# (also on failure or Ctrl-C). Needs root (namespaces, XDP).
+# Shows: nothing announced before eipd forwards; 192.0.2.0/24 learned from both
+# POPs, POP A preferred; a rate-limited download via POP A; kill -9 of POP A's eipd
+# (BIRD dies with it, the router withdraws); the download finishing via POP B with
+# the right sha256; `eipctl show bgp`; a graceful drain of POP B's replacement.
+# Tears everything down, also on failure or Ctrl-C. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -16,54 +19,60 @@ fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "installing dependencies (Debian packages) and building eipd"
+say "installing dependencies (bird2, frr, nginx...) and building eipd"
 scripts/install-deps.sh
-cargo build --release --bin eipd --bin eipctl
-EIPD=$PWD/target/release/eipd
+# EIPD and EIPCTL may name binaries built already (e.g. a debug build).
+if [ -z "${EIPD:-}" ] || [ -z "${EIPCTL:-}" ]; then
+  cargo build --release --bin eipd --bin eipctl
+  TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+  EIPD=$TARGET/release/eipd
+  EIPCTL=$TARGET/release/eipctl
+fi
 
-ID=demo$((RANDOM % 1000))
-EIPD_PID=""
-cleanup() {
-  if [ -n "$EIPD_PID" ]; then kill -INT "$EIPD_PID" 2>/dev/null || true; wait "$EIPD_PID" 2>/dev/null || true; fi
-  scripts/testbed.sh down --id "$ID" >/dev/null 2>&1 || true
-}
+ID=ad$((RANDOM % 1000))
+cleanup() { scripts/anycast-testbed.sh down --id "$ID" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "starting the testbed ($ID): client, POP and region namespaces"
-scripts/testbed.sh up --id "$ID" >/dev/null
+say "starting the testbed ($ID): client, FRR router, POP A, POP B, region"
+scripts/anycast-testbed.sh up --id "$ID" >/dev/null
 # shellcheck disable=SC1090
-source <(scripts/testbed.sh env --id "$ID")
-LOG=$TB_RUN_DIR/eipd.log
+source <(scripts/anycast-testbed.sh env --id "$ID")
+routes() { ip netns exec "$AT_NS_ROUTER" vtysh --vty_socket "$AT_FRR_DIR" -c "show ip bgp $AT_EIP_PREFIX" | sed -n '/Paths:/,$p' | grep -E 'Paths|from|Community|best' || echo "  (no route)"; }
+wait_log() { for _ in $(seq 200); do grep -q "$2" "$1" && return 0; sleep 0.05; done; echo "timeout waiting for '$2' in $1" >&2; exit 1; }
 
-say "eipd configuration (generated for the testbed)"
-"$EIPD" check --config "$TB_EIPD_CONFIG"
+say "the router before any eipd runs: no route to $AT_EIP_PREFIX"
+routes
 
-say "starting eipd in the POP namespace"
-ip netns exec "$TB_NS_POP" "$EIPD" run --config "$TB_EIPD_CONFIG" --state "$TB_RUN_DIR/state.json" --socket "$TB_RUN_DIR/control.sock" --idle-sleep >"$LOG" 2>&1 &
-EIPD_PID=$!
-for _ in $(seq 100); do
-  kill -0 "$EIPD_PID" 2>/dev/null || { cat "$LOG"; echo "demo: eipd exited" >&2; EIPD_PID=""; exit 1; }
-  grep -q "eipd: running" "$LOG" && break
-  sleep 0.1
-done
-sed -n '/eipd: running/,/stop with/p' "$LOG"
+say "starting eipd (with BIRD as its child) in POP A, then POP B"
+PID_A=$(scripts/anycast-testbed.sh start-pop a "$EIPD" --id "$ID")
+wait_log "$AT_RUN_DIR/popa.log" "announce: the data plane forwards it"
+scripts/anycast-testbed.sh start-pop b "$EIPD" --id "$ID" >/dev/null
+wait_log "$AT_RUN_DIR/popb.log" "announce: the data plane forwards it"
+sleep 1
+grep "bgp:" "$AT_RUN_DIR/popa.log"
 
-say "curl http://192.0.2.10/ from the client (EIP 1:1 -> backend 10.1.0.10 in the region)"
-ip netns exec "$TB_NS_CLIENT" curl -sS --max-time 5 -D - http://192.0.2.10/
+say "the router now: $AT_EIP_PREFIX from both POPs, POP A preferred (POP B prepends)"
+routes
+"$EIPCTL" --socket "$AT_POPA_SOCKET" show bgp
 
-say "curl http://192.0.2.20/ four times (EIP with a TCP/80 service over two backends, Maglev)"
-for _ in 1 2 3 4; do
-  ip netns exec "$TB_NS_CLIENT" curl -sS --max-time 5 -o /dev/null -w "%{http_code} from %{remote_ip}:%{remote_port}, local port %{local_port}\n" \
-    --local-port $((40000 + RANDOM % 20000)) http://192.0.2.20/
-done
+say "a rate-limited download (16 MiB, curl --limit-rate 700k) from the client via POP A; kill -9 of POP A's eipd after 2 s"
+ip netns exec "$AT_NS_CLIENT" curl -sS --keepalive-time 1 --limit-rate 700k -o "$AT_RUN_DIR/dl.bin" \
+  -w "download: %{size_download} bytes in %{time_total} s\n" "http://$AT_EIP1/big.bin" &
+CURL=$!
+sleep 2
+kill -9 "$PID_A"
+echo "killed POP A's eipd; its BIRD: $(pgrep -f "popa.sock.bird" >/dev/null && echo still running || echo gone)"
+sleep 0.3
+routes
+wait "$CURL"
+[ "$(sha256sum <"$AT_RUN_DIR/dl.bin" | cut -d' ' -f1)" = "$AT_BIGFILE_SHA256" ] && echo "sha256 matches: the download finished via POP B"
 
-say "ping the EIP (answered by the backend through the tunnel)"
-ip netns exec "$TB_NS_CLIENT" ping -c 3 -i 0.2 -W 1 192.0.2.10
-
-say "stopping eipd: final counters"
-kill -INT "$EIPD_PID"
-wait "$EIPD_PID" || true
-EIPD_PID=""
-sed -n '/^final counters/,$p' "$LOG"
+say "POP B drains (eipctl drain): GRACEFUL_SHUTDOWN, wait, withdraw, stop"
+"$EIPCTL" --socket "$AT_POPB_SOCKET" drain
+sleep 0.5
+routes
+wait_log "$AT_RUN_DIR/popb.log" "BIRD stopped"
+grep "bgp:" "$AT_RUN_DIR/popb.log" | tail -4
+routes
 say "done: tearing the testbed down"
