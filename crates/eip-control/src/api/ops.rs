@@ -3,7 +3,7 @@
 
 use super::request::{from_args, COMMANDS};
 use super::{ApiError, ErrorCode};
-use eip_dataplane::tables::spec::{BackendSpec, EipSpec, PathSpec, ServiceSpec};
+use eip_dataplane::tables::spec::{BackendSpec, EipSpec, LimitsSpec, PathSpec, ServiceSpec};
 use eip_dataplane::tables::{MacAddr, Protocol};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +28,7 @@ pub enum Op {
     UpdatePath(UpdatePath),
     RemovePath(PathRef),
     SetPathAdmin(SetPathAdmin),
+    SetLimits(SetLimits),
 }
 
 /// `add_eip`: a new EIP (its address must not exist yet).
@@ -202,6 +203,18 @@ pub struct SetPathAdmin {
     pub admin: Admin,
 }
 
+/// `set_limits`: replaces the rate limits of the EIP at `address`, or the
+/// POP's default (`[limits]`) without `address`. `limits` absent, `null` or
+/// `{}` removes them (the EIP then follows the POP default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+}
+
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -228,6 +241,7 @@ impl Op {
             "update_path" => Op::UpdatePath(from_args(cmd, args)?),
             "remove_path" => Op::RemovePath(from_args(cmd, args)?),
             "set_path_admin" => Op::SetPathAdmin(from_args(cmd, args)?),
+            "set_limits" => Op::SetLimits(from_args(cmd, args)?),
             "transaction" | "validate" => {
                 return Err(ApiError::invalid(format!(
                     "`{cmd}` cannot be nested inside a transaction"
@@ -267,6 +281,7 @@ impl Op {
             Op::UpdatePath(_) => "update_path",
             Op::RemovePath(_) => "remove_path",
             Op::SetPathAdmin(_) => "set_path_admin",
+            Op::SetLimits(_) => "set_limits",
         }
     }
 }
