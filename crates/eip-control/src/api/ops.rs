@@ -309,4 +309,35 @@ mod tests {
         };
         assert_eq!(u.backend, None);
     }
+
+    #[test]
+    fn set_limits_takes_rates_as_text_or_numbers_and_refuses_bad_ones() {
+        let r = parse(
+            r#"{"cmd":"set_limits","address":"192.0.2.10","limits":{"in_bps":"8Mbit","out_pps":500}}"#,
+        )
+        .unwrap();
+        let Command::Change(Op::SetLimits(l)) = r.command else {
+            panic!()
+        };
+        let caps = l.limits.unwrap();
+        assert_eq!(
+            (caps.in_bps, caps.out_pps, caps.in_pps),
+            (Some(8_000_000), Some(500), None)
+        );
+        let r = parse(r#"{"cmd":"set_limits","limits":null}"#).unwrap();
+        assert!(matches!(
+            r.command,
+            Command::Change(Op::SetLimits(SetLimits {
+                address: None,
+                limits: None
+            }))
+        ));
+        for bad in [
+            r#"{"cmd":"set_limits","limits":{"in_bps":"8 furlongs"}}"#,
+            r#"{"cmd":"set_limits","limits":{"in_bits":1}}"#,
+            r#"{"cmd":"set_limits","limits":{"in_pps":-1}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }
