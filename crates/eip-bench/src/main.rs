@@ -129,6 +129,14 @@ fn main() -> Result<()> {
             workloads::SERVICE.into(),
             Box::new(|| Ok(workloads::service_1000_backends())),
         ),
+        (
+            workloads::HEADLINE_LIMITED.into(),
+            Box::new(workloads::small_frames_1k_eips_limited),
+        ),
+        (
+            workloads::RETURNS_LIMITED.into(),
+            Box::new(|| Ok(workloads::returns_1k_eips_limited())),
+        ),
     ];
     if let (Some(pcap), Some(config)) = (args.pcap.clone(), args.config.clone()) {
         let name = format!("pcap {}", pcap.display());

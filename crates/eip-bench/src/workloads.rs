@@ -1,7 +1,7 @@
 //! Benchmark workloads: tables plus a pool of frames. Deterministic (fixed seeds).
 
 use anyhow::{Context, Result};
-use eip_dataplane::tables::spec::{PopSpec, Protocol};
+use eip_dataplane::tables::spec::{LimitsSpec, PopSpec, Protocol};
 use eip_dataplane::testkit::frames::FrameBuilder;
 use eip_dataplane::testkit::pop::{self, PopBuilder};
 use eip_dataplane::Tables;
@@ -15,6 +15,8 @@ pub const IMIX: &str = "IMIX 7:4:1, 1k EIPs";
 pub const RETURNS: &str = "returns (decap), 1k EIPs";
 pub const MILLION: &str = "64B, 1M EIPs";
 pub const SERVICE: &str = "service, 1000 backends";
+pub const HEADLINE_LIMITED: &str = "64B to 1k rate-limited EIPs";
+pub const RETURNS_LIMITED: &str = "returns from 1k rate-limited EIPs";
 
 pub struct Workload {
     pub name: String,
@@ -196,6 +198,40 @@ pub fn from_pcap(config: &Path, pcap: &Path) -> Result<Workload> {
         frames,
         build_ms,
     })
+}
+
+/// Caps on every EIP, both directions, high enough that nothing is dropped:
+/// what policing costs a packet that passes.
+fn limit_all(spec: &mut PopSpec) {
+    let caps = LimitsSpec {
+        in_bps: Some(100_000_000_000),
+        in_pps: Some(100_000_000),
+        out_bps: Some(100_000_000_000),
+        out_pps: Some(100_000_000),
+    };
+    for e in &mut spec.eips {
+        e.limits = Some(caps);
+    }
+}
+
+/// [`small_frames_1k_eips`] with [`limit_all`].
+pub fn small_frames_1k_eips_limited() -> Result<Workload> {
+    let mut w = small_frames_1k_eips()?;
+    let (mut spec, _) = eip_control::config::load(&fixture("pop-1k.toml"))?;
+    limit_all(&mut spec);
+    (w.tables, w.build_ms) = build(&spec);
+    w.name = HEADLINE_LIMITED.into();
+    Ok(w)
+}
+
+/// [`returns_1k_eips`] with [`limit_all`].
+pub fn returns_1k_eips_limited() -> Workload {
+    let mut w = returns_1k_eips();
+    let mut spec = bench_pop().one_to_one_eips(1000, "bj").spec();
+    limit_all(&mut spec);
+    (w.tables, w.build_ms) = build(&spec);
+    w.name = RETURNS_LIMITED.into();
+    w
 }
 
 #[cfg(test)]

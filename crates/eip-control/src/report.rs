@@ -22,13 +22,18 @@ pub fn counters_json(tables: &Tables, c: &Counters) -> Value {
         .filter(|(i, _)| {
             c.eip_in.get(*i).is_some_and(|t| t.packets > 0)
                 || c.eip_out.get(*i).is_some_and(|t| t.packets > 0)
+                || c.eip_policed.get(*i).is_some_and(|p| !p.is_zero())
         })
         .map(|(i, e)| {
-            json!({
+            let mut v = json!({
                 "address": e.address.to_string(),
                 "in": c.eip_in.get(i).copied().unwrap_or_default(),
                 "out": c.eip_out.get(i).copied().unwrap_or_default(),
-            })
+            });
+            if let Some(p) = c.eip_policed.get(i).filter(|p| !p.is_zero()) {
+                v["rate_limited"] = json!(p);
+            }
+            v
         })
         .collect();
     let paths: Vec<Value> = tables
@@ -86,6 +91,13 @@ pub fn counters_text(tables: &Tables, c: &Counters) -> String {
             tout.packets,
             tout.bytes
         );
+        if let Some(p) = c.eip_policed.get(i).filter(|p| !p.is_zero()) {
+            let _ = writeln!(
+                out,
+                "    rate limited: in {} over bps, {} over pps; out {} over bps, {} over pps",
+                p.in_over_bps, p.in_over_pps, p.out_over_bps, p.out_over_pps
+            );
+        }
     }
     if !tables.paths.is_empty() {
         let _ = writeln!(

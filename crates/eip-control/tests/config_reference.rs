@@ -82,6 +82,12 @@ fn full_spec() -> PopSpec {
                     weight: 2,
                 }],
             }],
+            limits: Some(LimitsSpec {
+                in_bps: Some(100_000_000),
+                in_pps: Some(50_000),
+                out_bps: Some(1_000_000_000),
+                out_pps: Some(0),
+            }),
         }],
         bgp: Some(BgpSpec {
             local_as: 64497,
@@ -108,6 +114,12 @@ fn full_spec() -> PopSpec {
             drain_wait_ms: 5000,
             drain_prepend: 1,
             bird: "bird".into(),
+        }),
+        limits: Some(LimitsSpec {
+            in_bps: Some(100_000_000),
+            in_pps: Some(50_000),
+            out_bps: Some(1_000_000_000),
+            out_pps: Some(0),
         }),
     }
 }
@@ -260,7 +272,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 11] = [
+    let types: [(&str, &[&str]); 13] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -268,6 +280,8 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("paths", fields_of::<PathSpec>()),
         ("eips", fields_of::<EipSpec>()),
         ("eips.services", fields_of::<ServiceSpec>()),
+        ("limits", fields_of::<LimitsSpec>()),
+        ("eips.limits", fields_of::<LimitsSpec>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
         ("bgp", fields_of::<BgpSpec>()),
         ("bgp.neighbors", fields_of::<NeighborSpec>()),

@@ -73,6 +73,11 @@ counted_enum! {
         BadExtensionHeaders => "bad_extension_headers",
         /// EIP traffic of an IP family the region cannot carry.
         FamilyMismatch => "family_mismatch",
+        /// Over the EIP's bits-per-second cap (either direction; per EIP in
+        /// [`Counters::eip_policed`]).
+        OverBps => "over_bps",
+        /// Over the EIP's packets-per-second cap (either direction).
+        OverPps => "over_pps",
     }
 }
 
@@ -119,6 +124,39 @@ impl Traffic {
     }
 }
 
+/// Packets of one EIP dropped by its rate limits, per direction and cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Policed {
+    pub in_over_bps: u64,
+    pub in_over_pps: u64,
+    pub out_over_bps: u64,
+    pub out_over_pps: u64,
+}
+
+impl Policed {
+    #[inline(always)]
+    pub fn count(&mut self, inbound: bool, bps: bool) {
+        *match (inbound, bps) {
+            (true, true) => &mut self.in_over_bps,
+            (true, false) => &mut self.in_over_pps,
+            (false, true) => &mut self.out_over_bps,
+            (false, false) => &mut self.out_over_pps,
+        } += 1;
+    }
+
+    fn add(&mut self, o: &Policed) {
+        self.in_over_bps += o.in_over_bps;
+        self.in_over_pps += o.in_over_pps;
+        self.out_over_bps += o.out_over_bps;
+        self.out_over_pps += o.out_over_pps;
+    }
+
+    /// Whether nothing was dropped.
+    pub fn is_zero(&self) -> bool {
+        *self == Policed::default()
+    }
+}
+
 /// One worker's counters. `eip_in`/`eip_out` are indexed by stable EIP slot
 /// ([`crate::tables::EipId`]) and only grow, across table changes; `path` follows
 /// path indexes of the description version `table_version` and restarts when it
@@ -137,6 +175,9 @@ pub struct Counters {
     /// `eip_in`/`eip_out` hold: an EIP that takes a freed slot starts from zero
     /// ([`Counters::eip_in_at`]), so it never inherits its predecessor's counts.
     pub eip_epoch: Vec<u32>,
+    /// Rate-limit drops per EIP slot, like `eip_in`; empty until some EIP is
+    /// policed (no memory per EIP otherwise).
+    pub eip_policed: Vec<Policed>,
     /// Encapsulated traffic per backbone path (outer bytes).
     pub path: Vec<Traffic>,
 }
@@ -151,6 +192,7 @@ impl Counters {
             eip_in: vec![Traffic::default(); eips],
             eip_out: vec![Traffic::default(); eips],
             eip_epoch: vec![0; eips],
+            eip_policed: Vec::new(),
             path: vec![Traffic::default(); paths],
         }
     }
@@ -183,12 +225,29 @@ impl Counters {
         &mut self.eip_out[slot as usize]
     }
 
+    /// Rate-limit drops of the EIP in `slot` with epoch `epoch`: see
+    /// [`Counters::eip_in_at`]. Grows `eip_policed` the first time (a worker
+    /// sizes it when it adopts tables with policed EIPs, so this never
+    /// allocates on the hot path in practice).
+    #[inline(always)]
+    pub fn eip_policed_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &mut Policed {
+        self.claim_slot(slot as usize, epoch);
+        let slot = slot as usize;
+        if self.eip_policed.len() <= slot {
+            self.eip_policed.resize(slot + 1, Policed::default());
+        }
+        &mut self.eip_policed[slot]
+    }
+
     #[inline(always)]
     fn claim_slot(&mut self, slot: usize, epoch: u32) {
         if self.eip_epoch[slot] != epoch {
             self.eip_epoch[slot] = epoch;
             self.eip_in[slot] = Traffic::default();
             self.eip_out[slot] = Traffic::default();
+            if let Some(p) = self.eip_policed.get_mut(slot) {
+                *p = Policed::default();
+            }
         }
     }
 
@@ -216,6 +275,7 @@ impl Counters {
         self.eip_in.clone_from(&other.eip_in);
         self.eip_out.clone_from(&other.eip_out);
         self.eip_epoch.clone_from(&other.eip_epoch);
+        self.eip_policed.clone_from(&other.eip_policed);
         self.path.clone_from(&other.path);
     }
 
@@ -251,6 +311,9 @@ impl Counters {
                         *t = Traffic::default();
                     }
                 }
+                if let Some(p) = self.eip_policed.get_mut(slot) {
+                    *p = Policed::default();
+                }
             }
         }
         let epochs = &self.eip_epoch;
@@ -258,6 +321,20 @@ impl Counters {
             other.eip_epoch.get(slot).copied().unwrap_or(0)
                 == epochs.get(slot).copied().unwrap_or(0)
         };
+        if self.eip_policed.len() < other.eip_policed.len() {
+            self.eip_policed
+                .resize(other.eip_policed.len(), Policed::default());
+        }
+        for (slot, (a, b)) in self
+            .eip_policed
+            .iter_mut()
+            .zip(&other.eip_policed)
+            .enumerate()
+        {
+            if same_eip(slot) {
+                a.add(b);
+            }
+        }
         for (mine, theirs, per_eip) in [
             (&mut self.eip_in, &other.eip_in, true),
             (&mut self.eip_out, &other.eip_out, true),

@@ -305,6 +305,25 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         admin: AdminArg,
     },
+    /// Set an EIP's rate limits, or the POP default without ADDRESS; no cap
+    /// given removes them: `limit 192.0.2.10 --in-bps 100Mbit --in-pps 50k`.
+    /// A cap of 0 means none (even when the POP default has one).
+    Limit {
+        /// The EIP; without it, the POP's default (`[limits]`).
+        address: Option<IpAddr>,
+        /// Bits/s toward the EIP: a number or e.g. 100Mbit, 1.5Gbit.
+        #[arg(long, value_parser = bits)]
+        in_bps: Option<u64>,
+        /// Packets/s toward the EIP: a number or e.g. 50k.
+        #[arg(long, value_parser = packets)]
+        in_pps: Option<u64>,
+        /// Bits/s from the EIP (returns).
+        #[arg(long, value_parser = bits)]
+        out_bps: Option<u64>,
+        /// Packets/s from the EIP (returns).
+        #[arg(long, value_parser = packets)]
+        out_pps: Option<u64>,
+    },
     /// Apply the ops of a JSON file atomically: an array of ops, `{"ops": [...]}`,
     /// or one op.
     Apply {
@@ -371,4 +390,12 @@ pub(crate) enum Command {
 pub(crate) fn mac(text: &str) -> Result<MacAddr, String> {
     MacAddr::parse(text)
         .ok_or_else(|| format!("{text:?} is not a MAC address like 02:00:00:00:00:01"))
+}
+
+fn bits(text: &str) -> Result<u64, String> {
+    eip_dataplane::tables::limits::parse_rate(text, &["bit", "bps"])
+}
+
+fn packets(text: &str) -> Result<u64, String> {
+    eip_dataplane::tables::limits::parse_rate(text, &["pps"])
 }

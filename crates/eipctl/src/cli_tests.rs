@@ -101,3 +101,40 @@ fn ambiguous_prefixes_list_every_candidate() {
     // Not a prefix of anything: clap's own message stands.
     assert_eq!(ambiguous("frobnicate"), None);
 }
+
+#[test]
+fn limit_takes_rates_with_units_and_refuses_nonsense() {
+    let Command::Limit {
+        address,
+        in_bps,
+        in_pps,
+        out_bps,
+        out_pps,
+    } = parse(&[
+        "limit",
+        "192.0.2.10",
+        "--in-bps",
+        "100Mbit",
+        "--out-pps",
+        "5k",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("not limit")
+    };
+    assert_eq!(address, Some("192.0.2.10".parse().unwrap()));
+    assert_eq!(
+        (in_bps, in_pps, out_bps, out_pps),
+        (Some(100_000_000), None, None, Some(5000))
+    );
+    assert!(matches!(
+        parse(&["limit", "--in-pps", "0"]).unwrap().command,
+        Command::Limit {
+            address: None,
+            in_pps: Some(0),
+            ..
+        }
+    ));
+    assert!(parse(&["limit", "192.0.2.10", "--in-bps", "fast"]).is_err());
+}

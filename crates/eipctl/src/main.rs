@@ -21,12 +21,12 @@ use anyhow::{bail, Context, Result};
 use cli::{AdminArg, Cli, Command, ProtoArg, StateArg, What};
 use eip_control::api::{
     self, AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Command as Cmd, Op, PathRef,
-    Query, RemoveEip, Reply, Request, ServiceRef, SetPathAdmin, ShowEips, TraceFilter,
+    Query, RemoveEip, Reply, Request, ServiceRef, SetLimits, SetPathAdmin, ShowEips, TraceFilter,
     TraceProtocol, TraceRequest, UpdateBackend, UpdateEip, UpdatePath,
 };
 use eip_control::client::Client;
 use eip_control::{config, report};
-use eip_dataplane::tables::spec::{BackendSpec, EipSpec, PathSpec, ServiceSpec};
+use eip_dataplane::tables::spec::{BackendSpec, EipSpec, LimitsSpec, PathSpec, ServiceSpec};
 use eip_dataplane::tables::PathState;
 use std::io::Write;
 use std::net::IpAddr;
@@ -96,6 +96,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 region,
                 backend,
                 services: Vec::new(),
+                limits: None,
             },
         })),
         Command::UpdateEip {
@@ -245,6 +246,22 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             weight,
         })),
         Command::RemovePath { name } => change(Op::RemovePath(PathRef { name })),
+        Command::Limit {
+            address,
+            in_bps,
+            in_pps,
+            out_bps,
+            out_pps,
+        } => change(Op::SetLimits(SetLimits {
+            address,
+            limits: Some(LimitsSpec {
+                in_bps,
+                in_pps,
+                out_bps,
+                out_pps,
+            })
+            .filter(|l| !l.is_empty()),
+        })),
         Command::SetPathAdmin { name, admin } => change(Op::SetPathAdmin(SetPathAdmin {
             name,
             admin: match admin {

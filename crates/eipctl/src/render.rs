@@ -295,6 +295,9 @@ pub fn eips(eips: &[EipSpec]) -> String {
             let proto = format!("{:?}", svc.protocol).to_lowercase();
             let _ = writeln!(out, "    {proto}/{} -> {}", svc.port, members.join(", "));
         }
+        if let Some(l) = &e.limits {
+            let _ = writeln!(out, "    limits: {l}");
+        }
     }
     out
 }

@@ -53,6 +53,7 @@ impl MetricsSources {
                         address: tables.eips.get(i as u32)?.address.to_string(),
                         traffic_in: counters.eip_in[i],
                         traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
+                        policed: counters.eip_policed.get(i).copied().unwrap_or_default(),
                     })
                 })
                 .collect()

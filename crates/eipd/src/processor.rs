@@ -10,6 +10,7 @@ use crate::trace::WorkerTrace;
 use eip_afxdp::PacketProcessor;
 use eip_control::metrics::LatencySlot;
 use eip_dataplane::counters::Counters;
+use eip_dataplane::pipeline::PipelineConfig;
 use eip_dataplane::swap::Subscriber;
 use eip_dataplane::{Frame, Pipeline, Tables, Timestamp, Verdict};
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,16 @@ impl PipelineWorker {
             latency: LatencySlot::default(),
             trace,
         }
+    }
+
+    /// This worker as one of `workers` that share each per-EIP rate limit
+    /// (each polices `cap / workers`).
+    pub fn with_workers(mut self, workers: usize) -> PipelineWorker {
+        self.pipeline = Pipeline::new(PipelineConfig {
+            workers: u32::try_from(workers).unwrap_or(u32::MAX),
+            ..PipelineConfig::default()
+        });
+        self
     }
 }
 

@@ -155,6 +155,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut subscribers = subscribers.into_iter();
     let mut slots = published.iter();
     let mut lanes = 0..afxdp.queues.len();
+    let workers = afxdp.queues.len();
     let mut runtime = AfXdpRuntime::start(&afxdp, |queue| {
         PipelineWorker::new(
             subscribers.next().expect("one subscriber per queue"),
@@ -165,6 +166,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 queue,
             ),
         )
+        .with_workers(workers)
     })
     .context("starting the AF_XDP data plane")?;
     runtime

@@ -41,7 +41,7 @@ pub use explain::{
 };
 pub use ops::{
     AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Op, PathRef, RemoveEip, ServiceRef,
-    SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,
+    SetLimits, SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,
 };
 pub use reply::{Data, PathView, Reply};
 pub use request::{Command, Query, Reload, Request, ShowEips, COMMANDS};

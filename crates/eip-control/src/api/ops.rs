@@ -3,7 +3,7 @@
 
 use super::request::{from_args, COMMANDS};
 use super::{ApiError, ErrorCode};
-use eip_dataplane::tables::spec::{BackendSpec, EipSpec, PathSpec, ServiceSpec};
+use eip_dataplane::tables::spec::{BackendSpec, EipSpec, LimitsSpec, PathSpec, ServiceSpec};
 use eip_dataplane::tables::{MacAddr, Protocol};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +28,7 @@ pub enum Op {
     UpdatePath(UpdatePath),
     RemovePath(PathRef),
     SetPathAdmin(SetPathAdmin),
+    SetLimits(SetLimits),
 }
 
 /// `add_eip`: a new EIP (its address must not exist yet).
@@ -202,6 +203,18 @@ pub struct SetPathAdmin {
     pub admin: Admin,
 }
 
+/// `set_limits`: replaces the rate limits of the EIP at `address`, or the
+/// POP's default (`[limits]`) without `address`. `limits` absent, `null` or
+/// `{}` removes them (the EIP then follows the POP default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+}
+
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -228,6 +241,7 @@ impl Op {
             "update_path" => Op::UpdatePath(from_args(cmd, args)?),
             "remove_path" => Op::RemovePath(from_args(cmd, args)?),
             "set_path_admin" => Op::SetPathAdmin(from_args(cmd, args)?),
+            "set_limits" => Op::SetLimits(from_args(cmd, args)?),
             "transaction" | "validate" => {
                 return Err(ApiError::invalid(format!(
                     "`{cmd}` cannot be nested inside a transaction"
@@ -267,6 +281,7 @@ impl Op {
             Op::UpdatePath(_) => "update_path",
             Op::RemovePath(_) => "remove_path",
             Op::SetPathAdmin(_) => "set_path_admin",
+            Op::SetLimits(_) => "set_limits",
         }
     }
 }
@@ -293,5 +308,36 @@ mod tests {
             panic!()
         };
         assert_eq!(u.backend, None);
+    }
+
+    #[test]
+    fn set_limits_takes_rates_as_text_or_numbers_and_refuses_bad_ones() {
+        let r = parse(
+            r#"{"cmd":"set_limits","address":"192.0.2.10","limits":{"in_bps":"8Mbit","out_pps":500}}"#,
+        )
+        .unwrap();
+        let Command::Change(Op::SetLimits(l)) = r.command else {
+            panic!()
+        };
+        let caps = l.limits.unwrap();
+        assert_eq!(
+            (caps.in_bps, caps.out_pps, caps.in_pps),
+            (Some(8_000_000), Some(500), None)
+        );
+        let r = parse(r#"{"cmd":"set_limits","limits":null}"#).unwrap();
+        assert!(matches!(
+            r.command,
+            Command::Change(Op::SetLimits(SetLimits {
+                address: None,
+                limits: None
+            }))
+        ));
+        for bad in [
+            r#"{"cmd":"set_limits","limits":{"in_bps":"8 furlongs"}}"#,
+            r#"{"cmd":"set_limits","limits":{"in_bits":1}}"#,
+            r#"{"cmd":"set_limits","limits":{"in_pps":-1}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -120,6 +120,7 @@ pub const COMMANDS: &[&str] = &[
     "update_path",
     "remove_path",
     "set_path_admin",
+    "set_limits",
     "transaction",
     "validate",
     "reload",

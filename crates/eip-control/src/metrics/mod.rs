@@ -171,6 +171,8 @@ pub struct EipMetrics {
     pub traffic_in: Traffic,
     /// Backend to client.
     pub traffic_out: Traffic,
+    /// Packets its rate limits dropped.
+    pub policed: eip_dataplane::counters::Policed,
 }
 
 /// What `eipd_build_info` shows.

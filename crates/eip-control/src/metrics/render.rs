@@ -155,6 +155,29 @@ fn eips(o: &mut String, s: &MetricsSnapshot) {
             }
         }
     }
+    let name = "eipd_eip_rate_limited_total";
+    header(
+        o,
+        name,
+        "counter",
+        "Packets per EIP dropped by its rate limits, by direction and cap (bps, pps); only EIPs that dropped some.",
+    );
+    for eip in s.eips.iter().filter(|e| !e.policed.is_zero()) {
+        let p = &eip.policed;
+        for (dir, cap, v) in [
+            ("in", "bps", p.in_over_bps),
+            ("in", "pps", p.in_over_pps),
+            ("out", "bps", p.out_over_bps),
+            ("out", "pps", p.out_over_pps),
+        ] {
+            let labels = [
+                ("eip", eip.address.as_str()),
+                ("direction", dir),
+                ("cap", cap),
+            ];
+            sample(o, name, &labels, v);
+        }
+    }
 }
 
 fn path_labels(p: &PathMetrics) -> [(&str, &str); 2] {
@@ -392,6 +415,7 @@ mod tests {
                     bytes: 100,
                 },
                 traffic_out: Traffic::default(),
+                policed: Default::default(),
             }],
             paths: vec![
                 path(

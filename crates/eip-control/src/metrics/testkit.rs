@@ -85,6 +85,7 @@ pub fn snapshot() -> MetricsSnapshot {
                     packets: 90 * i as u64,
                     bytes: 120_000 * i as u64,
                 },
+                policed: Default::default(),
             })
             .collect(),
         paths: vec![

@@ -40,6 +40,7 @@ pub(super) fn eip_delta(
         }
     }
     let small_differs = before.pop != after.pop
+        || before.limits != after.limits
         || before.ports != after.ports
         || before.regions != after.regions
         || before.paths != after.paths;
@@ -82,6 +83,7 @@ fn op_eip(op: &Op) -> Option<IpAddr> {
         Op::AddBackend(a) => Some(a.eip),
         Op::UpdateBackend(u) => Some(u.eip),
         Op::DrainBackend(r) | Op::RemoveBackend(r) => Some(r.eip),
+        Op::SetLimits(l) => l.address,
         Op::AddPath(_) | Op::UpdatePath(_) | Op::RemovePath(_) | Op::SetPathAdmin(_) => None,
     }
 }

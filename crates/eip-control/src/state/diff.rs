@@ -49,6 +49,9 @@ impl Entries {
 pub struct SpecDiff {
     /// The `[pop]` section (name, VTEPs, MACs, probe source, ...).
     pub pop: bool,
+    /// The POP's default rate limits (`[limits]`).
+    #[serde(default)]
+    pub limits: bool,
     pub ports: Entries,
     pub regions: Entries,
     pub paths: Entries,
@@ -59,6 +62,7 @@ impl SpecDiff {
     pub fn between(old: &PopSpec, new: &PopSpec) -> SpecDiff {
         SpecDiff {
             pop: old.pop != new.pop,
+            limits: old.limits != new.limits,
             ports: Entries::of(
                 old.ports.iter().map(|p| (p.name.clone(), p)),
                 new.ports.iter().map(|p| (p.name.clone(), p)),
@@ -80,6 +84,7 @@ impl SpecDiff {
 
     pub fn is_empty(&self) -> bool {
         !self.pop
+            && !self.limits
             && self.ports.is_empty()
             && self.regions.is_empty()
             && self.paths.is_empty()
@@ -112,6 +117,9 @@ impl fmt::Display for SpecDiff {
         let mut parts = Vec::new();
         if self.pop {
             parts.push("[pop] section changed".to_string());
+        }
+        if self.limits {
+            parts.push("[limits] section changed".to_string());
         }
         for (kind, e) in [
             ("ports", &self.ports),

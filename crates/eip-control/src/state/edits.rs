@@ -160,6 +160,13 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
             let i = path_index(spec, &r.name)?;
             spec.paths.remove(i);
         }
+        Op::SetLimits(l) => {
+            let limits = l.limits.filter(|l| !l.is_empty());
+            match l.address {
+                Some(address) => eip(spec, address)?.limits = limits,
+                None => spec.limits = limits,
+            }
+        }
         Op::SetPathAdmin(s) => {
             path(spec, &s.name)?.state = match s.admin {
                 Admin::Disabled => PathState::Disabled,

@@ -511,6 +511,7 @@ impl ControlPlane {
             paths: spec.paths.clone(),
             eips: Vec::new(),
             bgp: spec.bgp.clone(),
+            limits: None,
         };
         if let Some(r) = &self.resolver {
             small = r.resolve(&small);

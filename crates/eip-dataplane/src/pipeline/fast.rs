@@ -9,7 +9,8 @@
 //! probe replies) and every way of not going through (TTL, MTU, no service,
 //! backend or path, unknown tunnel or backend) returns `None` before changing the
 //! frame or a counter: the general path then handles and counts it as it handles
-//! every packet.
+//! every packet. The one drop decided here is a rate limit's (`police.rs`), at
+//! the point where the general path would decide it too.
 
 use super::encap;
 use super::ingress::choose_target;
@@ -131,6 +132,10 @@ impl Pipeline {
             },
         };
 
+        if let Err(reason) = self.police(t, m.eip, epoch, false, total) {
+            return Some(Verdict::Drop(reason));
+        }
+
         // Goes through: from here on the frame changes.
         let d: &mut [u8; END] = (&mut frame.data_mut()[..END]).try_into().ok()?;
         let (head, l4) = d.split_at_mut(INNER_L4);
@@ -217,6 +222,10 @@ impl Pipeline {
         let path = &t.paths[path_id as usize];
         if total > path.inner_mtu as usize {
             return None;
+        }
+
+        if let Err(reason) = self.police(t, eip_id, epoch, true, total) {
+            return Some(Verdict::Drop(reason));
         }
 
         // Goes through: from here on the frame changes.

@@ -25,6 +25,7 @@ mod icmp;
 mod ingress;
 mod nat;
 mod parse;
+mod police;
 mod ratelimit;
 mod returns;
 #[cfg(test)]
@@ -32,6 +33,7 @@ mod tests;
 
 pub use encap::{write_header as write_encap_header, EncapRepr};
 pub use frag::FRAGMENT_TIMEOUT_NS;
+pub use police::BURST_NS as RATE_LIMIT_BURST_NS;
 
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
@@ -64,6 +66,9 @@ pub struct PipelineConfig {
     /// ICMP errors this worker may originate per second, and the burst.
     pub icmp_errors_per_second: u64,
     pub icmp_error_burst: u64,
+    /// Workers that share each per-EIP rate limit (each polices `cap / workers`:
+    /// `police.rs`).
+    pub workers: u32,
 }
 
 impl Default for PipelineConfig {
@@ -72,6 +77,7 @@ impl Default for PipelineConfig {
             fragment_slots: 4096,
             icmp_errors_per_second: 1000,
             icmp_error_burst: 100,
+            workers: 1,
         }
     }
 }
@@ -84,6 +90,7 @@ pub struct Pipeline {
     table_version: Option<u64>,
     fragments: FragmentTable,
     icmp_budget: TokenBucket,
+    policer: police::Policer,
 }
 
 /// An address as bytes plus its length (4 or 16), to write into packets.
@@ -152,6 +159,7 @@ impl Pipeline {
             table_version: None,
             fragments: FragmentTable::new(config.fragment_slots),
             icmp_budget: TokenBucket::new(config.icmp_errors_per_second, config.icmp_error_burst),
+            policer: police::Policer::new(config.workers),
         }
     }
 
@@ -175,6 +183,10 @@ impl Pipeline {
             }
             if self.counters.eip_epoch.len() < slots {
                 self.counters.eip_epoch.resize(slots, 0);
+            }
+            self.policer.adopt(tables);
+            if self.policer.active && self.counters.eip_policed.len() < slots {
+                self.counters.eip_policed.resize(slots, Default::default());
             }
             if self.counters.table_version != tables.version || self.table_version.is_none() {
                 self.counters.path.clear();
@@ -205,6 +217,8 @@ impl Pipeline {
     ) {
         assert!(verdicts.len() >= frames.len(), "one verdict slot per frame");
         self.adopt(tables);
+        // The rate limits' clock: once per batch.
+        self.policer.now = now.0;
         if tables.eips.len() > WARM_UP_THRESHOLD {
             self.warm_up(tables, frames);
         }

@@ -282,7 +282,14 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         owner_v6: Sharded::default(),
         service_return: Sharded::default(),
         ipv6_eips,
+        default_limits: default_limits(spec),
     }
+}
+
+/// The POP's default caps, compiled.
+pub(super) fn default_limits(spec: &PopSpec) -> super::limits::Limits {
+    spec.limits
+        .map_or(super::limits::Limits::INHERIT, |l| l.compile())
 }
 
 /// The regions of `t` by name (the first of a name, as a build resolves them).

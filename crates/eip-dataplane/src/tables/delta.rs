@@ -91,6 +91,8 @@ impl Tables {
         };
         t.version = version;
         t.generation = generation;
+        // Small and resolved per packet: always the description's.
+        t.default_limits = build::default_limits(spec);
 
         let places = Places {
             spec,
@@ -215,6 +217,11 @@ impl Tables {
             region: eip.region,
             backend: eip.backend,
             services: Arc::from(services),
+            limits: self
+                .eips
+                .limits(slot)
+                .copied()
+                .unwrap_or(super::limits::Limits::INHERIT),
         };
         let mut t = self.clone();
         t.generation = generation;

@@ -70,6 +70,7 @@ fn pop() -> PopSpec {
             path("sh-b", "sh"),
         ],
         eips: vec![],
+        limits: None,
     }
 }
 
@@ -79,6 +80,7 @@ fn one_to_one(i: u32, region: &str) -> EipSpec {
         region: region.into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
         services: vec![],
+        limits: None,
     }
 }
 
@@ -203,6 +205,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
             region: region.into(),
             backend,
             services,
+            limits: None,
         })
 }
 

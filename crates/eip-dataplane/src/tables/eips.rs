@@ -421,6 +421,9 @@ pub(super) fn insert(
             } else {
                 services.into()
             },
+            limits: e
+                .limits
+                .map_or(super::limits::Limits::INHERIT, |l| l.compile()),
         },
     );
 }

@@ -34,6 +34,7 @@ mod delta;
 mod delta_tests;
 mod eips;
 mod error;
+pub mod limits;
 pub mod sharded;
 pub mod slab;
 pub mod spec;
@@ -194,6 +195,8 @@ pub struct Tables {
     service_return: Sharded<(RegionId, u128, u8, u16), u16>,
     /// IPv6 EIPs per region (their paths must carry IPv6's minimum MTU).
     ipv6_eips: Vec<u32>,
+    /// The POP's default caps (`[limits]`); [`limits::Limits::INHERIT`] when none.
+    pub default_limits: limits::Limits,
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.
@@ -221,6 +224,12 @@ impl Region {
 }
 
 impl Tables {
+    /// Whether any EIP may be rate limited: the POP has default caps or some
+    /// EIP has its own. Workers read it once per snapshot.
+    pub fn policing(&self) -> bool {
+        self.default_limits != limits::Limits::INHERIT || self.eips.limited() > 0
+    }
+
     /// Validates `spec` and builds the snapshot with version `version`.
     ///
     /// # Errors

@@ -14,8 +14,10 @@
 //! common case, is the record alone. Lookups return an [`Eip`] view assembled
 //! from the record (and its extra part, if flagged).
 
+use super::limits::Limits;
 use super::sharded::Sharded;
 use super::{EipId, RegionId, Service};
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ const LIVE: u16 = 1;
 const V4_BACKEND: u16 = 2;
 /// The address, backend and services are in [`EipSlab::extras`].
 const EXTRA: u16 = 4;
+/// The EIP has caps of its own in [`EipSlab::limits`].
+const LIMITED: u16 = 8;
 
 /// One slot: 16 bytes, no `Option` (a free slot has `LIVE` clear and keeps its
 /// epoch).
@@ -72,6 +76,8 @@ pub(super) struct NewEip {
     pub region: RegionId,
     pub backend: Option<IpAddr>,
     pub services: Arc<[Service]>,
+    /// Its own caps ([`Limits::INHERIT`] when it has none).
+    pub limits: Limits,
 }
 
 /// The EIP records of a snapshot, indexed by slot; chunks are shared between
@@ -81,6 +87,8 @@ pub struct EipSlab {
     chunks: Vec<Arc<Vec<Record>>>,
     /// Parts of EIPs that are IPv6 or have services, by slot.
     extras: Sharded<EipId, Extra>,
+    /// Caps of EIPs that have their own (few, usually), by slot.
+    limits: Arc<FxHashMap<EipId, Limits>>,
     /// Slots below `next` that are free, reused last-freed first.
     free: Arc<Vec<EipId>>,
     /// Slots at or above `next` have never been used.
@@ -135,6 +143,22 @@ impl EipSlab {
             Some(e) => e,
             None => panic!("no EIP in slot {slot}"),
         }
+    }
+
+    /// The caps of the EIP in `slot` when it has its own (see
+    /// [`super::limits`]); one flag test of its record otherwise.
+    #[inline(always)]
+    pub fn limits(&self, slot: EipId) -> Option<&Limits> {
+        let r = self.record(slot)?;
+        if r.flags & LIMITED == 0 {
+            return None;
+        }
+        self.limits.get(&slot)
+    }
+
+    /// How many EIPs have caps of their own.
+    pub fn limited(&self) -> usize {
+        self.limits.len()
     }
 
     /// Epoch of `slot` (0 for a slot never used): see [`Eip::epoch`].
@@ -251,6 +275,8 @@ impl EipSlab {
         let r = self.record_mut(slot);
         let was_live = r.flags & LIVE != 0;
         let had_extra = r.flags & EXTRA != 0;
+        let had_limits = r.flags & LIMITED != 0;
+        let limited = eip.limits != Limits::INHERIT;
         r.region = eip.region;
         match inline {
             Some((a, b)) => {
@@ -263,6 +289,14 @@ impl EipSlab {
                 r.backend = 0;
                 r.flags = LIVE | EXTRA;
             }
+        }
+        if limited {
+            r.flags |= LIMITED;
+        }
+        if limited {
+            Arc::make_mut(&mut self.limits).insert(slot, eip.limits);
+        } else if had_limits {
+            Arc::make_mut(&mut self.limits).remove(&slot);
         }
         if inline.is_none() {
             self.extras.insert(
@@ -287,9 +321,13 @@ impl EipSlab {
         self.get(slot)?;
         let r = self.record_mut(slot);
         let had_extra = r.flags & EXTRA != 0;
+        let had_limits = r.flags & LIMITED != 0;
         r.flags = 0;
         if free {
             r.epoch = r.epoch.wrapping_add(1);
+        }
+        if had_limits {
+            Arc::make_mut(&mut self.limits).remove(&slot);
         }
         if had_extra {
             self.extras.remove(&slot);
@@ -346,6 +384,7 @@ mod tests {
             region: 1,
             backend: Some(IpAddr::V4(Ipv4Addr::from(a + 1))),
             services: Arc::from(Vec::new()),
+            limits: Limits::INHERIT,
         };
         let mut s = EipSlab::default();
         let slot = s.allocate();
@@ -366,6 +405,7 @@ mod tests {
             region: 2,
             backend: None,
             services: Arc::from(Vec::new()),
+            limits: Limits::INHERIT,
         };
         s.put(slot, v6.clone());
         let e = s.at(slot);

@@ -3,6 +3,7 @@
 //!
 //! Field-by-field documentation with a complete example: `docs/config.md`.
 
+pub use super::limits::LimitsSpec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -74,6 +75,10 @@ pub struct PopSpec {
     pub paths: Vec<PathSpec>,
     #[serde(default)]
     pub eips: Vec<EipSpec>,
+    /// Default per-EIP rate limits (`[limits]`): each cap applies to every EIP
+    /// that does not give its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
     /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_spec::BgpSpec>,
@@ -241,6 +246,9 @@ pub struct EipSpec {
     /// Port-level services spread over pools of backends.
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
+    /// Rate limits of this EIP, over the POP's `[limits]` (`super::limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).

@@ -34,6 +34,7 @@ fn eip(address: &str, backend: Option<&str>) -> EipSpec {
         region: "bj".into(),
         backend: backend.map(ip),
         services: vec![],
+        limits: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn valid() -> PopSpec {
         }],
         paths: vec![path("p0", "backbone", 1500)],
         eips: vec![eip("192.0.2.10", Some("10.1.0.10"))],
+        limits: None,
     }
 }
 

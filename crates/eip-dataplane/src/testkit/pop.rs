@@ -117,6 +117,7 @@ pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<I
         region: region.into(),
         backend: Some(backend.into()),
         services: vec![],
+        limits: None,
     }
 }
 
@@ -131,6 +132,7 @@ pub fn service_eip(
         region: region.into(),
         backend: None,
         services: services.into_iter().collect(),
+        limits: None,
     }
 }
 
@@ -187,6 +189,7 @@ impl PopBuilder {
                 regions: vec![],
                 paths: vec![],
                 eips: vec![],
+                limits: None,
             },
         }
     }
@@ -386,7 +389,9 @@ mod tests {
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: vec![],
+                limits: None,
             }],
+            limits: None,
         };
         assert_eq!(built, expected);
         Tables::build(&built, 1).unwrap();

@@ -417,3 +417,54 @@ fn trace_goes_to_the_tracer_with_the_tables_in_force() {
     assert_eq!(summary.written, cp.snapshot().tables.ports.len() as u64);
     assert_eq!(summary.file, Path::new("/tmp/t.pcapng"));
 }
+
+#[test]
+fn limits_change_journaled_survive_a_restart_and_keep_the_slot() {
+    use crate::api::SetLimits;
+    use eip_dataplane::tables::spec::LimitsSpec;
+    let (dir, cp, _sink) = setup("limits");
+    let eip: std::net::IpAddr = "192.0.2.20".parse().unwrap();
+    let slot = cp.snapshot().tables.eip_slot(eip);
+    let caps = LimitsSpec {
+        in_bps: Some(10_000_000),
+        out_pps: Some(500),
+        ..Default::default()
+    };
+    let set = |address, limits| Op::SetLimits(SetLimits { address, limits });
+    let reply = cp.apply(&[set(Some(eip), Some(caps))], None, false);
+    assert!(reply.ok, "{reply:?}");
+    let default = LimitsSpec {
+        in_pps: Some(1000),
+        ..Default::default()
+    };
+    let reply = cp.apply(&[set(None, Some(default))], None, false);
+    assert!(reply.ok, "{reply:?}");
+    let snap = cp.snapshot();
+    assert_eq!(
+        snap.tables.eip_slot(eip),
+        slot,
+        "a limit keeps the EIP's slot"
+    );
+    let own = snap.tables.eips.limits(slot.unwrap()).unwrap();
+    assert_eq!(
+        own.over(&snap.tables.default_limits).caps,
+        [10_000_000, 1000, 0, 500]
+    );
+    // An unknown EIP changes nothing.
+    let unknown = cp.apply(
+        &[set(Some("192.0.2.99".parse().unwrap()), None)],
+        None,
+        false,
+    );
+    assert!(!unknown.ok);
+    // From the journal at restart.
+    let boot = StateFile::new(dir.join("state/state.json"))
+        .boot(&dir.join("pop.toml"), None)
+        .unwrap();
+    assert_eq!(boot.spec.limits, Some(default));
+    assert_eq!(boot.spec.eips[1].limits, Some(caps));
+    // Removing them.
+    let reply = cp.apply(&[set(Some(eip), None), set(None, None)], None, false);
+    assert!(reply.ok, "{reply:?}");
+    assert!(!cp.snapshot().tables.policing());
+}

@@ -12,6 +12,7 @@ mod classify;
 mod fuzz;
 mod ingress;
 mod lengths;
+mod police;
 mod returns;
 
 use super::*;
