@@ -511,6 +511,7 @@ impl ControlPlane {
             paths: spec.paths.clone(),
             eips: Vec::new(),
             bgp: spec.bgp.clone(),
+            protection: spec.protection.clone(),
         };
         if let Some(r) = &self.resolver {
             small = r.resolve(&small);

@@ -194,6 +194,8 @@ pub struct Tables {
     service_return: Sharded<(RegionId, u128, u8, u16), u16>,
     /// IPv6 EIPs per region (their paths must carry IPv6's minimum MTU).
     ipv6_eips: Vec<u32>,
+    /// Edge protection compiled from `[protection]` and the POP's addresses.
+    pub protection: crate::protect::Protection,
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.

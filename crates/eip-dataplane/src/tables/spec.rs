@@ -3,6 +3,7 @@
 //!
 //! Field-by-field documentation with a complete example: `docs/config.md`.
 
+pub use crate::protect::{Prefix, ProtectionSpec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -74,6 +75,9 @@ pub struct PopSpec {
     pub paths: Vec<PathSpec>,
     #[serde(default)]
     pub eips: Vec<EipSpec>,
+    /// Edge protection (`crate::protect`): on by default.
+    #[serde(default, skip_serializing_if = "ProtectionSpec::is_default")]
+    pub protection: ProtectionSpec,
     /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_spec::BgpSpec>,

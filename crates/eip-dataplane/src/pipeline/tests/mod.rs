@@ -12,6 +12,7 @@ mod classify;
 mod fuzz;
 mod ingress;
 mod lengths;
+mod protect;
 mod returns;
 
 use super::*;
