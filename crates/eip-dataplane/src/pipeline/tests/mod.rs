@@ -9,6 +9,7 @@
 //! their inputs.
 
 mod classify;
+mod flood;
 mod fuzz;
 mod ingress;
 mod lengths;
