@@ -89,6 +89,13 @@ fn full_spec() -> PopSpec {
                 out_pps: Some(0),
             }),
         }],
+        protection: ProtectionSpec {
+            enabled: true,
+            allow_sources: vec![Prefix::parse("100.64.0.0/10").unwrap()],
+            own_addresses: vec![ip("198.51.100.200")],
+            allow_tunnel_port: true,
+            tunnel_port_eips: vec![ip("192.0.2.10")],
+        },
         bgp: Some(BgpSpec {
             local_as: 64497,
             router_id: v4("203.0.113.10"),
@@ -272,7 +279,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 13] = [
+    let types: [(&str, &[&str]); 14] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -283,6 +290,7 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("limits", fields_of::<LimitsSpec>()),
         ("eips.limits", fields_of::<LimitsSpec>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
+        ("protection", fields_of::<ProtectionSpec>()),
         ("bgp", fields_of::<BgpSpec>()),
         ("bgp.neighbors", fields_of::<NeighborSpec>()),
         ("bgp.prefixes", fields_of::<PrefixSpec>()),

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod frame;
 pub mod maglev;
 pub mod pipeline;
+pub mod protect;
 pub mod swap;
 pub mod tables;
 #[cfg(any(test, feature = "testkit"))]

@@ -3,6 +3,7 @@
 //! and the observed side (path health, next-hop MACs), which makes new table
 //! generations but never a new version and never touches the disk.
 
+use super::blackhole;
 use super::delta::{eip_delta, with_small_parts};
 use super::edits;
 use super::journal::{EntryRef, Journal};
@@ -226,12 +227,15 @@ impl ControlPlane {
     /// Answers one request.
     pub fn handle(&self, request: Request) -> Reply {
         let if_version = request.if_version;
+        let blackhole_ok = request.blackhole_ok;
         match request.command {
             Command::Query(q) => self.query(q),
-            Command::Change(op) => self.apply(&[op], if_version, false),
-            Command::Transaction(ops) => self.apply(&ops, if_version, false),
-            Command::Validate(ops) => self.apply(&ops, if_version, true),
-            Command::Reload(r) => self.reload(r.file.as_deref(), if_version, r.dry_run),
+            Command::Change(op) => self.apply_with(&[op], if_version, false, blackhole_ok),
+            Command::Transaction(ops) => self.apply_with(&ops, if_version, false, blackhole_ok),
+            Command::Validate(ops) => self.apply_with(&ops, if_version, true, blackhole_ok),
+            Command::Reload(r) => {
+                self.reload_with(r.file.as_deref(), if_version, r.dry_run, blackhole_ok)
+            }
             Command::Trace(t) => self.trace(&t),
             Command::Drain => self.drain(),
         }
@@ -239,12 +243,24 @@ impl ControlPlane {
 
     /// Applies `ops` together (or, with `dry_run`, checks them).
     pub fn apply(&self, ops: &[Op], if_version: Option<u64>, dry_run: bool) -> Reply {
+        self.apply_with(ops, if_version, dry_run, false)
+    }
+
+    /// [`apply`](Self::apply); with `blackhole_ok`, also a change that leaves a
+    /// region that has EIPs with no usable path (else refused: `would_blackhole`).
+    pub fn apply_with(
+        &self,
+        ops: &[Op],
+        if_version: Option<u64>,
+        dry_run: bool,
+        blackhole_ok: bool,
+    ) -> Reply {
         self.change(
             |spec| edits::apply_all(ops, spec),
             Journaled::Ops(ops),
             ops.len(),
             if_version,
-            dry_run,
+            (dry_run, blackhole_ok),
         )
     }
 
@@ -366,7 +382,7 @@ impl ControlPlane {
         journaled: Journaled<'_>,
         changes: usize,
         if_version: Option<u64>,
-        dry_run: bool,
+        (dry_run, blackhole_ok): (bool, bool),
     ) -> Reply {
         let mut writer = unpoison(self.writer.lock());
         let current = self.snapshot();
@@ -387,6 +403,11 @@ impl ControlPlane {
             return Reply::error(version, e);
         }
         edits::intent(&mut spec);
+        let blackholed = blackhole::newly_blackholed(&current.spec, &spec);
+        if !blackholed.is_empty() && !blackhole_ok {
+            return Reply::error(version, blackhole::refusal(&blackholed));
+        }
+        let blackholed = blackhole::eips(blackholed);
         if let Some(max) = writer.max_eips.filter(|&m| spec.eips.len() > m) {
             return Reply::error(
                 version,
@@ -425,6 +446,7 @@ impl ControlPlane {
                     previous_version: version,
                     changes,
                     unchanged,
+                    blackholed: Vec::new(),
                 }
             };
             return Reply::ok(version, data);
@@ -490,6 +512,7 @@ impl ControlPlane {
             previous_version: version,
             changes,
             unchanged,
+            blackholed,
         };
         match published {
             Err(e) => Reply {
@@ -512,6 +535,7 @@ impl ControlPlane {
             eips: Vec::new(),
             bgp: spec.bgp.clone(),
             limits: None,
+            protection: spec.protection.clone(),
         };
         if let Some(r) = &self.resolver {
             small = r.resolve(&small);

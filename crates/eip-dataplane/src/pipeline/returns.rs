@@ -2,6 +2,7 @@
 //! path-probe replies to the control thread, decapsulate, SNAT back to the EIP (and
 //! service port). ICMP errors from the region are translated for the client.
 
+use super::guard;
 use super::icmp;
 use super::nat;
 use super::parse::{self, IpInfo};
@@ -68,6 +69,7 @@ impl Pipeline {
                 return Ok(Verdict::ToControl);
             }
         }
+        guard::destination(t, data, &ip)?;
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }

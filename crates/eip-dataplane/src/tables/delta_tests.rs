@@ -58,6 +58,7 @@ fn pop() -> PopSpec {
             probe_source: None,
         },
         bgp: None,
+        protection: Default::default(),
         ports: vec![
             port("internet", PortRole::Internet, Some(mac(3))),
             port("backbone", PortRole::Backbone, None),

@@ -197,6 +197,8 @@ pub struct Tables {
     ipv6_eips: Vec<u32>,
     /// The POP's default caps (`[limits]`); [`limits::Limits::INHERIT`] when none.
     pub default_limits: limits::Limits,
+    /// Edge protection compiled from `[protection]` and the POP's addresses.
+    pub protection: crate::protect::Protection,
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.

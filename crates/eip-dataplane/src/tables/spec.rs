@@ -4,6 +4,7 @@
 //! Field-by-field documentation with a complete example: `docs/config.md`.
 
 pub use super::limits::LimitsSpec;
+pub use crate::protect::{Prefix, ProtectionSpec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -79,6 +80,9 @@ pub struct PopSpec {
     /// that does not give its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Edge protection (`crate::protect`): on by default.
+    #[serde(default, skip_serializing_if = "ProtectionSpec::is_default")]
+    pub protection: ProtectionSpec,
     /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_spec::BgpSpec>,

@@ -65,6 +65,7 @@ fn valid() -> PopSpec {
     };
     PopSpec {
         bgp: None,
+        protection: Default::default(),
         pop: PopSection {
             name: "t".into(),
             vtep: v4("198.51.100.1"),

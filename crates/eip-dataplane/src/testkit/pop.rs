@@ -173,6 +173,7 @@ impl PopBuilder {
         PopBuilder {
             spec: PopSpec {
                 bgp: None,
+                protection: Default::default(),
                 pop: PopSection {
                     name: name.into(),
                     vtep: POP_VTEP,
@@ -355,6 +356,7 @@ mod tests {
         };
         let expected = PopSpec {
             bgp: None,
+            protection: Default::default(),
             pop: PopSection {
                 name: "test".into(),
                 vtep: POP_VTEP,
