@@ -34,6 +34,7 @@ fn full_spec() -> PopSpec {
     let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     PopSpec {
         pop: PopSection {
+            backend_check: None,
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],
@@ -70,10 +71,12 @@ fn full_spec() -> PopSpec {
             state: PathState::Up,
         }],
         eips: vec![EipSpec {
+            check: None,
             address: ip("192.0.2.20"),
             region: "beijing".into(),
             backend: Some(ip("10.1.0.20")),
             services: vec![ServiceSpec {
+                check: None,
                 protocol: Protocol::Tcp,
                 port: 80,
                 backends: vec![BackendSpec {
@@ -84,6 +87,7 @@ fn full_spec() -> PopSpec {
             }],
         }],
         bgp: Some(BgpSpec {
+            withdraw_when_backends_down: false,
             local_as: 64497,
             router_id: v4("203.0.113.10"),
             neighbors: vec![NeighborSpec {

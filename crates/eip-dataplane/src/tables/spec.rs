@@ -115,6 +115,10 @@ pub struct PopSection {
     /// data is). Returns addressed to it go to the control thread. No probes without it.
     #[serde(default)]
     pub probe_source: Option<Ipv4Addr>,
+    /// Health check of every backend whose service or EIP names none
+    /// (`crate::check_spec`). No checks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// What a port faces.
@@ -241,6 +245,10 @@ pub struct EipSpec {
     /// Port-level services spread over pools of backends.
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
+    /// Health check of the 1:1 backend, and of the services' backends that
+    /// name none (default: `pop.backend_check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).
@@ -250,6 +258,9 @@ pub struct ServiceSpec {
     pub protocol: Protocol,
     pub port: u16,
     pub backends: Vec<BackendSpec>,
+    /// Health check of the pool's backends (default: the EIP's, then the POP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// One member of a service's pool.

@@ -30,6 +30,7 @@ fn path(name: &str, port: &str, mtu: u16) -> PathSpec {
 
 fn eip(address: &str, backend: Option<&str>) -> EipSpec {
     EipSpec {
+        check: None,
         address: ip(address),
         region: "bj".into(),
         backend: backend.map(ip),
@@ -39,6 +40,7 @@ fn eip(address: &str, backend: Option<&str>) -> EipSpec {
 
 fn service(port: u16, backends: &[&str]) -> ServiceSpec {
     ServiceSpec {
+        check: None,
         protocol: Protocol::Tcp,
         port,
         backends: backends
@@ -65,6 +67,7 @@ fn valid() -> PopSpec {
     PopSpec {
         bgp: None,
         pop: PopSection {
+            backend_check: None,
             name: "t".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![],
