@@ -149,7 +149,13 @@ mod tests {
     #[test]
     fn defaults_and_bounds() {
         let c = parse(r#"check = { kind = "tcp", port = 80 }"#).unwrap();
-        assert_eq!(c, CheckSpec { port: Some(80), ..CheckSpec::new(CheckKind::Tcp) });
+        assert_eq!(
+            c,
+            CheckSpec {
+                port: Some(80),
+                ..CheckSpec::new(CheckKind::Tcp)
+            }
+        );
         assert_eq!(c.detection_ms(), 4000);
         let c = parse(r#"check = { kind = "icmp", interval_ms = 100, timeout_ms = 300 }"#).unwrap();
         assert_eq!((c.interval_ms, c.timeout_ms), (100, 300));

@@ -283,6 +283,19 @@ impl PathHealth {
         self.record(false, now)
     }
 
+    /// Records that probe `seq` was answered with a refusal at `now` (a TCP
+    /// RST to a backend check): counted lost at once, not at its timeout. A
+    /// refusal that matches no probe in flight counts as
+    /// [`ProbeCounters::unmatched`], like a reply.
+    pub fn probe_failed(&mut self, seq: u16, now: Duration) -> Option<Transition> {
+        let Some(i) = self.in_flight.iter().position(|p| p.seq == seq) else {
+            self.counters.unmatched += 1;
+            return None;
+        };
+        self.in_flight.remove(i);
+        self.record_lost(now)
+    }
+
     /// Declares every probe older than `timeout` lost.
     pub fn tick(&mut self, now: Duration) -> Option<Transition> {
         self.expire(now)
