@@ -32,9 +32,11 @@
 mod board;
 mod checker;
 pub mod codec;
+mod metrics;
 
 pub use board::BackendBoard;
 pub use checker::BackendChecker;
+pub use metrics::render_metrics;
 
 use crate::health::{Health, HealthSnapshot, Transition};
 use eip_dataplane::check_spec::CheckSpec;
