@@ -43,6 +43,7 @@
 
 mod config;
 mod damping;
+mod refusal;
 mod ring;
 mod rtt;
 mod selection;
@@ -281,19 +282,6 @@ impl PathHealth {
         self.counters.received += 1;
         self.rtt.sample(rtt);
         self.record(false, now)
-    }
-
-    /// Records that probe `seq` was answered with a refusal at `now` (a TCP
-    /// RST to a backend check): counted lost at once, not at its timeout. A
-    /// refusal that matches no probe in flight counts as
-    /// [`ProbeCounters::unmatched`], like a reply.
-    pub fn probe_failed(&mut self, seq: u16, now: Duration) -> Option<Transition> {
-        let Some(i) = self.in_flight.iter().position(|p| p.seq == seq) else {
-            self.counters.unmatched += 1;
-            return None;
-        };
-        self.in_flight.remove(i);
-        self.record_lost(now)
     }
 
     /// Declares every probe older than `timeout` lost.
