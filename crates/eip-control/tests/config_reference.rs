@@ -21,6 +21,20 @@ const REFERENCE: &str = include_str!("../../../docs/config.md");
 /// them in the text of the field they stand for.
 const ALIASES: &[(&str, &str)] = &[("eips", "default_backend")];
 
+/// A check with every field set.
+fn check() -> eip_dataplane::check_spec::CheckSpec {
+    eip_dataplane::check_spec::CheckSpec {
+        port: Some(80),
+        ..eip_dataplane::check_spec::CheckSpec::new(eip_dataplane::check_spec::CheckKind::Tcp)
+    }
+}
+
+/// Sections documented by one table: `(section, documented as)`.
+const SHARED: &[(&str, &str)] = &[
+    ("eips.check", "pop.backend_check"),
+    ("eips.services.check", "pop.backend_check"),
+];
+
 fn v4(text: &str) -> Ipv4Addr {
     text.parse().unwrap()
 }
@@ -34,6 +48,7 @@ fn full_spec() -> PopSpec {
     let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     PopSpec {
         pop: PopSection {
+            backend_check: Some(check()),
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],
@@ -70,10 +85,12 @@ fn full_spec() -> PopSpec {
             state: PathState::Up,
         }],
         eips: vec![EipSpec {
+            check: Some(check()),
             address: ip("192.0.2.20"),
             region: "beijing".into(),
             backend: Some(ip("10.1.0.20")),
             services: vec![ServiceSpec {
+                check: Some(check()),
                 protocol: Protocol::Tcp,
                 port: 80,
                 backends: vec![BackendSpec {
@@ -97,6 +114,7 @@ fn full_spec() -> PopSpec {
             tunnel_port_eips: vec![ip("192.0.2.10")],
         },
         bgp: Some(BgpSpec {
+            withdraw_when_backends_down: true,
             local_as: 64497,
             router_id: v4("203.0.113.10"),
             neighbors: vec![NeighborSpec {
@@ -189,6 +207,15 @@ fn documented() -> BTreeSet<String> {
         };
         if let Some((field, _)) = row.split_once('`') {
             keys.insert(format!("{section}.{field}"));
+        }
+    }
+    for (shared, table) in SHARED {
+        let fields: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{table}.")).map(String::from))
+            .collect();
+        for f in fields {
+            keys.insert(format!("{shared}.{f}"));
         }
     }
     keys

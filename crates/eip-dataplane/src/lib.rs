@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bgp_spec;
+pub mod check_spec;
 pub mod counters;
 pub mod flow;
 pub mod frame;

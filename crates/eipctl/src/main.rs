@@ -93,6 +93,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             backend,
         } => change(Op::AddEip(AddEip {
             eip: EipSpec {
+                check: None,
                 address,
                 region,
                 backend,
@@ -129,6 +130,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             change(Op::AddService(AddService {
                 eip,
                 service: ServiceSpec {
+                    check: None,
                     protocol,
                     port,
                     backends,

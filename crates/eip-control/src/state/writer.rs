@@ -73,6 +73,9 @@ struct Writer {
     compact_at: u64,
     compacting: Arc<AtomicBool>,
     compaction: Option<JoinHandle<()>>,
+    /// Service backends the checks measured down (observed, never saved):
+    /// laid over every snapshot built (`backends`).
+    backends_down: Vec<eip_dataplane::tables::BackendRef>,
 }
 
 /// Applies requests to the POP description; shared by the socket server's
@@ -136,6 +139,7 @@ impl ControlPlane {
                 compact_at: DEFAULT_COMPACT_AT,
                 compacting: Arc::new(AtomicBool::new(false)),
                 compaction: None,
+                backends_down: Vec::new(),
             }),
             current: RwLock::new(Arc::new(Snapshot {
                 version: boot.tables.version,
@@ -352,7 +356,7 @@ impl ControlPlane {
                     )
                 })?
         };
-        let tables = Arc::new(tables);
+        let tables = Arc::new(backends::overlay(tables, &writer.backends_down, generation));
         let timeout = writer.ack_timeout;
         let published = writer.sink.publish(Arc::clone(&tables), timeout);
         if let Err(SinkError::Rejected(reason)) = &published {
@@ -459,7 +463,7 @@ impl ControlPlane {
             Ok(t) => t,
             Err(mut e) => return Reply::error(version, e.swap_remove(0).into()),
         };
-        let tables = Arc::new(tables);
+        let tables = Arc::new(backends::overlay(tables, &writer.backends_down, generation));
         if dry_run {
             return Reply::ok(
                 version,
@@ -588,5 +592,6 @@ impl Writer {
     }
 }
 
+mod backends;
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,17 @@ impl Pipeline {
             d[INNER_L3 + 14],
             d[INNER_L3 + 15],
         ];
+        // An answer to a backend check (to the probe source) is the control
+        // thread's, not a return: the general path hands it over.
+        let dst = [
+            d[INNER_L3 + 16],
+            d[INNER_L3 + 17],
+            d[INNER_L3 + 18],
+            d[INNER_L3 + 19],
+        ];
+        if t.probe_source == Some(dst) {
+            return None;
+        }
         let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
         let dst = [
             d[INNER_L3 + 16],

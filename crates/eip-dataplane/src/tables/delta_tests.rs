@@ -49,6 +49,7 @@ fn pop() -> PopSpec {
     };
     PopSpec {
         pop: PopSection {
+            backend_check: None,
             name: "t".into(),
             vtep: Ipv4Addr::new(198, 51, 100, 1),
             extra_vteps: vec![],
@@ -77,6 +78,7 @@ fn pop() -> PopSpec {
 
 fn one_to_one(i: u32, region: &str) -> EipSpec {
     EipSpec {
+        check: None,
         address: IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
         region: region.into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
@@ -181,6 +183,7 @@ fn service() -> impl Strategy<Value = ServiceSpec> {
         ),
     )
         .prop_map(|(protocol, port, backends)| ServiceSpec {
+            check: None,
             protocol,
             port,
             backends: backends
@@ -202,6 +205,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
         prop::collection::vec(service(), 0..3),
     )
         .prop_map(|(address, region, backend, services)| EipSpec {
+            check: None,
             address,
             region: region.into(),
             backend,
@@ -345,6 +349,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
 fn health_overlays_rebuild_only_what_they_change() {
     let mut spec = big(3000);
     spec.eips[0].services = vec![ServiceSpec {
+        check: None,
         protocol: Protocol::Tcp,
         port: 80,
         backends: (1..=3)

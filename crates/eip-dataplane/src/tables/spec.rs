@@ -124,6 +124,10 @@ pub struct PopSection {
     /// data is). Returns addressed to it go to the control thread. No probes without it.
     #[serde(default)]
     pub probe_source: Option<Ipv4Addr>,
+    /// Health check of every backend whose service or EIP names none
+    /// (`crate::check_spec`). No checks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// What a port faces.
@@ -253,6 +257,10 @@ pub struct EipSpec {
     /// Rate limits of this EIP, over the POP's `[limits]` (`super::limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Health check of the 1:1 backend, and of the services' backends that
+    /// name none (default: `pop.backend_check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).
@@ -262,6 +270,9 @@ pub struct ServiceSpec {
     pub protocol: Protocol,
     pub port: u16,
     pub backends: Vec<BackendSpec>,
+    /// Health check of the pool's backends (default: the EIP's, then the POP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// One member of a service's pool.

@@ -113,6 +113,7 @@ pub fn path(name: &str, region: &str, port: &str, next_hop_mac: [u8; 6], mtu: u1
 /// A 1:1 EIP: all its traffic to `backend`.
 pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<IpAddr>) -> EipSpec {
     EipSpec {
+        check: None,
         address: address.into(),
         region: region.into(),
         backend: Some(backend.into()),
@@ -128,6 +129,7 @@ pub fn service_eip(
     services: impl IntoIterator<Item = ServiceSpec>,
 ) -> EipSpec {
     EipSpec {
+        check: None,
         address: address.into(),
         region: region.into(),
         backend: None,
@@ -143,6 +145,7 @@ pub fn service(
     backends: impl IntoIterator<Item = BackendSpec>,
 ) -> ServiceSpec {
     ServiceSpec {
+        check: None,
         protocol,
         port,
         backends: backends.into_iter().collect(),
@@ -175,6 +178,7 @@ impl PopBuilder {
                 bgp: None,
                 protection: Default::default(),
                 pop: PopSection {
+                    backend_check: None,
                     name: name.into(),
                     vtep: POP_VTEP,
                     extra_vteps: vec![],
@@ -358,6 +362,7 @@ mod tests {
             bgp: None,
             protection: Default::default(),
             pop: PopSection {
+                backend_check: None,
                 name: "test".into(),
                 vtep: POP_VTEP,
                 extra_vteps: vec![],
@@ -387,6 +392,7 @@ mod tests {
             }],
             paths: vec![path(0), path(1)],
             eips: vec![EipSpec {
+                check: None,
                 address: Ipv4Addr::new(192, 0, 2, 10).into(),
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
