@@ -82,7 +82,8 @@ fn full_spec() -> PopSpec {
                     weight: 2,
                 }],
             }],
-        }],
+        }]
+        .into(),
         bgp: Some(BgpSpec {
             local_as: 64497,
             router_id: v4("203.0.113.10"),

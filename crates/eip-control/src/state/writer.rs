@@ -509,7 +509,7 @@ impl ControlPlane {
             ports: spec.ports.clone(),
             regions: spec.regions.clone(),
             paths: spec.paths.clone(),
-            eips: Vec::new(),
+            eips: Default::default(),
             bgp: spec.bgp.clone(),
         };
         if let Some(r) = &self.resolver {

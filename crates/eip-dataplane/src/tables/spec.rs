@@ -72,8 +72,9 @@ pub struct PopSpec {
     pub regions: Vec<RegionSpec>,
     #[serde(default)]
     pub paths: Vec<PathSpec>,
+    /// A persistent list: versions share their entries (`super::eip_list`).
     #[serde(default)]
-    pub eips: Vec<EipSpec>,
+    pub eips: super::EipList,
     /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_spec::BgpSpec>,

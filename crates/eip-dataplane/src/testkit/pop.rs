@@ -186,7 +186,7 @@ impl PopBuilder {
                 ],
                 regions: vec![],
                 paths: vec![],
-                eips: vec![],
+                eips: Default::default(),
             },
         }
     }
@@ -239,7 +239,6 @@ impl PopBuilder {
 
     /// Adds `n` 1:1 EIPs in `region`: [`eip_addr`]`(i)` to [`backend_addr`]`(i)`.
     pub fn one_to_one_eips(mut self, n: u32, region: &str) -> Self {
-        self.spec.eips.reserve(n as usize);
         for i in 0..n {
             self.spec
                 .eips
@@ -386,7 +385,8 @@ mod tests {
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: vec![],
-            }],
+            }]
+            .into(),
         };
         assert_eq!(built, expected);
         Tables::build(&built, 1).unwrap();
