@@ -105,7 +105,8 @@ fn full_spec() -> PopSpec {
                 out_bps: Some(1_000_000_000),
                 out_pps: Some(0),
             }),
-        }],
+        }]
+        .into(),
         protection: ProtectionSpec {
             enabled: true,
             allow_sources: vec![Prefix::parse("100.64.0.0/10").unwrap()],

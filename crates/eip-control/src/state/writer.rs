@@ -536,7 +536,7 @@ impl ControlPlane {
             ports: spec.ports.clone(),
             regions: spec.regions.clone(),
             paths: spec.paths.clone(),
-            eips: Vec::new(),
+            eips: Default::default(),
             bgp: spec.bgp.clone(),
             limits: None,
             protection: spec.protection.clone(),

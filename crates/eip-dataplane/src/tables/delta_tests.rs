@@ -71,7 +71,7 @@ fn pop() -> PopSpec {
             path("sh-a", "sh"),
             path("sh-b", "sh"),
         ],
-        eips: vec![],
+        eips: Default::default(),
         limits: None,
     }
 }
@@ -237,7 +237,7 @@ proptest! {
             let mut delta = TableDelta::default();
             match op {
                 Op::Upsert(e) => {
-                    match next.eips.iter_mut().find(|x| x.address == e.address) {
+                    match next.eips.by_address_mut(e.address) {
                         Some(x) => *x = e.clone(),
                         None => next.eips.push(e.clone()),
                     }
@@ -278,7 +278,7 @@ proptest! {
 #[test]
 fn a_rejected_delta_reports_what_a_build_reports() {
     let mut spec = pop();
-    spec.eips = vec![one_to_one(1, "bj"), one_to_one(2, "bj")];
+    spec.eips = vec![one_to_one(1, "bj"), one_to_one(2, "bj")].into();
     let t = Tables::build(&spec, 1).unwrap();
     let mut next = spec.clone();
     let mut taker = one_to_one(3, "bj");
@@ -294,7 +294,9 @@ fn a_rejected_delta_reports_what_a_build_reports() {
     assert_eq!(applied[0].key_path(), "eips[2].backend");
     let mut bad = one_to_one(4, "nowhere");
     bad.backend = Some("2001:db8::1".parse().unwrap());
-    next.eips[2] = bad.clone();
+    let taken = next.eips[2].address;
+    next.eips.remove(taken);
+    next.eips.push(bad.clone());
     let delta = TableDelta {
         upsert: vec![bad],
         ..Default::default()
@@ -311,7 +313,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     assert_eq!((t.slot_capacity(), t.generation), (5000, 1));
     let gone = spec.eips[10].address;
     let mut next = spec.clone();
-    next.eips.remove(10);
+    next.eips.remove(gone);
     let delta = TableDelta {
         remove: vec![gone],
         ..Default::default()

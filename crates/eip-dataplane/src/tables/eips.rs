@@ -40,8 +40,7 @@ impl Places<'_> {
     pub fn index_of(&self, address: IpAddr) -> usize {
         self.spec
             .eips
-            .iter()
-            .position(|e| e.address == address)
+            .position(address)
             .unwrap_or(self.spec.eips.len())
     }
 
@@ -49,7 +48,7 @@ impl Places<'_> {
     /// backend) or the service backend.
     fn backend_use(&self, t: &Tables, slot: EipId, addr: IpAddr) -> Entry {
         let index = self.index_of_slot(t, slot);
-        let Some(e) = self.spec.eips.get(index) else {
+        let Some(e) = self.spec.eips.nth(index) else {
             return Entry::item("eips", index);
         };
         let entry = Entry::item("eips", index).label(e.address);

@@ -74,8 +74,9 @@ pub struct PopSpec {
     pub regions: Vec<RegionSpec>,
     #[serde(default)]
     pub paths: Vec<PathSpec>,
+    /// A persistent list: versions share their entries (`super::eip_list`).
     #[serde(default)]
-    pub eips: Vec<EipSpec>,
+    pub eips: super::EipList,
     /// Default per-EIP rate limits (`[limits]`): each cap applies to every EIP
     /// that does not give its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -94,7 +94,7 @@ fn valid() -> PopSpec {
             probe_target: None,
         }],
         paths: vec![path("p0", "backbone", 1500)],
-        eips: vec![eip("192.0.2.10", Some("10.1.0.10"))],
+        eips: vec![eip("192.0.2.10", Some("10.1.0.10"))].into(),
         limits: None,
     }
 }

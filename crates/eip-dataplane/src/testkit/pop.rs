@@ -193,7 +193,7 @@ impl PopBuilder {
                 ],
                 regions: vec![],
                 paths: vec![],
-                eips: vec![],
+                eips: Default::default(),
                 limits: None,
             },
         }
@@ -247,7 +247,6 @@ impl PopBuilder {
 
     /// Adds `n` 1:1 EIPs in `region`: [`eip_addr`]`(i)` to [`backend_addr`]`(i)`.
     pub fn one_to_one_eips(mut self, n: u32, region: &str) -> Self {
-        self.spec.eips.reserve(n as usize);
         for i in 0..n {
             self.spec
                 .eips
@@ -398,7 +397,8 @@ mod tests {
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: vec![],
                 limits: None,
-            }],
+            }]
+            .into(),
             limits: None,
         };
         assert_eq!(built, expected);
