@@ -7,6 +7,8 @@
 //! recovery and the hold-down.
 
 mod common;
+// Shared with anycast_e2e.rs, which uses all of it.
+#[allow(dead_code)]
 #[path = "anycast/harness.rs"]
 mod harness;
 
