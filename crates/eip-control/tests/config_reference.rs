@@ -307,7 +307,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 14] = [
+    let types: [(&str, &[&str]); 17] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -317,6 +317,18 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("eips.services", fields_of::<ServiceSpec>()),
         ("limits", fields_of::<LimitsSpec>()),
         ("eips.limits", fields_of::<LimitsSpec>()),
+        (
+            "pop.backend_check",
+            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
+        ),
+        (
+            "eips.check",
+            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
+        ),
+        (
+            "eips.services.check",
+            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
+        ),
         ("eips.services.backends", fields_of::<BackendSpec>()),
         ("protection", fields_of::<ProtectionSpec>()),
         ("bgp", fields_of::<BgpSpec>()),
