@@ -28,6 +28,7 @@
 //! long as the EIP exists, so per-EIP counters indexed by it survive table
 //! changes. A removed EIP's slot is reused by a later one.
 
+pub mod acl;
 mod build;
 mod delta;
 #[cfg(test)]
