@@ -209,7 +209,7 @@ fn limit_all(spec: &mut PopSpec) {
         out_bps: Some(100_000_000_000),
         out_pps: Some(100_000_000),
     };
-    for e in &mut spec.eips {
+    for e in spec.eips.iter_mut() {
         e.limits = Some(caps);
     }
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod backends;
 pub mod client;
 pub mod config;
 pub mod explain;

@@ -21,6 +21,20 @@ const REFERENCE: &str = include_str!("../../../docs/config.md");
 /// them in the text of the field they stand for.
 const ALIASES: &[(&str, &str)] = &[("eips", "default_backend")];
 
+/// A check with every field set.
+fn check() -> eip_dataplane::check_spec::CheckSpec {
+    eip_dataplane::check_spec::CheckSpec {
+        port: Some(80),
+        ..eip_dataplane::check_spec::CheckSpec::new(eip_dataplane::check_spec::CheckKind::Tcp)
+    }
+}
+
+/// Sections documented by one table: `(section, documented as)`.
+const SHARED: &[(&str, &str)] = &[
+    ("eips.check", "pop.backend_check"),
+    ("eips.services.check", "pop.backend_check"),
+];
+
 fn v4(text: &str) -> Ipv4Addr {
     text.parse().unwrap()
 }
@@ -34,6 +48,7 @@ fn full_spec() -> PopSpec {
     let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     PopSpec {
         pop: PopSection {
+            backend_check: Some(check()),
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],
@@ -70,10 +85,12 @@ fn full_spec() -> PopSpec {
             state: PathState::Up,
         }],
         eips: vec![EipSpec {
+            check: Some(check()),
             address: ip("192.0.2.20"),
             region: "beijing".into(),
             backend: Some(ip("10.1.0.20")),
             services: vec![ServiceSpec {
+                check: Some(check()),
                 protocol: Protocol::Tcp,
                 port: 80,
                 backends: vec![BackendSpec {
@@ -88,8 +105,17 @@ fn full_spec() -> PopSpec {
                 out_bps: Some(1_000_000_000),
                 out_pps: Some(0),
             }),
-        }],
+        }]
+        .into(),
+        protection: ProtectionSpec {
+            enabled: true,
+            allow_sources: vec![Prefix::parse("100.64.0.0/10").unwrap()],
+            own_addresses: vec![ip("198.51.100.200")],
+            allow_tunnel_port: true,
+            tunnel_port_eips: vec![ip("192.0.2.10")],
+        },
         bgp: Some(BgpSpec {
+            withdraw_when_backends_down: true,
             local_as: 64497,
             router_id: v4("203.0.113.10"),
             neighbors: vec![NeighborSpec {
@@ -184,6 +210,15 @@ fn documented() -> BTreeSet<String> {
             keys.insert(format!("{section}.{field}"));
         }
     }
+    for (shared, table) in SHARED {
+        let fields: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{table}.")).map(String::from))
+            .collect();
+        for f in fields {
+            keys.insert(format!("{shared}.{f}"));
+        }
+    }
     keys
 }
 
@@ -272,7 +307,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 13] = [
+    let types: [(&str, &[&str]); 14] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -283,6 +318,7 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("limits", fields_of::<LimitsSpec>()),
         ("eips.limits", fields_of::<LimitsSpec>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
+        ("protection", fields_of::<ProtectionSpec>()),
         ("bgp", fields_of::<BgpSpec>()),
         ("bgp.neighbors", fields_of::<NeighborSpec>()),
         ("bgp.prefixes", fields_of::<PrefixSpec>()),

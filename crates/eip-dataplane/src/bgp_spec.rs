@@ -52,6 +52,10 @@ pub struct BgpSpec {
     /// The BIRD 2 binary.
     #[serde(default = "default_bird")]
     pub bird: String,
+    /// Withdraw a prefix when every EIP inside it has health-checked backends
+    /// and all of them are down (an EIP without checks counts as up).
+    #[serde(default)]
+    pub withdraw_when_backends_down: bool,
 }
 
 fn default_bfd_interval_ms() -> u32 {

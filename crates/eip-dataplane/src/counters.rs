@@ -78,6 +78,21 @@ counted_enum! {
         OverBps => "over_bps",
         /// Over the EIP's packets-per-second cap (either direction).
         OverPps => "over_pps",
+        /// To an EIP but arrived on a backbone-only port: not Internet ingress.
+        EipOnBackbone => "eip_on_backbone",
+        /// Internet-side frame to an EIP from a bogon source (private, loopback,
+        /// multicast, broadcast, ...; `docs/config.md`, `[protection]`).
+        BogonSource => "bogon_source",
+        /// Internet-side frame to an EIP whose source is one of our EIPs (the
+        /// start of a forwarding loop).
+        SpoofedEipSource => "spoofed_eip_source",
+        /// Internet-side frame to an EIP whose source is one of the POP's own
+        /// addresses (VTEPs, probe source, region VTEPs, `own_addresses`).
+        SpoofedPopSource => "spoofed_pop_source",
+        /// Return toward a bogon, one of our EIPs or one of the POP's addresses.
+        MartianDestination => "martian_destination",
+        /// Client UDP to the VXLAN port of an EIP not opted out.
+        TunnelPort => "tunnel_port",
     }
 }
 

@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod bgp_spec;
+pub mod check_spec;
 pub mod counters;
 pub mod flow;
 pub mod frame;
 pub mod maglev;
 pub mod pipeline;
+pub mod protect;
 pub mod swap;
 pub mod tables;
 #[cfg(any(test, feature = "testkit"))]

@@ -33,6 +33,10 @@ pub(crate) struct Cli {
     /// Apply a change only if this table version is in force (compare-and-set).
     #[arg(long, global = true)]
     pub(crate) if_version: Option<u64>,
+    /// Apply a change even if it leaves a region that has EIPs with no usable
+    /// path; the reply lists the EIPs it blackholes.
+    #[arg(long, global = true)]
+    pub(crate) blackhole_ok: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

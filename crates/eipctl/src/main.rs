@@ -51,6 +51,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
     let connect = || Client::connect(&cli.socket, timeout).map_err(anyhow::Error::from);
     let change = |op: Op| Request {
         if_version: cli.if_version,
+        blackhole_ok: cli.blackhole_ok,
         command: Cmd::Change(op),
     };
     let request = match cli.command {
@@ -92,6 +93,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             backend,
         } => change(Op::AddEip(AddEip {
             eip: EipSpec {
+                check: None,
                 address,
                 region,
                 backend,
@@ -128,6 +130,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             change(Op::AddService(AddService {
                 eip,
                 service: ServiceSpec {
+                    check: None,
                     protocol,
                     port,
                     backends,
@@ -272,6 +275,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
         Command::Apply { file, dry_run } => {
             let mut request = ops_file(&file, dry_run)?;
             request.if_version = cli.if_version;
+            request.blackhole_ok = cli.blackhole_ok;
             request
         }
         Command::Reload { file, dry_run } => {
@@ -285,6 +289,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             };
             Request {
                 if_version: cli.if_version,
+                blackhole_ok: cli.blackhole_ok,
                 command: Cmd::Reload(api::Reload { file, dry_run }),
             }
         }

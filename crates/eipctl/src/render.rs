@@ -31,8 +31,9 @@ pub fn reply(reply: &Reply) -> String {
             previous_version,
             changes,
             unchanged,
+            blackholed,
         }) => {
-            if *unchanged {
+            let mut out = if *unchanged {
                 format!("no change: table version stays {previous_version}\n")
             } else {
                 format!(
@@ -40,7 +41,15 @@ pub fn reply(reply: &Reply) -> String {
                     plural(*changes),
                     reply.version
                 )
+            };
+            if !blackholed.is_empty() {
+                let list: Vec<String> = blackholed.iter().map(|a| a.to_string()).collect();
+                out.push_str(&format!(
+                    "blackholed (no usable path to their region): {}\n",
+                    list.join(", ")
+                ));
             }
+            out
         }
         Some(Data::Reloaded {
             file,

@@ -178,9 +178,10 @@ fn explain_agrees_with_the_pipeline() {
         "tcp 198.51.100.7:40000 -> 198.51.100.1:179 (SYN, MSS 1460), table version 1\n  verdict   not an EIP: goes to the kernel\n"
     );
 
-    // It answers from the tables in force: with every path disabled, no path.
+    // It answers from the tables in force: with every path disabled, no path
+    // (which blackholes the region: said so explicitly).
     for path in ["sha-bj-telecom", "sha-bj-unicom"] {
-        let (code, _, err) = eipctl(s, &["set-path-admin", path, "disabled"]);
+        let (code, _, err) = eipctl(s, &["--blackhole-ok", "set-path-admin", path, "disabled"]);
         assert_eq!(code, 0, "{err}");
     }
     let (code, out, _) = eipctl(s, &["ex", "icmp", "198.51.100.7", "192.0.2.10"]);

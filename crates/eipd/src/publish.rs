@@ -71,8 +71,8 @@ impl FilterMaps for AfXdpRuntime {
 /// What `new` adds to and removes from `old`'s EIPs and VTEPs. Empty at once
 /// when both share their tables (an observed change: path health).
 ///
-/// Cost: one set difference over the EIPs (no syscall), skipped when the
-/// snapshots are the same.
+/// Cost: what differs (the EIP index shards the snapshots do not share are
+/// compared, a few after a change; none after an observed one), no syscall.
 pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
     fn diff<K: Copy + Eq + Hash>(
         old: impl Iterator<Item = K>,
@@ -90,8 +90,8 @@ pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
     if std::ptr::eq(old, new) {
         return FilterDelta::default();
     }
-    let (add_v4, remove_v4) = diff(old.eip_v4_addresses(), new.eip_v4_addresses());
-    let (add_v6, remove_v6) = diff(old.eip_v6_addresses(), new.eip_v6_addresses());
+    let (add_v4, remove_v4) = new.eip_v4_changes(old);
+    let (add_v6, remove_v6) = new.eip_v6_changes(old);
     let (add_vteps, remove_vteps) = diff(
         old.local_vteps.iter().copied(),
         new.local_vteps.iter().copied(),

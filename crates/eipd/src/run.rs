@@ -183,6 +183,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         sockets: DriverFigures::readable(runtime.socket_stats()),
     }));
     let board = Arc::new(HealthBoard::default());
+    let backend_board = Arc::new(eip_control::backends::BackendBoard::default());
     let board_for_signals = Arc::clone(&board);
     let health_view = Arc::clone(&board);
     let tracer = Tracer::new(
@@ -224,6 +225,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         &runtime,
         Arc::clone(&control),
         Arc::clone(&board),
+        Arc::clone(&backend_board),
         opts.health.clone(),
         Arc::clone(&stop),
     )?;
@@ -233,6 +235,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         crate::bgp::Inputs {
             control: Arc::clone(&control),
             board: Arc::clone(&board),
+            backends: Arc::clone(&backend_board),
             facts: Arc::clone(&bgp_facts),
         },
         bgp_view.as_deref(),
@@ -252,6 +255,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             if let Some(status) = bgp_metrics.as_ref().and_then(|v| v.snapshot()) {
                 page.push_str(&crate::bgp::render_metrics(&status));
             }
+            page.push_str(&eip_control::backends::render_metrics(
+                &backend_board.reports(),
+            ));
             page
         })?;
         crate::say!("  metrics on http://{bound}/metrics");

@@ -200,7 +200,7 @@ fn trace_writes_rx_tx_and_drops_to_pcapng() {
         && f.comment == "tx port internet queue 0"));
 
     // Drops: the region's only path disabled, the EIP's traffic dies `no_path`.
-    tb.eipctl(&["set-path-admin", "bb0", "disabled"]);
+    tb.eipctl(&["--blackhole-ok", "set-path-admin", "bb0", "disabled"]);
     let drops = tb.run_dir().join("drops.pcapng");
     let trace = start_trace(
         &tb,

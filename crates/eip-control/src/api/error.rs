@@ -36,6 +36,9 @@ pub enum ErrorCode {
     Storage,
     /// A bug; nothing changed.
     Internal,
+    /// The change would leave a region that has EIPs with no usable path, and
+    /// the request did not say `blackhole_ok`; nothing changed.
+    WouldBlackhole,
     /// A code from a newer daemon.
     #[serde(other)]
     Unknown,
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Storage => "storage",
             ErrorCode::Internal => "internal",
+            ErrorCode::WouldBlackhole => "would_blackhole",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -83,6 +83,10 @@ pub enum Data {
         previous_version: u64,
         changes: usize,
         unchanged: bool,
+        /// EIPs whose region the change (made with `blackhole_ok`) left with
+        /// no usable path.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blackholed: Vec<std::net::IpAddr>,
     },
     /// `reload`: the configuration file applied as one transaction (or, with
     /// `dry_run`, checked). `diff` says what it changes against the spec that
@@ -147,6 +151,7 @@ mod tests {
                 previous_version: 2,
                 changes: 1,
                 unchanged: false,
+                blackholed: Vec::new(),
             },
         );
         let line = reply.to_line();

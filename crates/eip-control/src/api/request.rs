@@ -15,6 +15,9 @@ pub struct Request {
     /// Apply only if the table version in force is this one (mutations only;
     /// ignored by queries).
     pub if_version: Option<u64>,
+    /// Apply a change even if it leaves a region that has EIPs with no usable
+    /// path (the reply lists the EIPs it blackholes).
+    pub blackhole_ok: bool,
     pub command: Command,
 }
 
@@ -95,7 +98,7 @@ pub struct ShowEips {
 }
 
 /// Fields every request may carry besides `cmd`.
-const ENVELOPE: [&str; 2] = ["api", "if_version"];
+const ENVELOPE: [&str; 3] = ["api", "if_version", "blackhole_ok"];
 
 /// Command names, for `unknown_command` messages and the docs.
 pub const COMMANDS: &[&str] = &[
@@ -144,6 +147,7 @@ impl Request {
     pub fn new(command: Command) -> Self {
         Request {
             if_version: None,
+            blackhole_ok: false,
             command,
         }
     }
@@ -177,6 +181,15 @@ impl Request {
                     "if_version must be a table version (a non-negative integer), not {v}"
                 ))
             })?),
+        };
+        let blackhole_ok = match object.remove("blackhole_ok") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "blackhole_ok must be true or false, not {v}"
+                )))
+            }
         };
         let cmd = match object.remove("cmd") {
             Some(Value::String(cmd)) => cmd,
@@ -237,6 +250,7 @@ impl Request {
         };
         Ok(Request {
             if_version,
+            blackhole_ok,
             command,
         })
     }
@@ -279,6 +293,9 @@ impl Request {
         object.insert("api".into(), API_VERSION.into());
         if let Some(v) = self.if_version {
             object.insert("if_version".into(), v.into());
+        }
+        if self.blackhole_ok {
+            object.insert("blackhole_ok".into(), true.into());
         }
         let mut line = Value::Object(object).to_string();
         line.push('\n');
@@ -541,6 +558,7 @@ mod tests {
         ] {
             let request = Request {
                 if_version: Some(9),
+                blackhole_ok: true,
                 command,
             };
             let line = request.to_line();

@@ -43,6 +43,7 @@
 
 mod config;
 mod damping;
+mod refusal;
 mod ring;
 mod rtt;
 mod selection;

@@ -57,26 +57,26 @@ pub enum Ignored {
 /// `target`, in the path's VXLAN encapsulation exactly as the pipeline
 /// encapsulates data.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Probe<'a> {
+pub(crate) struct Probe<'a> {
     /// The path's encapsulation template.
-    pub(super) template: &'a [u8; ENCAP_LEN],
+    pub(crate) template: &'a [u8; ENCAP_LEN],
     /// Flow hash of the probe's inner flow (outer UDP source port).
-    pub(super) hash: u64,
-    pub(super) source: [u8; 4],
-    pub(super) target: [u8; 4],
+    pub(crate) hash: u64,
+    pub(crate) source: [u8; 4],
+    pub(crate) target: [u8; 4],
     /// Echo identifier: names the path.
-    pub(super) ident: u16,
-    pub(super) seq: u16,
+    pub(crate) ident: u16,
+    pub(crate) seq: u16,
     /// The prober's nonce, echoed in the payload.
-    pub(super) nonce: u64,
+    pub(crate) nonce: u64,
     /// Send time, echoed in the payload.
-    pub(super) sent: Duration,
+    pub(crate) sent: Duration,
 }
 
 impl Probe<'_> {
     /// Builds the frame in `buf`, which the prober owns: nothing is allocated
     /// per probe.
-    pub(super) fn emit<'b>(&self, buf: &'b mut [u8; PROBE_FRAME_LEN]) -> &'b [u8] {
+    pub(crate) fn emit<'b>(&self, buf: &'b mut [u8; PROBE_FRAME_LEN]) -> &'b [u8] {
         let (hdr, inner) = buf.split_at_mut(ENCAP_LEN);
         let hdr: &mut [u8; ENCAP_LEN] = hdr.try_into().expect("ENCAP_LEN bytes");
         write_encap_header(hdr, self.template, INNER_LEN as u16, false, self.hash);
@@ -107,19 +107,51 @@ impl Probe<'_> {
 
 /// The fields of an echo reply the prober checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Reply {
-    pub(super) vni: u32,
-    pub(super) src: [u8; 4],
-    pub(super) dst: [u8; 4],
-    pub(super) ident: u16,
-    pub(super) seq: u16,
-    pub(super) nonce: u64,
-    pub(super) sent_ns: u64,
+pub(crate) struct Reply {
+    pub(crate) vni: u32,
+    pub(crate) src: [u8; 4],
+    pub(crate) dst: [u8; 4],
+    pub(crate) ident: u16,
+    pub(crate) seq: u16,
+    pub(crate) nonce: u64,
+    pub(crate) sent_ns: u64,
 }
 
 /// Outer Ethernet (up to two VLAN tags) / IPv4 / UDP to `vxlan_port` / VXLAN /
 /// inner Ethernet / IPv4 / ICMP echo reply with our 16-byte payload.
-pub(super) fn parse_reply(frame: &[u8], vxlan_port: u16) -> Result<Reply, Ignored> {
+pub(crate) fn parse_reply(frame: &[u8], vxlan_port: u16) -> Result<Reply, Ignored> {
+    let (vni, ip) = parse_inner_ipv4(frame, vxlan_port)?;
+    if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
+        return Err(Ignored::NotEchoReply);
+    }
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(|_| Ignored::Malformed("ICMP"))?;
+    if icmp.msg_type() != icmpv4::ECHO_REPLY || icmp.code() != 0 {
+        return Err(Ignored::NotEchoReply);
+    }
+    if !icmp.verify_checksum() {
+        return Err(Ignored::BadChecksum);
+    }
+    let data = icmp.payload();
+    let (Some(nonce), Some(sent)) = (data.get(..8), data.get(8..16)) else {
+        return Err(Ignored::WrongNonce);
+    };
+    Ok(Reply {
+        vni,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        ident: icmp.echo_ident(),
+        seq: icmp.echo_seq(),
+        nonce: u64::from_be_bytes(nonce.try_into().expect("8 bytes")),
+        sent_ns: u64::from_be_bytes(sent.try_into().expect("8 bytes")),
+    })
+}
+
+/// The VNI and the inner IPv4 packet of a VXLAN frame to `vxlan_port` (shared
+/// with the backend checks). A non-IPv4 inner packet is `NotEchoReply`.
+pub(crate) fn parse_inner_ipv4(
+    frame: &[u8],
+    vxlan_port: u16,
+) -> Result<(u32, Ipv4Packet<&[u8]>), Ignored> {
     let l2 = ethernet::parse_l2(frame).map_err(|_| Ignored::Malformed("outer Ethernet"))?;
     if l2.ethertype != ethertype::IPV4 {
         return Err(Ignored::Malformed("outer Ethernet (not IPv4)"));
@@ -141,31 +173,12 @@ pub(super) fn parse_reply(frame: &[u8], vxlan_port: u16) -> Result<Reply, Ignore
     if inner_l2.ethertype() != ethertype::IPV4 {
         return Err(Ignored::NotEchoReply);
     }
-    let ip = Ipv4Packet::new_checked(inner_l2.payload())
-        .map_err(|_| Ignored::Malformed("inner IPv4"))?;
-    if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
-        return Err(Ignored::NotEchoReply);
-    }
-    let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(|_| Ignored::Malformed("ICMP"))?;
-    if icmp.msg_type() != icmpv4::ECHO_REPLY || icmp.code() != 0 {
-        return Err(Ignored::NotEchoReply);
-    }
-    if !icmp.verify_checksum() {
-        return Err(Ignored::BadChecksum);
-    }
-    let data = icmp.payload();
-    let (Some(nonce), Some(sent)) = (data.get(..8), data.get(8..16)) else {
-        return Err(Ignored::WrongNonce);
-    };
-    Ok(Reply {
-        vni: vxlan.vni(),
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
-        ident: icmp.echo_ident(),
-        seq: icmp.echo_seq(),
-        nonce: u64::from_be_bytes(nonce.try_into().expect("8 bytes")),
-        sent_ns: u64::from_be_bytes(sent.try_into().expect("8 bytes")),
-    })
+    // The inner packet as a slice of `frame` (the views borrow their parent).
+    let inner = inner_l2.payload();
+    let start = inner.as_ptr() as usize - frame.as_ptr() as usize;
+    let inner = &frame[start..start + inner.len()];
+    let ip = Ipv4Packet::new_checked(inner).map_err(|_| Ignored::Malformed("inner IPv4"))?;
+    Ok((vxlan.vni(), ip))
 }
 
 #[cfg(test)]

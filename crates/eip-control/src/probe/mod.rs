@@ -58,7 +58,7 @@
 //! [`Duration`]: std::time::Duration
 
 mod board;
-mod codec;
+pub(crate) mod codec;
 mod config;
 mod event;
 mod prober;

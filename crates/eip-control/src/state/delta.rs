@@ -4,7 +4,6 @@
 
 use crate::api::Op;
 use eip_dataplane::tables::{PopSpec, TableDelta};
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Calls `f` with `spec` whose ports and paths are those of `small` (resolved,
@@ -26,17 +25,20 @@ pub(super) fn with_small_parts<R>(
 /// What `ops` (which turned `before` into `after`) change in the tables: the
 /// EIPs they name, as they are in `after` (or removed), and whether the small
 /// parts changed (or `observed_differs`: path states, next-hop MACs). Also
-/// whether nothing changed at all. One pass over the EIPs of each spec.
+/// whether nothing changed at all. Costs what the ops name: each EIP is found
+/// by address in both specs, no list of EIPs is scanned.
 pub(super) fn eip_delta(
     ops: &[Op],
     before: &PopSpec,
     after: &PopSpec,
     observed_differs: bool,
 ) -> (TableDelta, bool) {
-    let mut touched: HashSet<IpAddr> = HashSet::new();
+    let mut touched: Vec<IpAddr> = Vec::new();
     for op in ops {
         if let Some(address) = op_eip(op) {
-            touched.insert(address);
+            if !touched.contains(&address) {
+                touched.push(address);
+            }
         }
     }
     let small_differs = before.pop != after.pop
@@ -44,31 +46,24 @@ pub(super) fn eip_delta(
         || before.ports != after.ports
         || before.regions != after.regions
         || before.paths != after.paths;
-    let pick = |spec: &PopSpec| -> HashMap<IpAddr, usize> {
-        if touched.is_empty() {
-            return HashMap::new();
-        }
-        spec.eips
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| touched.contains(&e.address))
-            .map(|(i, e)| (e.address, i))
-            .collect()
-    };
-    let (was, now) = (pick(before), pick(after));
-    let same_eips = was.len() == now.len()
-        && was
-            .iter()
-            .all(|(a, &i)| now.get(a).is_some_and(|&j| before.eips[i] == after.eips[j]));
-    let delta = TableDelta {
-        upsert: now.values().map(|&i| after.eips[i].clone()).collect(),
-        remove: touched
-            .iter()
-            .filter(|a| !now.contains_key(a))
-            .copied()
-            .collect(),
+    let mut delta = TableDelta {
         small_parts: small_differs || observed_differs,
+        ..TableDelta::default()
     };
+    let mut same_eips = true;
+    for &address in &touched {
+        let was = before.eips.by_address(address);
+        match after.eips.by_address(address) {
+            Some(now) => {
+                same_eips &= was == Some(now);
+                delta.upsert.push(now.clone());
+            }
+            None => {
+                same_eips &= was.is_none();
+                delta.remove.push(address);
+            }
+        }
+    }
     (delta, same_eips && !small_differs)
 }
 

@@ -152,7 +152,8 @@ mod tests {
         let old: PopSpec = toml::from_str(EXAMPLE).unwrap();
         assert!(SpecDiff::between(&old, &old).is_empty());
         let mut new = old.clone();
-        new.eips.remove(0);
+        let first = new.eips[0].address;
+        new.eips.remove(first);
         new.eips[0].backend = Some("10.1.0.99".parse().unwrap());
         let mut added = new.eips[0].clone();
         added.address = "192.0.2.99".parse().unwrap();

@@ -70,7 +70,8 @@ pub(super) fn effective_states(
 fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
     match op {
         Op::AddEip(a) => {
-            if let Some(i) = spec.eips.iter().position(|e| e.address == a.eip.address) {
+            // By the list's index; the place (a scan) only for the message.
+            if let Some(i) = spec.eips.position(a.eip.address) {
                 return Err(ApiError::duplicate(format!(
                     "EIP {} exists already (eips[{i}]); update_eip changes it",
                     a.eip.address
@@ -80,8 +81,9 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
         }
         Op::UpdateEip(u) => update_eip(eip(spec, u.address)?, u),
         Op::RemoveEip(r) => {
-            let i = eip_index(spec, r.address)?;
-            spec.eips.remove(i);
+            spec.eips
+                .remove(r.address)
+                .ok_or_else(|| no_eip(r.address))?;
         }
         Op::AddService(a) => {
             let e = eip(spec, a.eip)?;
@@ -216,16 +218,15 @@ fn update_path(p: &mut PathSpec, u: &UpdatePath) {
     }
 }
 
-fn eip_index(spec: &PopSpec, address: IpAddr) -> Result<usize, ApiError> {
-    spec.eips
-        .iter()
-        .position(|e| e.address == address)
-        .ok_or_else(|| ApiError::not_found(format!("EIP {address} does not exist")))
+fn no_eip(address: IpAddr) -> ApiError {
+    ApiError::not_found(format!("EIP {address} does not exist"))
 }
 
+/// The EIP of `address`, by the list's index (no scan of the EIPs).
 fn eip(spec: &mut PopSpec, address: IpAddr) -> Result<&mut EipSpec, ApiError> {
-    let i = eip_index(spec, address)?;
-    Ok(&mut spec.eips[i])
+    spec.eips
+        .by_address_mut(address)
+        .ok_or_else(|| no_eip(address))
 }
 
 fn service_index(e: &EipSpec, protocol: Protocol, port: u16) -> Result<usize, ApiError> {

@@ -42,6 +42,7 @@
 //! single writer and the observed side), `queries` (the read side, and
 //! `trace`, which changes no state) and `edits` (what each op does to a spec).
 
+mod blackhole;
 #[cfg(test)]
 mod crash_tests;
 mod delta;

@@ -24,13 +24,10 @@ impl ControlPlane {
                 paths: self.paths(&snap),
             },
             Query::ShowEips(filter) => Data::Eips {
-                eips: snap
-                    .spec
-                    .eips
-                    .iter()
-                    .filter(|e| filter.address.is_none_or(|a| a == e.address))
-                    .cloned()
-                    .collect(),
+                eips: match filter.address {
+                    Some(a) => snap.spec.eips.by_address(a).into_iter().cloned().collect(),
+                    None => snap.spec.eips.iter().cloned().collect(),
+                },
             },
             Query::ShowSpec => Data::Spec {
                 spec: Box::new((*snap.spec).clone()),

@@ -16,6 +16,18 @@ impl ControlPlane {
     /// The reply says what differs; a file equal to the spec in force makes no
     /// new version.
     pub fn reload(&self, file: Option<&Path>, if_version: Option<u64>, dry_run: bool) -> Reply {
+        self.reload_with(file, if_version, dry_run, false)
+    }
+
+    /// [`reload`](Self::reload); with `blackhole_ok`, also a file that leaves a
+    /// region that has EIPs with no usable path.
+    pub fn reload_with(
+        &self,
+        file: Option<&Path>,
+        if_version: Option<u64>,
+        dry_run: bool,
+        blackhole_ok: bool,
+    ) -> Reply {
         let Some(path) = file.or(self.config_path.as_deref()) else {
             return Reply::error(
                 self.version(),
@@ -39,7 +51,7 @@ impl ControlPlane {
             Journaled::Spec(&journaled),
             1,
             if_version,
-            dry_run,
+            (dry_run, blackhole_ok),
         );
         if reply.error.is_some() && reply.data.is_none() {
             return reply;

@@ -558,7 +558,8 @@ mod tests {
         let store = StateFile::new(dir.join("state.json"));
         let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
         let mut state = spec.clone();
-        state.eips.remove(0);
+        let first = state.eips[0].address;
+        state.eips.remove(first);
         store.save(7, &state).unwrap();
 
         let (doc, origin) = store.load_from(&config, StartFrom::State).unwrap();

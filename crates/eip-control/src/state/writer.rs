@@ -3,6 +3,7 @@
 //! and the observed side (path health, next-hop MACs), which makes new table
 //! generations but never a new version and never touches the disk.
 
+use super::blackhole;
 use super::delta::{eip_delta, with_small_parts};
 use super::edits;
 use super::journal::{EntryRef, Journal};
@@ -72,6 +73,9 @@ struct Writer {
     compact_at: u64,
     compacting: Arc<AtomicBool>,
     compaction: Option<JoinHandle<()>>,
+    /// Service backends the checks measured down (observed, never saved):
+    /// laid over every snapshot built (`backends`).
+    backends_down: Vec<eip_dataplane::tables::BackendRef>,
 }
 
 /// Applies requests to the POP description; shared by the socket server's
@@ -135,6 +139,7 @@ impl ControlPlane {
                 compact_at: DEFAULT_COMPACT_AT,
                 compacting: Arc::new(AtomicBool::new(false)),
                 compaction: None,
+                backends_down: Vec::new(),
             }),
             current: RwLock::new(Arc::new(Snapshot {
                 version: boot.tables.version,
@@ -226,12 +231,15 @@ impl ControlPlane {
     /// Answers one request.
     pub fn handle(&self, request: Request) -> Reply {
         let if_version = request.if_version;
+        let blackhole_ok = request.blackhole_ok;
         match request.command {
             Command::Query(q) => self.query(q),
-            Command::Change(op) => self.apply(&[op], if_version, false),
-            Command::Transaction(ops) => self.apply(&ops, if_version, false),
-            Command::Validate(ops) => self.apply(&ops, if_version, true),
-            Command::Reload(r) => self.reload(r.file.as_deref(), if_version, r.dry_run),
+            Command::Change(op) => self.apply_with(&[op], if_version, false, blackhole_ok),
+            Command::Transaction(ops) => self.apply_with(&ops, if_version, false, blackhole_ok),
+            Command::Validate(ops) => self.apply_with(&ops, if_version, true, blackhole_ok),
+            Command::Reload(r) => {
+                self.reload_with(r.file.as_deref(), if_version, r.dry_run, blackhole_ok)
+            }
             Command::Trace(t) => self.trace(&t),
             Command::Drain => self.drain(),
         }
@@ -239,12 +247,24 @@ impl ControlPlane {
 
     /// Applies `ops` together (or, with `dry_run`, checks them).
     pub fn apply(&self, ops: &[Op], if_version: Option<u64>, dry_run: bool) -> Reply {
+        self.apply_with(ops, if_version, dry_run, false)
+    }
+
+    /// [`apply`](Self::apply); with `blackhole_ok`, also a change that leaves a
+    /// region that has EIPs with no usable path (else refused: `would_blackhole`).
+    pub fn apply_with(
+        &self,
+        ops: &[Op],
+        if_version: Option<u64>,
+        dry_run: bool,
+        blackhole_ok: bool,
+    ) -> Reply {
         self.change(
             |spec| edits::apply_all(ops, spec),
             Journaled::Ops(ops),
             ops.len(),
             if_version,
-            dry_run,
+            (dry_run, blackhole_ok),
         )
     }
 
@@ -336,7 +356,7 @@ impl ControlPlane {
                     )
                 })?
         };
-        let tables = Arc::new(tables);
+        let tables = Arc::new(backends::overlay(tables, &writer.backends_down, generation));
         let timeout = writer.ack_timeout;
         let published = writer.sink.publish(Arc::clone(&tables), timeout);
         if let Err(SinkError::Rejected(reason)) = &published {
@@ -366,7 +386,7 @@ impl ControlPlane {
         journaled: Journaled<'_>,
         changes: usize,
         if_version: Option<u64>,
-        dry_run: bool,
+        (dry_run, blackhole_ok): (bool, bool),
     ) -> Reply {
         let mut writer = unpoison(self.writer.lock());
         let current = self.snapshot();
@@ -387,6 +407,11 @@ impl ControlPlane {
             return Reply::error(version, e);
         }
         edits::intent(&mut spec);
+        let blackholed = blackhole::newly_blackholed(&current.spec, &spec);
+        if !blackholed.is_empty() && !blackhole_ok {
+            return Reply::error(version, blackhole::refusal(&blackholed));
+        }
+        let blackholed = blackhole::eips(blackholed);
         if let Some(max) = writer.max_eips.filter(|&m| spec.eips.len() > m) {
             return Reply::error(
                 version,
@@ -425,6 +450,7 @@ impl ControlPlane {
                     previous_version: version,
                     changes,
                     unchanged,
+                    blackholed: Vec::new(),
                 }
             };
             return Reply::ok(version, data);
@@ -437,7 +463,7 @@ impl ControlPlane {
             Ok(t) => t,
             Err(mut e) => return Reply::error(version, e.swap_remove(0).into()),
         };
-        let tables = Arc::new(tables);
+        let tables = Arc::new(backends::overlay(tables, &writer.backends_down, generation));
         if dry_run {
             return Reply::ok(
                 version,
@@ -490,6 +516,7 @@ impl ControlPlane {
             previous_version: version,
             changes,
             unchanged,
+            blackholed,
         };
         match published {
             Err(e) => Reply {
@@ -509,9 +536,10 @@ impl ControlPlane {
             ports: spec.ports.clone(),
             regions: spec.regions.clone(),
             paths: spec.paths.clone(),
-            eips: Vec::new(),
+            eips: Default::default(),
             bgp: spec.bgp.clone(),
             limits: None,
+            protection: spec.protection.clone(),
         };
         if let Some(r) = &self.resolver {
             small = r.resolve(&small);
@@ -564,5 +592,6 @@ impl Writer {
     }
 }
 
+mod backends;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 //! the point where the general path would decide it too.
 
 use super::encap;
+use super::guard;
 use super::ingress::choose_target;
 use super::nat::{self, TCP_SUM, UDP_SUM};
 use super::parse::{Fragment, IpInfo};
@@ -118,7 +119,27 @@ impl Pipeline {
             d[INNER_L3 + 14],
             d[INNER_L3 + 15],
         ];
+        // An answer to a backend check (to the probe source) is the control
+        // thread's, not a return: the general path hands it over.
+        let dst = [
+            d[INNER_L3 + 16],
+            d[INNER_L3 + 17],
+            d[INNER_L3 + 18],
+            d[INNER_L3 + 19],
+        ];
+        if t.probe_source == Some(dst) {
+            return None;
+        }
         let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
+        let dst = [
+            d[INNER_L3 + 16],
+            d[INNER_L3 + 17],
+            d[INNER_L3 + 18],
+            d[INNER_L3 + 19],
+        ];
+        if !guard::destination_ok(t, dst) {
+            return None;
+        }
         let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
         let (eip, epoch) = match t.eips.address_v4(m.eip) {
             Some(a) => a,
@@ -194,6 +215,9 @@ impl Pipeline {
         let src = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
         let dst = [d[L3 + 16], d[L3 + 17], d[L3 + 18], d[L3 + 19]];
         let eip_id = t.eip_v4(dst)?;
+        if !guard::ingress_ok(t, frame.port(), src) {
+            return None;
+        }
         let protocol = d[L3 + 9];
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 

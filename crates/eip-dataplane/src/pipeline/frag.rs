@@ -47,6 +47,12 @@ impl FragmentTable {
         }
     }
 
+    /// Number of entries: fixed at creation, whatever arrives.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     #[inline(always)]
     fn index(&self, src: u128, ident: u32, eip: u32, protocol: u8) -> usize {
         let h = crate::flow::fmix64(

@@ -5,6 +5,7 @@
 
 use super::encap;
 use super::frag::FragmentTarget;
+use super::guard;
 use super::icmp;
 use super::nat;
 use super::parse::{self, Fragment, IpInfo};
@@ -30,6 +31,7 @@ impl Pipeline {
         eip_id: EipId,
     ) -> Result<Verdict, DropReason> {
         let eip = &t.eips.at(eip_id);
+        guard::ingress(t, frame.port(), frame.data(), &ip)?;
         if ip.ttl <= 1 {
             return Ok(self.originate_icmp(
                 now,
@@ -44,6 +46,7 @@ impl Pipeline {
             return Err(DropReason::BadL4Header);
         }
         let ports = parse::ports(data, &ip);
+        guard::tunnel_port(t, eip.address, &ip, &ports)?;
         let icmp_proto = if ip.v6 {
             ip_proto::ICMPV6
         } else {

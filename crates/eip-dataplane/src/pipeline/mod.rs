@@ -21,6 +21,7 @@
 mod encap;
 mod fast;
 mod frag;
+mod guard;
 mod icmp;
 mod ingress;
 mod nat;

@@ -2,6 +2,7 @@
 //! path-probe replies to the control thread, decapsulate, SNAT back to the EIP (and
 //! service port). ICMP errors from the region are translated for the client.
 
+use super::guard;
 use super::icmp;
 use super::nat;
 use super::parse::{self, IpInfo};
@@ -62,12 +63,17 @@ impl Pipeline {
             ethertype::IPV6 => parse::ipv6(inner_data, inner_l3)?,
             _ => return Err(DropReason::BadVxlan),
         };
-        // A reply to one of our path probes: the control thread measures it.
+        // A reply to one of our path probes or backend checks (ICMP echo, TCP
+        // SYN-ACK or RST): the control thread measures it.
         if let Some(probe) = t.probe_source {
-            if !ip.v6 && ip.protocol == ip_proto::ICMP && data[ip.dst()..ip.dst() + 4] == probe {
+            if !ip.v6
+                && (ip.protocol == ip_proto::ICMP || ip.protocol == ip_proto::TCP)
+                && data[ip.dst()..ip.dst() + 4] == probe
+            {
                 return Ok(Verdict::ToControl);
             }
         }
+        guard::destination(t, data, &ip)?;
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }

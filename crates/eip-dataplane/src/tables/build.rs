@@ -261,6 +261,11 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
     }
 
     let ipv6_eips = vec![0; regions.len()];
+    let protection = crate::protect::Protection::new(
+        &spec.protection,
+        own_addresses(spec, &paths, &regions),
+        &ports,
+    );
     Tables {
         version,
         generation: version,
@@ -283,6 +288,7 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         service_return: Sharded::default(),
         ipv6_eips,
         default_limits: default_limits(spec),
+        protection,
     }
 }
 
@@ -290,6 +296,28 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
 pub(super) fn default_limits(spec: &PopSpec) -> super::limits::Limits {
     spec.limits
         .map_or(super::limits::Limits::INHERIT, |l| l.compile())
+}
+
+/// Every address of this POP in its description: VTEPs, path sources and
+/// destinations, the probe source, the regions' VTEPs and probe targets. None of
+/// them may be a client source, a return destination, an EIP or a backend.
+fn own_addresses<'a>(
+    spec: &'a PopSpec,
+    paths: &'a [Path],
+    regions: &'a [Region],
+) -> impl Iterator<Item = IpAddr> + 'a {
+    let pop = &spec.pop;
+    std::iter::once(pop.vtep)
+        .chain(pop.extra_vteps.iter().copied())
+        .chain(pop.probe_source)
+        .chain(paths.iter().flat_map(|p| [p.source, p.destination]))
+        .chain(
+            regions
+                .iter()
+                .flat_map(|r| std::iter::once(r.vtep).chain(r.probe_target)),
+        )
+        .filter(|a| !a.is_unspecified())
+        .map(IpAddr::V4)
 }
 
 /// The regions of `t` by name (the first of a name, as a build resolves them).

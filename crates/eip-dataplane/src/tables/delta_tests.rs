@@ -49,6 +49,7 @@ fn pop() -> PopSpec {
     };
     PopSpec {
         pop: PopSection {
+            backend_check: None,
             name: "t".into(),
             vtep: Ipv4Addr::new(198, 51, 100, 1),
             extra_vteps: vec![],
@@ -58,6 +59,7 @@ fn pop() -> PopSpec {
             probe_source: None,
         },
         bgp: None,
+        protection: Default::default(),
         ports: vec![
             port("internet", PortRole::Internet, Some(mac(3))),
             port("backbone", PortRole::Backbone, None),
@@ -69,13 +71,14 @@ fn pop() -> PopSpec {
             path("sh-a", "sh"),
             path("sh-b", "sh"),
         ],
-        eips: vec![],
+        eips: Default::default(),
         limits: None,
     }
 }
 
 fn one_to_one(i: u32, region: &str) -> EipSpec {
     EipSpec {
+        check: None,
         address: IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
         region: region.into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
@@ -180,6 +183,7 @@ fn service() -> impl Strategy<Value = ServiceSpec> {
         ),
     )
         .prop_map(|(protocol, port, backends)| ServiceSpec {
+            check: None,
             protocol,
             port,
             backends: backends
@@ -201,6 +205,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
         prop::collection::vec(service(), 0..3),
     )
         .prop_map(|(address, region, backend, services)| EipSpec {
+            check: None,
             address,
             region: region.into(),
             backend,
@@ -232,7 +237,7 @@ proptest! {
             let mut delta = TableDelta::default();
             match op {
                 Op::Upsert(e) => {
-                    match next.eips.iter_mut().find(|x| x.address == e.address) {
+                    match next.eips.by_address_mut(e.address) {
                         Some(x) => *x = e.clone(),
                         None => next.eips.push(e.clone()),
                     }
@@ -273,7 +278,7 @@ proptest! {
 #[test]
 fn a_rejected_delta_reports_what_a_build_reports() {
     let mut spec = pop();
-    spec.eips = vec![one_to_one(1, "bj"), one_to_one(2, "bj")];
+    spec.eips = vec![one_to_one(1, "bj"), one_to_one(2, "bj")].into();
     let t = Tables::build(&spec, 1).unwrap();
     let mut next = spec.clone();
     let mut taker = one_to_one(3, "bj");
@@ -289,7 +294,9 @@ fn a_rejected_delta_reports_what_a_build_reports() {
     assert_eq!(applied[0].key_path(), "eips[2].backend");
     let mut bad = one_to_one(4, "nowhere");
     bad.backend = Some("2001:db8::1".parse().unwrap());
-    next.eips[2] = bad.clone();
+    let taken = next.eips[2].address;
+    next.eips.remove(taken);
+    next.eips.push(bad.clone());
     let delta = TableDelta {
         upsert: vec![bad],
         ..Default::default()
@@ -306,7 +313,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     assert_eq!((t.slot_capacity(), t.generation), (5000, 1));
     let gone = spec.eips[10].address;
     let mut next = spec.clone();
-    next.eips.remove(10);
+    next.eips.remove(gone);
     let delta = TableDelta {
         remove: vec![gone],
         ..Default::default()
@@ -344,6 +351,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
 fn health_overlays_rebuild_only_what_they_change() {
     let mut spec = big(3000);
     spec.eips[0].services = vec![ServiceSpec {
+        check: None,
         protocol: Protocol::Tcp,
         port: 80,
         backends: (1..=3)

@@ -40,8 +40,7 @@ impl Places<'_> {
     pub fn index_of(&self, address: IpAddr) -> usize {
         self.spec
             .eips
-            .iter()
-            .position(|e| e.address == address)
+            .position(address)
             .unwrap_or(self.spec.eips.len())
     }
 
@@ -49,7 +48,7 @@ impl Places<'_> {
     /// backend) or the service backend.
     fn backend_use(&self, t: &Tables, slot: EipId, addr: IpAddr) -> Entry {
         let index = self.index_of_slot(t, slot);
-        let Some(e) = self.spec.eips.get(index) else {
+        let Some(e) = self.spec.eips.nth(index) else {
             return Entry::item("eips", index);
         };
         let entry = Entry::item("eips", index).label(e.address);
@@ -268,6 +267,14 @@ pub(super) fn insert(
             second: index(),
         });
     }
+    if let Some(reason) = refused_address(t, e.address) {
+        problems.invalid(
+            entry(),
+            "address",
+            format!("{} {reason}: it cannot be an EIP", e.address),
+        );
+    }
+    t.protection.note_eip(e.address);
     if e.backend.is_none() && e.services.is_empty() {
         problems.invalid(
             entry(),
@@ -287,6 +294,14 @@ pub(super) fn insert(
                  t: &mut Tables,
                  problems: &mut Problems,
                  bulk: Option<&mut Bulk>| {
+        if let Some(reason) = refused_address(t, addr) {
+            problems.invalid(
+                at(),
+                field,
+                format!("{addr} {reason}: it cannot be a backend"),
+            );
+            return;
+        }
         if addr.is_ipv4() != e.address.is_ipv4() {
             problems.invalid(
                 at(),
@@ -464,4 +479,16 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// Why `addr` may be neither an EIP nor a backend, if it may not: a martian
+/// (`crate::protect::unusable`) or one of the POP's own addresses.
+fn refused_address(t: &Tables, addr: IpAddr) -> Option<String> {
+    if let Some(why) = crate::protect::unusable(addr) {
+        return Some(format!("is a martian address ({why})"));
+    }
+    t.protection
+        .own_addresses()
+        .contains(&addr)
+        .then(|| "is one of this POP's own addresses (a VTEP, path endpoint, probe address, region VTEP or `protection.own_addresses`)".to_string())
 }

@@ -33,6 +33,7 @@ mod build;
 mod delta;
 #[cfg(test)]
 mod delta_tests;
+pub mod eip_list;
 mod eips;
 mod error;
 pub mod limits;
@@ -43,6 +44,7 @@ pub mod spec;
 mod tests;
 
 pub use delta::{BackendRef, TableDelta};
+pub use eip_list::EipList;
 pub use error::{Entry, EntryStep, TableError};
 pub use slab::{Eip, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
@@ -198,6 +200,8 @@ pub struct Tables {
     ipv6_eips: Vec<u32>,
     /// The POP's default caps (`[limits]`); [`limits::Limits::INHERIT`] when none.
     pub default_limits: limits::Limits,
+    /// Edge protection compiled from `[protection]` and the POP's addresses.
+    pub protection: crate::protect::Protection,
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.
@@ -382,6 +386,22 @@ impl Tables {
     /// All IPv4 EIP addresses (for the XDP program's filter map).
     pub fn eip_v4_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.eip_v4.keys().map(|&a| Ipv4Addr::from(a))
+    }
+
+    /// The IPv4 EIP addresses `self` has and `old` has not, and those `old`
+    /// has and `self` has not (the XDP filter map's delta). Costs what
+    /// differs: only index shards the snapshots do not share are compared.
+    pub fn eip_v4_changes(&self, old: &Tables) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+        let (added, gone) = self.eip_v4.key_changes(&old.eip_v4);
+        let v4 = |keys: Vec<u32>| keys.into_iter().map(Ipv4Addr::from).collect();
+        (v4(added), v4(gone))
+    }
+
+    /// As [`Tables::eip_v4_changes`], for IPv6.
+    pub fn eip_v6_changes(&self, old: &Tables) -> (Vec<Ipv6Addr>, Vec<Ipv6Addr>) {
+        let (added, gone) = self.eip_v6.key_changes(&old.eip_v6);
+        let v6 = |keys: Vec<u128>| keys.into_iter().map(Ipv6Addr::from).collect();
+        (v6(added), v6(gone))
     }
 
     /// All IPv6 EIP addresses (for the XDP program's filter map).

@@ -173,6 +173,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
                 .sum::<usize>()
     }
 
+    /// The keys `self` has and `old` has not (added), and those `old` has and
+    /// `self` has not (gone). Compares only the shards the two maps do not
+    /// share: after a change of a few keys, a few shards.
+    pub fn key_changes(&self, old: &Self) -> (Vec<K>, Vec<K>) {
+        let (mut added, mut gone) = (Vec::new(), Vec::new());
+        for (new, old) in self.shards.iter().zip(old.shards.iter()) {
+            if Arc::ptr_eq(new, old) {
+                continue;
+            }
+            added.extend(new.keys().filter(|k| !old.contains_key(k)).cloned());
+            gone.extend(old.keys().filter(|k| !new.contains_key(k)).cloned());
+        }
+        (added, gone)
+    }
+
     /// How many shards `self` and `other` share (same allocation).
     pub fn shared_shards(&self, other: &Self) -> usize {
         self.shards
@@ -201,6 +216,10 @@ mod tests {
         assert_eq!((a.len(), b.len()), (10_000, 9_999));
         assert!(b.shared_shards(&a) >= SHARDS - 2);
         assert_eq!(b.keys().count(), 9_999);
+        assert_eq!(b.key_changes(&a), (vec![], vec![7]));
+        b.insert(20_000, 1);
+        assert_eq!(b.key_changes(&a), (vec![20_000], vec![7]));
+        assert_eq!(a.key_changes(&a.clone()), (vec![], vec![]));
     }
 
     #[test]

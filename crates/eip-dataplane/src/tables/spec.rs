@@ -4,6 +4,7 @@
 //! Field-by-field documentation with a complete example: `docs/config.md`.
 
 pub use super::limits::LimitsSpec;
+pub use crate::protect::{Prefix, ProtectionSpec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -73,12 +74,16 @@ pub struct PopSpec {
     pub regions: Vec<RegionSpec>,
     #[serde(default)]
     pub paths: Vec<PathSpec>,
+    /// A persistent list: versions share their entries (`super::eip_list`).
     #[serde(default)]
-    pub eips: Vec<EipSpec>,
+    pub eips: super::EipList,
     /// Default per-EIP rate limits (`[limits]`): each cap applies to every EIP
     /// that does not give its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Edge protection (`crate::protect`): on by default.
+    #[serde(default, skip_serializing_if = "ProtectionSpec::is_default")]
+    pub protection: ProtectionSpec,
     /// BGP announcements (`crate::bgp_spec`); the tables ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_spec::BgpSpec>,
@@ -120,6 +125,10 @@ pub struct PopSection {
     /// data is). Returns addressed to it go to the control thread. No probes without it.
     #[serde(default)]
     pub probe_source: Option<Ipv4Addr>,
+    /// Health check of every backend whose service or EIP names none
+    /// (`crate::check_spec`). No checks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// What a port faces.
@@ -249,6 +258,10 @@ pub struct EipSpec {
     /// Rate limits of this EIP, over the POP's `[limits]` (`super::limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Health check of the 1:1 backend, and of the services' backends that
+    /// name none (default: `pop.backend_check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).
@@ -258,6 +271,9 @@ pub struct ServiceSpec {
     pub protocol: Protocol,
     pub port: u16,
     pub backends: Vec<BackendSpec>,
+    /// Health check of the pool's backends (default: the EIP's, then the POP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check_spec::CheckSpec>,
 }
 
 /// One member of a service's pool.

@@ -30,6 +30,7 @@ fn path(name: &str, port: &str, mtu: u16) -> PathSpec {
 
 fn eip(address: &str, backend: Option<&str>) -> EipSpec {
     EipSpec {
+        check: None,
         address: ip(address),
         region: "bj".into(),
         backend: backend.map(ip),
@@ -40,6 +41,7 @@ fn eip(address: &str, backend: Option<&str>) -> EipSpec {
 
 fn service(port: u16, backends: &[&str]) -> ServiceSpec {
     ServiceSpec {
+        check: None,
         protocol: Protocol::Tcp,
         port,
         backends: backends
@@ -65,7 +67,9 @@ fn valid() -> PopSpec {
     };
     PopSpec {
         bgp: None,
+        protection: Default::default(),
         pop: PopSection {
+            backend_check: None,
             name: "t".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![],
@@ -90,7 +94,7 @@ fn valid() -> PopSpec {
             probe_target: None,
         }],
         paths: vec![path("p0", "backbone", 1500)],
-        eips: vec![eip("192.0.2.10", Some("10.1.0.10"))],
+        eips: vec![eip("192.0.2.10", Some("10.1.0.10"))].into(),
         limits: None,
     }
 }

@@ -113,6 +113,7 @@ pub fn path(name: &str, region: &str, port: &str, next_hop_mac: [u8; 6], mtu: u1
 /// A 1:1 EIP: all its traffic to `backend`.
 pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<IpAddr>) -> EipSpec {
     EipSpec {
+        check: None,
         address: address.into(),
         region: region.into(),
         backend: Some(backend.into()),
@@ -128,6 +129,7 @@ pub fn service_eip(
     services: impl IntoIterator<Item = ServiceSpec>,
 ) -> EipSpec {
     EipSpec {
+        check: None,
         address: address.into(),
         region: region.into(),
         backend: None,
@@ -143,6 +145,7 @@ pub fn service(
     backends: impl IntoIterator<Item = BackendSpec>,
 ) -> ServiceSpec {
     ServiceSpec {
+        check: None,
         protocol,
         port,
         backends: backends.into_iter().collect(),
@@ -173,7 +176,9 @@ impl PopBuilder {
         PopBuilder {
             spec: PopSpec {
                 bgp: None,
+                protection: Default::default(),
                 pop: PopSection {
+                    backend_check: None,
                     name: name.into(),
                     vtep: POP_VTEP,
                     extra_vteps: vec![],
@@ -188,7 +193,7 @@ impl PopBuilder {
                 ],
                 regions: vec![],
                 paths: vec![],
-                eips: vec![],
+                eips: Default::default(),
                 limits: None,
             },
         }
@@ -242,7 +247,6 @@ impl PopBuilder {
 
     /// Adds `n` 1:1 EIPs in `region`: [`eip_addr`]`(i)` to [`backend_addr`]`(i)`.
     pub fn one_to_one_eips(mut self, n: u32, region: &str) -> Self {
-        self.spec.eips.reserve(n as usize);
         for i in 0..n {
             self.spec
                 .eips
@@ -355,7 +359,9 @@ mod tests {
         };
         let expected = PopSpec {
             bgp: None,
+            protection: Default::default(),
             pop: PopSection {
+                backend_check: None,
                 name: "test".into(),
                 vtep: POP_VTEP,
                 extra_vteps: vec![],
@@ -385,12 +391,14 @@ mod tests {
             }],
             paths: vec![path(0), path(1)],
             eips: vec![EipSpec {
+                check: None,
                 address: Ipv4Addr::new(192, 0, 2, 10).into(),
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: vec![],
                 limits: None,
-            }],
+            }]
+            .into(),
             limits: None,
         };
         assert_eq!(built, expected);

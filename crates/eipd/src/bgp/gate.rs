@@ -40,6 +40,9 @@ pub enum Closed {
     RegionDown { region: String, paths: usize },
     /// The POP is draining.
     Draining,
+    /// Every EIP inside the prefix has all its backends checked and down
+    /// (`withdraw_when_backends_down`).
+    BackendsDown { eips: usize },
 }
 
 impl fmt::Display for Closed {
@@ -61,6 +64,10 @@ impl fmt::Display for Closed {
                 "region {region}: none of its {paths} backbone path(s) is measured up"
             ),
             Closed::Draining => f.write_str("the POP is draining"),
+            Closed::BackendsDown { eips } => write!(
+                f,
+                "every backend of the {eips} EIP(s) inside the prefix is checked and down"
+            ),
         }
     }
 }
@@ -111,6 +118,31 @@ pub fn gate(
         }
     }
     Ok(())
+}
+
+/// The backend part of the gate (`withdraw_when_backends_down`): closed when
+/// every EIP inside `prefix` has all its backends checked and down
+/// (`eip_down`); an EIP without checks counts as up, so a pool is withdrawn
+/// only when nothing in it answers.
+///
+/// # Errors
+/// [`Closed::BackendsDown`] with the number of EIPs in the prefix.
+pub fn backends(
+    prefix: &Prefix,
+    spec: &PopSpec,
+    eip_down: &dyn Fn(std::net::IpAddr) -> bool,
+) -> Result<(), Closed> {
+    let mut eips = 0;
+    for e in spec.eips.iter().filter(|e| prefix.contains(e.address)) {
+        if !eip_down(e.address) {
+            return Ok(());
+        }
+        eips += 1;
+    }
+    if eips == 0 {
+        return Ok(());
+    }
+    Err(Closed::BackendsDown { eips })
 }
 
 /// A change to make on the speaker.
@@ -230,6 +262,29 @@ mod tests {
         let p = prefix("192.0.2.0/24");
         assert!(s.eips.iter().any(|e| p.contains(e.address)), "{s:?}");
         assert_eq!(gate(&p, &s, &facts(), &all_up), Ok(()));
+    }
+
+    #[test]
+    fn backends_close_a_prefix_only_when_every_eip_in_it_is_down() {
+        let s = spec();
+        let twenty: std::net::IpAddr = Ipv4Addr::new(192, 0, 2, 20).into();
+        let only_twenty = |e: std::net::IpAddr| e == twenty;
+        // A /32 of the EIP whose backends are all down: withdrawn.
+        assert_eq!(
+            backends(&prefix("192.0.2.20/32"), &s, &only_twenty),
+            Err(Closed::BackendsDown { eips: 1 })
+        );
+        // The pool still holds an EIP that answers: announced.
+        assert_eq!(backends(&prefix("192.0.2.0/24"), &s, &only_twenty), Ok(()));
+        assert_eq!(
+            backends(&prefix("192.0.2.0/24"), &s, &|_| true),
+            Err(Closed::BackendsDown { eips: 2 })
+        );
+        // No EIP inside: the other gate's business.
+        assert_eq!(backends(&prefix("198.51.100.0/24"), &s, &|_| true), Ok(()));
+        assert!(Closed::BackendsDown { eips: 1 }
+            .to_string()
+            .contains("checked and down"));
     }
 
     #[test]

@@ -173,6 +173,8 @@ impl BgpService for BgpView {
 pub struct Inputs {
     pub control: Arc<ControlPlane>,
     pub board: Arc<HealthBoard>,
+    /// Backend checks: which EIPs have every backend down.
+    pub backends: Arc<eip_control::backends::BackendBoard>,
     pub facts: Arc<DataplaneFacts>,
 }
 
@@ -393,7 +395,13 @@ impl Runner {
         let hold_down = Duration::from_millis(self.spec.hold_down_ms);
         let mut wanted = Vec::with_capacity(self.spec.prefixes.len());
         for (i, p) in self.spec.prefixes.iter().enumerate() {
-            let verdict = gate::gate(&p.prefix, &snapshot.spec, &facts, &health);
+            let verdict = gate::gate(&p.prefix, &snapshot.spec, &facts, &health).and_then(|()| {
+                if !self.spec.withdraw_when_backends_down {
+                    return Ok(());
+                }
+                let backends = &self.inputs.backends;
+                gate::backends(&p.prefix, &snapshot.spec, &|eip| backends.eip_down(eip))
+            });
             let closed = verdict.err();
             let damper = &mut self.dampers[i];
             let transition = if draining {

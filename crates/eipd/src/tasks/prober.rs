@@ -1,9 +1,13 @@
 //! The path prober's thread: sends probes through a worker's TX ring, reads the
 //! replies the workers hand to the control queue, feeds them to the
-//! [`Prober`] and asks the control plane to put its verdicts in force.
+//! [`Prober`] and asks the control plane to put its verdicts in force. The
+//! backend checks ([`BackendChecker`]) share the thread, the TX ring and the
+//! control queue: each answer goes to the checker first, and what is not a
+//! check answer to the prober.
 
 use anyhow::{Context, Result};
 use eip_afxdp::AfXdpRuntime;
+use eip_control::backends::{BackendBoard, BackendChecker};
 use eip_control::health::HealthConfig;
 use eip_control::probe::{HealthBoard, Prober, ProberConfig};
 use eip_control::state::ControlPlane;
@@ -25,6 +29,7 @@ pub fn spawn(
     runtime: &AfXdpRuntime,
     control: Arc<ControlPlane>,
     board: Arc<HealthBoard>,
+    backend_board: Arc<BackendBoard>,
     health: HealthConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>> {
@@ -42,6 +47,12 @@ pub fn spawn(
         ..ProberConfig::default()
     };
     let mut prober = Prober::new(&tables, config, epoch.elapsed()).context("path prober")?;
+    let mut checker = BackendChecker::new(nonce.rotate_left(17));
+    let mut spec = Arc::clone(&control.snapshot().spec);
+    checker.update(&spec, &tables, epoch.elapsed());
+    if !checker.is_empty() {
+        tracing::info!("backend checks: {} backend(s) checked", checker.len());
+    }
     if prober.is_empty() {
         tracing::warn!("no path probing (needs pop.probe_source and a region probe_target)");
     }
@@ -51,12 +62,23 @@ pub fn spawn(
             let mut last_publish = Instant::now();
             let mut send_failed_logged: Option<Instant> = None;
             let mut asked: Option<(u64, Instant)> = None;
+            let mut backends_asked: Option<(Vec<_>, Instant)> = None;
             while !stop.load(Ordering::Relaxed) {
                 // Tables changed (operator, neighbour MAC, our own verdicts).
                 let current = control.snapshot();
                 if current.tables.version != tables.version {
                     tables = Arc::clone(&current.tables);
                     prober.update_tables(&tables, epoch.elapsed());
+                }
+                if !Arc::ptr_eq(&current.spec, &spec) {
+                    spec = Arc::clone(&current.spec);
+                    checker.update(&spec, &current.tables, epoch.elapsed());
+                }
+                // Checks ride the paths the tables in force give their flows.
+                if let Err(e) = checker.poll(epoch.elapsed(), &current.tables, |port, frame| {
+                    inject.push(port, frame)
+                }) {
+                    tracing::debug!("backend checks not sent: {e}");
                 }
                 if let Err(e) = prober.poll(epoch.elapsed(), |port, frame| inject.push(port, frame))
                 {
@@ -69,10 +91,32 @@ pub fn spawn(
                     }
                 }
                 while let Some(packet) = replies.pop() {
-                    let _ = prober.on_frame(Duration::from_nanos(packet.rx_ns), packet.data());
+                    let at = Duration::from_nanos(packet.rx_ns);
+                    if !checker.on_frame(at, packet.data()) {
+                        let _ = prober.on_frame(at, packet.data());
+                    }
                 }
                 prober.tick(epoch.elapsed());
                 let mut news = false;
+                checker.tick(epoch.elapsed());
+                while let Some(event) = checker.pop_event() {
+                    tracing::warn!("{event}");
+                    news = true;
+                }
+                let verdicts = checker.service_health();
+                let again = backends_asked.as_ref().is_none_or(|(v, at)| {
+                    *v != verdicts || at.elapsed() >= PROBER_RETRY && verdicts.iter().any(|b| !b.1)
+                });
+                if again && (backends_asked.is_some() || verdicts.iter().any(|b| !b.1)) {
+                    match control.set_backend_health(&verdicts) {
+                        Ok(Some(generation)) => tracing::info!(
+                            "backend health in force, tables generation {generation}"
+                        ),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!("backend health not applied: {e}"),
+                    }
+                    backends_asked = Some((verdicts, Instant::now()));
+                }
                 while let Some(event) = prober.pop_event() {
                     tracing::warn!("{event}");
                     news = true;
@@ -91,10 +135,14 @@ pub fn spawn(
                 }
                 if news || last_publish.elapsed() >= Duration::from_secs(1) {
                     board.publish(&prober);
+                    backend_board.publish(&checker);
                     last_publish = Instant::now();
                 }
                 let sleep = prober
                     .next_deadline()
+                    .into_iter()
+                    .chain(checker.next_deadline())
+                    .min()
                     .map_or(PROBER_TICK, |d| d.saturating_sub(epoch.elapsed()))
                     .min(PROBER_TICK);
                 std::thread::sleep(sleep);

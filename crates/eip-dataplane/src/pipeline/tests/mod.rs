@@ -9,10 +9,12 @@
 //! their inputs.
 
 mod classify;
+mod flood;
 mod fuzz;
 mod ingress;
 mod lengths;
 mod police;
+mod protect;
 mod returns;
 
 use super::*;

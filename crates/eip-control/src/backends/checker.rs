@@ -1,0 +1,539 @@
+//! The [`BackendChecker`]: which backends are checked and how, when each check
+//! is due, which answer belongs to which check, and what the results mean for
+//! the tables and the announcements. See the [module docs](super).
+
+use super::codec::{isn, parse_tcp_reply, source_port, Answer, Segment, TCP_FRAME_LEN};
+use super::{BackendEvent, BackendKey, BackendReport, CheckerCounters};
+use crate::health::{Health, HealthConfig, PathHealth};
+use crate::probe::codec::{parse_reply, Ignored, Probe};
+use crate::probe::PROBE_FRAME_LEN;
+use eip_dataplane::check_spec::{CheckKind, CheckSpec};
+use eip_dataplane::flow;
+use eip_dataplane::tables::{BackendRef, PopSpec, Tables};
+use eip_dataplane::wire::ip_proto;
+use eip_dataplane::PortId;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Events kept when the caller does not drain them.
+const MAX_EVENTS: usize = 1024;
+/// RSTs waiting to close accepted checks; more are dropped (the backend's
+/// half-open connection then times out on its own).
+const MAX_PENDING_RST: usize = 1024;
+/// ICMP identifiers of backend checks: the upper half, so they never meet the
+/// path prober's (which count up from 1).
+const FIRST_IDENT: u16 = 0x8000;
+
+/// What the checker keeps of one backend.
+#[derive(Debug)]
+struct Checked {
+    key: BackendKey,
+    spec: CheckSpec,
+    address: [u8; 4],
+    /// Port the check goes to (TCP).
+    dport: u16,
+    region: usize,
+    vni: u32,
+    ident: u16,
+    next_seq: u16,
+    next_check: Duration,
+    health: PathHealth,
+    transitions: u64,
+}
+
+/// The checker of every backend with a check. Sans-IO: the caller passes `now`,
+/// the tables to send with and a `send` function, and hands over the frames the
+/// pipeline passed to the control thread.
+#[derive(Debug)]
+pub struct BackendChecker {
+    nonce: u64,
+    source: Option<[u8; 4]>,
+    vxlan_port: u16,
+    targets: Vec<Checked>,
+    by_ident: HashMap<u16, usize>,
+    next_ident: u16,
+    /// EIPs with a backend that is not checked: never "all backends down".
+    unchecked_eips: HashSet<IpAddr>,
+    /// Accepted checks to close: (target, check sequence number).
+    pending_rst: VecDeque<(usize, u16)>,
+    events: VecDeque<BackendEvent>,
+    counters: CheckerCounters,
+    tcp_buf: [u8; TCP_FRAME_LEN],
+    icmp_buf: [u8; PROBE_FRAME_LEN],
+}
+
+/// The state machine's settings for one check.
+fn health_config(spec: &CheckSpec) -> HealthConfig {
+    let loss_window = 20usize.max(spec.down_after as usize);
+    HealthConfig {
+        interval: Duration::from_millis(spec.interval_ms),
+        timeout: Duration::from_millis(spec.timeout_ms),
+        rtt_window: 16,
+        loss_window,
+        down_after: spec.down_after,
+        down_loss: 8u32.max(spec.down_after).min(loss_window as u32),
+        up_after: spec.up_after,
+    }
+}
+
+impl BackendChecker {
+    /// A checker with nothing to check yet ([`Self::update`] gives it the
+    /// POP). Answers without `nonce` are not counted.
+    pub fn new(nonce: u64) -> BackendChecker {
+        BackendChecker {
+            nonce,
+            source: None,
+            vxlan_port: 4789,
+            targets: Vec::new(),
+            by_ident: HashMap::new(),
+            next_ident: FIRST_IDENT,
+            unchecked_eips: HashSet::new(),
+            pending_rst: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: CheckerCounters::default(),
+            tcp_buf: [0; TCP_FRAME_LEN],
+            icmp_buf: [0; PROBE_FRAME_LEN],
+        }
+    }
+
+    /// Takes the operator's description and its tables: which backends are
+    /// checked, how, and through which region. A backend still checked the
+    /// same way keeps its health and identifier; a new one starts *up* (it is
+    /// in its Maglev table already) until checks overturn it; one whose check
+    /// changed starts again from its last health. IPv6 backends, and TCP
+    /// checks of a 1:1 backend without a `port`, are not checked.
+    pub fn update(&mut self, spec: &PopSpec, tables: &Tables, now: Duration) {
+        self.source = tables.probe_source;
+        self.vxlan_port = tables.vxlan_port;
+        let mut old: HashMap<BackendKey, Checked> =
+            self.targets.drain(..).map(|c| (c.key, c)).collect();
+        self.by_ident.clear();
+        self.unchecked_eips.clear();
+        self.pending_rst.clear();
+        let default = spec.pop.backend_check.as_ref();
+        for eip in &spec.eips {
+            let Some(region) = tables.regions.iter().position(|r| r.name == eip.region) else {
+                continue;
+            };
+            let eip_check = eip.check.as_ref().or(default);
+            let mut wanted: Vec<(BackendKey, Option<(CheckSpec, u16)>)> = Vec::new();
+            if let Some(backend) = eip.backend {
+                let check = eip_check
+                    .filter(|c| c.kind == CheckKind::Icmp || c.port.is_some())
+                    .map(|c| (c.clone(), c.port.unwrap_or(0)));
+                let key = BackendKey {
+                    eip: eip.address,
+                    service: None,
+                    backend,
+                    port: 0,
+                };
+                wanted.push((key, check));
+            }
+            for s in &eip.services {
+                let check = s.check.as_ref().or(eip_check);
+                for b in &s.backends {
+                    let port = b.port.unwrap_or(s.port);
+                    let key = BackendKey {
+                        eip: eip.address,
+                        service: Some((s.protocol, s.port)),
+                        backend: b.address,
+                        port,
+                    };
+                    wanted.push((key, check.map(|c| (c.clone(), c.port.unwrap_or(port)))));
+                }
+            }
+            for (key, check) in wanted {
+                let (IpAddr::V4(address), Some((check, dport))) = (key.backend, check) else {
+                    self.unchecked_eips.insert(key.eip);
+                    continue;
+                };
+                if check.kind == CheckKind::None || self.by_ident.len() >= 0x8000 {
+                    self.unchecked_eips.insert(key.eip);
+                    continue;
+                }
+                let mut c = match old.remove(&key) {
+                    Some(c) if c.spec == check => c,
+                    prev => {
+                        let was_up = prev
+                            .as_ref()
+                            .is_none_or(|p| p.health.health() == Health::Up);
+                        let ident = match prev {
+                            Some(p) => p.ident,
+                            None => self.allocate_ident(&old),
+                        };
+                        let mut health = PathHealth::new(health_config(&check), now)
+                            .expect("check settings validated when parsed");
+                        if was_up {
+                            health.assume_up(now);
+                        }
+                        Checked {
+                            key,
+                            spec: check,
+                            address: [0; 4],
+                            dport: 0,
+                            region: 0,
+                            vni: 0,
+                            ident,
+                            next_seq: 0,
+                            next_check: now,
+                            health,
+                            transitions: 0,
+                        }
+                    }
+                };
+                c.address = address.octets();
+                c.dport = dport;
+                c.region = region;
+                c.vni = tables.regions[region].vni;
+                self.by_ident.insert(c.ident, self.targets.len());
+                self.targets.push(c);
+            }
+        }
+        // Spread the first checks of new backends over their interval.
+        let n = self.targets.len().max(1) as u32;
+        for (k, c) in self.targets.iter_mut().enumerate() {
+            if c.next_check == now && c.next_seq == 0 {
+                c.next_check = now + Duration::from_millis(c.spec.interval_ms) * k as u32 / n;
+            }
+        }
+    }
+
+    fn allocate_ident(&mut self, pending: &HashMap<BackendKey, Checked>) -> u16 {
+        loop {
+            let ident = self.next_ident;
+            self.next_ident = self.next_ident.wrapping_add(1).max(FIRST_IDENT);
+            let in_use =
+                self.by_ident.contains_key(&ident) || pending.values().any(|c| c.ident == ident);
+            if !in_use {
+                return ident;
+            }
+        }
+    }
+
+    /// Sends the RSTs that close accepted checks, then every check that is
+    /// due, through `send(port, frame)`, each over the path the region's table
+    /// gives its flow (as data). A region with no usable path gets no checks
+    /// (its backends are not charged). Returns how many frames were sent.
+    ///
+    /// # Errors
+    /// The first error of `send`; what was not sent stays due.
+    pub fn poll<E>(
+        &mut self,
+        now: Duration,
+        tables: &Tables,
+        mut send: impl FnMut(PortId, &[u8]) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let Some(source) = self.source else {
+            return Ok(0);
+        };
+        let mut sent = 0;
+        while let Some(&(i, seq)) = self.pending_rst.front() {
+            let c = &self.targets[i];
+            let sport = source_port(seq);
+            let hash = flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP);
+            if let Some(path) = path_of(tables, c.region, hash) {
+                let frame = Segment {
+                    template: &tables.paths[path].template,
+                    hash,
+                    source,
+                    target: c.address,
+                    sport,
+                    dport: c.dport,
+                    seq_number: isn(c.ident, seq, self.nonce).wrapping_add(1),
+                    syn: false,
+                }
+                .emit(&mut self.tcp_buf);
+                send(tables.paths[path].port, frame)?;
+                self.counters.rsts_sent += 1;
+                sent += 1;
+            }
+            self.pending_rst.pop_front();
+        }
+        for c in &mut self.targets {
+            if c.next_check > now {
+                continue;
+            }
+            let interval = Duration::from_millis(c.spec.interval_ms);
+            let seq = c.next_seq;
+            let (hash, sport) = match c.spec.kind {
+                CheckKind::Tcp => {
+                    let sport = source_port(seq);
+                    let hash = flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP);
+                    (hash, sport)
+                }
+                _ => (
+                    flow::hash_v4(source, c.address, c.ident, 0, ip_proto::ICMP),
+                    0,
+                ),
+            };
+            if let Some(path) = path_of(tables, c.region, hash) {
+                let template = &tables.paths[path].template;
+                let frame = match c.spec.kind {
+                    CheckKind::Tcp => Segment {
+                        template,
+                        hash,
+                        source,
+                        target: c.address,
+                        sport,
+                        dport: c.dport,
+                        seq_number: isn(c.ident, seq, self.nonce),
+                        syn: true,
+                    }
+                    .emit(&mut self.tcp_buf),
+                    _ => Probe {
+                        template,
+                        hash,
+                        source,
+                        target: c.address,
+                        ident: c.ident,
+                        seq,
+                        nonce: self.nonce,
+                        sent: now,
+                    }
+                    .emit(&mut self.icmp_buf),
+                };
+                if let Err(e) = send(tables.paths[path].port, frame) {
+                    self.counters.send_failed += 1;
+                    return Err(e);
+                }
+                sent += 1;
+                self.counters.checks_sent += 1;
+                c.next_seq = seq.wrapping_add(1);
+                if let Some(t) = c.health.probe_sent(seq, now) {
+                    c.transitions += 1;
+                    push(&mut self.events, &mut self.counters, c, t);
+                }
+            } else {
+                self.counters.no_path += 1;
+            }
+            c.next_check = if now.saturating_sub(c.next_check) >= interval {
+                now + interval
+            } else {
+                c.next_check + interval
+            };
+        }
+        Ok(sent)
+    }
+
+    /// Takes a frame the pipeline passed to the control thread, received at
+    /// `now`. Returns false when it is not for the checker (an ICMP echo
+    /// reply with a path probe's identifier, or anything not TCP): offer it to
+    /// the path prober. Every TCP segment to the probe source is the
+    /// checker's; one that matches no check is counted by cause.
+    pub fn on_frame(&mut self, now: Duration, frame: &[u8]) -> bool {
+        let Some(source) = self.source else {
+            return false;
+        };
+        match parse_tcp_reply(frame, self.vxlan_port) {
+            Ok(r) => {
+                let result = self.match_tcp(now, source, r);
+                self.count(result);
+                true
+            }
+            Err(Ignored::NotEchoReply) => match parse_reply(frame, self.vxlan_port) {
+                Ok(r) if r.dst == source && self.by_ident.contains_key(&r.ident) => {
+                    let &i = self.by_ident.get(&r.ident).expect("checked above");
+                    let c = &mut self.targets[i];
+                    let result = if r.src != c.address || r.vni != c.vni {
+                        Err(Ignored::WrongSource {
+                            from: r.src.into(),
+                            vni: r.vni,
+                            target: c.address.into(),
+                            expected_vni: c.vni,
+                        })
+                    } else if r.nonce != self.nonce || c.spec.kind != CheckKind::Icmp {
+                        Err(Ignored::WrongNonce)
+                    } else {
+                        if let Some(t) = c.health.probe_reply(r.seq, now) {
+                            c.transitions += 1;
+                            push(&mut self.events, &mut self.counters, c, t);
+                        }
+                        Ok(())
+                    };
+                    self.count(result);
+                    true
+                }
+                _ => false,
+            },
+            Err(e) => {
+                // Malformed outer headers or TCP: the prober would refuse it too.
+                self.count(Err(e));
+                true
+            }
+        }
+    }
+
+    fn match_tcp(
+        &mut self,
+        now: Duration,
+        source: [u8; 4],
+        r: super::codec::TcpReply,
+    ) -> Result<(), Ignored> {
+        if r.dst != source {
+            return Err(Ignored::NotEchoReply);
+        }
+        let named = r.isn ^ self.nonce as u32;
+        let (ident, seq) = ((named >> 16) as u16, named as u16);
+        let &i = self
+            .by_ident
+            .get(&ident)
+            .ok_or(Ignored::UnknownIdent { ident })?;
+        let c = &mut self.targets[i];
+        if r.src != c.address || r.vni != c.vni || r.sport != c.dport {
+            return Err(Ignored::WrongSource {
+                from: r.src.into(),
+                vni: r.vni,
+                target: c.address.into(),
+                expected_vni: c.vni,
+            });
+        }
+        if r.dport != source_port(seq) || c.spec.kind != CheckKind::Tcp {
+            return Err(Ignored::WrongNonce);
+        }
+        let t = match r.answer {
+            Answer::Accepted => {
+                if self.pending_rst.len() < MAX_PENDING_RST {
+                    self.pending_rst.push_back((i, seq));
+                }
+                c.health.probe_reply(seq, now)
+            }
+            Answer::Refused => {
+                self.counters.refused += 1;
+                c.health.probe_failed(seq, now)
+            }
+        };
+        if let Some(t) = t {
+            c.transitions += 1;
+            push(&mut self.events, &mut self.counters, c, t);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, result: Result<(), Ignored>) {
+        let c = &mut self.counters;
+        match result {
+            Ok(()) => c.answers += 1,
+            Err(Ignored::Malformed(_) | Ignored::BadChecksum | Ignored::NotEchoReply) => {
+                c.ignored_malformed += 1
+            }
+            Err(Ignored::UnknownIdent { .. }) => c.ignored_unknown += 1,
+            Err(Ignored::WrongSource { .. }) => c.ignored_wrong_source += 1,
+            Err(Ignored::WrongNonce) => c.ignored_wrong_nonce += 1,
+        }
+    }
+
+    /// Declares overdue checks lost. Call it every loop, after the frames.
+    pub fn tick(&mut self, now: Duration) {
+        for c in &mut self.targets {
+            if let Some(t) = c.health.tick(now) {
+                c.transitions += 1;
+                push(&mut self.events, &mut self.counters, c, t);
+            }
+        }
+    }
+
+    /// When the checker next needs [`Self::poll`] or [`Self::tick`].
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.targets
+            .iter()
+            .flat_map(|c| [Some(c.next_check), c.health.next_timeout()])
+            .flatten()
+            .min()
+    }
+
+    /// The oldest event not yet taken: log it.
+    pub fn pop_event(&mut self) -> Option<BackendEvent> {
+        self.events.pop_front()
+    }
+
+    /// Measured health of every checked service backend, for
+    /// `ControlPlane::set_backend_health`.
+    pub fn service_health(&self) -> Vec<(BackendRef, bool)> {
+        self.targets
+            .iter()
+            .filter_map(|c| {
+                let (protocol, port) = c.key.service?;
+                let r = BackendRef {
+                    eip: c.key.eip,
+                    protocol,
+                    port,
+                    backend: c.key.backend,
+                    backend_port: c.key.port,
+                };
+                Some((r, c.health.health() == Health::Up))
+            })
+            .collect()
+    }
+
+    /// The EIPs all of whose backends are checked and down.
+    pub fn eips_down(&self) -> HashSet<IpAddr> {
+        let mut up: HashSet<IpAddr> = self.unchecked_eips.clone();
+        for c in &self.targets {
+            if c.health.health() == Health::Up {
+                up.insert(c.key.eip);
+            }
+        }
+        self.targets
+            .iter()
+            .map(|c| c.key.eip)
+            .filter(|e| !up.contains(e))
+            .collect()
+    }
+
+    /// A report of every checked backend. Allocates: call it at reporting rate.
+    pub fn reports(&self) -> Vec<BackendReport> {
+        self.targets
+            .iter()
+            .map(|c| BackendReport {
+                key: c.key,
+                check: c.spec.clone(),
+                check_port: (c.spec.kind == CheckKind::Tcp).then_some(c.dport),
+                health: c.health.health(),
+                transitions: c.transitions,
+                snapshot: c.health.snapshot(),
+            })
+            .collect()
+    }
+
+    pub fn counters(&self) -> &CheckerCounters {
+        &self.counters
+    }
+
+    /// Number of backends checked.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+/// The path the region's table gives a flow hash, as the pipeline picks it.
+fn path_of(tables: &Tables, region: usize, hash: u64) -> Option<usize> {
+    let r = tables.regions.get(region)?;
+    if r.path_table.is_empty() {
+        return None;
+    }
+    Some(usize::from(r.path_for(hash)))
+}
+
+fn push(
+    events: &mut VecDeque<BackendEvent>,
+    counters: &mut CheckerCounters,
+    c: &Checked,
+    transition: crate::health::Transition,
+) {
+    if events.len() >= MAX_EVENTS {
+        events.pop_front();
+        counters.events_dropped += 1;
+    }
+    events.push_back(BackendEvent {
+        backend: c.key.to_string(),
+        transition,
+    });
+}
+
+#[cfg(test)]
+mod tests;
