@@ -99,6 +99,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 backend,
                 services: Vec::new(),
                 limits: None,
+                acl: None,
             },
         })),
         Command::UpdateEip {

@@ -19,6 +19,7 @@
 //! (besides rules sharing one prefix, scanned until one matches or an index
 //! beats no better one already found).
 
+pub use crate::protect::Prefix;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -50,7 +51,7 @@ pub struct AclSpec {
     #[serde(default)]
     pub default: AclAction,
     /// Tried in order; the first that matches decides.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_rules")]
     pub rules: Vec<AclRule>,
 }
 
@@ -68,6 +69,40 @@ pub struct AclRule {
     /// Destination ports, inclusive; `None`: any (and packets without ports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<PortRange>,
+}
+
+/// The rules, each error naming its rule (`rules[i]`, from 0) and refusing
+/// more than [`MAX_RULES`] as soon as the list passes it.
+fn de_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<AclRule>, D::Error> {
+    struct Rules;
+    impl<'de> serde::de::Visitor<'de> for Rules {
+        type Value = Vec<AclRule>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of rules")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rules = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_RULES));
+            loop {
+                let i = rules.len();
+                let rule = seq
+                    .next_element::<AclRule>()
+                    .map_err(|e| serde::de::Error::custom(format!("acl rules[{i}]: {e}")))?;
+                let Some(rule) = rule else {
+                    return Ok(rules);
+                };
+                if i == MAX_RULES {
+                    return Err(serde::de::Error::custom(format!(
+                        "acl: more than the {MAX_RULES} rules an EIP may have"
+                    )));
+                }
+                rules.push(rule);
+            }
+        }
+    }
+    d.deserialize_seq(Rules)
 }
 
 #[derive(Deserialize)]
@@ -93,6 +128,30 @@ impl TryFrom<RuleFields> for AclRule {
         };
         r.validate()?;
         Ok(r)
+    }
+}
+
+/// Most rules one EIP's list may hold: a list is compiled on every table
+/// change that touches its EIP, and per-rule counters cost 8 bytes per worker.
+pub const MAX_RULES: usize = 4096;
+
+impl AclSpec {
+    /// Checks what deserialising cannot: the rule cap, and each rule again (a
+    /// spec built in code). The error names the rule (`rules[i]`, from 0).
+    ///
+    /// # Errors
+    /// An operator-readable reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rules.len() > MAX_RULES {
+            return Err(format!(
+                "{} rules, more than the {MAX_RULES} an EIP may have",
+                self.rules.len()
+            ));
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            r.validate().map_err(|e| format!("rules[{i}]: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -184,103 +243,26 @@ fn de_protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AclProtocol>, D
     }
 }
 
-/// An address prefix, written `203.0.113.0/25`, `2001:db8::/32` (an address
-/// alone is a host: /32 or /128). Host bits must be zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Prefix {
-    pub address: IpAddr,
-    pub len: u8,
+/// A rule's source: `any` (or absent) is `None`, else a [`Prefix`].
+fn parse_source(text: &str) -> Result<Option<Prefix>, String> {
+    if text.trim().eq_ignore_ascii_case("any") {
+        return Ok(None);
+    }
+    Prefix::parse(text.trim())
+        .map(Some)
+        .map_err(|e| format!("source: {e}"))
 }
 
-impl Prefix {
-    /// Parses `address[/len]`; `any` is `None` (any source).
-    pub fn parse(text: &str) -> Result<Option<Prefix>, String> {
-        let t = text.trim();
-        if t.eq_ignore_ascii_case("any") {
-            return Ok(None);
-        }
-        let bad = |why: &str| format!("invalid source prefix {text:?}: {why}");
-        let (addr, len) = match t.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (t, None),
-        };
-        let address: IpAddr = addr
-            .parse()
-            .map_err(|_| bad("expected an IPv4 or IPv6 address, then /length"))?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let len = match len {
-            None => max,
-            Some(l) => match l.parse::<u8>() {
-                Ok(l) if l <= max => l,
-                _ => return Err(bad(&format!("the length must be 0 to {max}"))),
-            },
-        };
-        let p = Prefix { address, len };
-        if p.bits() & !mask(p.width(), len) != 0 {
-            return Err(bad("host bits are set after the length"));
-        }
-        Ok(Some(p))
-    }
-
-    fn width(&self) -> u8 {
-        if self.address.is_ipv4() {
-            32
-        } else {
-            128
-        }
-    }
-
-    /// The address as a number in its family's width.
-    fn bits(&self) -> u128 {
-        match self.address {
-            IpAddr::V4(a) => u128::from(u32::from(a)),
-            IpAddr::V6(a) => u128::from(a),
-        }
-    }
-
-    /// Whether `addr` lies in this prefix.
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        if addr.is_ipv4() != self.address.is_ipv4() {
-            return false;
-        }
-        let a = Prefix {
-            address: addr,
-            len: 0,
-        };
-        a.bits() & mask(self.width(), self.len) == self.bits()
-    }
-}
-
-/// The top `len` bits of a `width`-bit number.
-fn mask(width: u8, len: u8) -> u128 {
-    let all = if width == 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    };
-    if len == 0 {
-        0
-    } else {
-        all & !((1u128 << (width - len)) - 1) & all
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.len)
-    }
-}
-
-impl Serialize for Prefix {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+/// The prefix's address bits in its family's width (32 or 128).
+fn family_bits(p: &Prefix) -> u128 {
+    match p.address {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
 fn de_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Prefix>, D::Error> {
-    {
-        Prefix::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
+    parse_source(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// Destination ports `lo..=hi`, written `80` or `1000-2000` (`any`: none).
@@ -507,7 +489,9 @@ impl AclSpec {
                 .enumerate()
                 .filter_map(move |(i, r)| match r.source {
                     None => Some((0, 0, i as u32)),
-                    Some(p) if p.address.is_ipv6() == v6 => Some((p.bits(), p.len, i as u32)),
+                    Some(p) if p.address.is_ipv6() == v6 => {
+                        Some((family_bits(&p), p.len, i as u32))
+                    }
                     Some(_) => None,
                 })
         };

@@ -37,6 +37,12 @@ fn check(acl: &Acl, src: IpAddr, protocol: u8, dport: Option<u16>) -> AclVerdict
     }
 }
 
+/// The top `len` bits of a `width`-bit number.
+fn mask(width: u8, len: u8) -> u128 {
+    let all = u128::MAX >> (128 - u32::from(width));
+    all & !(all.checked_shr(u32::from(len)).unwrap_or(0))
+}
+
 fn parse(toml_text: &str) -> Result<AclSpec, String> {
     toml::from_str(toml_text).map_err(|e| e.to_string())
 }
@@ -58,15 +64,15 @@ rules = [
     for (bad, says) in [
         (
             r#"rules = [{ action = "deny", source = "203.0.113.1/25" }]"#,
-            "host bits",
+            "bits set past /25",
         ),
         (
             r#"rules = [{ action = "deny", source = "203.0.113.0/33" }]"#,
-            "0 to 32",
+            "length must be 0..=32",
         ),
         (
             r#"rules = [{ action = "deny", source = "nowhere" }]"#,
-            "IPv4 or IPv6",
+            "is not an IP address",
         ),
         (
             r#"rules = [{ action = "deny", ports = "2000-1000" }]"#,
