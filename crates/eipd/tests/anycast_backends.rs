@@ -8,6 +8,8 @@
 
 mod common;
 #[path = "anycast/harness.rs"]
+// Shared with anycast_e2e.rs, which uses what this test does not.
+#[allow(dead_code)]
 mod harness;
 
 use common::{require_root, wait_for_log};

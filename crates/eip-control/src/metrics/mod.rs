@@ -173,6 +173,17 @@ pub struct EipMetrics {
     pub traffic_out: Traffic,
     /// Packets its rate limits dropped.
     pub policed: eip_dataplane::counters::Policed,
+    /// Hits of each entry of its access list (empty without one).
+    pub acl: Vec<AclHitMetrics>,
+}
+
+/// One entry of an EIP's access list: a rule (its index from 0) or `default`.
+#[derive(Debug, Clone, Default)]
+pub struct AclHitMetrics {
+    pub rule: String,
+    /// `allow` or `deny`.
+    pub action: &'static str,
+    pub hits: u64,
 }
 
 /// What `eipd_build_info` shows.

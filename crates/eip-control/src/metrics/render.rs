@@ -96,6 +96,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     sample(o, "eipd_table_version", &[], s.table_version);
     pipeline(o, s);
     eips(o, s);
+    acl_hits(o, s);
     paths(o, s);
     workers(o, s);
     out
@@ -176,6 +177,28 @@ fn eips(o: &mut String, s: &MetricsSnapshot) {
                 ("cap", cap),
             ];
             sample(o, name, &labels, v);
+        }
+    }
+}
+
+/// `eipd_acl_hits_total`: per EIP with an access list (and series of its
+/// own), one sample per rule and the default.
+fn acl_hits(o: &mut String, s: &MetricsSnapshot) {
+    let name = "eipd_acl_hits_total";
+    header(
+        o,
+        name,
+        "counter",
+        "Packets to an EIP decided by each rule of its access list (rule: index from 0, or default), with the rule's action; since the list last changed.",
+    );
+    for eip in &s.eips {
+        for h in &eip.acl {
+            let labels = [
+                ("eip", eip.address.as_str()),
+                ("rule", h.rule.as_str()),
+                ("action", h.action),
+            ];
+            sample(o, name, &labels, h.hits);
         }
     }
 }
@@ -416,6 +439,18 @@ mod tests {
                 },
                 traffic_out: Traffic::default(),
                 policed: Default::default(),
+                acl: vec![
+                    AclHitMetrics {
+                        rule: "0".into(),
+                        action: "deny",
+                        hits: 5,
+                    },
+                    AclHitMetrics {
+                        rule: "default".into(),
+                        action: "allow",
+                        hits: 1,
+                    },
+                ],
             }],
             paths: vec![
                 path(
@@ -461,6 +496,9 @@ mod tests {
             "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"in\"} 1".into(),
             "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"out\"} 0".into(),
             "eipd_eip_bytes_total{eip=\"192.0.2.10\",direction=\"in\"} 100".into(),
+            "# TYPE eipd_acl_hits_total counter".into(),
+            "eipd_acl_hits_total{eip=\"192.0.2.10\",rule=\"0\",action=\"deny\"} 5".into(),
+            "eipd_acl_hits_total{eip=\"192.0.2.10\",rule=\"default\",action=\"allow\"} 1".into(),
             format!("eipd_path_packets_total{{{p}}} 1"),
             format!("eipd_path_bytes_total{{{p}}} 150"),
             format!("eipd_path_up{{{p}}} 1"),

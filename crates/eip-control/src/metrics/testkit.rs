@@ -86,6 +86,7 @@ pub fn snapshot() -> MetricsSnapshot {
                     bytes: 120_000 * i as u64,
                 },
                 policed: Default::default(),
+                acl: Vec::new(),
             })
             .collect(),
         paths: vec![

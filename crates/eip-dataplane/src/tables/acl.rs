@@ -513,6 +513,17 @@ impl Acl {
         self.rules.len()
     }
 
+    /// What entry `index` does: rule `index`, or the default at
+    /// [`Acl::rules`] (and past it).
+    pub fn action(&self, index: usize) -> AclAction {
+        let deny = self.rules.get(index).map_or(self.default_deny, |r| r.deny);
+        if deny {
+            AclAction::Deny
+        } else {
+            AclAction::Allow
+        }
+    }
+
     /// The first rule that matches a packet from `src` (an IPv4 address as a
     /// number when `!v6`) with this protocol and destination port.
     #[inline]
