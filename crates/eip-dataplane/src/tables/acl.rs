@@ -453,6 +453,10 @@ pub struct Acl {
     default_deny: bool,
     v4: Trie,
     v6: Trie,
+    /// Source prefixes every packet from which this list denies whatever its
+    /// protocol and ports, found without a port or protocol: what the XDP
+    /// program may drop before the workers see it ([`AclSpec::xdp_denies`]).
+    pub xdp_deny: Box<[Prefix]>,
 }
 
 /// The rule that decided a packet ([`Acl::rules`] for the default) and whether
@@ -503,7 +507,56 @@ impl AclSpec {
             default_deny: self.default == AclAction::Deny,
             v4: Trie::build(32, family(false)),
             v6: Trie::build(128, family(true)),
+            xdp_deny: self.xdp_denies().into_boxed_slice(),
         }
+    }
+
+    /// The source prefixes of the deny rules that can be applied before the
+    /// packet is parsed past its IP header: rules without a protocol or ports
+    /// that no earlier allow rule overlaps (a rule without a source gives
+    /// `0.0.0.0/0` and `::/0`, each kept if no earlier allow of its family
+    /// overlaps it). A packet from such a prefix is denied by the first rule
+    /// that matches it: any earlier rule that matches it overlaps the prefix,
+    /// so it is a deny too.
+    pub fn xdp_denies(&self) -> Vec<Prefix> {
+        let any = |v6: bool| Prefix {
+            address: if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            },
+            len: 0,
+        };
+        let overlap = |a: Option<Prefix>, b: Prefix| match a {
+            None => true,
+            Some(a) => {
+                a.address.is_ipv6() == b.address.is_ipv6()
+                    && if a.len <= b.len {
+                        a.contains(b.address)
+                    } else {
+                        b.contains(a.address)
+                    }
+            }
+        };
+        let mut out = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.action != AclAction::Deny || r.protocol.is_some() || r.ports.is_some() {
+                continue;
+            }
+            let candidates = match r.source {
+                Some(p) => vec![p],
+                None => vec![any(false), any(true)],
+            };
+            for p in candidates {
+                let shadowed = self.rules[..i]
+                    .iter()
+                    .any(|e| e.action == AclAction::Allow && overlap(e.source, p));
+                if !shadowed && !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 }
 

@@ -179,6 +179,12 @@ impl EipSlab {
         self.acls.iter().map(|(&s, a)| (s, a))
     }
 
+    /// Whether `self` and `other` hold the same access lists (one shared
+    /// map: nothing changed between them).
+    pub fn same_acls(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.acls, &other.acls)
+    }
+
     /// How many EIPs have caps of their own.
     pub fn limited(&self) -> usize {
         self.limits.len()

@@ -245,3 +245,50 @@ fn thousands_of_rules_compile_and_answer() {
     assert_eq!(check(&acl, src, 17, Some(53)).rule, 15);
     assert_eq!(check(&acl, src, 17, Some(54)).rule, 4000);
 }
+
+#[test]
+fn xdp_denies_are_the_deny_rules_no_earlier_allow_overlaps() {
+    let spec = parse(
+        r#"rules = [
+  { action = "allow", source = "198.51.100.128/26" },
+  { action = "deny", source = "198.51.100.0/24" },
+  { action = "deny", source = "203.0.113.0/24" },
+  { action = "deny", source = "192.0.2.0/24", protocol = "udp" },
+  { action = "deny", source = "2001:db8::/32", protocol = "tcp", ports = "80" },
+  { action = "allow", source = "2001:db8:1::/48", protocol = "tcp" },
+  { action = "deny", source = "2001:db8::/32" },
+  { action = "deny", source = "2001:db9::/32" },
+  { action = "deny" },
+]"#,
+    )
+    .unwrap();
+    let shown: Vec<String> = spec.xdp_denies().iter().map(|p| p.to_string()).collect();
+    // .0/24 overlaps the earlier allow of .128/26; the qualified rules never;
+    // 2001:db8::/32 overlaps the allow of 2001:db8:1::/48 (whatever its
+    // protocol); the last rule: both families, each overlapping an allow.
+    assert_eq!(shown, ["203.0.113.0/24", "2001:db9::/32"]);
+    let all = parse(r#"rules = [{ action = "deny" }]"#).unwrap();
+    let shown: Vec<String> = all.xdp_denies().iter().map(|p| p.to_string()).collect();
+    assert_eq!(shown, ["0.0.0.0/0", "::/0"]);
+}
+
+proptest! {
+    /// Every packet from an XDP deny prefix is denied by the list.
+    #[test]
+    fn xdp_denies_only_what_the_list_denies(
+        v4_rules in proptest::collection::vec(rule_strategy(false), 0..30),
+        packets in proptest::collection::vec((any::<u32>(), prop_oneof![Just(1u8), Just(6), Just(17), Just(47)], proptest::option::of(0u16..9)), 1..40),
+    ) {
+        let spec = AclSpec { default: AclAction::Allow, rules: v4_rules };
+        let acl = spec.compile();
+        for p in acl.xdp_deny.iter().filter(|p| p.address.is_ipv4()) {
+            let IpAddr::V4(net) = p.address else { continue };
+            for (bits, proto, port) in &packets {
+                let host = if p.len == 32 { 0 } else { bits & (u32::MAX >> p.len) };
+                let src = IpAddr::V4(Ipv4Addr::from(u32::from(net) | host));
+                let dport = if matches!(proto, 6 | 17) { *port } else { None };
+                prop_assert!(check(&acl, src, *proto, dport).deny, "{} from {}", p, src);
+            }
+        }
+    }
+}
