@@ -102,6 +102,12 @@ impl MetricsSources {
                 worker_metrics(*queue, d, &slot)
             })
             .collect();
+        let xdp_acl_dropped = self
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .xdp
+            .map(|x| x.drop_acl);
         let sockets = self
             .driver
             .lock()
@@ -126,6 +132,7 @@ impl MetricsSources {
             paths,
             workers,
             sockets,
+            xdp_acl_dropped,
         }
     }
 }

@@ -211,6 +211,9 @@ pub struct MetricsSnapshot {
     pub paths: Vec<PathMetrics>,
     pub workers: Vec<WorkerMetrics>,
     pub sockets: Vec<SocketMetrics>,
+    /// Frames the XDP program dropped for the EIPs' access lists (summed over
+    /// CPUs); `None` without an XDP program.
+    pub xdp_acl_dropped: Option<u64>,
 }
 
 #[cfg(test)]

@@ -329,6 +329,17 @@ fn workers(o: &mut String, s: &MetricsSnapshot) {
         }
     }
 
+    if let Some(dropped) = s.xdp_acl_dropped {
+        let name = "eipd_xdp_acl_dropped_total";
+        header(
+            o,
+            name,
+            "counter",
+            "Frames the XDP program dropped before any worker saw them: sources an EIP's access list denies outright (per-CPU counters, summed).",
+        );
+        sample(o, name, &[], dropped);
+    }
+
     header(
         o,
         "eipd_umem_frames",
@@ -469,6 +480,7 @@ mod tests {
                 path("static", None),
             ],
             workers: vec![worker],
+            xdp_acl_dropped: Some(12),
             sockets: vec![SocketMetrics {
                 queue: 0,
                 port: "uplink".into(),
@@ -524,6 +536,8 @@ mod tests {
             "# TYPE eipd_xsk_rx_fill_ring_empty_descs_total counter".into(),
             "eipd_xsk_rx_fill_ring_empty_descs_total{queue=\"0\",port=\"uplink\"} 4".into(),
             "eipd_umem_frames{queue=\"0\",state=\"total\"} 4096".into(),
+            "# TYPE eipd_xdp_acl_dropped_total counter".into(),
+            "eipd_xdp_acl_dropped_total 12".into(),
             "eipd_umem_frames{queue=\"0\",state=\"free\"} 100".into(),
             "# TYPE eipd_batch_latency_seconds histogram".into(),
             "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.0000005\"} 0".into(),

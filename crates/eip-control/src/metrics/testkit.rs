@@ -125,6 +125,7 @@ pub fn snapshot() -> MetricsSnapshot {
             path("us-static", "us", true, None),
         ],
         workers,
+        xdp_acl_dropped: Some(0),
         sockets: (0..3u32)
             .flat_map(|queue| {
                 ["uplink", "backbone"].map(|port| SocketMetrics {
