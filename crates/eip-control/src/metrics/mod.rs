@@ -11,6 +11,7 @@
 //! [`histogram`] (bucket bounds, HDR to buckets), [`eips`] (which EIPs get
 //! series) and [`listener`] (the HTTP side).
 
+mod acl;
 mod eips;
 pub mod histogram;
 mod listener;

@@ -24,7 +24,7 @@ fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -40,7 +40,12 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-fn sample(out: &mut String, name: &str, pairs: &[(&str, &str)], value: impl std::fmt::Display) {
+pub(super) fn sample(
+    out: &mut String,
+    name: &str,
+    pairs: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     let _ = writeln!(out, "{name}{} {value}", labels(pairs));
 }
 
@@ -96,7 +101,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     sample(o, "eipd_table_version", &[], s.table_version);
     pipeline(o, s);
     eips(o, s);
-    acl_hits(o, s);
+    super::acl::hits(o, s);
     paths(o, s);
     workers(o, s);
     out
@@ -177,28 +182,6 @@ fn eips(o: &mut String, s: &MetricsSnapshot) {
                 ("cap", cap),
             ];
             sample(o, name, &labels, v);
-        }
-    }
-}
-
-/// `eipd_acl_hits_total`: per EIP with an access list (and series of its
-/// own), one sample per rule and the default.
-fn acl_hits(o: &mut String, s: &MetricsSnapshot) {
-    let name = "eipd_acl_hits_total";
-    header(
-        o,
-        name,
-        "counter",
-        "Packets to an EIP decided by each rule of its access list (rule: index from 0, or default), with the rule's action; since the list last changed.",
-    );
-    for eip in &s.eips {
-        for h in &eip.acl {
-            let labels = [
-                ("eip", eip.address.as_str()),
-                ("rule", h.rule.as_str()),
-                ("action", h.action),
-            ];
-            sample(o, name, &labels, h.hits);
         }
     }
 }
@@ -329,16 +312,7 @@ fn workers(o: &mut String, s: &MetricsSnapshot) {
         }
     }
 
-    if let Some(dropped) = s.xdp_acl_dropped {
-        let name = "eipd_xdp_acl_dropped_total";
-        header(
-            o,
-            name,
-            "counter",
-            "Frames the XDP program dropped before any worker saw them: sources an EIP's access list denies outright (per-CPU counters, summed).",
-        );
-        sample(o, name, &[], dropped);
-    }
+    super::acl::xdp_dropped(o, s);
 
     header(
         o,
