@@ -280,3 +280,107 @@ rules = [{ action = "allow", source = "203.0.113.2", protocol = "udp", ports = 7
     let shown = tb.eipctl(&["show", "acl", &eip]);
     assert!(shown.contains("no access list"), "{shown}");
 }
+
+/// `stats` runtime figures: (worker rx packets, XDP EIP redirects, XDP ACL
+/// drops, pipeline acl_denied drops), after the driver figures refreshed.
+fn figures(tb: &Testbed) -> (u64, u64, u64, u64) {
+    // The control thread copies the driver's figures every 200 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    let s = &tb.eipctl_json(&["stats"])["data"]["stats"];
+    let n = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {s}"));
+    (
+        n(&s["runtime"]["driver"]["rx_packets"]),
+        n(&s["runtime"]["xdp"]["redirect_eip_v4"]),
+        n(&s["runtime"]["xdp"]["drop_acl"]),
+        n(&s["drops"]["acl_denied"]),
+    )
+}
+
+/// `count` copies of one UDP frame from `src` to EIP1, sent by scapy.
+fn burst(tb: &Testbed, src: &str, dport: u16, count: u32) {
+    let script = format!(
+        "from scapy.all import *\nconf.verb = 0\nsendp(Ether(src='{}', dst='{}') / IP(src='{src}', dst='{}') / UDP(sport=40000, dport={dport}) / Raw(b'xdp'), iface='{}', count={count})\n",
+        tb.var("TB_CLIENT_MAC"),
+        tb.var("TB_POP_INET_MAC"),
+        tb.var("TB_EIP1"),
+        tb.var("TB_CLIENT_IF"),
+    );
+    let ok = tb
+        .ns("TB_NS_CLIENT", &["/usr/bin/python3", "-c", &script])
+        .status()
+        .expect("run scapy")
+        .success();
+    assert!(ok, "scapy failed");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP, scapy): scripts/test.sh runs it as root"]
+fn plain_denies_drop_in_xdp_and_no_worker_sees_them() {
+    common::require_root();
+    let tb = Testbed::up(&[]);
+    let _eipd = ready(&tb);
+    let eip = tb.var("TB_EIP1").to_string();
+    const N: u64 = 400;
+    // The /25 deny has no qualifier and no allow before it: XDP applies it.
+    // The UDP port rule needs ports: the workers apply it.
+    tb.eipctl(&[
+        "acl",
+        &eip,
+        "--rules",
+        r#"rules = [
+  { action = "deny", source = "198.51.100.128/25" },
+  { action = "deny", source = "203.0.113.2", protocol = "udp", ports = "1000-2000" },
+]"#,
+    ]);
+    let before = figures(&tb);
+    burst(&tb, "198.51.100.200", 7001, N as u32);
+    let after = figures(&tb);
+    let (rx, redirected, xdp, denied) = (
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        after.3 - before.3,
+    );
+    eprintln!("XDP deny: {N} sent; worker rx +{rx}, XDP redirects +{redirected}, XDP ACL drops +{xdp}, acl_denied +{denied}");
+    assert_eq!(xdp, N, "every frame dropped in XDP");
+    assert_eq!(redirected, 0, "none redirected to a worker");
+    assert_eq!(denied, 0, "no worker counted one");
+    // Only the path probes' replies (about 10/s) reach the workers meanwhile.
+    assert!(rx < N / 4, "worker rx moved by {rx} for {N} denied frames");
+
+    // The control: a rule with ports is the workers' to apply.
+    let before = figures(&tb);
+    burst(&tb, "203.0.113.2", 1500, N as u32);
+    let after = figures(&tb);
+    let (rx, xdp, denied) = (after.0 - before.0, after.2 - before.2, after.3 - before.3);
+    eprintln!(
+        "user-space deny: {N} sent; worker rx +{rx}, XDP ACL drops +{xdp}, acl_denied +{denied}"
+    );
+    assert!(rx >= N, "the workers see them: rx +{rx}");
+    assert_eq!((xdp, denied), (0, N));
+
+    // An allow before the deny takes it out of XDP at the next swap: the
+    // workers see the frames again, and still deny them.
+    tb.eipctl(&[
+        "acl",
+        &eip,
+        "--rules",
+        r#"rules = [
+  { action = "allow", source = "198.51.100.130" },
+  { action = "deny", source = "198.51.100.128/25" },
+]"#,
+    ]);
+    let before = figures(&tb);
+    burst(&tb, "198.51.100.200", 7001, N as u32);
+    let after = figures(&tb);
+    let (xdp, denied) = (after.2 - before.2, after.3 - before.3);
+    assert_eq!((xdp, denied), (0, N), "after the change: in user space");
+
+    // Removed: nothing dropped anywhere.
+    tb.eipctl(&["acl", &eip, "--clear"]);
+    let before = figures(&tb);
+    burst(&tb, "198.51.100.200", 7001, 50);
+    let after = figures(&tb);
+    assert_eq!((after.2 - before.2, after.3 - before.3), (0, 0));
+    assert!(after.1 - before.1 >= 50);
+}
