@@ -413,20 +413,23 @@ impl Trie {
             let Some(node) = self.nodes.get(n) else {
                 return best;
             };
-            let list = self
-                .lists
-                .get(node.first as usize..(node.first + node.len) as usize)
-                .unwrap_or(&[]);
-            for &i in list {
-                if i >= best {
-                    break;
-                }
-                if rules
-                    .get(i as usize)
-                    .is_some_and(|r| r.matches(protocol, dport))
-                {
-                    best = i;
-                    break;
+            // Most nodes on a path end no prefix: no list to look at.
+            if node.len != 0 {
+                let list = self
+                    .lists
+                    .get(node.first as usize..(node.first + node.len) as usize)
+                    .unwrap_or(&[]);
+                for &i in list {
+                    if i >= best {
+                        break;
+                    }
+                    if rules
+                        .get(i as usize)
+                        .is_some_and(|r| r.matches(protocol, dport))
+                    {
+                        best = i;
+                        break;
+                    }
                 }
             }
             if depth == width {
