@@ -8,6 +8,11 @@
 //
 //   * IPv4 or IPv6, optionally behind one 802.1Q/802.1ad tag, whose destination is
 //     an EIP (maps eip_v4 / eip_v6), on ports that accept EIP traffic;
+//     Unless an EIP's access list denies the source outright: a deny rule
+//     without protocol or ports that no earlier allow rule overlaps
+//     (eip_dataplane::tables::acl), kept in the LPM tries acl_v4 / acl_v6
+//     keyed by (EIP, source prefix); such frames are dropped here and counted
+//     as DROP_ACL, and no worker sees them;
 //   * IPv4 UDP to a local VTEP address (map vtep_v4) on the VXLAN port, on ports
 //     that accept VTEP traffic. Non-first fragments carry no UDP header and go to
 //     the kernel.
@@ -45,6 +50,9 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF
 // Keep in sync with crates/eip-afxdp/src/program.rs.
 #define ACCEPT_EIP 1u
 #define ACCEPT_VTEP 2u
+// filter_config.acl: which ACL tries hold entries (lookups only then).
+#define ACL_V4 1u
+#define ACL_V6 2u
 
 struct port_info {
 	__u32 slot;
@@ -54,7 +62,7 @@ struct port_info {
 struct filter_config {
 	__u32 queues_per_port;
 	__u16 vxlan_port_be;
-	__u16 pad;
+	__u16 acl;
 };
 
 enum stat {
@@ -65,11 +73,26 @@ enum stat {
 	STAT_REDIRECT_EIP_V6 = 4,
 	STAT_REDIRECT_VTEP = 5,
 	STAT_NO_SOCKET = 6,
-	STAT_MAX = 7,
+	STAT_DROP_ACL = 7,
+	STAT_MAX = 8,
 };
 
 struct v6_key {
 	__u8 addr[16];
+};
+
+// LPM keys: prefixlen = the EIP's bits (all) + the source prefix's length;
+// addresses in network byte order, as in the header.
+struct acl_v4_key {
+	__u32 prefixlen;
+	__u32 eip;
+	__u32 src;
+};
+
+struct acl_v6_key {
+	__u32 prefixlen;
+	__u8 eip[16];
+	__u8 src[16];
 };
 
 struct vlan_hdr {
@@ -120,6 +143,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } vtep_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct acl_v4_key);
+	__type(value, __u32);
+} acl_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct acl_v6_key);
+	__type(value, __u32);
+} acl_v6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -174,6 +213,13 @@ int eip_filter(struct xdp_md *ctx)
 			return pass(STAT_PASS_SHORT);
 		__u32 daddr = ip->daddr;
 		if ((port->accept & ACCEPT_EIP) && bpf_map_lookup_elem(&eip_v4, &daddr)) {
+			if (cfg->acl & ACL_V4) {
+				struct acl_v4_key k = {.prefixlen = 64, .eip = daddr, .src = ip->saddr};
+				if (bpf_map_lookup_elem(&acl_v4, &k)) {
+					count(STAT_DROP_ACL);
+					return XDP_DROP;
+				}
+			}
 			hit = STAT_REDIRECT_EIP_V4;
 			goto redirect;
 		}
@@ -199,6 +245,15 @@ int eip_filter(struct xdp_md *ctx)
 		struct v6_key key;
 		__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
 		if ((port->accept & ACCEPT_EIP) && bpf_map_lookup_elem(&eip_v6, &key)) {
+			if (cfg->acl & ACL_V6) {
+				struct acl_v6_key k = {.prefixlen = 256};
+				__builtin_memcpy(k.eip, &ip6->daddr, sizeof(k.eip));
+				__builtin_memcpy(k.src, &ip6->saddr, sizeof(k.src));
+				if (bpf_map_lookup_elem(&acl_v6, &k)) {
+					count(STAT_DROP_ACL);
+					return XDP_DROP;
+				}
+			}
 			hit = STAT_REDIRECT_EIP_V6;
 			goto redirect;
 		}

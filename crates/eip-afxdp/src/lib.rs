@@ -74,7 +74,7 @@ pub use control::{ControlGuard, ControlPacket, ControlQueue};
 pub use error::SetupError;
 pub use frames::{FrameCounts, FrameLedger, FrameState};
 pub use inject::{InjectError, InjectQueue};
-pub use program::{FilterDelta, FilterSource, FilterStats, SyncReport, XdpFilter};
+pub use program::{AclEntry, FilterDelta, FilterSource, FilterStats, SyncReport, XdpFilter};
 pub use runtime::{AfXdpRuntime, PortReport, QueueReport, SetupReport};
 pub use stats::{SocketStats, WorkerCounters, WorkerSnapshot, WorkerStats};
 pub use worker::{PacketProcessor, WorkerExit};

@@ -13,12 +13,20 @@
 //! sockets nobody reads (the veth test checks this). Caveat: on kernels without
 //! XDP `bpf_link` support (before 5.9) aya falls back to a netlink attachment,
 //! which outlives the process; there `ip link set dev X xdp off` cleans up.
+//!
+//! Why one file: the program's maps, their sizing and their sync are one
+//! contract with `eip_xdp.c`; the access-list tries, which only add entries
+//! to it, are in `program/acl.rs`.
+
+mod acl;
+
+pub use acl::AclEntry;
 
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp};
 use aya::{Ebpf, EbpfLoader, Pod};
 use rustc_hash::FxHashSet;
@@ -32,6 +40,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ei
 const PROGRAM: &str = "eip_filter";
 const ACCEPT_EIP: u32 = 1;
 const ACCEPT_VTEP: u32 = 2;
+/// Entries of each access-list trie (allocated as used: `BPF_F_NO_PREALLOC`).
+const MAX_ACL_PREFIXES: u32 = 1 << 18;
 
 /// `struct port_info` in the C program.
 #[repr(C)]
@@ -47,7 +57,8 @@ struct PortInfo {
 struct FilterConfig {
     queues_per_port: u32,
     vxlan_port_be: u16,
-    pad: u16,
+    /// Which access-list tries hold entries (`acl::ACL_V4`, `acl::ACL_V6`).
+    acl: u16,
 }
 
 // SAFETY: both are `repr(C)` structs of plain integers with no padding (checked
@@ -77,6 +88,8 @@ pub struct FilterStats {
     /// Ours, but no socket bound for the receiving queue: passed to the kernel.
     /// Non-zero means a queue has no worker.
     pub no_socket: u64,
+    /// Dropped: the source is denied outright by the EIP's access list.
+    pub drop_acl: u64,
 }
 
 /// Where the filter maps get their contents: the forwarding tables. The lead's
@@ -88,6 +101,10 @@ pub trait FilterSource {
     fn eip_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_;
     /// Local IPv4 VTEP addresses (VXLAN to these is ours).
     fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_;
+    /// (EIP, source prefix) pairs to drop before the redirect.
+    fn acl_denies(&self) -> impl Iterator<Item = AclEntry> + '_ {
+        std::iter::empty()
+    }
 }
 
 /// Keys to insert into and remove from the filter maps: what changed between
@@ -100,6 +117,9 @@ pub struct FilterDelta {
     pub remove_v6: Vec<Ipv6Addr>,
     pub add_vteps: Vec<Ipv4Addr>,
     pub remove_vteps: Vec<Ipv4Addr>,
+    /// Access-list prefixes to drop in XDP, and those no longer.
+    pub add_acl: Vec<AclEntry>,
+    pub remove_acl: Vec<AclEntry>,
 }
 
 impl FilterDelta {
@@ -111,6 +131,8 @@ impl FilterDelta {
             && self.remove_v6.is_empty()
             && self.add_vteps.is_empty()
             && self.remove_vteps.is_empty()
+            && self.add_acl.is_empty()
+            && self.remove_acl.is_empty()
     }
 }
 
@@ -134,6 +156,8 @@ pub struct SyncReport {
     pub eip_v6: MapDiff,
     /// `vtep_v4` map.
     pub vtep_v4: MapDiff,
+    /// `acl_v4` and `acl_v6` tries together.
+    pub acl: MapDiff,
 }
 
 /// An interface the program is attached to.
@@ -271,6 +295,11 @@ pub struct XdpFilter {
     eip_v4: KeySet<u32>,
     eip_v6: KeySet<[u8; 16]>,
     vtep_v4: KeySet<u32>,
+    acl_v4: acl::Trie<8>,
+    acl_v6: acl::Trie<32>,
+    config: Array<MapData, FilterConfig>,
+    /// What `config` holds.
+    filter_config: FilterConfig,
     queues_per_port: u32,
     attached: Vec<Attachment>,
     // Last: dropping it detaches the program from every interface.
@@ -334,6 +363,8 @@ impl XdpFilter {
             .map_max_entries("eip_v6", sizes.max_eips)
             .map_max_entries("vtep_v4", sizes.max_vteps)
             .map_max_entries("xsks", sizes.ports * sizes.queues_per_port)
+            .map_max_entries("acl_v4", MAX_ACL_PREFIXES)
+            .map_max_entries("acl_v6", MAX_ACL_PREFIXES)
             .load(OBJECT)
             .map_err(load_error)?;
         let program: &mut Xdp = ebpf
@@ -347,16 +378,13 @@ impl XdpFilter {
 
         let mut config: Array<MapData, FilterConfig> =
             take_map(&mut ebpf, "config", Array::try_from)?;
+        let filter_config = FilterConfig {
+            queues_per_port: sizes.queues_per_port,
+            vxlan_port_be: sizes.vxlan_port.to_be(),
+            acl: 0,
+        };
         config
-            .set(
-                0,
-                FilterConfig {
-                    queues_per_port: sizes.queues_per_port,
-                    vxlan_port_be: sizes.vxlan_port.to_be(),
-                    pad: 0,
-                },
-                0,
-            )
+            .set(0, filter_config, 0)
             .map_err(|e| SetupError::Map {
                 map: "config",
                 what: "writing".into(),
@@ -385,6 +413,18 @@ impl XdpFilter {
                 installed: FxHashSet::default(),
                 capacity: sizes.max_vteps,
             },
+            acl_v4: acl::Trie::new(
+                "acl_v4",
+                take_map(&mut ebpf, "acl_v4", LpmTrie::try_from)?,
+                MAX_ACL_PREFIXES,
+            ),
+            acl_v6: acl::Trie::new(
+                "acl_v6",
+                take_map(&mut ebpf, "acl_v6", LpmTrie::try_from)?,
+                MAX_ACL_PREFIXES,
+            ),
+            config,
+            filter_config,
             queues_per_port: sizes.queues_per_port,
             attached: Vec::new(),
             ebpf,
@@ -484,7 +524,13 @@ impl XdpFilter {
         &mut self,
         source: &S,
     ) -> Result<SyncReport, SetupError> {
+        let acl: Vec<AclEntry> = source.acl_denies().collect();
+        let (a4, r4) = self.acl_v4.sync(&acl)?;
+        let (a6, r6) = self.acl_v6.sync(&acl)?;
+        let (added, removed) = (a4 + a6, r4 + r6);
+        self.write_acl_flags()?;
         Ok(SyncReport {
+            acl: self.acl_diff(added, removed),
             eip_v4: self
                 .eip_v4
                 .sync(source.eip_v4().map(|a| u32::from_ne_bytes(a.octets())))?,
@@ -507,7 +553,11 @@ impl XdpFilter {
             .eip_v6
             .insert_all(delta.add_v6.iter().map(|a| a.octets()))?;
         let av = self.vtep_v4.insert_all(delta.add_vteps.iter().map(v4))?;
+        let aa =
+            self.acl_v4.insert_all(&delta.add_acl)? + self.acl_v6.insert_all(&delta.add_acl)?;
+        self.write_acl_flags()?;
         Ok(SyncReport {
+            acl: self.acl_diff(aa, 0),
             eip_v4: self.eip_v4.diff(a4, 0),
             eip_v6: self.eip_v6.diff(a6, 0),
             vtep_v4: self.vtep_v4.diff(av, 0),
@@ -525,7 +575,11 @@ impl XdpFilter {
             .eip_v6
             .remove_all(delta.remove_v6.iter().map(|a| a.octets()))?;
         let rv = self.vtep_v4.remove_all(delta.remove_vteps.iter().map(v4))?;
+        let ra = self.acl_v4.remove_all(&delta.remove_acl)?
+            + self.acl_v6.remove_all(&delta.remove_acl)?;
+        self.write_acl_flags()?;
         Ok(SyncReport {
+            acl: self.acl_diff(0, ra),
             eip_v4: self.eip_v4.diff(0, r4),
             eip_v6: self.eip_v6.diff(0, r6),
             vtep_v4: self.vtep_v4.diff(0, rv),
@@ -534,7 +588,7 @@ impl XdpFilter {
 
     /// The program's counters, summed over CPUs.
     pub fn stats(&self) -> Result<FilterStats, SetupError> {
-        let mut v = [0u64; 7];
+        let mut v = [0u64; 8];
         for (i, slot) in v.iter_mut().enumerate() {
             let per_cpu = self
                 .stats
@@ -554,7 +608,46 @@ impl XdpFilter {
             redirect_eip_v6: v[4],
             redirect_vtep: v[5],
             no_socket: v[6],
+            drop_acl: v[7],
         })
+    }
+
+    fn acl_diff(&self, added: usize, removed: usize) -> MapDiff {
+        MapDiff {
+            added,
+            removed,
+            total: self.acl_v4.len() + self.acl_v6.len(),
+        }
+    }
+
+    /// Tells the program which tries to look up (none while both are empty,
+    /// so EIPs without XDP denies pay no lookup). Written after an insert and
+    /// after a removal: a trie is looked up before its first entry is needed
+    /// and until after its last is gone.
+    fn write_acl_flags(&mut self) -> Result<(), SetupError> {
+        let flags = if self.acl_v4.is_empty() {
+            0
+        } else {
+            acl::ACL_V4
+        } | if self.acl_v6.is_empty() {
+            0
+        } else {
+            acl::ACL_V6
+        };
+        if flags == self.filter_config.acl {
+            return Ok(());
+        }
+        let new = FilterConfig {
+            acl: flags,
+            ..self.filter_config
+        };
+        self.config.set(0, new, 0).map_err(|e| SetupError::Map {
+            map: "config",
+            what: "writing".into(),
+            source: Some(e),
+        })?;
+        self.filter_config = new;
+        Ok(())
     }
 }
 
@@ -593,5 +686,8 @@ impl FilterSource for eip_dataplane::Tables {
     }
     fn local_vteps(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.local_vteps.iter().copied()
+    }
+    fn acl_denies(&self) -> impl Iterator<Item = AclEntry> + '_ {
+        self.xdp_acl_denies()
     }
 }

@@ -137,6 +137,10 @@ fn main() -> Result<()> {
             workloads::RETURNS_LIMITED.into(),
             Box::new(|| Ok(workloads::returns_1k_eips_limited())),
         ),
+        (
+            workloads::HEADLINE_LISTED.into(),
+            Box::new(workloads::small_frames_1k_eips_listed),
+        ),
     ];
     if let (Some(pcap), Some(config)) = (args.pcap.clone(), args.config.clone()) {
         let name = format!("pcap {}", pcap.display());

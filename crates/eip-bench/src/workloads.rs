@@ -17,6 +17,7 @@ pub const MILLION: &str = "64B, 1M EIPs";
 pub const SERVICE: &str = "service, 1000 backends";
 pub const HEADLINE_LIMITED: &str = "64B to 1k rate-limited EIPs";
 pub const RETURNS_LIMITED: &str = "returns from 1k rate-limited EIPs";
+pub const HEADLINE_LISTED: &str = "64B to 1k EIPs with 100-rule ACLs";
 
 pub struct Workload {
     pub name: String,
@@ -224,6 +225,44 @@ pub fn small_frames_1k_eips_limited() -> Result<Workload> {
     Ok(w)
 }
 
+/// A 100-rule access list on every EIP that lets the benchmark's clients
+/// (203.0.113.0/24) through: 98 denies of other /24s, a deny on the clients'
+/// own /24 for a port they do not use (their lookup walks 24 levels and
+/// tests it), a deny of a /16 beside them, then the default (allow).
+fn list_all(spec: &mut PopSpec) {
+    use eip_dataplane::tables::acl::{AclAction, AclProtocol, AclRule, AclSpec, PortRange, Prefix};
+    let deny = |source: &str| AclRule {
+        action: AclAction::Deny,
+        source: Some(Prefix::parse(source).expect("a prefix")),
+        protocol: None,
+        ports: None,
+    };
+    let mut rules: Vec<AclRule> = (0..98).map(|i| deny(&format!("198.51.{i}.0/24"))).collect();
+    rules.push(AclRule {
+        protocol: Some(AclProtocol::Tcp),
+        ports: Some(PortRange { lo: 22, hi: 22 }),
+        ..deny("203.0.113.0/24")
+    });
+    rules.push(deny("203.1.0.0/16"));
+    let acl = AclSpec {
+        default: AclAction::Allow,
+        rules,
+    };
+    for e in spec.eips.iter_mut() {
+        e.acl = Some(acl.clone());
+    }
+}
+
+/// [`small_frames_1k_eips`] with [`list_all`].
+pub fn small_frames_1k_eips_listed() -> Result<Workload> {
+    let mut w = small_frames_1k_eips()?;
+    let (mut spec, _) = eip_control::config::load(&fixture("pop-1k.toml"))?;
+    list_all(&mut spec);
+    (w.tables, w.build_ms) = build(&spec);
+    w.name = HEADLINE_LISTED.into();
+    Ok(w)
+}
+
 /// [`returns_1k_eips`] with [`limit_all`].
 pub fn returns_1k_eips_limited() -> Workload {
     let mut w = returns_1k_eips();
@@ -239,6 +278,25 @@ mod tests {
     use super::*;
     use eip_dataplane::testkit::run_one;
     use eip_dataplane::Verdict;
+
+    /// The listed workload forwards every frame: its list costs a lookup, it
+    /// does not drop.
+    #[test]
+    fn the_listed_workload_is_forwarded() {
+        let w = small_frames_1k_eips_listed().unwrap();
+        assert!(w.tables.eips.acls().count() >= 1000);
+        for frame in w.frames.iter().take(256) {
+            let (verdict, _, c) = run_one(&w.tables, frame, w.input_port);
+            assert!(matches!(verdict, Verdict::Tx(_)), "{verdict:?}");
+            assert_eq!(
+                c.eip_acl
+                    .iter()
+                    .map(|h| h.hits.iter().sum::<u64>())
+                    .sum::<u64>(),
+                1
+            );
+        }
+    }
 
     /// Every synthetic frame is forwarded: the benchmark measures the work it names.
     #[test]

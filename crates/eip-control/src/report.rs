@@ -1,6 +1,7 @@
 //! Counter reports for operators (aligned text) and machines (JSON).
 
 use eip_dataplane::counters::{Counters, DropReason, Event};
+use eip_dataplane::tables::EipId;
 use eip_dataplane::Tables;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
@@ -198,4 +199,25 @@ pub fn summary_text(t: &Tables) -> String {
     );
     let _ = writeln!(out, "  memory:   {} KiB of tables", t.heap_bytes() / 1024);
     out
+}
+
+/// Hits per entry of the access list in force on the EIP in `slot` (the
+/// default's last), from counters summed over the workers: zeros until the
+/// workers count for that list (a changed list, or a new EIP in the slot,
+/// starts from zero); empty when the EIP has no list.
+pub fn acl_hits(tables: &Tables, slot: EipId, c: &Counters) -> Vec<u64> {
+    let Some(acl) = tables.eips.acl(slot) else {
+        return Vec::new();
+    };
+    let s = slot as usize;
+    match c.eip_acl.get(s) {
+        Some(h)
+            if h.acl == acl.id
+                && h.hits.len() == acl.rules() + 1
+                && c.eip_epoch.get(s) == Some(&tables.eips.epoch(slot)) =>
+        {
+            h.hits.clone()
+        }
+        _ => vec![0; acl.rules() + 1],
+    }
 }

@@ -9,6 +9,7 @@
 //! tables, under headings that name the section (`` ## `[[paths]]` ``).
 
 use eip_dataplane::bgp_spec::{BgpSpec, Community, NeighborSpec, PrefixSpec};
+use eip_dataplane::tables::acl::{AclAction, AclProtocol, AclRule, PortRange};
 use eip_dataplane::tables::spec::*;
 use serde::de::{self, DeserializeOwned, Visitor};
 use std::collections::BTreeSet;
@@ -104,6 +105,15 @@ fn full_spec() -> PopSpec {
                 in_pps: Some(50_000),
                 out_bps: Some(1_000_000_000),
                 out_pps: Some(0),
+            }),
+            acl: Some(AclSpec {
+                default: AclAction::Deny,
+                rules: vec![AclRule {
+                    action: AclAction::Allow,
+                    source: Some(Prefix::parse("198.51.100.0/24").unwrap()),
+                    protocol: Some(AclProtocol::Udp),
+                    ports: Some(PortRange { lo: 1000, hi: 2000 }),
+                }],
             }),
         }]
         .into(),
@@ -307,7 +317,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 17] = [
+    let types: [(&str, &[&str]); 19] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
         ("ports", fields_of::<PortSpec>()),
@@ -317,6 +327,7 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("eips.services", fields_of::<ServiceSpec>()),
         ("limits", fields_of::<LimitsSpec>()),
         ("eips.limits", fields_of::<LimitsSpec>()),
+        ("eips.acl", fields_of::<AclSpec>()),
         (
             "pop.backend_check",
             fields_of::<eip_dataplane::check_spec::CheckSpec>(),
@@ -329,6 +340,7 @@ fn the_full_spec_sets_every_field_of_every_type() {
             "eips.services.check",
             fields_of::<eip_dataplane::check_spec::CheckSpec>(),
         ),
+        ("eips.acl.rules", fields_of::<AclRule>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
         ("protection", fields_of::<ProtectionSpec>()),
         ("bgp", fields_of::<BgpSpec>()),

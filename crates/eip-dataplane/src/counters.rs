@@ -93,6 +93,8 @@ counted_enum! {
         MartianDestination => "martian_destination",
         /// Client UDP to the VXLAN port of an EIP not opted out.
         TunnelPort => "tunnel_port",
+        /// Refused by the EIP's access list (per rule in [`Counters::eip_acl`]).
+        AclDenied => "acl_denied",
     }
 }
 
@@ -172,6 +174,46 @@ impl Policed {
     }
 }
 
+/// Per-rule hits of one EIP's access list on one worker: `hits[i]` for rule
+/// `i`, the last for the list's default. `acl` is the list's
+/// [`crate::tables::acl::Acl::id`]: a changed list starts from zero.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AclHits {
+    pub acl: u64,
+    pub hits: Vec<u64>,
+}
+
+impl Clone for AclHits {
+    fn clone(&self) -> Self {
+        AclHits {
+            acl: self.acl,
+            hits: self.hits.clone(),
+        }
+    }
+
+    /// Reuses `self.hits` (publishing counters does not allocate).
+    fn clone_from(&mut self, o: &Self) {
+        self.acl = o.acl;
+        self.hits.clone_from(&o.hits);
+    }
+}
+
+impl AclHits {
+    /// Makes this the counters of list `acl` with `len` entries (rules and the
+    /// default), zeroed if they were another list's.
+    fn prepare(&mut self, acl: u64, len: usize) {
+        if self.acl != acl || self.hits.len() != len {
+            self.acl = acl;
+            self.hits.clear();
+            self.hits.resize(len, 0);
+        }
+    }
+
+    fn zero(&mut self) {
+        self.hits.iter_mut().for_each(|h| *h = 0);
+    }
+}
+
 /// One worker's counters. `eip_in`/`eip_out` are indexed by stable EIP slot
 /// ([`crate::tables::EipId`]) and only grow, across table changes; `path` follows
 /// path indexes of the description version `table_version` and restarts when it
@@ -193,6 +235,9 @@ pub struct Counters {
     /// Rate-limit drops per EIP slot, like `eip_in`; empty until some EIP is
     /// policed (no memory per EIP otherwise).
     pub eip_policed: Vec<Policed>,
+    /// Access-list hits per EIP slot, like `eip_in`; empty until some EIP has
+    /// an access list.
+    pub eip_acl: Vec<AclHits>,
     /// Encapsulated traffic per backbone path (outer bytes).
     pub path: Vec<Traffic>,
 }
@@ -208,6 +253,7 @@ impl Counters {
             eip_out: vec![Traffic::default(); eips],
             eip_epoch: vec![0; eips],
             eip_policed: Vec::new(),
+            eip_acl: Vec::new(),
             path: vec![Traffic::default(); paths],
         }
     }
@@ -254,6 +300,41 @@ impl Counters {
         &mut self.eip_policed[slot]
     }
 
+    /// Counts a hit of entry `index` (a rule, or `len - 1`: the default) of
+    /// list `acl` with `len` entries on the EIP in `slot` with epoch `epoch`:
+    /// see [`Counters::eip_in_at`]. Allocates only for a list the worker has
+    /// not prepared ([`Counters::prepare_acl`], when it adopts tables).
+    #[inline(always)]
+    pub fn acl_hit(
+        &mut self,
+        slot: crate::tables::EipId,
+        epoch: u32,
+        acl: u64,
+        len: usize,
+        index: u32,
+    ) {
+        self.claim_slot(slot as usize, epoch);
+        let slot = slot as usize;
+        if self.eip_acl.len() <= slot {
+            self.eip_acl.resize(slot + 1, AclHits::default());
+        }
+        let h = &mut self.eip_acl[slot];
+        h.prepare(acl, len);
+        if let Some(n) = h.hits.get_mut(index as usize) {
+            *n += 1;
+        }
+    }
+
+    /// Sizes the hit counters of list `acl` (`len` entries) on `slot` ahead of
+    /// its first packet; a slot whose list changed starts from zero.
+    pub fn prepare_acl(&mut self, slot: crate::tables::EipId, acl: u64, len: usize) {
+        let slot = slot as usize;
+        if self.eip_acl.len() <= slot {
+            self.eip_acl.resize(slot + 1, AclHits::default());
+        }
+        self.eip_acl[slot].prepare(acl, len);
+    }
+
     #[inline(always)]
     fn claim_slot(&mut self, slot: usize, epoch: u32) {
         if self.eip_epoch[slot] != epoch {
@@ -262,6 +343,9 @@ impl Counters {
             self.eip_out[slot] = Traffic::default();
             if let Some(p) = self.eip_policed.get_mut(slot) {
                 *p = Policed::default();
+            }
+            if let Some(h) = self.eip_acl.get_mut(slot) {
+                h.zero();
             }
         }
     }
@@ -291,6 +375,7 @@ impl Counters {
         self.eip_out.clone_from(&other.eip_out);
         self.eip_epoch.clone_from(&other.eip_epoch);
         self.eip_policed.clone_from(&other.eip_policed);
+        self.eip_acl.clone_from(&other.eip_acl);
         self.path.clone_from(&other.path);
     }
 
@@ -329,6 +414,9 @@ impl Counters {
                 if let Some(p) = self.eip_policed.get_mut(slot) {
                     *p = Policed::default();
                 }
+                if let Some(h) = self.eip_acl.get_mut(slot) {
+                    h.zero();
+                }
             }
         }
         let epochs = &self.eip_epoch;
@@ -348,6 +436,23 @@ impl Counters {
         {
             if same_eip(slot) {
                 a.add(b);
+            }
+        }
+        if self.eip_acl.len() < other.eip_acl.len() {
+            self.eip_acl.resize(other.eip_acl.len(), AclHits::default());
+        }
+        // Workers on the same table version hold the same lists; a slot this
+        // side has not counted yet takes the other's list.
+        for (slot, (a, b)) in self.eip_acl.iter_mut().zip(&other.eip_acl).enumerate() {
+            if !same_eip(slot) {
+                continue;
+            }
+            if a.acl == b.acl && a.hits.len() == b.hits.len() {
+                for (x, y) in a.hits.iter_mut().zip(&b.hits) {
+                    *x += y;
+                }
+            } else if a.hits.iter().all(|&h| h == 0) {
+                a.clone_from(b);
             }
         }
         for (mine, theirs, per_eip) in [
@@ -409,6 +514,40 @@ mod tests {
         assert_eq!((sum.eip_in[1].bytes, sum.eip_epoch[1]), (120, 1));
         sum.merge(&old);
         assert_eq!(sum.eip_in[1].bytes, 120);
+    }
+
+    #[test]
+    fn acl_hits_count_per_rule_restart_with_a_new_list_or_eip_and_merge() {
+        let mut a = Counters::new(2, 0);
+        a.prepare_acl(1, 7, 3);
+        a.acl_hit(1, 0, 7, 3, 0);
+        a.acl_hit(1, 0, 7, 3, 2);
+        a.acl_hit(1, 0, 7, 3, 2);
+        assert_eq!(a.eip_acl[1].hits, [1, 0, 2]);
+        let mut b = Counters::new(2, 0);
+        b.acl_hit(1, 0, 7, 3, 1);
+        let mut sum = Counters::default();
+        sum.merge(&a);
+        sum.merge(&b);
+        assert_eq!(sum.eip_acl[1].hits, [1, 1, 2]);
+        // Another list on the EIP: from zero.
+        a.prepare_acl(1, 8, 2);
+        assert_eq!(a.eip_acl[1].hits, [0, 0]);
+        a.acl_hit(1, 0, 8, 2, 1);
+        // A new EIP in the slot: from zero, and merge keeps the newer EIP's.
+        let old = a.clone();
+        a.acl_hit(1, 1, 8, 2, 0);
+        assert_eq!(a.eip_acl[1].hits, [1, 0]);
+        let mut sum = Counters::default();
+        sum.merge(&old);
+        sum.merge(&a);
+        assert_eq!(sum.eip_acl[1].hits, [1, 0]);
+        // Publishing reuses the allocation.
+        let mut copy = Counters::default();
+        copy.copy_from(&a);
+        let ptr = copy.eip_acl[1].hits.as_ptr();
+        copy.copy_from(&a);
+        assert_eq!(copy.eip_acl[1].hits.as_ptr(), ptr);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub(crate) enum What {
     Spec,
     /// BGP: sessions, announced prefixes, and why a prefix is not announced.
     Bgp,
+    /// One EIP's access list with each rule's hits (give its address).
+    Acl,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,7 +96,7 @@ pub(crate) enum Command {
     Show {
         /// What to show.
         what: What,
-        /// With `eips`: only this one.
+        /// With `eips`: only this one; with `acl`: the EIP (required).
         address: Option<IpAddr>,
     },
     /// The workers' counters, summed.
@@ -327,6 +329,23 @@ pub(crate) enum Command {
         /// Packets/s from the EIP (returns).
         #[arg(long, value_parser = packets)]
         out_pps: Option<u64>,
+    },
+    /// Replace an EIP's access list (docs/config.md, ACLs): from a TOML file
+    /// or inline text holding `default` and `rules`, or remove it (--clear).
+    /// `eipctl acl 192.0.2.10 --rules 'default = "deny"
+    /// rules = [{ action = "allow", source = "198.51.100.0/24" }]'`.
+    Acl {
+        /// The EIP.
+        address: IpAddr,
+        /// A TOML file: `default = "allow"|"deny"` and `rules = [...]`.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The same TOML, inline.
+        #[arg(long)]
+        rules: Option<String>,
+        /// Remove the list: all traffic allowed.
+        #[arg(long)]
+        clear: bool,
     },
     /// Apply the ops of a JSON file atomically: an array of ops, `{"ops": [...]}`,
     /// or one op.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod abbrev;
+mod acl;
 mod args;
 mod cli;
 #[cfg(test)]
@@ -21,8 +22,8 @@ use anyhow::{bail, Context, Result};
 use cli::{AdminArg, Cli, Command, ProtoArg, StateArg, What};
 use eip_control::api::{
     self, AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Command as Cmd, Op, PathRef,
-    Query, RemoveEip, Reply, Request, ServiceRef, SetLimits, SetPathAdmin, ShowEips, TraceFilter,
-    TraceProtocol, TraceRequest, UpdateBackend, UpdateEip, UpdatePath,
+    Query, RemoveEip, Reply, Request, ServiceRef, SetAcl, SetLimits, SetPathAdmin, ShowAcl,
+    ShowEips, TraceFilter, TraceProtocol, TraceRequest, UpdateBackend, UpdateEip, UpdatePath,
 };
 use eip_control::client::Client;
 use eip_control::{config, report};
@@ -72,6 +73,9 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             What::Tables => Query::ShowTables,
             What::Paths => Query::ShowPaths,
             What::Eips => Query::ShowEips(ShowEips { address }),
+            What::Acl => Query::ShowAcl(ShowAcl {
+                address: address.context("show acl needs the EIP's address")?,
+            }),
             What::Spec => Query::ShowSpec,
             What::Bgp => Query::ShowBgp,
         })),
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 backend,
                 services: Vec::new(),
                 limits: None,
+                acl: None,
             },
         })),
         Command::UpdateEip {
@@ -264,6 +269,15 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 out_pps,
             })
             .filter(|l| !l.is_empty()),
+        })),
+        Command::Acl {
+            address,
+            file,
+            rules,
+            clear,
+        } => change(Op::SetAcl(SetAcl {
+            address,
+            acl: acl::spec(address, file.as_deref(), rules.as_deref(), clear)?,
         })),
         Command::SetPathAdmin { name, admin } => change(Op::SetPathAdmin(SetPathAdmin {
             name,

@@ -1,5 +1,6 @@
 //! Text forms of replies, for terminals.
 
+mod acl;
 mod explain;
 mod stats;
 mod watch;
@@ -21,6 +22,7 @@ pub fn reply(reply: &Reply) -> String {
         Some(Data::Tables { summary }) => tables(summary),
         Some(Data::Paths { paths: p }) => paths(p),
         Some(Data::Eips { eips: e }) => eips(e),
+        Some(Data::Acl { address, acl: a, hits }) => acl::acl(*address, a.as_ref(), hits),
         Some(Data::Spec { spec }) => match toml::to_string(spec) {
             Ok(toml) => format!("# table version {}\n{toml}", reply.version),
             Err(e) => format!("cannot show the spec as TOML ({e}); use --json\n"),
@@ -306,6 +308,16 @@ pub fn eips(eips: &[EipSpec]) -> String {
         }
         if let Some(l) = &e.limits {
             let _ = writeln!(out, "    limits: {l}");
+        }
+        if let Some(a) = &e.acl {
+            let _ = writeln!(
+                out,
+                "    acl: {} rule{}, default {} (eipctl show acl {})",
+                a.rules.len(),
+                plural(a.rules.len()),
+                a.default.label(),
+                e.address
+            );
         }
     }
     out

@@ -223,7 +223,10 @@ fn validate_reports_every_problem_with_its_place() {
         "bakend = \"10.1.0.1\"",
     );
     assert!(
-        err.starts_with(&format!("{path}:{line}:1: unknown field `bakend`")),
+        // The EIP whose entry holds it is named too.
+        err.starts_with(&format!(
+            "{path}:{line}:1: eips[0] (192.0.2.10): unknown field `bakend`"
+        )),
         "{err}"
     );
     assert!(err.ends_with("| ^^^^^^\n"), "{err}");

@@ -8,12 +8,14 @@ use crate::stats_source::{socket_counters, DriverFigures};
 use eip_afxdp::{WorkerCounters, WorkerSnapshot};
 use eip_control::health::{Health, HealthSnapshot};
 use eip_control::metrics::{
-    BuildInfo, EipMetrics, EipSeries, LatencySlot, MetricsSnapshot, PathMetrics, ProbeMetrics,
-    SocketMetrics, UmemFrames, WorkerMetrics,
+    AclHitMetrics, BuildInfo, EipMetrics, EipSeries, LatencySlot, MetricsSnapshot, PathMetrics,
+    ProbeMetrics, SocketMetrics, UmemFrames, WorkerMetrics,
 };
 use eip_control::probe::HealthBoard;
 use eip_control::state::ControlPlane;
+use eip_dataplane::counters::Counters;
 use eip_dataplane::tables::PathState;
+use eip_dataplane::Tables;
 use std::sync::{Arc, Mutex};
 
 /// The build, as `eipd_build_info` shows it: the package version and the git
@@ -54,6 +56,7 @@ impl MetricsSources {
                         traffic_in: counters.eip_in[i],
                         traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
                         policed: counters.eip_policed.get(i).copied().unwrap_or_default(),
+                        acl: acl_metrics(&tables, i as u32, &counters),
                     })
                 })
                 .collect()
@@ -99,6 +102,12 @@ impl MetricsSources {
                 worker_metrics(*queue, d, &slot)
             })
             .collect();
+        let xdp_acl_dropped = self
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .xdp
+            .map(|x| x.drop_acl);
         let sockets = self
             .driver
             .lock()
@@ -123,6 +132,7 @@ impl MetricsSources {
             paths,
             workers,
             sockets,
+            xdp_acl_dropped,
         }
     }
 }
@@ -158,3 +168,24 @@ fn worker_metrics(queue: u32, d: &WorkerSnapshot, latency: &LatencySlot) -> Work
 
 #[cfg(test)]
 mod tests;
+
+/// The hits of each entry of the access list of the EIP in `slot` (none
+/// without a list).
+fn acl_metrics(tables: &Tables, slot: u32, counters: &Counters) -> Vec<AclHitMetrics> {
+    let Some(acl) = tables.eips.acl(slot) else {
+        return Vec::new();
+    };
+    eip_control::report::acl_hits(tables, slot, counters)
+        .into_iter()
+        .enumerate()
+        .map(|(i, hits)| AclHitMetrics {
+            rule: if i == acl.rules() {
+                "default".into()
+            } else {
+                i.to_string()
+            },
+            action: acl.action(i).label(),
+            hits,
+        })
+        .collect()
+}

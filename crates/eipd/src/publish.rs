@@ -6,6 +6,12 @@
 //! neither an added nor a removed EIP is ever passed to the kernel while some
 //! worker still (or already) serves it, and an update costs what it changes.
 //!
+//! The access-list tries (the deny rules XDP applies before the redirect,
+//! `eip_dataplane::tables::acl::AclSpec::xdp_denies`) follow the same steps:
+//! prefixes the new tables deny are inserted before the swap, those they no
+//! longer deny removed after it; a swap that leaves every list alone (the
+//! snapshots share them) compares none.
+//!
 //! The maps are sized at start (`--max-eips`); the control plane refuses a
 //! change beyond that before anything is applied, and the maps refuse a delta
 //! that would not fit before inserting any of it.
@@ -96,7 +102,14 @@ pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
         old.local_vteps.iter().copied(),
         new.local_vteps.iter().copied(),
     );
+    let (add_acl, remove_acl) = if new.eips.same_acls(&old.eips) {
+        (Vec::new(), Vec::new())
+    } else {
+        diff(old.xdp_acl_denies(), new.xdp_acl_denies())
+    };
     FilterDelta {
+        add_acl,
+        remove_acl,
         add_v4,
         remove_v4,
         add_v6,
@@ -128,6 +141,7 @@ pub fn apply_swap(
             remove_v4: delta.add_v4,
             remove_v6: delta.add_v6,
             remove_vteps: delta.add_vteps,
+            remove_acl: delta.add_acl,
             ..FilterDelta::default()
         };
         if let Err(e) = filter.narrow(&undo) {
@@ -140,6 +154,7 @@ pub fn apply_swap(
             remove_v4: delta.remove_v4,
             remove_v6: delta.remove_v6,
             remove_vteps: delta.remove_vteps,
+            remove_acl: delta.remove_acl,
             ..FilterDelta::default()
         };
         if let Err(e) = filter.narrow(&gone) {
@@ -201,6 +216,11 @@ mod tests {
 
     /// The example POP with its EIPs replaced by 1:1 EIPs at `eips`.
     fn tables(version: u64, eips: &[&str]) -> Arc<Tables> {
+        listed(version, eips, None)
+    }
+
+    /// [`tables`] with the access list `acl` (TOML) on every EIP.
+    fn listed(version: u64, eips: &[&str], acl: Option<&str>) -> Arc<Tables> {
         const EXAMPLE: &str = include_str!("../../../docs/example-pop.toml");
         let mut spec = eip_control::config::parse(EXAMPLE, "example-pop.toml".as_ref()).unwrap();
         let template = spec.eips[0].clone();
@@ -214,6 +234,7 @@ mod tests {
                     address: address.into(),
                     backend: Some(backend.into()),
                     services: Vec::new(),
+                    acl: acl.map(|a| toml::from_str(a).unwrap()),
                     ..template.clone()
                 }
             })
@@ -263,6 +284,39 @@ mod tests {
         );
         assert!(filter_delta(&new, &new).is_empty());
         assert_eq!(publisher.latest().version, 2);
+    }
+
+    #[test]
+    fn xdp_acl_prefixes_follow_the_lists_by_delta() {
+        let key = |eip: &str, p: &str| {
+            (
+                eip.parse::<std::net::IpAddr>().unwrap(),
+                eip_dataplane::protect::Prefix::parse(p).unwrap(),
+            )
+        };
+        let none = tables(1, &["203.0.113.1", "203.0.113.2"]);
+        let deny = r#"rules = [{ action = "deny", source = "198.51.100.0/24" }, { action = "deny", source = "192.0.2.0/24", protocol = "udp" }]"#;
+        let one = listed(2, &["203.0.113.1", "203.0.113.2"], Some(deny));
+        let d = filter_delta(&none, &one);
+        let mut added = d.add_acl.clone();
+        added.sort_by_key(|(e, _)| *e);
+        // The qualified rule stays in user space.
+        assert_eq!(
+            added,
+            [
+                key("203.0.113.1", "198.51.100.0/24"),
+                key("203.0.113.2", "198.51.100.0/24")
+            ]
+        );
+        assert!(d.remove_acl.is_empty() && d.add_v4.is_empty());
+        // Shadowed by an earlier allow: no longer dropped in XDP.
+        let shadowed = r#"rules = [{ action = "allow", source = "198.51.100.7" }, { action = "deny", source = "198.51.100.0/24" }]"#;
+        let two = listed(3, &["203.0.113.1", "203.0.113.2"], Some(shadowed));
+        let d = filter_delta(&one, &two);
+        assert!(d.add_acl.is_empty());
+        assert_eq!(d.remove_acl.len(), 2);
+        // The same lists (shared): nothing compared, nothing to do.
+        assert!(filter_delta(&two, &two).is_empty());
     }
 
     #[test]

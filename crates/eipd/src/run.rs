@@ -181,6 +181,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let driver = Arc::new(Mutex::new(DriverFigures {
         workers: runtime.worker_stats(),
         sockets: DriverFigures::readable(runtime.socket_stats()),
+        xdp: runtime.filter_stats().ok(),
     }));
     let board = Arc::new(HealthBoard::default());
     let backend_board = Arc::new(eip_control::backends::BackendBoard::default());
@@ -302,6 +303,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             let fresh = DriverFigures {
                 workers: runtime.worker_stats(),
                 sockets: DriverFigures::readable(runtime.socket_stats()),
+                xdp: runtime.filter_stats().ok(),
             };
             *driver.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
             last_driver = Instant::now();

@@ -4,7 +4,7 @@
 //! where operators look and not only in the final report.
 
 use crate::processor::{sum_counters, Published};
-use eip_afxdp::{SocketStats, WorkerCounters, WorkerSnapshot};
+use eip_afxdp::{FilterStats, SocketStats, WorkerCounters, WorkerSnapshot};
 use eip_control::state::StatsSource;
 use eip_dataplane::counters::Counters;
 use eip_dataplane::PortId;
@@ -20,6 +20,8 @@ pub struct DriverFigures {
     /// Kernel socket statistics: (queue, port, stats) of the sockets whose
     /// `getsockopt` succeeded.
     pub sockets: Vec<(u32, PortId, SocketStats)>,
+    /// The XDP program's counters, if they could be read.
+    pub xdp: Option<FilterStats>,
 }
 
 impl DriverFigures {
@@ -52,7 +54,20 @@ impl DriverFigures {
                 sockets.insert(name.to_string(), json!(sum));
             }
         }
-        json!({ "driver": driver, "sockets": sockets })
+        let mut v = json!({ "driver": driver, "sockets": sockets });
+        if let Some(x) = &self.xdp {
+            v["xdp"] = json!({
+                "pass_not_ours": x.pass_not_ours,
+                "pass_unknown_port": x.pass_unknown_port,
+                "pass_short": x.pass_short,
+                "redirect_eip_v4": x.redirect_eip_v4,
+                "redirect_eip_v6": x.redirect_eip_v6,
+                "redirect_vtep": x.redirect_vtep,
+                "no_socket": x.no_socket,
+                "drop_acl": x.drop_acl,
+            });
+        }
+        v
     }
 }
 
@@ -123,8 +138,15 @@ mod tests {
         let figures = DriverFigures {
             workers: vec![(0, w), (1, w2)],
             sockets: DriverFigures::readable(sockets),
+            xdp: Some(eip_afxdp::FilterStats {
+                drop_acl: 9,
+                redirect_eip_v4: 3,
+                ..Default::default()
+            }),
         };
         let v = figures.to_json();
+        assert_eq!(v["xdp"]["drop_acl"], 9);
+        assert_eq!(v["xdp"]["redirect_eip_v4"], 3);
         assert_eq!(v["driver"]["tx_ring_full"], 7);
         assert_eq!(v["driver"]["free_list_empty"], 4);
         assert_eq!(v["sockets"]["rx_fill_ring_empty_descs"], 11);

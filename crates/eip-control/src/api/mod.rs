@@ -41,10 +41,10 @@ pub use explain::{
 };
 pub use ops::{
     AddBackend, AddEip, AddPath, AddService, Admin, BackendRef, Op, PathRef, RemoveEip, ServiceRef,
-    SetLimits, SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,
+    SetAcl, SetLimits, SetPathAdmin, UpdateBackend, UpdateEip, UpdatePath,
 };
 pub use reply::{Data, PathView, Reply};
-pub use request::{Command, Query, Reload, Request, ShowEips, COMMANDS};
+pub use request::{Command, Query, Reload, Request, ShowAcl, ShowEips, COMMANDS};
 pub use trace::{
     DropFilter, TraceEnd, TraceFilter, TraceProtocol, TraceRequest, TraceSummary, DEFAULT_SNAP,
     DEFAULT_TRACE_COUNT, DEFAULT_TRACE_SECONDS, MAX_TRACE_COUNT, MAX_TRACE_SECONDS, MIN_SNAP,

@@ -3,7 +3,9 @@
 
 use super::request::{from_args, COMMANDS};
 use super::{ApiError, ErrorCode};
-use eip_dataplane::tables::spec::{BackendSpec, EipSpec, LimitsSpec, PathSpec, ServiceSpec};
+use eip_dataplane::tables::spec::{
+    AclSpec, BackendSpec, EipSpec, LimitsSpec, PathSpec, ServiceSpec,
+};
 use eip_dataplane::tables::{MacAddr, Protocol};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,6 +31,7 @@ pub enum Op {
     RemovePath(PathRef),
     SetPathAdmin(SetPathAdmin),
     SetLimits(SetLimits),
+    SetAcl(SetAcl),
 }
 
 /// `add_eip`: a new EIP (its address must not exist yet).
@@ -215,6 +218,16 @@ pub struct SetLimits {
     pub limits: Option<LimitsSpec>,
 }
 
+/// `set_acl`: replaces the access list of the EIP at `address`
+/// (`docs/config.md`, ACLs). `acl` absent or `null` removes it (all allowed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAcl {
+    pub address: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<AclSpec>,
+}
+
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -242,6 +255,7 @@ impl Op {
             "remove_path" => Op::RemovePath(from_args(cmd, args)?),
             "set_path_admin" => Op::SetPathAdmin(from_args(cmd, args)?),
             "set_limits" => Op::SetLimits(from_args(cmd, args)?),
+            "set_acl" => Op::SetAcl(from_args(cmd, args)?),
             "transaction" | "validate" => {
                 return Err(ApiError::invalid(format!(
                     "`{cmd}` cannot be nested inside a transaction"
@@ -282,6 +296,7 @@ impl Op {
             Op::RemovePath(_) => "remove_path",
             Op::SetPathAdmin(_) => "set_path_admin",
             Op::SetLimits(_) => "set_limits",
+            Op::SetAcl(_) => "set_acl",
         }
     }
 }

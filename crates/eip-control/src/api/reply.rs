@@ -70,6 +70,15 @@ pub enum Data {
     Paths { paths: Vec<PathView> },
     /// `show_eips`.
     Eips { eips: Vec<EipSpec> },
+    /// `show_acl`: the EIP's list as configured (`None`: it has none) and
+    /// each rule's hits, the default's last (empty without a statistics
+    /// source; counts restart when the list changes).
+    Acl {
+        address: std::net::IpAddr,
+        acl: Option<eip_dataplane::tables::spec::AclSpec>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hits: Vec<u64>,
+    },
     /// `show_spec`.
     Spec { spec: Box<PopSpec> },
     /// `explain`: what the data plane does with the flow.

@@ -84,6 +84,9 @@ pub enum Query {
     Stats,
     /// BGP sessions, announced prefixes, and why a prefix is not announced.
     ShowBgp,
+    /// The access list of one EIP with each rule's hits, summed over the
+    /// workers.
+    ShowAcl(ShowAcl),
     /// Where a flow goes with the tables in force: its first packet run through
     /// a private pipeline and the result decoded (`crate::explain`).
     Explain(Explain),
@@ -97,6 +100,13 @@ pub struct ShowEips {
     pub address: Option<IpAddr>,
 }
 
+/// Arguments of [`Query::ShowAcl`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowAcl {
+    pub address: IpAddr,
+}
+
 /// Fields every request may carry besides `cmd`.
 const ENVELOPE: [&str; 3] = ["api", "if_version", "blackhole_ok"];
 
@@ -105,6 +115,7 @@ pub const COMMANDS: &[&str] = &[
     "show_tables",
     "show_paths",
     "show_eips",
+    "show_acl",
     "show_spec",
     "stats",
     "show_bgp",
@@ -124,6 +135,7 @@ pub const COMMANDS: &[&str] = &[
     "remove_path",
     "set_path_admin",
     "set_limits",
+    "set_acl",
     "transaction",
     "validate",
     "reload",
@@ -364,6 +376,7 @@ impl Query {
             "stats" => no_args(Query::Stats),
             "show_bgp" => no_args(Query::ShowBgp),
             "show_eips" => Ok(Some(Query::ShowEips(from_args(cmd, args)?))),
+            "show_acl" => Ok(Some(Query::ShowAcl(from_args(cmd, args)?))),
             "explain" => Ok(Some(Query::Explain(from_args(cmd, args)?))),
             _ => Ok(None),
         }

@@ -105,9 +105,64 @@ impl<'a> Locator<'a> {
     }
 }
 
+/// The EIP whose entry holds byte `offset` of `text` (`eips[i] (address)`),
+/// when the entry is written as a `[[eips]]` table: a syntax error deep in
+/// an EIP (say, a bad prefix in its `acl`) then names the EIP, not only the
+/// line. The nearest header above `offset` must be `[[eips]]` or one of its
+/// sub-tables (`[eips.acl]`, `[[eips.services]]`, ...).
+pub(super) fn eip_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let headers = before
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('['));
+    let mut entries = 0usize;
+    let mut last = None;
+    for l in headers {
+        let name = l.trim_start_matches('[').split(']').next()?.trim();
+        if name == "eips" && l.starts_with("[[") {
+            entries += 1;
+        }
+        last = Some(name);
+    }
+    // The nearest header must be the EIP's own or one of its sub-tables.
+    let name = last?;
+    if name != "eips" && !name.starts_with("eips.") {
+        return None;
+    }
+    let index = entries.checked_sub(1);
+    let i = index?;
+    let doc = ImDocument::parse(text).ok()?;
+    let address = doc
+        .get("eips")
+        .and_then(|e| e.as_array_of_tables())
+        .and_then(|a| a.get(i))
+        .and_then(|t| t.get("address"))
+        .and_then(|a| a.as_str())
+        .map(str::to_string);
+    Some(match address {
+        Some(a) => format!("eips[{i}] ({a})"),
+        None => format!("eips[{i}]"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_inside_an_eip_names_it() {
+        let text = "[pop]\nname = \"p\"\n\n[[eips]]\naddress = \"192.0.2.1\"\n\n[[eips]]\naddress = \"192.0.2.2\"\nacl = { rules = [] }\n  [[eips.services]]\n  port = 80\n\n[bgp]\nlocal_as = 1\n";
+        let at = |needle: &str| eip_at(text, text.find(needle).unwrap());
+        assert_eq!(at("acl").as_deref(), Some("eips[1] (192.0.2.2)"));
+        assert_eq!(at("port = 80").as_deref(), Some("eips[1] (192.0.2.2)"));
+        assert_eq!(
+            at("address = \"192.0.2.1").as_deref(),
+            Some("eips[0] (192.0.2.1)")
+        );
+        assert_eq!(at("name"), None);
+        assert_eq!(at("local_as"), None);
+    }
 
     const TEXT: &str = r#"[pop]
 name = "p"

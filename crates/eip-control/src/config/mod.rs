@@ -119,10 +119,15 @@ impl fmt::Display for ConfigError {
 pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let span = e.span();
+        let message = e.message().trim_end();
+        let eip = span.as_ref().and_then(|s| locate::eip_at(text, s.start));
         ConfigError::Syntax {
             path: origin.to_path_buf(),
             position: span.as_ref().map(|s| Position::of(text, s.start)),
-            message: e.message().trim_end().to_string(),
+            message: match eip {
+                Some(eip) => format!("{eip}: {message}"),
+                None => message.to_string(),
+            },
             snippet: span.map(|s| Box::new(Snippet::of(text, s))),
         }
     })

@@ -474,9 +474,37 @@ fn dropped(t: &Tables, x: &Explanation, reason: DropReason) -> String {
         }
         DropReason::FamilyMismatch => "the backend is not of the flow's address family".into(),
         DropReason::TooBig => "the packet does not fit the path".into(),
+        DropReason::AclDenied => acl_denied(t, &x.flow),
         _ => return format!("dropped ({label})"),
     };
     format!("dropped ({label}): {why}")
+}
+
+/// Which entry of the EIP's access list refuses the flow.
+fn acl_denied(t: &Tables, flow: &Explain) -> String {
+    let Some(acl) = t.eip_slot(flow.dst).and_then(|s| t.eips.acl(s)) else {
+        return format!("the access list of EIP {} denies it", flow.dst);
+    };
+    let (v6, src) = match flow.src {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    };
+    let protocol = match (flow.protocol, v6) {
+        (FlowProtocol::Tcp, _) => 6,
+        (FlowProtocol::Udp, _) => 17,
+        (FlowProtocol::Icmp, false) => 1,
+        (FlowProtocol::Icmp, true) => 58,
+    };
+    let v = acl.check(v6, src, protocol, flow.dst_port);
+    let entry = if v.rule as usize == acl.rules() {
+        "its default".to_string()
+    } else {
+        format!("rules[{}]", v.rule)
+    };
+    format!(
+        "the access list of EIP {} denies it: {entry} (eipctl show acl {})",
+        flow.dst, flow.dst
+    )
 }
 
 fn icmp_text(e: IcmpError) -> String {

@@ -303,3 +303,33 @@ fn nonsense_is_refused() {
     );
     assert_eq!(explain(&t, &e).unwrap_err().code, ErrorCode::InvalidValue);
 }
+
+#[test]
+fn an_access_list_refusal_names_its_rule() {
+    let mut spec = example_spec();
+    spec.eips.iter_mut().next().unwrap().acl = Some(
+        toml::from_str(
+            r#"default = "deny"
+rules = [
+  { action = "deny", source = "198.51.100.0/24", protocol = "tcp", ports = "22" },
+  { action = "allow", source = "198.51.100.0/24" },
+]"#,
+        )
+        .unwrap(),
+    );
+    let t = Tables::build(&spec, 2).unwrap();
+    let x = explain(&t, &tcp("198.51.100.7", 40000, "192.0.2.10", 22)).unwrap();
+    assert_eq!(x.drop_reason.as_deref(), Some("acl_denied"));
+    assert_eq!(
+        x.summary,
+        "dropped (acl_denied): the access list of EIP 192.0.2.10 denies it: rules[0] (eipctl show acl 192.0.2.10)"
+    );
+    let x = explain(&t, &tcp("198.51.100.7", 40000, "192.0.2.10", 80)).unwrap();
+    assert_eq!(x.verdict, FlowVerdict::Forwarded);
+    let x = explain(&t, &tcp("203.0.113.9", 40000, "192.0.2.10", 80)).unwrap();
+    assert!(
+        x.summary.contains("denies it: its default"),
+        "{}",
+        x.summary
+    );
+}

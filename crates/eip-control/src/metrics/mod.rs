@@ -11,6 +11,7 @@
 //! [`histogram`] (bucket bounds, HDR to buckets), [`eips`] (which EIPs get
 //! series) and [`listener`] (the HTTP side).
 
+mod acl;
 mod eips;
 pub mod histogram;
 mod listener;
@@ -173,6 +174,17 @@ pub struct EipMetrics {
     pub traffic_out: Traffic,
     /// Packets its rate limits dropped.
     pub policed: eip_dataplane::counters::Policed,
+    /// Hits of each entry of its access list (empty without one).
+    pub acl: Vec<AclHitMetrics>,
+}
+
+/// One entry of an EIP's access list: a rule (its index from 0) or `default`.
+#[derive(Debug, Clone, Default)]
+pub struct AclHitMetrics {
+    pub rule: String,
+    /// `allow` or `deny`.
+    pub action: &'static str,
+    pub hits: u64,
 }
 
 /// What `eipd_build_info` shows.
@@ -200,6 +212,9 @@ pub struct MetricsSnapshot {
     pub paths: Vec<PathMetrics>,
     pub workers: Vec<WorkerMetrics>,
     pub sockets: Vec<SocketMetrics>,
+    /// Frames the XDP program dropped for the EIPs' access lists (summed over
+    /// CPUs); `None` without an XDP program.
+    pub xdp_acl_dropped: Option<u64>,
 }
 
 #[cfg(test)]

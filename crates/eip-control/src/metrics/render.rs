@@ -24,7 +24,7 @@ fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -40,7 +40,12 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-fn sample(out: &mut String, name: &str, pairs: &[(&str, &str)], value: impl std::fmt::Display) {
+pub(super) fn sample(
+    out: &mut String,
+    name: &str,
+    pairs: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     let _ = writeln!(out, "{name}{} {value}", labels(pairs));
 }
 
@@ -96,6 +101,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     sample(o, "eipd_table_version", &[], s.table_version);
     pipeline(o, s);
     eips(o, s);
+    super::acl::hits(o, s);
     paths(o, s);
     workers(o, s);
     out
@@ -306,6 +312,8 @@ fn workers(o: &mut String, s: &MetricsSnapshot) {
         }
     }
 
+    super::acl::xdp_dropped(o, s);
+
     header(
         o,
         "eipd_umem_frames",
@@ -416,6 +424,18 @@ mod tests {
                 },
                 traffic_out: Traffic::default(),
                 policed: Default::default(),
+                acl: vec![
+                    AclHitMetrics {
+                        rule: "0".into(),
+                        action: "deny",
+                        hits: 5,
+                    },
+                    AclHitMetrics {
+                        rule: "default".into(),
+                        action: "allow",
+                        hits: 1,
+                    },
+                ],
             }],
             paths: vec![
                 path(
@@ -434,6 +454,7 @@ mod tests {
                 path("static", None),
             ],
             workers: vec![worker],
+            xdp_acl_dropped: Some(12),
             sockets: vec![SocketMetrics {
                 queue: 0,
                 port: "uplink".into(),
@@ -461,6 +482,9 @@ mod tests {
             "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"in\"} 1".into(),
             "eipd_eip_packets_total{eip=\"192.0.2.10\",direction=\"out\"} 0".into(),
             "eipd_eip_bytes_total{eip=\"192.0.2.10\",direction=\"in\"} 100".into(),
+            "# TYPE eipd_acl_hits_total counter".into(),
+            "eipd_acl_hits_total{eip=\"192.0.2.10\",rule=\"0\",action=\"deny\"} 5".into(),
+            "eipd_acl_hits_total{eip=\"192.0.2.10\",rule=\"default\",action=\"allow\"} 1".into(),
             format!("eipd_path_packets_total{{{p}}} 1"),
             format!("eipd_path_bytes_total{{{p}}} 150"),
             format!("eipd_path_up{{{p}}} 1"),
@@ -486,6 +510,8 @@ mod tests {
             "# TYPE eipd_xsk_rx_fill_ring_empty_descs_total counter".into(),
             "eipd_xsk_rx_fill_ring_empty_descs_total{queue=\"0\",port=\"uplink\"} 4".into(),
             "eipd_umem_frames{queue=\"0\",state=\"total\"} 4096".into(),
+            "# TYPE eipd_xdp_acl_dropped_total counter".into(),
+            "eipd_xdp_acl_dropped_total 12".into(),
             "eipd_umem_frames{queue=\"0\",state=\"free\"} 100".into(),
             "# TYPE eipd_batch_latency_seconds histogram".into(),
             "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.0000005\"} 0".into(),

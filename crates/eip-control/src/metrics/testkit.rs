@@ -86,6 +86,7 @@ pub fn snapshot() -> MetricsSnapshot {
                     bytes: 120_000 * i as u64,
                 },
                 policed: Default::default(),
+                acl: Vec::new(),
             })
             .collect(),
         paths: vec![
@@ -124,6 +125,7 @@ pub fn snapshot() -> MetricsSnapshot {
             path("us-static", "us", true, None),
         ],
         workers,
+        xdp_acl_dropped: Some(0),
         sockets: (0..3u32)
             .flat_map(|queue| {
                 ["uplink", "backbone"].map(|port| SocketMetrics {

@@ -79,6 +79,7 @@ fn op_eip(op: &Op) -> Option<IpAddr> {
         Op::UpdateBackend(u) => Some(u.eip),
         Op::DrainBackend(r) | Op::RemoveBackend(r) => Some(r.eip),
         Op::SetLimits(l) => l.address,
+        Op::SetAcl(a) => Some(a.address),
         Op::AddPath(_) | Op::UpdatePath(_) | Op::RemovePath(_) | Op::SetPathAdmin(_) => None,
     }
 }

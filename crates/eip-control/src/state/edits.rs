@@ -162,6 +162,13 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
             let i = path_index(spec, &r.name)?;
             spec.paths.remove(i);
         }
+        Op::SetAcl(a) => {
+            if let Some(acl) = &a.acl {
+                acl.validate()
+                    .map_err(|e| ApiError::invalid(format!("EIP {}: acl: {e}", a.address)))?;
+            }
+            eip(spec, a.address)?.acl = a.acl.clone();
+        }
         Op::SetLimits(l) => {
             let limits = l.limits.filter(|l| !l.is_empty());
             match l.address {

@@ -29,6 +29,26 @@ impl ControlPlane {
                     None => snap.spec.eips.iter().cloned().collect(),
                 },
             },
+            Query::ShowAcl(q) => match snap.spec.eips.by_address(q.address) {
+                Some(e) => Data::Acl {
+                    address: q.address,
+                    acl: e.acl.clone(),
+                    hits: match &self.stats {
+                        Some(source) => snap
+                            .tables
+                            .eip_slot(q.address)
+                            .map(|slot| report::acl_hits(&snap.tables, slot, &source.counters()))
+                            .unwrap_or_default(),
+                        None => Vec::new(),
+                    },
+                },
+                None => {
+                    return Reply::error(
+                        version,
+                        ApiError::not_found(format!("EIP {} does not exist", q.address)),
+                    )
+                }
+            },
             Query::ShowSpec => Data::Spec {
                 spec: Box::new((*snap.spec).clone()),
             },

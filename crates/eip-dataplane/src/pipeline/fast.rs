@@ -9,8 +9,10 @@
 //! probe replies) and every way of not going through (TTL, MTU, no service,
 //! backend or path, unknown tunnel or backend) returns `None` before changing the
 //! frame or a counter: the general path then handles and counts it as it handles
-//! every packet. The one drop decided here is a rate limit's (`police.rs`), at
-//! the point where the general path would decide it too.
+//! every packet. The drops decided here are an access list's (`acl.rs`) and a
+//! rate limit's (`police.rs`), at the points where the general path would
+//! decide them too (the list right after edge protection, which the general
+//! path checks first as well).
 
 use super::encap;
 use super::guard;
@@ -219,6 +221,14 @@ impl Pipeline {
             return None;
         }
         let protocol = d[L3 + 9];
+        if let Some(acl) = t.eips.acl(eip_id) {
+            let epoch = t.eips.epoch(eip_id);
+            let src = u128::from(u32::from_be_bytes(src));
+            if let Err(reason) = self.filter(acl, eip_id, epoch, false, src, protocol, Some(dport))
+            {
+                return Some(Verdict::Drop(reason));
+            }
+        }
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
         // A plain 1:1 IPv4 EIP straight from its record; anything else through the

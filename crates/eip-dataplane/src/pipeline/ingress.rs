@@ -32,6 +32,16 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         let eip = &t.eips.at(eip_id);
         guard::ingress(t, frame.port(), frame.data(), &ip)?;
+        if let Some(acl) = t.eips.acl(eip_id) {
+            // Before anything answers the sender (an ICMP error) or looks
+            // further: a refused source learns nothing.
+            let data = frame.data();
+            let src = key_at(data, ip.src(), ip.v6);
+            let src = if ip.v6 { src } else { u128::from(src as u32) };
+            let ports = parse::ports(data, &ip);
+            let dport = ports.present.then_some(ports.dst);
+            self.filter(acl, eip_id, eip.epoch, ip.v6, src, ip.protocol, dport)?;
+        }
         if ip.ttl <= 1 {
             return Ok(self.originate_icmp(
                 now,

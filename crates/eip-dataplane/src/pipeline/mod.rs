@@ -18,6 +18,7 @@
 //! specialised); `encap.rs`, `nat.rs`, `icmp.rs` and `frag.rs`
 //! what they share; `parse.rs` the header walk classification starts with.
 
+mod acl;
 mod encap;
 mod fast;
 mod frag;
@@ -188,6 +189,9 @@ impl Pipeline {
             self.policer.adopt(tables);
             if self.policer.active && self.counters.eip_policed.len() < slots {
                 self.counters.eip_policed.resize(slots, Default::default());
+            }
+            for (slot, acl) in tables.eips.acls() {
+                self.counters.prepare_acl(slot, acl.id, acl.rules() + 1);
             }
             if self.counters.table_version != tables.version || self.table_version.is_none() {
                 self.counters.path.clear();

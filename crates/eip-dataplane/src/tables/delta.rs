@@ -222,6 +222,7 @@ impl Tables {
                 .limits(slot)
                 .copied()
                 .unwrap_or(super::limits::Limits::INHERIT),
+            acl: self.eips.acl(slot).cloned(),
         };
         let mut t = self.clone();
         t.generation = generation;

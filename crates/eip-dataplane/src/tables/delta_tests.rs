@@ -84,6 +84,7 @@ fn one_to_one(i: u32, region: &str) -> EipSpec {
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
         services: vec![],
         limits: None,
+        acl: None,
     }
 }
 
@@ -211,6 +212,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
             backend,
             services,
             limits: None,
+            acl: None,
         })
 }
 

@@ -219,6 +219,7 @@ mod tests {
             services: Vec::new(),
             limits: None,
             check: None,
+            acl: None,
         }
     }
 

@@ -12,6 +12,7 @@ use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Where the EIPs of the table are in the description, for error messages.
 pub(super) struct Places<'a> {
@@ -425,6 +426,13 @@ pub(super) fn insert(
     if let (Some(region), true) = (region, e.address.is_ipv6()) {
         t.ipv6_eips[region as usize] += 1;
     }
+    let acl = e.acl.as_ref().and_then(|a| match a.validate() {
+        Ok(()) => Some(Arc::new(a.compile())),
+        Err(reason) => {
+            problems.invalid(entry(), "acl", reason);
+            None
+        }
+    });
     t.eips.put(
         slot,
         NewEip {
@@ -439,6 +447,7 @@ pub(super) fn insert(
             limits: e
                 .limits
                 .map_or(super::limits::Limits::INHERIT, |l| l.compile()),
+            acl,
         },
     );
 }

@@ -28,6 +28,7 @@
 //! long as the EIP exists, so per-EIP counters indexed by it survive table
 //! changes. A removed EIP's slot is reused by a later one.
 
+pub mod acl;
 mod build;
 mod delta;
 #[cfg(test)]
@@ -232,6 +233,15 @@ impl Tables {
     /// EIP has its own. Workers read it once per snapshot.
     pub fn policing(&self) -> bool {
         self.default_limits != limits::Limits::INHERIT || self.eips.limited() > 0
+    }
+
+    /// (EIP, source prefix) pairs the XDP program may drop before any worker
+    /// sees them: each EIP's [`acl::Acl::xdp_deny`].
+    pub fn xdp_acl_denies(&self) -> impl Iterator<Item = (IpAddr, acl::Prefix)> + '_ {
+        self.eips.acls().flat_map(move |(slot, acl)| {
+            let eip = self.eips.get(slot).map(|e| e.address);
+            acl.xdp_deny.iter().filter_map(move |p| Some((eip?, *p)))
+        })
     }
 
     /// Validates `spec` and builds the snapshot with version `version`.

@@ -14,6 +14,7 @@
 //! common case, is the record alone. Lookups return an [`Eip`] view assembled
 //! from the record (and its extra part, if flagged).
 
+use super::acl::Acl;
 use super::limits::Limits;
 use super::sharded::Sharded;
 use super::{EipId, RegionId, Service};
@@ -32,6 +33,8 @@ const V4_BACKEND: u16 = 2;
 const EXTRA: u16 = 4;
 /// The EIP has caps of its own in [`EipSlab::limits`].
 const LIMITED: u16 = 8;
+/// The EIP has an access list in [`EipSlab::acls`].
+const FILTERED: u16 = 16;
 
 /// One slot: 16 bytes, no `Option` (a free slot has `LIVE` clear and keeps its
 /// epoch).
@@ -78,6 +81,8 @@ pub(super) struct NewEip {
     pub services: Arc<[Service]>,
     /// Its own caps ([`Limits::INHERIT`] when it has none).
     pub limits: Limits,
+    /// Its compiled access list, if it has one.
+    pub acl: Option<Arc<Acl>>,
 }
 
 /// The EIP records of a snapshot, indexed by slot; chunks are shared between
@@ -89,6 +94,8 @@ pub struct EipSlab {
     extras: Sharded<EipId, Extra>,
     /// Caps of EIPs that have their own (few, usually), by slot.
     limits: Arc<FxHashMap<EipId, Limits>>,
+    /// Access lists of EIPs that have one, by slot.
+    acls: Arc<FxHashMap<EipId, Arc<Acl>>>,
     /// Slots below `next` that are free, reused last-freed first.
     free: Arc<Vec<EipId>>,
     /// Slots at or above `next` have never been used.
@@ -154,6 +161,28 @@ impl EipSlab {
             return None;
         }
         self.limits.get(&slot)
+    }
+
+    /// The access list of the EIP in `slot`, if it has one (see
+    /// [`super::acl`]); one flag test of its record otherwise.
+    #[inline(always)]
+    pub fn acl(&self, slot: EipId) -> Option<&Arc<Acl>> {
+        let r = self.record(slot)?;
+        if r.flags & FILTERED == 0 {
+            return None;
+        }
+        self.acls.get(&slot)
+    }
+
+    /// The EIPs that have an access list, by slot (any order).
+    pub fn acls(&self) -> impl Iterator<Item = (EipId, &Arc<Acl>)> + '_ {
+        self.acls.iter().map(|(&s, a)| (s, a))
+    }
+
+    /// Whether `self` and `other` hold the same access lists (one shared
+    /// map: nothing changed between them).
+    pub fn same_acls(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.acls, &other.acls)
     }
 
     /// How many EIPs have caps of their own.
@@ -277,6 +306,7 @@ impl EipSlab {
         let had_extra = r.flags & EXTRA != 0;
         let had_limits = r.flags & LIMITED != 0;
         let limited = eip.limits != Limits::INHERIT;
+        let had_acl = r.flags & FILTERED != 0;
         r.region = eip.region;
         match inline {
             Some((a, b)) => {
@@ -293,10 +323,22 @@ impl EipSlab {
         if limited {
             r.flags |= LIMITED;
         }
+        if eip.acl.is_some() {
+            r.flags |= FILTERED;
+        }
         if limited {
             Arc::make_mut(&mut self.limits).insert(slot, eip.limits);
         } else if had_limits {
             Arc::make_mut(&mut self.limits).remove(&slot);
+        }
+        match eip.acl {
+            Some(acl) => {
+                Arc::make_mut(&mut self.acls).insert(slot, acl);
+            }
+            None if had_acl => {
+                Arc::make_mut(&mut self.acls).remove(&slot);
+            }
+            None => {}
         }
         if inline.is_none() {
             self.extras.insert(
@@ -322,12 +364,16 @@ impl EipSlab {
         let r = self.record_mut(slot);
         let had_extra = r.flags & EXTRA != 0;
         let had_limits = r.flags & LIMITED != 0;
+        let had_acl = r.flags & FILTERED != 0;
         r.flags = 0;
         if free {
             r.epoch = r.epoch.wrapping_add(1);
         }
         if had_limits {
             Arc::make_mut(&mut self.limits).remove(&slot);
+        }
+        if had_acl {
+            Arc::make_mut(&mut self.acls).remove(&slot);
         }
         if had_extra {
             self.extras.remove(&slot);
@@ -385,6 +431,7 @@ mod tests {
             backend: Some(IpAddr::V4(Ipv4Addr::from(a + 1))),
             services: Arc::from(Vec::new()),
             limits: Limits::INHERIT,
+            acl: None,
         };
         let mut s = EipSlab::default();
         let slot = s.allocate();
@@ -406,6 +453,7 @@ mod tests {
             backend: None,
             services: Arc::from(Vec::new()),
             limits: Limits::INHERIT,
+            acl: None,
         };
         s.put(slot, v6.clone());
         let e = s.at(slot);

@@ -3,6 +3,7 @@
 //!
 //! Field-by-field documentation with a complete example: `docs/config.md`.
 
+pub use super::acl::AclSpec;
 pub use super::limits::LimitsSpec;
 pub use crate::protect::{Prefix, ProtectionSpec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -262,6 +263,9 @@ pub struct EipSpec {
     /// name none (default: `pop.backend_check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<crate::check_spec::CheckSpec>,
+    /// Access list of this EIP's ingress (`super::acl`); none: all allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<AclSpec>,
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).

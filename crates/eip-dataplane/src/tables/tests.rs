@@ -36,6 +36,7 @@ fn eip(address: &str, backend: Option<&str>) -> EipSpec {
         backend: backend.map(ip),
         services: vec![],
         limits: None,
+        acl: None,
     }
 }
 

@@ -119,6 +119,7 @@ pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<I
         backend: Some(backend.into()),
         services: vec![],
         limits: None,
+        acl: None,
     }
 }
 
@@ -135,6 +136,7 @@ pub fn service_eip(
         backend: None,
         services: services.into_iter().collect(),
         limits: None,
+        acl: None,
     }
 }
 
@@ -397,6 +399,7 @@ mod tests {
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: vec![],
                 limits: None,
+                acl: None,
             }]
             .into(),
             limits: None,

@@ -63,6 +63,7 @@ fn sources(eips: EipSeries) -> MetricsSources {
         driver: Arc::new(Mutex::new(DriverFigures {
             workers: vec![(0, worker), (1, worker)],
             sockets: vec![(0, 0, stats), (0, 1, stats), (1, 0, stats)],
+            xdp: None,
         })),
         eips,
         build: build_info(),

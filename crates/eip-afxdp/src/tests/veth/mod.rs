@@ -297,6 +297,7 @@ pub(super) fn check_exit(exit: &WorkerExit) {
     );
 }
 
+mod acl;
 mod forwarding;
 mod lifecycle;
 mod throughput;

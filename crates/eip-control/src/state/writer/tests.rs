@@ -468,3 +468,101 @@ fn limits_change_journaled_survive_a_restart_and_keep_the_slot() {
     assert!(reply.ok, "{reply:?}");
     assert!(!cp.snapshot().tables.policing());
 }
+
+#[test]
+fn acl_set_journaled_shown_with_hits_and_bad_input_changes_nothing() {
+    use crate::api::{Query, SetAcl, ShowAcl};
+    use eip_dataplane::tables::spec::AclSpec;
+    let (dir, cp, _sink) = setup("acl");
+    let eip: std::net::IpAddr = "192.0.2.20".parse().unwrap();
+    let slot = cp.snapshot().tables.eip_slot(eip).unwrap();
+    let acl: AclSpec = toml::from_str(
+        r#"default = "deny"
+rules = [{ action = "allow", source = "198.51.100.0/24", protocol = "tcp", ports = "80" }]"#,
+    )
+    .unwrap();
+    let set = |acl| Op::SetAcl(SetAcl { address: eip, acl });
+    let reply = cp.apply(&[set(Some(acl.clone()))], None, false);
+    assert!(reply.ok, "{reply:?}");
+    let snap = cp.snapshot();
+    assert_eq!(
+        snap.tables.eip_slot(eip),
+        Some(slot),
+        "the EIP keeps its slot"
+    );
+    let compiled = snap.tables.eips.acl(slot).expect("compiled");
+    assert_eq!(compiled.rules(), 1);
+    let version = cp.version();
+
+    // Bad input: a typed error naming the rule, nothing changed.
+    let bad = Op::from_json(serde_json::json!({
+        "cmd": "set_acl", "address": "192.0.2.20",
+        "acl": {"rules": [{"action": "deny"}, {"action": "deny", "protocol": "icmp", "ports": "1"}]}
+    }))
+    .unwrap_err();
+    assert_eq!(bad.code, crate::api::ErrorCode::InvalidValue);
+    assert!(bad.message.contains("rules[1]"), "{}", bad.message);
+    let unknown = cp.apply(
+        &[Op::SetAcl(SetAcl {
+            address: "192.0.2.99".parse().unwrap(),
+            acl: Some(acl.clone()),
+        })],
+        None,
+        false,
+    );
+    assert!(!unknown.ok);
+    let too_many = AclSpec {
+        default: Default::default(),
+        rules: vec![acl.rules[0].clone(); eip_dataplane::tables::acl::MAX_RULES + 1],
+    };
+    let refused = cp.apply(&[set(Some(too_many))], None, false);
+    assert!(!refused.ok);
+    let e = refused.error.unwrap();
+    assert_eq!(e.code, crate::api::ErrorCode::InvalidValue);
+    assert!(
+        e.message.contains("192.0.2.20") && e.message.contains("4096"),
+        "{}",
+        e.message
+    );
+    assert_eq!(cp.version(), version);
+    assert_eq!(
+        cp.snapshot().spec.eips.by_address(eip).unwrap().acl,
+        Some(acl.clone())
+    );
+
+    // show_acl: the list and its hits from the counters, for this list only.
+    let id = compiled.id;
+    let cp = cp.with_stats(std::sync::Arc::new(move || {
+        let mut c = eip_dataplane::counters::Counters::new(slot as usize + 1, 0);
+        c.acl_hit(slot, 0, id, 2, 0);
+        c.acl_hit(slot, 0, id, 2, 1);
+        c.acl_hit(slot, 0, id, 2, 1);
+        c
+    }));
+    let reply = cp.query(Query::ShowAcl(ShowAcl { address: eip }));
+    match reply.data {
+        Some(Data::Acl {
+            acl: Some(a), hits, ..
+        }) => {
+            assert_eq!(a, acl);
+            assert_eq!(hits, [1, 2]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let none = cp.query(Query::ShowAcl(ShowAcl {
+        address: "192.0.2.10".parse().unwrap(),
+    }));
+    assert!(
+        matches!(none.data, Some(Data::Acl { acl: None, .. })),
+        "{none:?}"
+    );
+
+    // From the journal at restart; then removed.
+    let boot = StateFile::new(dir.join("state/state.json"))
+        .boot(&dir.join("pop.toml"), None)
+        .unwrap();
+    assert_eq!(boot.spec.eips.by_address(eip).unwrap().acl, Some(acl));
+    let reply = cp.apply(&[set(None)], None, false);
+    assert!(reply.ok, "{reply:?}");
+    assert!(cp.snapshot().tables.eips.acl(slot).is_none());
+}

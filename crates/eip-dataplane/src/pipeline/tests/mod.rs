@@ -8,6 +8,7 @@
 //! (region -> client), [`classify`] (what is not ours), and [`fuzz`] over all
 //! their inputs.
 
+mod acl;
 mod classify;
 mod flood;
 mod fuzz;

@@ -181,6 +181,11 @@ fn return_to(dst: [u8; 4]) -> Vec<u8> {
 fn returns_toward_martians_by_class_both_paths_agree() {
     let t = protected().tables();
     for (dst, expect) in v4_sources() {
+        // To the probe source: a backend check's answer, the control
+        // thread's (`tests::returns`), not a return.
+        if v4(dst) == PROBE_SOURCE.octets() {
+            continue;
+        }
         let expect = expect.map(|_| MartianDestination);
         let frame = return_to(v4(dst));
         check(&t, &format!("{dst} untagged"), &frame, BACKBONE, expect);
