@@ -49,6 +49,7 @@ fn full_spec() -> PopSpec {
     PopSpec {
         pop: PopSection {
             backend_check: Some(check()),
+            max_eips: Some(1 << 20),
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],
@@ -307,9 +308,13 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
-    let types: [(&str, &[&str]); 14] = [
+    let check = fields_of::<eip_dataplane::check_spec::CheckSpec>();
+    let types: [(&str, &[&str]); 17] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
+        ("pop.backend_check", check),
+        ("eips.check", check),
+        ("eips.services.check", check),
         ("ports", fields_of::<PortSpec>()),
         ("regions", fields_of::<RegionSpec>()),
         ("paths", fields_of::<PathSpec>()),

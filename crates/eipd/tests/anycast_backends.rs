@@ -7,6 +7,8 @@
 //! recovery and the hold-down.
 
 mod common;
+// Shared with anycast_e2e, which uses the parts this test does not.
+#[allow(dead_code)]
 #[path = "anycast/harness.rs"]
 mod harness;
 
@@ -17,8 +19,7 @@ use std::time::{Duration, Instant};
 
 /// Check every 100 ms, lost after 200 ms, down after 3: detection within
 /// `3 * 100 + 200` = 500 ms of the failure.
-const CHECK: &str =
-    r#"check = { kind = "tcp", port = 80, interval_ms = 100, timeout_ms = 200, down_after = 3, up_after = 2 }"#;
+const CHECK: &str = r#"check = { kind = "tcp", port = 80, interval_ms = 100, timeout_ms = 200, down_after = 3, up_after = 2 }"#;
 const DETECTION: Duration = Duration::from_millis(500);
 
 /// POP A's configuration with the check on the service EIP, its own /32 and
@@ -172,9 +173,15 @@ fn a_silent_backend_is_drained_in_time_and_an_eip_with_none_left_is_withdrawn() 
     for (&port, was) in &before {
         let now = whoami(&tb, port);
         if was == b0 {
-            assert_eq!(&now, was, "port {port}: a flow of the healthy backend moved");
+            assert_eq!(
+                &now, was,
+                "port {port}: a flow of the healthy backend moved"
+            );
         } else {
-            assert_eq!(now, b0, "port {port}: a flow of the sick backend was not moved");
+            assert_eq!(
+                now, b0,
+                "port {port}: a flow of the sick backend was not moved"
+            );
         }
     }
     // Still announced: one backend answers.
@@ -202,6 +209,9 @@ fn a_silent_backend_is_drained_in_time_and_an_eip_with_none_left_is_withdrawn() 
         "recovery: router has {prefix} again after {:.0} ms (hold-down 1000 ms)",
         back.as_secs_f64() * 1e3
     );
-    assert!(back >= Duration::from_millis(1000), "announced before the hold-down: {back:?}");
+    assert!(
+        back >= Duration::from_millis(1000),
+        "announced before the hold-down: {back:?}"
+    );
     let _ = (t1, t2);
 }

@@ -159,7 +159,7 @@ mod tests {
             let text = EXAMPLE.replacen("[[eips]]", &format!("{extra}\n[[eips]]"), 1);
             fs::write(&config, text).unwrap();
             let store = StateFile::new(dir.join("state").join("state.json"));
-            let err = store.boot(&config, None).err().expect(extra).to_string();
+            let err = store.boot(&config, None).expect_err(extra).to_string();
             assert!(err.contains("cannot be"), "{err}");
             assert!(!dir.join("state").join("state.json").exists(), "nothing saved");
         }

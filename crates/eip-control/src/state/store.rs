@@ -75,6 +75,15 @@ struct StateDocRef<'a> {
     spec: &'a PopSpec,
 }
 
+/// The description a daemon starts from, read once ([`StateFile::load_for_boot`]).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub doc: StateDoc,
+    pub origin: Origin,
+    /// From the state file: what replaying its journal did.
+    replayed: Option<Replayed>,
+}
+
 /// Where the spec came from at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -310,18 +319,39 @@ impl StateFile {
         config_path: &Path,
         from: StartFrom,
     ) -> Result<(StateDoc, Origin), StateError> {
-        match (self.load()?, from) {
-            (Some(doc), StartFrom::State) => Ok((doc, Origin::StateFile)),
-            (Some(doc), StartFrom::Config) => {
-                let spec = config_intent(config_path)?;
-                let version = doc.version + 1;
-                Ok((StateDoc { version, spec }, Origin::Config))
-            }
-            (None, _) => {
-                let spec = config_intent(config_path)?;
-                Ok((StateDoc { version: 1, spec }, Origin::Config))
-            }
-        }
+        let loaded = self.load_for_boot(config_path, from)?;
+        Ok((loaded.doc, loaded.origin))
+    }
+
+    /// [`load_from`](Self::load_from), keeping what [`boot_loaded`](Self::boot_loaded)
+    /// needs, so that a daemon reads the state (or the configuration) once.
+    ///
+    /// # Errors
+    /// As [`load_from`](Self::load_from).
+    pub fn load_for_boot(&self, config_path: &Path, from: StartFrom) -> Result<Loaded, StateError> {
+        Ok(match (self.load_with_journal()?, from) {
+            (Some((doc, replayed)), StartFrom::State) => Loaded {
+                doc,
+                origin: Origin::StateFile,
+                replayed: Some(replayed),
+            },
+            (Some((doc, _)), StartFrom::Config) => Loaded {
+                doc: StateDoc {
+                    version: doc.version + 1,
+                    spec: config_intent(config_path)?,
+                },
+                origin: Origin::Config,
+                replayed: None,
+            },
+            (None, _) => Loaded {
+                doc: StateDoc {
+                    version: 1,
+                    spec: config_intent(config_path)?,
+                },
+                origin: Origin::Config,
+                replayed: None,
+            },
+        })
     }
 
     /// How the configuration file differs from the state `doc` the daemon
@@ -364,13 +394,29 @@ impl StateFile {
         resolver: Option<&dyn Resolver>,
         from: StartFrom,
     ) -> Result<Boot, StateError> {
-        let (doc, origin, replayed) = match (self.load_with_journal()?, from) {
-            (Some((doc, replayed)), StartFrom::State) => (doc, Origin::StateFile, Some(replayed)),
-            _ => {
-                let (doc, origin) = self.load_from(config_path, from)?;
-                (doc, origin, None)
-            }
-        };
+        self.boot_loaded(
+            self.load_for_boot(config_path, from)?,
+            config_path,
+            resolver,
+        )
+    }
+
+    /// [`boot_from`](Self::boot_from) with what [`load_for_boot`](Self::load_for_boot)
+    /// read (`config_path` names the configuration in errors).
+    ///
+    /// # Errors
+    /// As [`boot`](Self::boot).
+    pub fn boot_loaded(
+        &self,
+        loaded: Loaded,
+        config_path: &Path,
+        resolver: Option<&dyn Resolver>,
+    ) -> Result<Boot, StateError> {
+        let Loaded {
+            doc,
+            origin,
+            replayed,
+        } = loaded;
         let version = doc.version;
         let boot = match origin {
             Origin::StateFile => {

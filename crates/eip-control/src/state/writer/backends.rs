@@ -47,7 +47,7 @@ impl ControlPlane {
         let mut changed = false;
         for (r, healthy) in states {
             let was_down = writer.backends_down.contains(r);
-            if was_down == !healthy {
+            if was_down != *healthy {
                 continue;
             }
             if let Some(t) = tables.with_backend_health(r, *healthy, generation) {
