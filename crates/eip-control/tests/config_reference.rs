@@ -356,3 +356,15 @@ fn the_full_spec_reads_back_as_written() {
     let back: PopSpec = toml::from_str(&text).unwrap();
     assert_eq!(back, full_spec());
 }
+
+#[test]
+fn the_full_spec_survives_the_state_file() {
+    let dir = std::env::temp_dir().join(format!("eip-reference-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = eip_control::state::StateFile::new(dir.join("state"));
+    store.save(3, &full_spec()).unwrap();
+    let doc = store.load().unwrap().unwrap();
+    assert_eq!((doc.version, doc.spec), (3, full_spec()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -143,6 +143,15 @@ fn measure_control_plane_at_scale() {
     assert_eq!(boot.tables.version, version);
     let spec = boot.spec.clone();
     drop(boot);
+    let bytes = rmp_serde::to_vec_named(&spec.eips).unwrap();
+    let list: Vec<EipSpec> = timed("  of which: decode the EIPs into a Vec", || {
+        rmp_serde::from_slice(&bytes).unwrap()
+    });
+    let list = timed("  of which: index them (EipList)", || {
+        eip_dataplane::tables::EipList::from(list)
+    });
+    assert_eq!(list.len(), eips + 1);
+    drop(list);
     timed("save the state file (compaction)", || {
         store.save(version, &spec).unwrap()
     });

@@ -52,6 +52,7 @@ mod journal;
 mod plugins;
 mod queries;
 mod reload;
+mod snapshot;
 mod store;
 #[cfg(test)]
 mod testkit;

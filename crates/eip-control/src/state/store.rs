@@ -26,7 +26,7 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error("state file {path} is not a valid {{\"version\", \"spec\"}} document: {message}")]
+    #[error("state file {path} is not a valid state document: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("state file {path} (table version {version}) does not build: {source}")]
     Invalid {
@@ -67,12 +67,6 @@ pub enum StartFrom {
 pub struct StateDoc {
     pub version: u64,
     pub spec: PopSpec,
-}
-
-#[derive(Serialize)]
-struct StateDocRef<'a> {
-    version: u64,
-    spec: &'a PopSpec,
 }
 
 /// The description a daemon starts from, read once ([`StateFile::load_for_boot`]).
@@ -283,9 +277,9 @@ impl StateFile {
                 })
             }
         };
-        let mut doc: StateDoc = serde_json::from_slice(&text).map_err(|e| StateError::Syntax {
+        let mut doc = super::snapshot::decode(&text).map_err(|message| StateError::Syntax {
             path: self.path.clone(),
-            message: e.to_string(),
+            message,
         })?;
         edits::intent(&mut doc.spec);
         if doc.version == 0 {
@@ -480,7 +474,7 @@ impl StateFile {
     /// unchanged unless the final directory sync failed (the caller restores it).
     pub fn save(&self, version: u64, spec: &PopSpec) -> Result<(), StateError> {
         self.refuse_symlink()?;
-        let bytes = serde_json::to_vec_pretty(&StateDocRef { version, spec })
+        let bytes = super::snapshot::encode(version, spec)
             .map_err(|e| self.write_error("serialize", io::Error::other(e)))?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -492,7 +486,7 @@ impl StateFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp"));
-        journal::replace_private(&tmp, &self.path, &[&bytes, b"\n"], "snapshot_before_rename")
+        journal::replace_private(&tmp, &self.path, &[&bytes], "snapshot_before_rename")
             .map_err(|(step, source)| self.write_error(step, source))?;
         journal::crash_point("snapshot_after_rename");
         File::open(dir)

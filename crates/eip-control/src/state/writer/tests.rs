@@ -113,7 +113,7 @@ fn storage_failure_changes_nothing() {
     assert_eq!(e.code, ErrorCode::Storage);
     assert!(e.message.contains("state.json.journal (open)"), "{e}");
     assert_eq!(cp.version(), 1);
-    let doc: StateDoc = serde_json::from_slice(&disk(&dir).0).unwrap();
+    let doc: StateDoc = crate::state::snapshot::decode(&disk(&dir).0).unwrap();
     assert_eq!(doc.version, 1);
 }
 
@@ -278,7 +278,7 @@ fn restart_replays_the_journal_and_compaction_keeps_it_short() {
         assert!(cp.apply(&[drain(address)], None, false).ok);
         cp.wait_for_compaction();
         // Each change was compacted: the state file has it, the journal is empty.
-        let doc: StateDoc = serde_json::from_slice(&disk(&dir).0).unwrap();
+        let doc: StateDoc = crate::state::snapshot::decode(&disk(&dir).0).unwrap();
         assert_eq!(doc.version, i as u64 + 2);
         assert!(disk(&dir).1.is_empty());
         last = doc.version;
