@@ -50,6 +50,7 @@ fn full_spec() -> PopSpec {
     PopSpec {
         pop: PopSection {
             backend_check: Some(check()),
+            max_eips: Some(1 << 20),
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],
@@ -317,9 +318,13 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn the_full_spec_sets_every_field_of_every_type() {
     let accepted = accepted();
+    let check = fields_of::<eip_dataplane::check_spec::CheckSpec>();
     let types: [(&str, &[&str]); 19] = [
         ("", fields_of::<PopSpec>()),
         ("pop", fields_of::<PopSection>()),
+        ("pop.backend_check", check),
+        ("eips.check", check),
+        ("eips.services.check", check),
         ("ports", fields_of::<PortSpec>()),
         ("regions", fields_of::<RegionSpec>()),
         ("paths", fields_of::<PathSpec>()),
@@ -328,18 +333,6 @@ fn the_full_spec_sets_every_field_of_every_type() {
         ("limits", fields_of::<LimitsSpec>()),
         ("eips.limits", fields_of::<LimitsSpec>()),
         ("eips.acl", fields_of::<AclSpec>()),
-        (
-            "pop.backend_check",
-            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
-        ),
-        (
-            "eips.check",
-            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
-        ),
-        (
-            "eips.services.check",
-            fields_of::<eip_dataplane::check_spec::CheckSpec>(),
-        ),
         ("eips.acl.rules", fields_of::<AclRule>()),
         ("eips.services.backends", fields_of::<BackendSpec>()),
         ("protection", fields_of::<ProtectionSpec>()),
@@ -374,4 +367,16 @@ fn the_full_spec_reads_back_as_written() {
     let text = toml::to_string(&full_spec()).unwrap();
     let back: PopSpec = toml::from_str(&text).unwrap();
     assert_eq!(back, full_spec());
+}
+
+#[test]
+fn the_full_spec_survives_the_state_file() {
+    let dir = std::env::temp_dir().join(format!("eip-reference-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = eip_control::state::StateFile::new(dir.join("state"));
+    store.save(3, &full_spec()).unwrap();
+    let doc = store.load().unwrap().unwrap();
+    assert_eq!((doc.version, doc.spec), (3, full_spec()));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -31,14 +31,7 @@ pub fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Resul
         Some(c) => c.clone(),
         None => default_cpus(opts.queues.len(), &allowed_cpus()),
     };
-    let eips = match opts.max_eips {
-        Some(max) if (max as usize) < tables.eips.len() => anyhow::bail!(
-            "--max-eips {max} is less than the {} EIPs of the description to start with",
-            tables.eips.len()
-        ),
-        Some(max) => max,
-        None => default_max_eips(tables.eips.len()),
-    };
+    let eips = max_eips(opts.max_eips, spec.pop.max_eips, tables.eips.len())?;
     Ok(AfXdpConfig {
         ports,
         queues: opts.queues.clone(),
@@ -59,7 +52,26 @@ pub fn afxdp_config(tables: &Tables, spec: &PopSpec, opts: &RunOptions) -> Resul
     })
 }
 
-/// The XDP filter maps' size when `--max-eips` is not given: twice the EIPs
+/// The XDP filter maps' size: `--max-eips` (`flag`) over `[pop] max_eips`
+/// (`file`, from the description in force) over [`default_max_eips`].
+///
+/// # Errors
+/// When the chosen size is less than the EIPs to start with.
+pub fn max_eips(flag: Option<u32>, file: Option<u32>, eips_at_start: usize) -> Result<u32> {
+    let (max, from) = match (flag, file) {
+        (Some(max), _) => (max, "--max-eips"),
+        (None, Some(max)) => (max, "[pop] max_eips"),
+        (None, None) => return Ok(default_max_eips(eips_at_start)),
+    };
+    if (max as usize) < eips_at_start {
+        bail!(
+            "{from} {max} is less than the {eips_at_start} EIPs of the description to start with"
+        );
+    }
+    Ok(max)
+}
+
+/// The XDP filter maps' size when neither `--max-eips` nor `[pop] max_eips` is given: twice the EIPs
 /// at start, at least 262144 (about 16 MB of kernel memory per address family).
 pub fn default_max_eips(eips_at_start: usize) -> u32 {
     u32::try_from(eips_at_start)
@@ -102,6 +114,22 @@ mod tests {
         assert_eq!(default_cpus(3, &[4, 5]), vec![5, 4, 5]);
         assert_eq!(default_cpus(1, &[7]), vec![7]);
         assert!(default_cpus(2, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_flag_overrides_the_file_and_neither_may_be_below_the_eips() {
+        assert_eq!(max_eips(Some(500), Some(300), 100).unwrap(), 500);
+        assert_eq!(max_eips(Some(200), Some(300), 100).unwrap(), 200);
+        assert_eq!(max_eips(None, Some(300), 100).unwrap(), 300);
+        assert_eq!(max_eips(None, None, 100).unwrap(), default_max_eips(100));
+        assert_eq!(default_max_eips(1_000_000), 2_000_000);
+        let err = max_eips(Some(50), Some(300), 100).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--max-eips 50 is less than the 100 EIPs"),
+            "{err}"
+        );
+        let err = max_eips(None, Some(50), 100).unwrap_err().to_string();
+        assert!(err.starts_with("[pop] max_eips 50 is less than"), "{err}");
     }
 
     #[test]

@@ -104,8 +104,8 @@ enum Command {
         #[arg(long)]
         stats_every: Option<u64>,
         /// Most EIPs this daemon takes (the XDP filter maps are sized for it at
-        /// start; a change beyond it is refused). Default: twice the EIPs at
-        /// start, at least 262144.
+        /// start; a change beyond it is refused). Overrides `[pop] max_eips`;
+        /// without either: twice the EIPs at start, at least 262144.
         #[arg(long)]
         max_eips: Option<u32>,
         /// State file: the last committed configuration; wins over --config when present.

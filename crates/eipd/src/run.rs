@@ -33,12 +33,12 @@ use eip_afxdp::{AfXdpRuntime, BindPreference, XdpModePreference};
 use eip_control::health::HealthConfig;
 use eip_control::metrics::EipSeries;
 use eip_control::probe::HealthBoard;
-use eip_control::state::{ControlPlane, Origin, StartFrom, StateFile};
+use eip_control::state::{ControlPlane, Origin, StartFrom, StateDoc, StateFile};
 use eip_control::{metrics, server};
 use eip_dataplane::swap;
 use eip_dataplane::Tables;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -73,7 +73,7 @@ pub struct RunOptions {
     pub from: StartFrom,
     /// Which EIPs get series of their own in the metrics.
     pub metrics_eips: EipSeries,
-    /// Most EIPs (the XDP filter maps' size); default [`boot::default_max_eips`].
+    /// Most EIPs (the XDP filter maps' size), over `[pop] max_eips`; see [`boot::max_eips`].
     pub max_eips: Option<u32>,
 }
 
@@ -106,6 +106,36 @@ const DRIVER_REFRESH: Duration = Duration::from_millis(200);
 /// How long a table swap may take to reach every worker.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Warns, from a thread of its own, when the configuration file differs from
+/// the state the daemon started from: reading a large configuration takes
+/// seconds (about 10 s of CPU at 1M EIPs), so it runs once the daemon serves,
+/// and the start neither waits for it nor shares the CPU with it.
+fn warn_if_config_differs(store: &StateFile, doc: &StateDoc, config: &Path, state: &Path) {
+    let (store, doc) = (store.clone(), doc.clone());
+    let (file, state) = (config.to_path_buf(), state.to_path_buf());
+    let spawned = std::thread::Builder::new()
+        .name("eipd-config-diff".into())
+        .spawn(move || {
+            if let Some(diff) = store.disagreement(&doc, &file) {
+                tracing::warn!(
+                    "{} differs from the state file {} (version {}): {diff}. The STATE FILE is \
+                     in force (it holds the changes made through the control socket). To run \
+                     the configuration file instead: `eipctl reload` (or SIGHUP) now, or \
+                     restart with `--from config`.",
+                    file.display(),
+                    state.display(),
+                    doc.version
+                );
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "not comparing {} with the state file: {e}",
+            config.display()
+        );
+    }
+}
+
 /// Runs until SIGINT or SIGTERM.
 pub fn run(opts: &RunOptions) -> Result<()> {
     let signals = Signals::install()?;
@@ -120,25 +150,14 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     });
     tell(&notify.status("starting: loading tables, resolving next hops"));
     let store = StateFile::new(&opts.state);
-    let (doc, origin) = store.load_from(&opts.config, opts.from)?;
-    if origin == Origin::StateFile {
-        if let Some(diff) = store.disagreement(&doc, &opts.config) {
-            tracing::warn!(
-                "{} differs from the state file {} (version {}): {diff}. The STATE FILE is in \
-                 force (it holds the changes made through the control socket). To run the \
-                 configuration file instead: `eipctl reload` (or SIGHUP) now, or restart with \
-                 `--from config`.",
-                opts.config.display(),
-                opts.state.display(),
-                doc.version
-            );
-        }
-    }
-    if let Some(bgp) = &doc.spec.bgp {
+    // Read once: the state file with its journal, or the configuration.
+    let loaded = store.load_for_boot(&opts.config, opts.from)?;
+    let origin = loaded.origin;
+    if let Some(bgp) = &loaded.doc.spec.bgp {
         bgp.validate().context("the [bgp] section")?;
     }
-    neighbours::wait_for_neighbours(&doc.spec, &stop)?;
-    let boot = store.boot_from(&opts.config, Some(&neighbours::kernel_resolver), opts.from)?;
+    neighbours::wait_for_neighbours(&loaded.doc.spec, &stop)?;
+    let boot = store.boot_loaded(loaded, &opts.config, Some(&neighbours::kernel_resolver))?;
     tracing::info!(
         "table version {} from {}",
         boot.tables.version,
@@ -198,6 +217,14 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         .bgp
         .as_ref()
         .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b)));
+    // Compared once the daemon serves (below): it parses the whole file.
+    let compare = (origin == Origin::StateFile).then(|| {
+        let doc = StateDoc {
+            version: boot.tables.version,
+            spec: boot.spec.clone(),
+        };
+        (store.clone(), doc)
+    });
     let mut plane = ControlPlane::new(store, boot, ChannelSink(swap_tx));
     if let Some(view) = &bgp_view {
         plane = plane.with_bgp(Arc::clone(view) as Arc<dyn eip_control::state::BgpService>);
@@ -221,6 +248,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         server::ServerConfig::default(),
     )
     .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    if let Some((store, doc)) = &compare {
+        warn_if_config_differs(store, doc, &opts.config, &opts.state);
+    }
     neighbours::spawn_refresh(Arc::clone(&control), Arc::clone(&stop));
     let prober = prober::spawn(
         &runtime,

@@ -7,11 +7,9 @@
 //! recovery and the hold-down.
 
 mod common;
-// Shared with anycast_e2e.rs, which uses all of it.
-#[allow(dead_code)]
-#[path = "anycast/harness.rs"]
 // Shared with anycast_e2e.rs, which uses what this test does not.
 #[allow(dead_code)]
+#[path = "anycast/harness.rs"]
 mod harness;
 
 use common::{require_root, wait_for_log};

@@ -52,6 +52,7 @@ mod journal;
 mod plugins;
 mod queries;
 mod reload;
+mod snapshot;
 mod store;
 #[cfg(test)]
 mod testkit;
@@ -61,5 +62,7 @@ pub use diff::{Entries, SpecDiff};
 pub use plugins::{
     BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
 };
-pub use store::{Boot, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE};
+pub use store::{
+    Boot, Loaded, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE,
+};
 pub use writer::{ControlPlane, Snapshot, DEFAULT_ACK_TIMEOUT, DEFAULT_COMPACT_AT};

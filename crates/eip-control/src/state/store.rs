@@ -26,7 +26,7 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error("state file {path} is not a valid {{\"version\", \"spec\"}} document: {message}")]
+    #[error("state file {path} is not a valid state document: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("state file {path} (table version {version}) does not build: {source}")]
     Invalid {
@@ -69,10 +69,13 @@ pub struct StateDoc {
     pub spec: PopSpec,
 }
 
-#[derive(Serialize)]
-struct StateDocRef<'a> {
-    version: u64,
-    spec: &'a PopSpec,
+/// The description a daemon starts from, read once ([`StateFile::load_for_boot`]).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub doc: StateDoc,
+    pub origin: Origin,
+    /// From the state file: what replaying its journal did.
+    replayed: Option<Replayed>,
 }
 
 /// Where the spec came from at startup.
@@ -274,9 +277,9 @@ impl StateFile {
                 })
             }
         };
-        let mut doc: StateDoc = serde_json::from_slice(&text).map_err(|e| StateError::Syntax {
+        let mut doc = super::snapshot::decode(&text).map_err(|message| StateError::Syntax {
             path: self.path.clone(),
-            message: e.to_string(),
+            message,
         })?;
         edits::intent(&mut doc.spec);
         if doc.version == 0 {
@@ -310,18 +313,39 @@ impl StateFile {
         config_path: &Path,
         from: StartFrom,
     ) -> Result<(StateDoc, Origin), StateError> {
-        match (self.load()?, from) {
-            (Some(doc), StartFrom::State) => Ok((doc, Origin::StateFile)),
-            (Some(doc), StartFrom::Config) => {
-                let spec = config_intent(config_path)?;
-                let version = doc.version + 1;
-                Ok((StateDoc { version, spec }, Origin::Config))
-            }
-            (None, _) => {
-                let spec = config_intent(config_path)?;
-                Ok((StateDoc { version: 1, spec }, Origin::Config))
-            }
-        }
+        let loaded = self.load_for_boot(config_path, from)?;
+        Ok((loaded.doc, loaded.origin))
+    }
+
+    /// [`load_from`](Self::load_from), keeping what [`boot_loaded`](Self::boot_loaded)
+    /// needs, so that a daemon reads the state (or the configuration) once.
+    ///
+    /// # Errors
+    /// As [`load_from`](Self::load_from).
+    pub fn load_for_boot(&self, config_path: &Path, from: StartFrom) -> Result<Loaded, StateError> {
+        Ok(match (self.load_with_journal()?, from) {
+            (Some((doc, replayed)), StartFrom::State) => Loaded {
+                doc,
+                origin: Origin::StateFile,
+                replayed: Some(replayed),
+            },
+            (Some((doc, _)), StartFrom::Config) => Loaded {
+                doc: StateDoc {
+                    version: doc.version + 1,
+                    spec: config_intent(config_path)?,
+                },
+                origin: Origin::Config,
+                replayed: None,
+            },
+            (None, _) => Loaded {
+                doc: StateDoc {
+                    version: 1,
+                    spec: config_intent(config_path)?,
+                },
+                origin: Origin::Config,
+                replayed: None,
+            },
+        })
     }
 
     /// How the configuration file differs from the state `doc` the daemon
@@ -364,13 +388,29 @@ impl StateFile {
         resolver: Option<&dyn Resolver>,
         from: StartFrom,
     ) -> Result<Boot, StateError> {
-        let (doc, origin, replayed) = match (self.load_with_journal()?, from) {
-            (Some((doc, replayed)), StartFrom::State) => (doc, Origin::StateFile, Some(replayed)),
-            _ => {
-                let (doc, origin) = self.load_from(config_path, from)?;
-                (doc, origin, None)
-            }
-        };
+        self.boot_loaded(
+            self.load_for_boot(config_path, from)?,
+            config_path,
+            resolver,
+        )
+    }
+
+    /// [`boot_from`](Self::boot_from) with what [`load_for_boot`](Self::load_for_boot)
+    /// read (`config_path` names the configuration in errors).
+    ///
+    /// # Errors
+    /// As [`boot`](Self::boot).
+    pub fn boot_loaded(
+        &self,
+        loaded: Loaded,
+        config_path: &Path,
+        resolver: Option<&dyn Resolver>,
+    ) -> Result<Boot, StateError> {
+        let Loaded {
+            doc,
+            origin,
+            replayed,
+        } = loaded;
         let version = doc.version;
         let boot = match origin {
             Origin::StateFile => {
@@ -434,7 +474,7 @@ impl StateFile {
     /// unchanged unless the final directory sync failed (the caller restores it).
     pub fn save(&self, version: u64, spec: &PopSpec) -> Result<(), StateError> {
         self.refuse_symlink()?;
-        let bytes = serde_json::to_vec_pretty(&StateDocRef { version, spec })
+        let bytes = super::snapshot::encode(version, spec)
             .map_err(|e| self.write_error("serialize", io::Error::other(e)))?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -446,7 +486,7 @@ impl StateFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp"));
-        journal::replace_private(&tmp, &self.path, &[&bytes, b"\n"], "snapshot_before_rename")
+        journal::replace_private(&tmp, &self.path, &[&bytes], "snapshot_before_rename")
             .map_err(|(step, source)| self.write_error(step, source))?;
         journal::crash_point("snapshot_after_rename");
         File::open(dir)
@@ -464,114 +504,4 @@ impl StateFile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::testkit::{temp_dir, EXAMPLE};
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_broken_first_configuration_leaves_no_state() {
-        let dir = temp_dir("firstbad");
-        let config = dir.join("pop.toml");
-        fs::write(&config, EXAMPLE.replacen("mtu = 1550", "mtu = 100", 1)).unwrap();
-        let store = StateFile::new(dir.join("state.json"));
-        let e = store.boot(&config, None).unwrap_err().to_string();
-        // Reported as `eipd check` reports it: file, line and column, key path.
-        let line = EXAMPLE
-            .lines()
-            .position(|l| l.starts_with("mtu = 1550"))
-            .unwrap()
-            + 1;
-        let place = format!("{}:{line}:7: paths[0].mtu: ", config.display());
-        assert!(e.starts_with(&place) && e.ends_with("\n1 error"), "{e}");
-        assert!(!dir.join("state.json").exists());
-        fs::write(&config, EXAMPLE).unwrap();
-        let boot = store.boot(&config, None).unwrap();
-        assert_eq!((boot.origin, boot.tables.version), (Origin::Config, 1));
-        assert_eq!(store.load().unwrap().unwrap().spec, boot.spec);
-    }
-
-    #[test]
-    fn broken_state_file_is_an_error_not_a_fallback() {
-        let dir = temp_dir("broken");
-        let store = StateFile::new(dir.join("state.json"));
-        assert!(store.load().unwrap().is_none());
-        fs::write(dir.join("state.json"), "{\"version\": 3}").unwrap();
-        let e = store.load().unwrap_err().to_string();
-        assert!(e.contains("missing field `spec`"), "{e}");
-        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
-        let mut bad = spec.clone();
-        bad.paths[0].mtu = 10;
-        store.save(4, &bad).unwrap();
-        let config = dir.join("unused.toml");
-        let e = store.boot(&config, None).unwrap_err().to_string();
-        assert!(e.contains("table version 4") && e.contains("mtu"), "{e}");
-        store.save(4, &spec).unwrap();
-        let boot = store.boot(&config, None).unwrap();
-        assert_eq!((boot.tables.version, boot.spec), (4, spec));
-        assert!(!dir.join(".state.json.tmp").exists());
-    }
-
-    #[test]
-    fn the_state_file_is_owner_only() {
-        let dir = temp_dir("mode");
-        let store = StateFile::new(dir.join("state.json"));
-        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
-        // Even over a world-readable file left by an older version.
-        fs::write(dir.join("state.json"), "{}").unwrap();
-        fs::set_permissions(dir.join("state.json"), fs::Permissions::from_mode(0o644)).unwrap();
-        store.save(1, &spec).unwrap();
-        let mode = fs::metadata(dir.join("state.json"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn a_symlink_as_state_file_is_refused_not_replaced() {
-        let dir = temp_dir("symlink");
-        let link = dir.join("state.json");
-        std::os::unix::fs::symlink(dir.join("nowhere.json"), &link).unwrap();
-        let store = StateFile::new(&link);
-        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
-        for e in [
-            store.load().unwrap_err().to_string(),
-            store.save(1, &spec).unwrap_err().to_string(),
-        ] {
-            assert!(
-                e.contains("symbolic link") && e.contains("nowhere.json"),
-                "{e}"
-            );
-        }
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-    }
-
-    #[test]
-    fn a_configuration_that_differs_from_the_state_is_noticed_and_can_win() {
-        let dir = temp_dir("differs");
-        let config = dir.join("pop.toml");
-        fs::write(&config, EXAMPLE).unwrap();
-        let store = StateFile::new(dir.join("state.json"));
-        let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
-        let mut state = spec.clone();
-        let first = state.eips[0].address;
-        state.eips.remove(first);
-        store.save(7, &state).unwrap();
-
-        let (doc, origin) = store.load_from(&config, StartFrom::State).unwrap();
-        assert_eq!((doc.version, origin), (7, Origin::StateFile));
-        let diff = store.disagreement(&doc, &config).expect("they differ");
-        assert_eq!(diff.eips.added, vec!["192.0.2.10"]);
-
-        // From the configuration: the next version, saved.
-        let boot = store.boot_from(&config, None, StartFrom::Config).unwrap();
-        assert_eq!((boot.origin, boot.tables.version), (Origin::Config, 8));
-        let saved = store.load().unwrap().unwrap();
-        assert_eq!((saved.version, &saved.spec), (8, &spec));
-        assert!(store.disagreement(&saved, &config).is_none());
-    }
-}
+mod tests;

@@ -417,8 +417,8 @@ impl ControlPlane {
                 version,
                 ApiError::invalid(format!(
                     "the change would leave {} EIPs, more than the {max} this daemon's XDP \
-                     filter maps were sized for (max_eips = {max}); raise max_eips in the \
-                     [daemon] section of the configuration and restart, or remove EIPs first",
+                     filter maps were sized for at start (max_eips = {max}); raise `[pop] max_eips` \
+                     (or `eipd run --max-eips`) and restart, or remove EIPs first",
                     spec.eips.len()
                 )),
             );

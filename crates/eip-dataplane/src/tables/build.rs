@@ -81,9 +81,32 @@ pub(super) fn build(
     previous: Option<&Tables>,
 ) -> Result<Tables, Vec<TableError>> {
     let mut problems = Problems::default();
+    check_eip_count(spec, &mut problems);
     let mut tables = build_small(spec, version, &mut problems);
     eips::add_all(spec, previous, &mut tables, &mut problems);
     problems.into_result(tables)
+}
+
+/// `[pop] max_eips`: at least 1 and no fewer than the description's EIPs. Checked
+/// by every build and every delta (it costs nothing: the list knows its length),
+/// so a change that would leave more EIPs is refused before anything is applied.
+pub(super) fn check_eip_count(spec: &PopSpec, problems: &mut Problems) {
+    let Some(max) = spec.pop.max_eips else {
+        return;
+    };
+    if max == 0 {
+        problems.invalid(Entry::section("pop"), "max_eips", "must be at least 1");
+    } else if spec.eips.len() > max as usize {
+        problems.invalid(
+            Entry::section("pop"),
+            "max_eips",
+            format!(
+                "the description has {} EIPs, more than max_eips = {max}; raise max_eips \
+                 (the XDP filter maps are sized to it when eipd starts) or remove EIPs",
+                spec.eips.len()
+            ),
+        );
+    }
 }
 
 /// Everything but the EIPs: POP settings, ports, regions with their path tables,

@@ -67,6 +67,7 @@ impl Tables {
         generation: u64,
     ) -> Result<Tables, Vec<TableError>> {
         let mut problems = Problems::default();
+        build::check_eip_count(spec, &mut problems);
         let mut t = if delta.small_parts {
             let mut small = build::build_small(spec, version, &mut problems);
             let same_regions = small.regions.len() == self.regions.len()

@@ -49,6 +49,7 @@ fn pop() -> PopSpec {
     };
     PopSpec {
         pop: PopSection {
+            max_eips: None,
             backend_check: None,
             name: "t".into(),
             vtep: Ipv4Addr::new(198, 51, 100, 1),
@@ -306,6 +307,36 @@ fn a_rejected_delta_reports_what_a_build_reports() {
     let applied = t.apply(&delta, &next, 2, 2).unwrap_err();
     let built = Tables::build_all(&next, 2).unwrap_err();
     assert_eq!(applied, built);
+}
+
+#[test]
+fn max_eips_refuses_a_description_or_a_delta_with_more_eips() {
+    let mut spec = big(2);
+    spec.pop.max_eips = Some(2);
+    let t = Tables::build(&spec, 1).unwrap();
+    let mut next = spec.clone();
+    let third = one_to_one(3, "bj");
+    next.eips.push(third.clone());
+    let delta = TableDelta {
+        upsert: vec![third],
+        ..Default::default()
+    };
+    let applied = t.apply(&delta, &next, 2, 2).unwrap_err();
+    assert_eq!(applied, Tables::build_all(&next, 2).unwrap_err());
+    assert_eq!(applied[0].key_path(), "pop.max_eips");
+    assert!(applied[0]
+        .reason()
+        .contains("3 EIPs, more than max_eips = 2"));
+    // Raised with the change: accepted.
+    next.pop.max_eips = Some(3);
+    let delta = TableDelta {
+        small_parts: true,
+        ..delta
+    };
+    assert_eq!(t.apply(&delta, &next, 2, 2).unwrap().eips.len(), 3);
+    next.pop.max_eips = Some(0);
+    let zero = Tables::build_all(&next, 2).unwrap_err();
+    assert_eq!(zero[0].reason(), "must be at least 1");
 }
 
 #[test]

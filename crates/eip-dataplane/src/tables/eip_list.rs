@@ -9,7 +9,9 @@
 //! stay), and the holes are squeezed out once they outnumber the entries.
 
 use super::spec::EipSpec;
-use imbl::{HashMap, Vector};
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{GenericHashMap, Vector};
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::IpAddr;
@@ -22,8 +24,9 @@ use std::net::IpAddr;
 pub struct EipList {
     /// Entries in order; `None` where one was removed.
     entries: Vector<Option<EipSpec>>,
-    /// Address -> place in `entries` of its first entry.
-    index: HashMap<IpAddr, usize>,
+    /// Address -> place in `entries` of its first entry. Fx: the keys are the
+    /// operator's addresses, and SipHash was most of a restart's load at 1M.
+    index: GenericHashMap<IpAddr, usize, FxBuildHasher, DefaultSharedPtr>,
     len: usize,
 }
 
@@ -136,9 +139,7 @@ impl EipList {
 
 impl FromIterator<EipSpec> for EipList {
     fn from_iter<I: IntoIterator<Item = EipSpec>>(iter: I) -> Self {
-        let mut list = EipList::new();
-        list.extend(iter);
-        list
+        EipList::from(iter.into_iter().collect::<Vec<_>>())
     }
 }
 
@@ -150,9 +151,20 @@ impl Extend<EipSpec> for EipList {
     }
 }
 
+/// In bulk (a state file or a configuration read at start): the index built
+/// with one insert per address, from the last entry back, so that the first
+/// of a duplicated address is the one kept, as [`EipList::push`] keeps it.
 impl From<Vec<EipSpec>> for EipList {
     fn from(eips: Vec<EipSpec>) -> Self {
-        eips.into_iter().collect()
+        let mut index = GenericHashMap::with_hasher(FxBuildHasher);
+        for (at, e) in eips.iter().enumerate().rev() {
+            index.insert(e.address, at);
+        }
+        EipList {
+            len: eips.len(),
+            entries: eips.into_iter().map(Some).collect(),
+            index,
+        }
     }
 }
 

@@ -130,6 +130,11 @@ pub struct PopSection {
     /// (`crate::check_spec`). No checks without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_check: Option<crate::check_spec::CheckSpec>,
+    /// Most EIPs this POP takes: `eipd run` sizes the XDP filter maps to it at
+    /// start (its `--max-eips` overrides it). A description with more EIPs is
+    /// refused. None: the daemon's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_eips: Option<u32>,
 }
 
 /// What a port faces.

@@ -70,6 +70,7 @@ fn valid() -> PopSpec {
         bgp: None,
         protection: Default::default(),
         pop: PopSection {
+            max_eips: None,
             backend_check: None,
             name: "t".into(),
             vtep: v4("198.51.100.1"),

@@ -180,6 +180,7 @@ impl PopBuilder {
                 bgp: None,
                 protection: Default::default(),
                 pop: PopSection {
+                    max_eips: None,
                     backend_check: None,
                     name: name.into(),
                     vtep: POP_VTEP,
@@ -363,6 +364,7 @@ mod tests {
             bgp: None,
             protection: Default::default(),
             pop: PopSection {
+                max_eips: None,
                 backend_check: None,
                 name: "test".into(),
                 vtep: POP_VTEP,

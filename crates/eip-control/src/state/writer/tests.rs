@@ -3,7 +3,7 @@
 use super::*;
 use crate::api::{AddEip, Admin, BackendRef, RemoveEip, SetPathAdmin, UpdateBackend};
 use crate::state::store::Origin;
-use crate::state::testkit::{disk, setup, state_file, FakeSink};
+use crate::state::testkit::{disk, setup, state_file, FakeSink, EXAMPLE};
 use crate::state::StateDoc;
 use eip_dataplane::tables::{MacAddr, PathState, Protocol};
 use std::fs;
@@ -113,7 +113,7 @@ fn storage_failure_changes_nothing() {
     assert_eq!(e.code, ErrorCode::Storage);
     assert!(e.message.contains("state.json.journal (open)"), "{e}");
     assert_eq!(cp.version(), 1);
-    let doc: StateDoc = serde_json::from_slice(&disk(&dir).0).unwrap();
+    let doc: StateDoc = crate::state::snapshot::decode(&disk(&dir).0).unwrap();
     assert_eq!(doc.version, 1);
 }
 
@@ -278,7 +278,7 @@ fn restart_replays_the_journal_and_compaction_keeps_it_short() {
         assert!(cp.apply(&[drain(address)], None, false).ok);
         cp.wait_for_compaction();
         // Each change was compacted: the state file has it, the journal is empty.
-        let doc: StateDoc = serde_json::from_slice(&disk(&dir).0).unwrap();
+        let doc: StateDoc = crate::state::snapshot::decode(&disk(&dir).0).unwrap();
         assert_eq!(doc.version, i as u64 + 2);
         assert!(disk(&dir).1.is_empty());
         last = doc.version;
@@ -358,6 +358,38 @@ fn more_eips_than_the_filter_maps_hold_are_refused_before_anything() {
     assert!(sink.published.lock().unwrap().is_empty());
     assert_eq!(cp.snapshot().spec.eips.len(), n);
     // Up to the limit is fine.
+    assert!(cp.apply(&[add(101)], None, false).ok);
+}
+
+#[test]
+fn the_descriptions_max_eips_refuses_an_add_before_anything() {
+    let (dir, cp, sink) = setup("popmax");
+    let n = cp.snapshot().spec.eips.len();
+    let file = dir.join("limited.toml");
+    let text = EXAMPLE.replacen("[pop]\n", &format!("[pop]\nmax_eips = {}\n", n + 1), 1);
+    fs::write(&file, text).unwrap();
+    assert!(cp.reload(Some(&file), None, false).ok);
+    assert_eq!(cp.snapshot().spec.pop.max_eips, Some(n as u32 + 1));
+    let add = |k: u8| {
+        let mut eip = cp.snapshot().spec.eips[0].clone();
+        eip.address = format!("192.0.2.{k}").parse().unwrap();
+        eip.backend = Some(format!("10.1.0.{k}").parse().unwrap());
+        Op::AddEip(AddEip { eip })
+    };
+    let before = disk(&dir);
+    let published = sink.published.lock().unwrap().len();
+    let e = cp.apply(&[add(101), add(102)], None, false).error.unwrap();
+    assert_eq!(e.code, ErrorCode::InvalidValue);
+    assert!(
+        e.message
+            .starts_with("pop: field `max_eips`: the description has")
+            && e.message
+                .contains(&format!("more than max_eips = {}", n + 1)),
+        "{e}"
+    );
+    assert_eq!(disk(&dir), before);
+    assert_eq!(sink.published.lock().unwrap().len(), published);
+    assert_eq!(cp.snapshot().spec.eips.len(), n);
     assert!(cp.apply(&[add(101)], None, false).ok);
 }
 
