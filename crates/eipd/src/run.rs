@@ -196,7 +196,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         .spec
         .bgp
         .as_ref()
-        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b)));
+        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b, &opts.socket)));
     let mut plane = ControlPlane::new(store, boot, ChannelSink(swap_tx));
     if let Some(view) = &bgp_view {
         plane = plane.with_bgp(Arc::clone(view) as Arc<dyn eip_control::state::BgpService>);
