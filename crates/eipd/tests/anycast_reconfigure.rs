@@ -57,6 +57,23 @@ fn session(tb: &Anycast) -> (String, u64, u64, u64) {
     )
 }
 
+/// POP A's BIRD's row for `protocol` (`name proto table state since info`):
+/// a protocol restarted by the reconfiguration has another `since`.
+fn bird_protocol(tb: &Anycast, protocol: &str) -> String {
+    let socket = format!("{}.bird", tb.var("AT_POPA_SOCKET"));
+    let out = std::process::Command::new("birdc")
+        .args(["-s", &socket, "show", "protocols", protocol])
+        .output()
+        .expect("birdc");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find(|l| l.starts_with(protocol))
+        .unwrap_or_else(|| panic!("no {protocol} in {text}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn wait_until(tb: &Anycast, what: &str, timeout: Duration, ok: impl Fn() -> bool) -> Duration {
     let t = Instant::now();
     while !ok() {
@@ -94,6 +111,15 @@ fn a_reload_adds_a_prefix_and_changes_a_med_without_a_session_reset() {
     assert!(before.1 >= 1, "{before:?}");
     assert!(paths(&tb, &host).is_empty());
     assert!(paths(&tb, &pool)[0]["metric"].is_null(), "no MED yet");
+    // What BIRD must keep: the pool's announce protocol and the session
+    // (protocols are named by prefix and neighbour address).
+    let symbol = |text: &str| text.replace(['.', ':', '/'], "_");
+    let kept = [
+        format!("eip_p_{}", symbol(&pool)),
+        format!("eip_n_{}", symbol(tb.var("AT_ROUTER_POPA_IP"))),
+    ];
+    let bird_before: Vec<String> = kept.iter().map(|p| bird_protocol(&tb, p)).collect();
+    assert!(bird_before[0].contains(" up "), "{bird_before:?}");
 
     let config = tb.var("AT_POPA_CONFIG").to_string();
     let original = std::fs::read_to_string(&config).unwrap();
@@ -132,6 +158,15 @@ fn a_reload_adds_a_prefix_and_changes_a_med_without_a_session_reset() {
         tb.var("AT_POPA_INET_IP")
     );
     assert_eq!(session(&tb), before, "the session with POP A was reset");
+    let bird_after: Vec<String> = kept.iter().map(|p| bird_protocol(&tb, p)).collect();
+    assert_eq!(
+        bird_after, bird_before,
+        "BIRD restarted a protocol that did not change"
+    );
+    assert!(
+        bird_protocol(&tb, &format!("eip_p_{}", symbol(&host))).contains(" up "),
+        "the /32's protocol is enabled"
+    );
 
     // The /32 goes again.
     std::thread::sleep(Duration::from_millis(500));
@@ -151,6 +186,11 @@ fn a_reload_adds_a_prefix_and_changes_a_med_without_a_session_reset() {
     });
     println!("reload -> router: /32 withdrawn in {gone:?}");
     assert_eq!(session(&tb), before, "the session with POP A was reset");
+    let bird_after: Vec<String> = kept.iter().map(|p| bird_protocol(&tb, p)).collect();
+    assert_eq!(
+        bird_after, bird_before,
+        "BIRD restarted a protocol that did not change"
+    );
 
     let (sent, received, gap) = ping_figures(ping);
     println!("pings: {received}/{sent} answered, longest gap {gap:?}");
