@@ -59,8 +59,9 @@ pub fn reply(reply: &Reply) -> String {
             unchanged,
             dry_run,
             diff,
+            warnings,
         }) => {
-            if *unchanged {
+            let mut out = if *unchanged {
                 format!("{file}: no change: table version stays {previous_version}\n")
             } else if *dry_run {
                 format!(
@@ -71,7 +72,11 @@ pub fn reply(reply: &Reply) -> String {
                     "{file}: {diff}: table version {previous_version} -> {}, in force on every worker\n",
                     reply.version
                 )
+            };
+            for w in warnings {
+                out.push_str(&format!("warning: {w}\n"));
             }
+            out
         }
         Some(Data::Validated {
             changes,
@@ -399,7 +404,7 @@ mod tests {
             "speaker": "running", "speaker_pid": 42, "speaker_restarts": 1, "draining": false,
             "announces": 1, "withdraws": 1,
             "sessions": [{ "neighbor": "203.0.113.9", "remote_as": 64496, "bfd": true,
-                           "protocol": "eip_n0", "state": "up", "info": "Established" }],
+                           "protocol": "eip_n_203_0_113_9", "state": "up", "info": "Established" }],
             "prefixes": [
                 { "prefix": "192.0.2.0/24", "announced": false, "draining": false,
                   "closed": "region beijing: none of its 1 backbone path(s) is measured up" },

@@ -216,7 +216,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         .spec
         .bgp
         .as_ref()
-        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b)));
+        .map(|b| Arc::new(crate::bgp::BgpView::new(Arc::clone(&stop), b, &opts.socket)));
     // Compared once the daemon serves (below): it parses the whole file.
     let compare = (origin == Origin::StateFile).then(|| {
         let doc = StateDoc {

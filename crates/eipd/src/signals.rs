@@ -117,12 +117,18 @@ fn reload(control: &ControlPlane) {
                 file,
                 previous_version,
                 diff,
+                warnings,
                 ..
             }),
-        ) => tracing::info!(
-            "SIGHUP: {file}: {diff}: table version {previous_version} -> {} in force",
-            reply.version
-        ),
+        ) => {
+            tracing::info!(
+                "SIGHUP: {file}: {diff}: table version {previous_version} -> {} in force",
+                reply.version
+            );
+            for w in warnings {
+                tracing::warn!("SIGHUP: {w}");
+            }
+        }
         (Some(e), _) => tracing::error!(
             "SIGHUP: reload refused, table version {} stays: {}",
             reply.version,

@@ -106,6 +106,10 @@ pub enum Data {
         unchanged: bool,
         dry_run: bool,
         diff: Box<SpecDiff>,
+        /// What the operator must know although the reload was accepted (a
+        /// `[bgp]` section added to a daemon that runs no BGP task, ...).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// `validate`: the ops are acceptable; `summary` is what the tables would
     /// hold. Nothing was applied.

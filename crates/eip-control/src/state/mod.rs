@@ -58,7 +58,7 @@ mod store;
 mod testkit;
 mod writer;
 
-pub use diff::{Entries, SpecDiff};
+pub use diff::{BgpDiff, Entries, SectionChange, SpecDiff};
 pub use plugins::{
     BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
 };

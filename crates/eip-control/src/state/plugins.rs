@@ -124,6 +124,16 @@ pub trait BgpService: Send + Sync {
     /// # Errors
     /// `unavailable` when the daemon announces nothing.
     fn drain(&self) -> Result<u64, ApiError>;
+    /// A reload that changes `[bgp]` calls this before it commits, with the
+    /// new section (already validated): the speaker's own check of the
+    /// configuration it would get. The running task applies the committed
+    /// section itself (it follows the spec in force).
+    ///
+    /// # Errors
+    /// `invalid_value` with the speaker's message.
+    fn check(&self, _pop: &str, _spec: &eip_dataplane::bgp_spec::BgpSpec) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// Packet trace, for `trace`: in `eipd run`, the collector that turns the

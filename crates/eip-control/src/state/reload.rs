@@ -2,11 +2,12 @@
 //! through the same single writer as every other change, with what differs said
 //! by name.
 
-use super::diff::SpecDiff;
+use super::diff::{BgpDiff, SectionChange, SpecDiff};
 use super::edits;
 use super::writer::{ControlPlane, Journaled};
 use crate::api::{ApiError, Data, Reply};
 use crate::config;
+use eip_dataplane::tables::PopSpec;
 use std::path::{Path, PathBuf};
 
 impl ControlPlane {
@@ -40,11 +41,19 @@ impl ControlPlane {
         };
         let mut new = new;
         edits::intent(&mut new);
+        if let Some(Err(e)) = new.bgp.as_ref().map(|b| b.validate()) {
+            return Reply::error(
+                self.version(),
+                ApiError::invalid(format!("{}: [bgp]: {e}", path.display())),
+            );
+        }
         let journaled = new.clone();
         let mut diff = SpecDiff::default();
+        let mut warnings = Vec::new();
         let reply = self.change(
             |spec| {
                 diff = SpecDiff::between(spec, &new);
+                warnings = self.check_bgp(&diff.bgp, &new)?;
                 *spec = new;
                 Ok(())
             },
@@ -72,9 +81,50 @@ impl ControlPlane {
                 unchanged,
                 dry_run,
                 diff: Box::new(diff),
+                warnings,
             }),
             ..reply
         }
+    }
+
+    /// A `[bgp]` that changes: the speaker's check (under the writer's lock, so
+    /// nothing is committed when it refuses), and what the operator must be
+    /// told about a section added or removed as a whole.
+    fn check_bgp(&self, diff: &BgpDiff, new: &PopSpec) -> Result<Vec<String>, ApiError> {
+        if diff.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut warnings = Vec::new();
+        match (diff.section, &self.bgp, &new.bgp) {
+            (Some(SectionChange::Added), _, _) => warnings.push(
+                "[bgp] added: saved, but this eipd was started without [bgp] and runs no BGP \
+                 speaker: nothing is announced until eipd restarts"
+                    .to_string(),
+            ),
+            (Some(SectionChange::Removed), Some(_), _) => warnings.push(
+                "[bgp] removed: every prefix is withdrawn now; BIRD keeps its sessions (with \
+                 nothing announced) until eipd restarts"
+                    .to_string(),
+            ),
+            (Some(SectionChange::Removed), None, _) => {}
+            (None, Some(service), Some(section)) => {
+                service.check(&new.pop.name, section)?;
+                if diff.settings.iter().any(|s| s == "bird") {
+                    warnings.push(
+                        "bgp.bird changed: the BIRD that runs keeps running; the new binary \
+                         is used when BIRD next starts (restart eipd to switch now)"
+                            .to_string(),
+                    );
+                }
+            }
+            (None, None, _) => warnings.push(
+                "[bgp] changed: saved, but this eipd was started without [bgp] and runs no BGP \
+                 speaker: it applies when eipd restarts"
+                    .to_string(),
+            ),
+            (None, Some(_), None) => {}
+        }
+        Ok(warnings)
     }
 
     /// The configuration file `reload` reads when the request names none.
@@ -86,9 +136,103 @@ impl ControlPlane {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::Data;
+    use crate::api::{ApiError, Data};
     use crate::state::testkit::{setup, state_file, EXAMPLE};
+    use crate::state::BgpService;
+    use eip_dataplane::bgp_spec::BgpSpec;
     use std::fs;
+    use std::sync::{Arc, Mutex};
+
+    const BGP: &str = "\n[bgp]\nlocal_as = 64497\nrouter_id = \"203.0.113.10\"\n\
+        neighbors = [ { address = \"203.0.113.9\", remote_as = 64496 } ]\n\
+        prefixes = [ { prefix = \"192.0.2.0/24\" } ]\n";
+
+    /// A speaker that records what it was asked to check and refuses a MED of 666.
+    #[derive(Default)]
+    struct Speaker(Mutex<Vec<BgpSpec>>);
+
+    impl BgpService for Speaker {
+        fn status(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn drain(&self) -> Result<u64, ApiError> {
+            Ok(0)
+        }
+        fn check(&self, _pop: &str, spec: &BgpSpec) -> Result<(), ApiError> {
+            self.0.lock().unwrap().push(spec.clone());
+            if spec.prefixes.iter().any(|p| p.med == Some(666)) {
+                return Err(ApiError::invalid("BIRD refuses: line 7"));
+            }
+            Ok(())
+        }
+    }
+
+    fn warnings(r: &crate::api::Reply) -> Vec<String> {
+        match &r.data {
+            Some(Data::Reloaded { warnings, .. }) => warnings.clone(),
+            _ => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bgp_change_is_validated_checked_by_the_speaker_and_named() {
+        let (dir, cp, _sink) = setup("reload-bgp");
+        let config = dir.join("pop.toml");
+        let with_bgp = format!("{EXAMPLE}{BGP}");
+        // Added to a daemon without a BGP task: accepted, saved, with a warning.
+        fs::write(&config, &with_bgp).unwrap();
+        let cp = cp.with_config_path(&config);
+        let r = cp.reload(None, None, false);
+        assert!(r.ok && r.version == 2, "{r:?}");
+        assert!(warnings(&r)[0].contains("nothing is announced until eipd restarts"));
+        assert!(state_file(&dir).spec.bgp.is_some());
+
+        let speaker = Arc::new(Speaker::default());
+        let cp = cp.with_bgp(Arc::clone(&speaker) as Arc<dyn BgpService>);
+        // Invalid: refused before anything, the validation's message.
+        fs::write(
+            &config,
+            with_bgp.replace("remote_as = 64496", "remote_as = 64496, hold_time_s = 2"),
+        )
+        .unwrap();
+        let r = cp.reload(None, None, false);
+        let e = r.error.expect("refused");
+        assert!(
+            e.message.contains("[bgp]") && e.message.contains("hold_time_s 2"),
+            "{e:?}"
+        );
+        assert_eq!(cp.version(), 2);
+        assert!(speaker.0.lock().unwrap().is_empty());
+        // The speaker refuses: nothing committed.
+        let med = with_bgp.replace(
+            "prefix = \"192.0.2.0/24\"",
+            "prefix = \"192.0.2.0/24\", med = 666",
+        );
+        fs::write(&config, &med).unwrap();
+        let r = cp.reload(None, None, false);
+        assert!(r.error.expect("refused").message.contains("line 7"));
+        assert_eq!((cp.version(), speaker.0.lock().unwrap().len()), (2, 1));
+        // A new /32 and a MED: checked, applied, named in the diff.
+        let more = with_bgp.replace(
+            "prefixes = [ { prefix = \"192.0.2.0/24\" } ]",
+            "prefixes = [ { prefix = \"192.0.2.0/24\", med = 20 }, { prefix = \"192.0.2.10/32\" } ]",
+        );
+        fs::write(&config, &more).unwrap();
+        let r = cp.reload(None, None, false);
+        assert!(r.ok && r.version == 3, "{r:?}");
+        assert!(warnings(&r).is_empty());
+        let Some(Data::Reloaded { diff, .. }) = &r.data else {
+            panic!("{r:?}");
+        };
+        assert_eq!(diff.bgp.prefixes.added, vec!["192.0.2.10/32"]);
+        assert_eq!(diff.bgp.prefixes.changed, vec!["192.0.2.0/24"]);
+        assert_eq!(cp.snapshot().spec.bgp.as_ref().unwrap().prefixes.len(), 2);
+        // Removed as a whole: accepted, with what happens said.
+        fs::write(&config, EXAMPLE).unwrap();
+        let r = cp.reload(None, None, false);
+        assert!(r.ok && r.version == 4, "{r:?}");
+        assert!(warnings(&r)[0].contains("every prefix is withdrawn"));
+    }
 
     #[test]
     fn reload_applies_the_file_as_one_change_and_says_what_differs() {

@@ -55,21 +55,7 @@ impl Bird {
     /// # Errors
     /// [`BirdError`]: BIRD or setpriv missing, configuration refused, no socket.
     pub fn start(bird: &str, conf: &Path, socket: &Path) -> Result<Bird, BirdError> {
-        let check = Command::new(bird)
-            .arg("-p")
-            .arg("-c")
-            .arg(conf)
-            .output()
-            .map_err(|source| BirdError::Spawn {
-                program: bird.into(),
-                source,
-            })?;
-        if !check.status.success() {
-            return Err(BirdError::Config {
-                conf: conf.into(),
-                message: String::from_utf8_lossy(&check.stderr).trim().to_string(),
-            });
-        }
+        Bird::check(bird, conf)?;
         let _ = std::fs::remove_file(socket);
         let child = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--", bird, "-f", "-c"])
@@ -101,6 +87,29 @@ impl Bird {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `bird -p`: BIRD's own parser on `conf`, without running anything.
+    ///
+    /// # Errors
+    /// [`BirdError::Spawn`], or [`BirdError::Config`] with BIRD's message.
+    pub fn check(bird: &str, conf: &Path) -> Result<(), BirdError> {
+        let check = Command::new(bird)
+            .arg("-p")
+            .arg("-c")
+            .arg(conf)
+            .output()
+            .map_err(|source| BirdError::Spawn {
+                program: bird.into(),
+                source,
+            })?;
+        if !check.status.success() {
+            return Err(BirdError::Config {
+                conf: conf.into(),
+                message: String::from_utf8_lossy(&check.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -148,6 +157,20 @@ impl Bird {
     pub fn set_enabled(&self, protocol: &str, enabled: bool) -> Result<(), BirdError> {
         let verb = if enabled { "enable" } else { "disable" };
         self.command(&format!("{verb} {protocol}")).map(|_| ())
+    }
+
+    /// `configure "conf"`: BIRD reads `conf` and keeps every protocol whose
+    /// configuration did not change; a changed export filter re-sends the
+    /// routes through the new one (plain `configure`, not `soft`, which would
+    /// leave routes already sent with their old attributes). Returns BIRD's
+    /// last line (`Reconfigured`, `Reconfiguration in progress`).
+    ///
+    /// # Errors
+    /// As [`Self::command`]; a configuration BIRD refuses is an error and
+    /// leaves the one in force.
+    pub fn configure(&self, conf: &Path) -> Result<String, BirdError> {
+        let lines = self.command(&format!("configure \"{}\"", conf.display()))?;
+        Ok(lines.last().map(|(_, t)| t.clone()).unwrap_or_default())
     }
 
     /// The BGP sessions, from `show protocols`.

@@ -71,6 +71,21 @@ pub fn render(status: &BgpStatus) -> String {
     );
     family(
         &mut out,
+        "eipd_bgp_reconfigurations_total",
+        "counter",
+        "Changes of [bgp] applied to the running BIRD (applied) or refused by it (refused).",
+    );
+    for (result, n) in [
+        ("applied", status.reconfigurations),
+        ("refused", status.reconfigurations_refused),
+    ] {
+        let _ = writeln!(
+            out,
+            "eipd_bgp_reconfigurations_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
         "eipd_bgp_draining",
         "gauge",
         "1 while the POP drains (GRACEFUL_SHUTDOWN, then withdraw).",
@@ -107,6 +122,7 @@ mod tests {
         ));
         assert!(text.contains("eipd_bgp_prefix_announced{prefix=\"192.0.2.0/24\"} 1\n"));
         assert!(text.contains("# TYPE eipd_bgp_speaker_restarts_total counter\n"));
+        assert!(text.contains("eipd_bgp_reconfigurations_total{result=\"applied\"} 0\n"));
         let docs = include_str!("../../../../docs/metrics.md");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let family = line.split_whitespace().nth(2).unwrap();

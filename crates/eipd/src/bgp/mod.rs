@@ -2,9 +2,12 @@
 //!
 //! | part | file |
 //! |---|---|
-//! | BIRD's configuration, generated once from `[bgp]` | [`conf`] |
+//! | BIRD's configuration, generated from `[bgp]` | [`conf`] |
 //! | BIRD as a child process, its control socket | [`bird`] |
 //! | when a prefix may be announced (pure), damping | [`gate`] |
+//! | a reload that changes `[bgp]`, applied to the running BIRD | [`live`] |
+//! | what `show_bgp` and the metrics report | [`status`], `metrics` |
+//! | what the control socket sees: status, drain, a reload's check | `view` |
 //! | the task: gate every prefix, enable/disable, drain | this file |
 //!
 //! The task runs on a thread of its own for the whole life of `eipd`: BIRD is
@@ -12,27 +15,34 @@
 //! pass (every 20 ms) reads what the data plane reports ([`DataplaneFacts`],
 //! written by the control thread; path health from the prober's board), runs
 //! each prefix's gate and damper, and makes BIRD's pre-declared protocols
-//! match. BIRD is restarted (after a second) if it exits.
+//! match. BIRD is restarted (after a second) if it exits. Each pass also
+//! follows the spec in force, so a reload that changes `[bgp]` is applied to
+//! the running BIRD ([`live`]).
 
 pub mod bird;
 pub mod conf;
 pub mod gate;
+mod live;
 mod metrics;
+pub mod status;
+mod view;
 
 pub use metrics::render as render_metrics;
+pub use status::{BgpStatus, PrefixStatus, SessionStatus};
+pub use view::BgpView;
 
 use bird::{Bird, SessionRow};
-use eip_control::api::ApiError;
+use conf::Mode;
 use eip_control::health::Health;
 use eip_control::probe::HealthBoard;
-use eip_control::state::BgpService;
 use eip_control::state::ControlPlane;
 use eip_dataplane::bgp_spec::BgpSpec;
-use gate::{Closed, Damper, Facts, Transition};
-use serde::Serialize;
+use eip_dataplane::tables::PopSpec;
+use gate::{Facts, Transition};
+use live::PrefixState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,112 +71,19 @@ impl DataplaneFacts {
     }
 }
 
-/// What `show_bgp` reports: observed state, never persisted.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct BgpStatus {
-    /// `running` (with BIRD's pid), `restarting`, `stopped`.
-    pub speaker: String,
-    pub speaker_pid: Option<u32>,
-    pub speaker_restarts: u64,
-    pub draining: bool,
-    pub sessions: Vec<SessionStatus>,
-    pub prefixes: Vec<PrefixStatus>,
-    pub announces: u64,
-    pub withdraws: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionStatus {
-    pub neighbor: String,
-    pub remote_as: u32,
-    pub bfd: bool,
-    #[serde(flatten)]
-    pub row: Option<SessionRow>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PrefixStatus {
-    pub prefix: String,
-    pub announced: bool,
-    /// Announced with GRACEFUL_SHUTDOWN.
-    pub draining: bool,
-    /// Why the gate is closed, when it is.
-    pub closed: Option<String>,
-    pub closed_kind: Option<Closed>,
-    pub announces: u64,
-    pub withdraws: u64,
-}
-
-/// What BIRD should have enabled for one prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Off,
-    Announce,
-    Drain,
-}
-
 struct Shared {
     drain: AtomicBool,
     drained: AtomicBool,
     stop: AtomicBool,
+    /// `drain_wait_ms` of the section in force (a reload may change it).
+    drain_wait_ms: AtomicU64,
     status: Mutex<BgpStatus>,
 }
 
 /// The running BGP task.
 pub struct BgpTask {
     shared: Arc<Shared>,
-    drain_wait: Duration,
     thread: Option<JoinHandle<()>>,
-}
-
-/// What the control socket sees of the task (`show_bgp`, `drain`); made before
-/// the control plane, joined to the task once it runs.
-pub struct BgpView {
-    shared: OnceLock<Arc<Shared>>,
-    /// The daemon's stop flag: `drain` stops the daemon as SIGTERM does, and the
-    /// control thread drains before it stops the workers.
-    stop: Arc<AtomicBool>,
-    drain_wait_ms: u64,
-}
-
-impl BgpView {
-    pub fn new(stop: Arc<AtomicBool>, spec: &BgpSpec) -> BgpView {
-        BgpView {
-            shared: OnceLock::new(),
-            stop,
-            drain_wait_ms: spec.drain_wait_ms,
-        }
-    }
-}
-
-impl BgpView {
-    /// The task's status (`None` before it runs).
-    pub fn snapshot(&self) -> Option<BgpStatus> {
-        self.shared.get().map(|s| {
-            s.status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
-    }
-}
-
-impl BgpService for BgpView {
-    fn status(&self) -> serde_json::Value {
-        match self.snapshot() {
-            Some(status) => serde_json::to_value(status).unwrap_or_default(),
-            None => serde_json::json!({ "speaker": "not started" }),
-        }
-    }
-
-    fn drain(&self) -> Result<u64, ApiError> {
-        if let Some(shared) = self.shared.get() {
-            shared.drain.store(true, Ordering::Relaxed);
-        }
-        tracing::info!("bgp: drain asked on the control socket: eipd stops after it");
-        self.stop.store(true, Ordering::Relaxed);
-        Ok(self.drain_wait_ms)
-    }
 }
 
 /// Where the task reads the data plane's state.
@@ -195,12 +112,13 @@ impl BgpTask {
         spec.validate()?;
         let conf = with_suffix(socket, ".bird.conf");
         let ctl = with_suffix(socket, ".bird");
-        std::fs::write(&conf, conf::render(spec, pop_name))
+        live::write_atomically(&conf, &conf::render(spec, pop_name, &|_| Mode::Off))
             .map_err(|e| anyhow::anyhow!("writing BIRD's configuration {}: {e}", conf.display()))?;
         let shared = Arc::new(Shared {
             drain: AtomicBool::new(false),
             drained: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            drain_wait_ms: AtomicU64::new(spec.drain_wait_ms),
             status: Mutex::default(),
         });
         if let Some(view) = view {
@@ -213,6 +131,7 @@ impl BgpTask {
         let thread = {
             let shared = Arc::clone(&shared);
             let spec = spec.clone();
+            let pop = pop_name.to_string();
             std::thread::Builder::new()
                 .name("eipd-bgp".into())
                 .spawn(move || {
@@ -220,7 +139,7 @@ impl BgpTask {
                     match bird {
                         Ok(bird) => {
                             let _ = started.send(Ok(bird.pid()));
-                            Runner::new(spec, conf, ctl, inputs, shared).run(bird);
+                            Runner::new(spec, pop, conf, ctl, inputs, shared).run(bird);
                         }
                         Err(e) => {
                             let _ = started.send(Err(e));
@@ -234,7 +153,6 @@ impl BgpTask {
         tracing::info!("bgp: BIRD running (pid {pid}); prefixes are announced as their gates open");
         Ok(BgpTask {
             shared,
-            drain_wait: Duration::from_millis(spec.drain_wait_ms),
             thread: Some(thread),
         })
     }
@@ -243,7 +161,8 @@ impl BgpTask {
     /// stops BIRD. Called by the control thread while the workers still forward.
     pub fn shutdown(mut self) {
         self.shared.drain.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + self.drain_wait + Duration::from_secs(2);
+        let drain_wait = Duration::from_millis(self.shared.drain_wait_ms.load(Ordering::Relaxed));
+        let deadline = Instant::now() + drain_wait + Duration::from_secs(2);
         while !self.shared.drained.load(Ordering::Relaxed) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -262,49 +181,58 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// The task's own state, on its thread.
 struct Runner {
+    /// The section BIRD was last configured with.
     spec: BgpSpec,
+    pop: String,
     conf: PathBuf,
     ctl: PathBuf,
     inputs: Inputs,
     shared: Arc<Shared>,
-    dampers: Vec<Damper>,
-    /// What BIRD has enabled, per prefix (`None`: unknown, after a restart).
-    applied: Vec<Option<Mode>>,
-    closed: Vec<Option<Closed>>,
-    /// Announces and withdraws per prefix.
-    transitions: Vec<(u64, u64)>,
+    /// Per prefix of `spec`, in its order.
+    prefixes: Vec<PrefixState>,
     drain_started: Option<Instant>,
+    /// Per neighbour of `spec`, in its order.
     sessions: Vec<Option<SessionRow>>,
+    /// The spec whose `[bgp]` was last looked at ([`live`]).
+    seen: Option<Arc<PopSpec>>,
+    /// A section BIRD refused: not tried again until the spec changes.
+    refused: Option<BgpSpec>,
     restarts: u64,
     announces: u64,
     withdraws: u64,
+    reconfigurations: u64,
+    reconfigurations_refused: u64,
     epoch: Instant,
 }
 
 impl Runner {
     fn new(
         spec: BgpSpec,
+        pop: String,
         conf: PathBuf,
         ctl: PathBuf,
         inputs: Inputs,
         shared: Arc<Shared>,
     ) -> Runner {
-        let n = spec.prefixes.len();
         Runner {
             sessions: vec![None; spec.neighbors.len()],
+            prefixes: vec![PrefixState::new(); spec.prefixes.len()],
+            // The section the task starts with is the one in force (checked
+            // on the next pass all the same).
+            seen: None,
             spec,
+            pop,
             conf,
             ctl,
             inputs,
             shared,
-            dampers: vec![Damper::default(); n],
-            applied: vec![Some(Mode::Off); n],
-            closed: vec![None; n],
-            transitions: vec![(0, 0); n],
             drain_started: None,
+            refused: None,
             restarts: 0,
             announces: 0,
             withdraws: 0,
+            reconfigurations: 0,
+            reconfigurations_refused: 0,
             epoch: Instant::now(),
         }
     }
@@ -322,16 +250,23 @@ impl Runner {
                     );
                     bird = None;
                     down_since = Some(Instant::now());
-                    self.applied.iter_mut().for_each(|a| *a = None);
+                    self.prefixes.iter_mut().for_each(|p| p.applied = None);
                     self.sessions.iter_mut().for_each(|s| *s = None);
                 }
             }
             if bird.is_none() && down_since.is_some_and(|t| t.elapsed() >= RESTART_AFTER) {
+                // Everything disabled, as BIRD will have it after a start.
+                let text = conf::render(&self.spec, &self.pop, &|_| Mode::Off);
+                if let Err(e) = live::write_atomically(&self.conf, &text) {
+                    tracing::error!("bgp: writing {}: {e}", self.conf.display());
+                }
                 match Bird::start(&self.spec.bird, &self.conf, &self.ctl) {
                     Ok(b) => {
                         self.restarts += 1;
                         tracing::warn!("bgp: BIRD started again (pid {})", b.pid());
-                        self.applied.iter_mut().for_each(|a| *a = Some(Mode::Off));
+                        self.prefixes
+                            .iter_mut()
+                            .for_each(|p| p.applied = Some(Mode::Off));
                         bird = Some(b);
                         down_since = None;
                     }
@@ -341,6 +276,7 @@ impl Runner {
                     }
                 }
             }
+            self.follow(bird.as_ref());
             let wanted = self.decide();
             if let Some(b) = bird.as_ref() {
                 self.apply(b, &wanted);
@@ -355,7 +291,9 @@ impl Runner {
         if let Some(b) = bird {
             b.shutdown(Duration::from_secs(1));
         }
-        self.applied.iter_mut().for_each(|a| *a = Some(Mode::Off));
+        self.prefixes
+            .iter_mut()
+            .for_each(|p| p.applied = Some(Mode::Off));
         self.publish(None);
         tracing::info!("bgp: BIRD stopped");
     }
@@ -377,7 +315,7 @@ impl Runner {
             );
         }
         // Nothing announced when the drain starts: nothing to wait for.
-        let nothing_announced = self.dampers.iter().all(|d| !d.announced());
+        let nothing_announced = self.prefixes.iter().all(|p| !p.damper.announced());
         let drain_over = self.drain_started.is_some_and(|t| {
             nothing_announced || t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms)
         });
@@ -403,7 +341,8 @@ impl Runner {
                 gate::backends(&p.prefix, &snapshot.spec, &|eip| backends.eip_down(eip))
             });
             let closed = verdict.err();
-            let damper = &mut self.dampers[i];
+            let state = &mut self.prefixes[i];
+            let damper = &mut state.damper;
             let transition = if draining {
                 if drain_over {
                     damper.force_withdraw()
@@ -416,12 +355,12 @@ impl Runner {
             match transition {
                 Some(Transition::Announce) => {
                     self.announces += 1;
-                    self.transitions[i].0 += 1;
+                    state.announces += 1;
                     tracing::info!("bgp: {}: announce: the data plane forwards it", p.prefix);
                 }
                 Some(Transition::Withdraw) => {
                     self.withdraws += 1;
-                    self.transitions[i].1 += 1;
+                    state.withdraws += 1;
                     let why = if draining {
                         "drain over".to_string()
                     } else {
@@ -433,7 +372,7 @@ impl Runner {
                 }
                 None => {}
             }
-            if closed != self.closed[i] && !draining {
+            if closed != state.closed && !draining {
                 if let Some(c) = &closed {
                     if damper.announced() {
                         tracing::warn!(
@@ -446,12 +385,12 @@ impl Runner {
                     }
                 }
             }
-            self.closed[i] = if draining {
-                Some(Closed::Draining)
+            state.closed = if draining {
+                Some(gate::Closed::Draining)
             } else {
                 closed
             };
-            wanted.push(match (damper.announced(), draining) {
+            wanted.push(match (state.damper.announced(), draining) {
                 (false, _) => Mode::Off,
                 (true, false) => Mode::Announce,
                 (true, true) => Mode::Drain,
@@ -464,11 +403,12 @@ impl Runner {
     /// prefix moving to drain is replaced in place, never withdrawn.
     fn apply(&mut self, bird: &Bird, wanted: &[Mode]) {
         for (i, &mode) in wanted.iter().enumerate() {
-            if self.applied[i] == Some(mode) {
+            if self.prefixes[i].applied == Some(mode) {
                 continue;
             }
-            let announce = conf::announce_protocol(i);
-            let drain = conf::drain_protocol(i);
+            let prefix = &self.spec.prefixes[i].prefix;
+            let announce = conf::announce_protocol(prefix);
+            let drain = conf::drain_protocol(prefix);
             let steps: &[(&str, bool)] = match mode {
                 Mode::Off => &[(&announce, false), (&drain, false)],
                 Mode::Announce => &[(&announce, true), (&drain, false)],
@@ -483,14 +423,14 @@ impl Runner {
                         false
                     }
                 });
-            self.applied[i] = done.then_some(mode);
+            self.prefixes[i].applied = done.then_some(mode);
         }
-        let nothing_announced = self.dampers.iter().all(|d| !d.announced());
+        let nothing_announced = self.prefixes.iter().all(|p| !p.damper.announced());
         let drain_over = self.drain_started.is_some_and(|t| {
             nothing_announced || t.elapsed() >= Duration::from_millis(self.spec.drain_wait_ms)
         });
         if drain_over
-            && self.applied.iter().all(|a| *a == Some(Mode::Off))
+            && self.prefixes.iter().all(|p| p.applied == Some(Mode::Off))
             && !self.shared.drained.swap(true, Ordering::Relaxed)
         {
             tracing::info!("bgp: drained: every prefix withdrawn");
@@ -501,7 +441,7 @@ impl Runner {
         match bird.sessions() {
             Ok(rows) => {
                 for (i, s) in self.sessions.iter_mut().enumerate() {
-                    let name = conf::neighbor_protocol(i);
+                    let name = conf::neighbor_protocol(self.spec.neighbors[i].address);
                     let fresh = rows.iter().find(|r| r.protocol == name).cloned();
                     let was = s.as_ref().is_some_and(SessionRow::established);
                     let now = fresh.as_ref().is_some_and(SessionRow::established);
@@ -551,22 +491,21 @@ impl Runner {
                 .spec
                 .prefixes
                 .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let applied = self.applied[i];
-                    PrefixStatus {
-                        prefix: p.prefix.to_string(),
-                        announced: matches!(applied, Some(Mode::Announce | Mode::Drain)),
-                        draining: applied == Some(Mode::Drain),
-                        closed: self.closed[i].as_ref().map(ToString::to_string),
-                        closed_kind: self.closed[i].clone(),
-                        announces: self.transitions[i].0,
-                        withdraws: self.transitions[i].1,
-                    }
+                .zip(&self.prefixes)
+                .map(|(p, s)| PrefixStatus {
+                    prefix: p.prefix.to_string(),
+                    announced: matches!(s.applied, Some(Mode::Announce | Mode::Drain)),
+                    draining: s.applied == Some(Mode::Drain),
+                    closed: s.closed.as_ref().map(ToString::to_string),
+                    closed_kind: s.closed.clone(),
+                    announces: s.announces,
+                    withdraws: s.withdraws,
                 })
                 .collect(),
             announces: self.announces,
             withdraws: self.withdraws,
+            reconfigurations: self.reconfigurations,
+            reconfigurations_refused: self.reconfigurations_refused,
         };
         *self
             .shared
