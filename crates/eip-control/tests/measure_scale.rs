@@ -63,6 +63,7 @@ fn eip(k: u32) -> EipSpec {
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0AC9_0000 + k))),
         services: vec![],
         limits: None,
+        acl: None,
     }
 }
 

@@ -18,6 +18,9 @@
 //! its cost is bounded by the prefix lengths in use, not by the rule count
 //! (besides rules sharing one prefix, scanned until one matches or an index
 //! beats no better one already found).
+//!
+//! Why one file: the operator's form and its compiled trie change together
+//! (a rule's fields are what the trie indexes); the tests are in `acl/tests.rs`.
 
 pub use crate::protect::Prefix;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
