@@ -54,38 +54,10 @@ fn configure(tb: &Anycast) {
     std::fs::write(&path, out).unwrap();
 }
 
-/// Peers the router's BGP has a path to `prefix` from.
-fn bgp_peers(tb: &Anycast, prefix: &str) -> Vec<String> {
-    let out = tb
-        .ns(
-            "AT_NS_ROUTER",
-            &[
-                "vtysh",
-                "--vty_socket",
-                tb.var("AT_FRR_DIR"),
-                "-c",
-                &format!("show ip bgp {prefix} json"),
-            ],
-        )
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["paths"]
-        .as_array()
-        .map(|paths| {
-            paths
-                .iter()
-                .filter(|p| p["network"].as_str().is_none_or(|n| n == prefix))
-                .filter_map(|p| p["peer"]["peerId"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn wait_peers(tb: &Anycast, prefix: &str, want: bool, timeout: Duration) -> Duration {
     let t = Instant::now();
     loop {
-        let peers = bgp_peers(tb, prefix);
+        let peers = tb.bgp_paths_to(prefix);
         if peers.is_empty() != want {
             return t.elapsed();
         }
@@ -185,7 +157,7 @@ fn a_silent_backend_is_drained_in_time_and_an_eip_with_none_left_is_withdrawn() 
         }
     }
     // Still announced: one backend answers.
-    assert!(!bgp_peers(&tb, &prefix).is_empty());
+    assert!(!tb.bgp_paths_to(&prefix).is_empty());
     assert!(!tb.bgp_paths().is_empty());
 
     // Every backend of the EIP fails: its /32 is withdrawn, the pool stays.

@@ -356,27 +356,15 @@ impl ControlPlane {
                     )
                 })?
         };
-        let tables = Arc::new(backends::overlay(tables, &writer.backends_down, generation));
-        let timeout = writer.ack_timeout;
-        let published = writer.sink.publish(Arc::clone(&tables), timeout);
-        if let Err(SinkError::Rejected(reason)) = &published {
-            return Err(ApiError::new(
-                ErrorCode::Internal,
-                format!("tables not published: {reason}"),
-            ));
-        }
-        *unpoison(self.current.write()) = Arc::new(Snapshot {
+        let tables = backends::overlay(tables, &writer.backends_down, generation);
+        self.publish_generation(&mut writer, tables, generation, |tables| Snapshot {
             spec: Arc::clone(&current.spec),
             tables,
             path_states: states,
             observed: Arc::new(observed),
             version: current.version,
             resolved: resolution,
-        });
-        match published {
-            Err(e) => Err(ApiError::new(ErrorCode::Timeout, e.to_string())),
-            Ok(()) => Ok(Some(generation)),
-        }
+        })
     }
 
     /// The single writer: edit a clone, build, journal, publish, wait, commit.
@@ -593,5 +581,6 @@ impl Writer {
 }
 
 mod backends;
+mod generation;
 #[cfg(test)]
 mod tests;

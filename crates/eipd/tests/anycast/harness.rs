@@ -139,8 +139,14 @@ impl Anycast {
             .map(|s| s.to_string())
     }
 
-    /// The next hops of every path the router's BGP has for the prefix.
+    /// The peers of every path the router's BGP has for the EIP pool.
     pub fn bgp_paths(&self) -> Vec<String> {
+        self.bgp_paths_to(self.var("AT_EIP_PREFIX"))
+    }
+
+    /// The peers of every path the router's BGP has for exactly `prefix`
+    /// (not a shorter prefix that covers it).
+    pub fn bgp_paths_to(&self, prefix: &str) -> Vec<String> {
         let out = self
             .ns(
                 "AT_NS_ROUTER",
@@ -149,7 +155,7 @@ impl Anycast {
                     "--vty_socket",
                     self.var("AT_FRR_DIR"),
                     "-c",
-                    &format!("show ip bgp {} json", self.var("AT_EIP_PREFIX")),
+                    &format!("show ip bgp {prefix} json"),
                 ],
             )
             .output()
@@ -160,6 +166,7 @@ impl Anycast {
             .map(|paths| {
                 paths
                     .iter()
+                    .filter(|p| p["network"].as_str().is_none_or(|n| n == prefix))
                     .filter_map(|p| p["peer"]["peerId"].as_str().map(String::from))
                     .collect()
             })

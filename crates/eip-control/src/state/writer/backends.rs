@@ -4,8 +4,7 @@
 //! brings a backend measured down back into its Maglev table.
 
 use super::{unpoison, ControlPlane, Snapshot};
-use crate::api::{ApiError, ErrorCode};
-use crate::state::SinkError;
+use crate::api::ApiError;
 use eip_dataplane::tables::{BackendRef, Tables};
 use std::sync::Arc;
 
@@ -68,27 +67,14 @@ impl ControlPlane {
         if !changed {
             return Ok(None);
         }
-        let tables = Arc::new(tables);
-        let timeout = writer.ack_timeout;
-        let published = writer.sink.publish(Arc::clone(&tables), timeout);
-        if let Err(SinkError::Rejected(reason)) = &published {
-            return Err(ApiError::new(
-                ErrorCode::Internal,
-                format!("tables not published: {reason}"),
-            ));
-        }
-        *unpoison(self.current.write()) = Arc::new(Snapshot {
+        self.publish_generation(&mut writer, tables, generation, |tables| Snapshot {
             spec: Arc::clone(&current.spec),
             tables,
             path_states: current.path_states.clone(),
             observed: Arc::clone(&current.observed),
             version: current.version,
             resolved: current.resolved.clone(),
-        });
-        match published {
-            Err(e) => Err(ApiError::new(ErrorCode::Timeout, e.to_string())),
-            Ok(()) => Ok(Some(generation)),
-        }
+        })
     }
 
     /// The service backends the checks last reported down.
