@@ -13,6 +13,9 @@
 //     (eip_dataplane::tables::acl), kept in the LPM tries acl_v4 / acl_v6
 //     keyed by (EIP, source prefix); such frames are dropped here and counted
 //     as DROP_ACL, and no worker sees them;
+//     and unless the EIP is over its inbound rate cap (maps rate_caps and
+//     rate_buckets, see "Rate caps" below): such frames are dropped and
+//     counted as DROP_RATE;
 //   * IPv4 UDP to a local VTEP address (map vtep_v4) on the VXLAN port, on ports
 //     that accept VTEP traffic. Non-first fragments carry no UDP header and go to
 //     the kernel.
@@ -21,6 +24,16 @@
 // and one set of filter maps serve every interface of the POP. When no socket is
 // bound at that key, bpf_redirect_map() falls back to XDP_PASS and the NO_SOCKET
 // counter says so (a queue without a worker is a configuration error).
+//
+// Rate caps. An EIP's inbound caps (bits/s and packets/s, IP packets counted
+// whole) are its own entry in rate_caps (EIPs with caps of their own) or else
+// the POP default in filter_config. Each receive queue keeps its own token
+// buckets per EIP (rate_buckets, an LRU keyed by EIP and queue): a queue is
+// served by one CPU at a time, so no atomics, and each queue gets
+// cap / queues_per_port as each worker does in user space. A bucket holds
+// RATE_BURST_NS of its rate, twice the workers' burst: the program sheds what
+// is clearly over the cap before it costs a copy into user space, and the
+// workers, behind it, police exactly.
 //
 // Built by dataplane/build.rs with clang -target bpf; no libbpf headers needed.
 // Map sizes here are placeholders: user space sets max_entries from its config.
@@ -46,6 +59,9 @@
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) =
+	(void *)BPF_FUNC_map_update_elem;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 
 // Keep in sync with crates/eip-afxdp/src/program.rs.
 #define ACCEPT_EIP 1u
@@ -53,6 +69,20 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF
 // filter_config.acl: which ACL tries hold entries (lookups only then).
 #define ACL_V4 1u
 #define ACL_V6 2u
+// filter_config.acl: some EIP may have a rate cap (lookups only then).
+#define RATE_CAPS 4u
+// A cap the EIP leaves to the POP default (rate_caps values).
+#define CAP_INHERIT ((__u64)-1)
+#define NS_PER_S 1000000000ull
+// A bucket holds this much of its rate (ns): 20 ms.
+#define RATE_BURST_NS 20000000ull
+// ... but at least two 1514-byte frames, or two packets.
+#define MIN_BURST_BITS (2ull * 1514 * 8)
+#define MIN_BURST_PACKETS 2ull
+// A new bucket: more than any bucket holds (take() clamps it to full). User
+// space writes no rate above 1e11/s, so tokens + RATE_BURST_NS * rate stays
+// far below 2^64.
+#define FRESH ((__u64)-1 / 4)
 
 struct port_info {
 	__u32 slot;
@@ -63,6 +93,28 @@ struct filter_config {
 	__u32 queues_per_port;
 	__u16 vxlan_port_be;
 	__u16 acl;
+	// The POP default inbound caps: 0 = none.
+	__u64 default_bps;
+	__u64 default_pps;
+};
+
+// An EIP's own inbound caps: 0 = none, CAP_INHERIT = the POP default's.
+struct rate_caps {
+	__u64 bps;
+	__u64 pps;
+};
+
+struct bucket_key {
+	__u8 eip[16]; // IPv6, or IPv4-mapped (::ffff:a.b.c.d)
+	__u32 queue;
+};
+
+// Tokens in units: a bucket gains `cap` units per ns; a packet costs
+// NS_PER_S * queues_per_port units per packet or per bit.
+struct bucket {
+	__u64 last;
+	__u64 bits;
+	__u64 packets;
 };
 
 enum stat {
@@ -74,7 +126,8 @@ enum stat {
 	STAT_REDIRECT_VTEP = 5,
 	STAT_NO_SOCKET = 6,
 	STAT_DROP_ACL = 7,
-	STAT_MAX = 8,
+	STAT_DROP_RATE = 8,
+	STAT_MAX = 9,
 };
 
 struct v6_key {
@@ -160,6 +213,22 @@ struct {
 	__type(value, __u32);
 } acl_v6 SEC(".maps");
 
+// EIP (as in bucket_key) -> its own caps.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct v6_key);
+	__type(value, struct rate_caps);
+} rate_caps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct bucket_key);
+	__type(value, struct bucket);
+} rate_buckets SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STAT_MAX);
@@ -178,6 +247,68 @@ static ALWAYS_INLINE int pass(__u32 why)
 {
 	count(why);
 	return XDP_PASS;
+}
+
+// Adds what `elapsed` ns bring at `rate` (units/ns) to `tokens`, up to the
+// bucket's size; then takes `cost` if there is that much. 0: not enough.
+static ALWAYS_INLINE int take(__u64 *tokens, __u64 rate, __u64 elapsed, __u64 cost, __u64 least)
+{
+	if (rate == 0)
+		return 1;
+	__u64 size = rate * RATE_BURST_NS;
+	if (size < least)
+		size = least;
+	__u64 t = *tokens + elapsed * rate;
+	if (t > size)
+		t = size;
+	*tokens = t;
+	return t >= cost;
+}
+
+// Whether a frame of `len` IP bytes to `eip` (IPv6 or IPv4-mapped) arriving on
+// `queue` is over the EIP's inbound caps; consumes its tokens when it is not.
+static ALWAYS_INLINE int over_cap(struct filter_config *cfg, struct v6_key *eip, __u32 queue, __u64 len)
+{
+	__u64 bps = cfg->default_bps, pps = cfg->default_pps;
+	struct rate_caps *own = bpf_map_lookup_elem(&rate_caps, eip);
+	if (own) {
+		if (own->bps != CAP_INHERIT)
+			bps = own->bps;
+		if (own->pps != CAP_INHERIT)
+			pps = own->pps;
+	}
+	if (bps == 0 && pps == 0)
+		return 0;
+	struct bucket_key key = {.queue = queue};
+	__builtin_memcpy(key.eip, eip->addr, sizeof(key.eip));
+	__u64 now = bpf_ktime_get_ns();
+	__u64 unit = NS_PER_S * cfg->queues_per_port;
+	struct bucket *b = bpf_map_lookup_elem(&rate_buckets, &key);
+	if (!b) {
+		// Starts full: what take() clamps to.
+		struct bucket fresh = {.last = now, .bits = FRESH, .packets = FRESH};
+		bpf_map_update_elem(&rate_buckets, &key, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&rate_buckets, &key);
+		if (!b)
+			return 0; // not tracked: the workers police it
+	}
+	__u64 elapsed = now > b->last ? now - b->last : 0;
+	if (elapsed > RATE_BURST_NS)
+		elapsed = RATE_BURST_NS;
+	b->last = now;
+	__u64 bits = b->bits, packets = b->packets;
+	__u64 bit_cost = len * 8 * unit, packet_cost = unit;
+	int ok = take(&bits, bps, elapsed, bit_cost, MIN_BURST_BITS * unit) &
+		 take(&packets, pps, elapsed, packet_cost, MIN_BURST_PACKETS * unit);
+	if (ok) {
+		if (bps)
+			bits -= bit_cost;
+		if (pps)
+			packets -= packet_cost;
+	}
+	b->bits = bits;
+	b->packets = packets;
+	return !ok;
 }
 
 SEC("xdp")
@@ -220,6 +351,14 @@ int eip_filter(struct xdp_md *ctx)
 					return XDP_DROP;
 				}
 			}
+			if (cfg->acl & RATE_CAPS) {
+				struct v6_key mapped = {.addr = {[10] = 0xff, [11] = 0xff}};
+				__builtin_memcpy(&mapped.addr[12], &daddr, 4);
+				if (over_cap(cfg, &mapped, ctx->rx_queue_index, data_end - l3)) {
+					count(STAT_DROP_RATE);
+					return XDP_DROP;
+				}
+			}
 			hit = STAT_REDIRECT_EIP_V4;
 			goto redirect;
 		}
@@ -253,6 +392,11 @@ int eip_filter(struct xdp_md *ctx)
 					count(STAT_DROP_ACL);
 					return XDP_DROP;
 				}
+			}
+			if ((cfg->acl & RATE_CAPS) &&
+			    over_cap(cfg, &key, ctx->rx_queue_index, data_end - l3)) {
+				count(STAT_DROP_RATE);
+				return XDP_DROP;
 			}
 			hit = STAT_REDIRECT_EIP_V6;
 			goto redirect;

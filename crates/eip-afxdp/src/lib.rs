@@ -74,7 +74,10 @@ pub use control::{ControlGuard, ControlPacket, ControlQueue};
 pub use error::SetupError;
 pub use frames::{FrameCounts, FrameLedger, FrameState};
 pub use inject::{InjectError, InjectQueue};
-pub use program::{AclEntry, FilterDelta, FilterSource, FilterStats, SyncReport, XdpFilter};
+pub use program::{
+    AclEntry, CapsEntry, FilterDelta, FilterSource, FilterStats, SyncReport, XdpCaps, XdpFilter,
+    CAP_INHERIT, XDP_MAX_RATE,
+};
 pub use runtime::{AfXdpRuntime, PortReport, QueueReport, SetupReport};
 pub use stats::{SocketStats, WorkerCounters, WorkerSnapshot, WorkerStats};
 pub use worker::{PacketProcessor, WorkerExit};

@@ -15,15 +15,17 @@
 //! which outlives the process; there `ip link set dev X xdp off` cleans up.
 //!
 //! Why one file: the program's maps, their sizing and their sync are one
-//! contract with `eip_xdp.c`; the access-list tries, which only add entries
-//! to it, are in `program/acl.rs`.
+//! contract with `eip_xdp.c`; the access-list tries and the rate caps, which
+//! only add entries to it, are in `program/acl.rs` and `program/limits.rs`.
 
 mod acl;
+mod limits;
 
 pub use acl::AclEntry;
+pub use limits::{CapsEntry, XdpCaps, CAP_INHERIT, XDP_MAX_RATE};
 
 use std::hash::Hash;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, XskMap};
@@ -42,6 +44,11 @@ const ACCEPT_EIP: u32 = 1;
 const ACCEPT_VTEP: u32 = 2;
 /// Entries of each access-list trie (allocated as used: `BPF_F_NO_PREALLOC`).
 const MAX_ACL_PREFIXES: u32 = 1 << 18;
+/// `filter_config.acl` bit: some EIP may be capped (the program looks then).
+const RATE_CAPS: u16 = 4;
+/// (EIP, queue) token buckets the program keeps (an LRU: EIPs receiving
+/// traffic stay, a bucket evicted starts full again).
+const MAX_RATE_BUCKETS: u32 = 1 << 16;
 
 /// `struct port_info` in the C program.
 #[repr(C)]
@@ -53,12 +60,16 @@ struct PortInfo {
 
 /// `struct filter_config` in the C program.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FilterConfig {
     queues_per_port: u32,
     vxlan_port_be: u16,
-    /// Which access-list tries hold entries (`acl::ACL_V4`, `acl::ACL_V6`).
+    /// Which access-list tries hold entries (`acl::ACL_V4`, `acl::ACL_V6`)
+    /// and whether any EIP may be capped ([`RATE_CAPS`]).
     acl: u16,
+    /// The POP's default inbound caps (0: none).
+    default_bps: u64,
+    default_pps: u64,
 }
 
 // SAFETY: both are `repr(C)` structs of plain integers with no padding (checked
@@ -67,7 +78,7 @@ unsafe impl Pod for PortInfo {}
 // SAFETY: as above.
 unsafe impl Pod for FilterConfig {}
 const _: () = assert!(std::mem::size_of::<PortInfo>() == 8);
-const _: () = assert!(std::mem::size_of::<FilterConfig>() == 8);
+const _: () = assert!(std::mem::size_of::<FilterConfig>() == 24);
 
 /// What the XDP program counted (summed over CPUs). Only the program's own
 /// decisions; AF_XDP socket drops are in the socket statistics.
@@ -90,6 +101,8 @@ pub struct FilterStats {
     pub no_socket: u64,
     /// Dropped: the source is denied outright by the EIP's access list.
     pub drop_acl: u64,
+    /// Dropped: over the EIP's inbound rate cap.
+    pub drop_rate: u64,
 }
 
 /// Where the filter maps get their contents: the forwarding tables. The lead's
@@ -104,6 +117,14 @@ pub trait FilterSource {
     /// (EIP, source prefix) pairs to drop before the redirect.
     fn acl_denies(&self) -> impl Iterator<Item = AclEntry> + '_ {
         std::iter::empty()
+    }
+    /// EIPs with inbound caps of their own.
+    fn rate_caps(&self) -> impl Iterator<Item = CapsEntry> + '_ {
+        std::iter::empty()
+    }
+    /// The POP's default inbound caps (no [`CAP_INHERIT`] in them).
+    fn default_caps(&self) -> XdpCaps {
+        XdpCaps::NONE
     }
 }
 
@@ -120,6 +141,11 @@ pub struct FilterDelta {
     /// Access-list prefixes to drop in XDP, and those no longer.
     pub add_acl: Vec<AclEntry>,
     pub remove_acl: Vec<AclEntry>,
+    /// EIPs whose own caps are new or changed, and those that have none any more.
+    pub set_caps: Vec<CapsEntry>,
+    pub remove_caps: Vec<IpAddr>,
+    /// The POP default caps, when they changed.
+    pub default_caps: Option<XdpCaps>,
 }
 
 impl FilterDelta {
@@ -133,6 +159,9 @@ impl FilterDelta {
             && self.remove_vteps.is_empty()
             && self.add_acl.is_empty()
             && self.remove_acl.is_empty()
+            && self.set_caps.is_empty()
+            && self.remove_caps.is_empty()
+            && self.default_caps.is_none()
     }
 }
 
@@ -158,6 +187,8 @@ pub struct SyncReport {
     pub vtep_v4: MapDiff,
     /// `acl_v4` and `acl_v6` tries together.
     pub acl: MapDiff,
+    /// `rate_caps` ("added": entries written, new or changed).
+    pub caps: MapDiff,
 }
 
 /// An interface the program is attached to.
@@ -297,6 +328,7 @@ pub struct XdpFilter {
     vtep_v4: KeySet<u32>,
     acl_v4: acl::Trie<8>,
     acl_v6: acl::Trie<32>,
+    caps: limits::CapsMap,
     config: Array<MapData, FilterConfig>,
     /// What `config` holds.
     filter_config: FilterConfig,
@@ -365,6 +397,8 @@ impl XdpFilter {
             .map_max_entries("xsks", sizes.ports * sizes.queues_per_port)
             .map_max_entries("acl_v4", MAX_ACL_PREFIXES)
             .map_max_entries("acl_v6", MAX_ACL_PREFIXES)
+            .map_max_entries("rate_caps", sizes.max_eips)
+            .map_max_entries("rate_buckets", MAX_RATE_BUCKETS)
             .load(OBJECT)
             .map_err(load_error)?;
         let program: &mut Xdp = ebpf
@@ -382,6 +416,8 @@ impl XdpFilter {
             queues_per_port: sizes.queues_per_port,
             vxlan_port_be: sizes.vxlan_port.to_be(),
             acl: 0,
+            default_bps: 0,
+            default_pps: 0,
         };
         config
             .set(0, filter_config, 0)
@@ -422,6 +458,10 @@ impl XdpFilter {
                 "acl_v6",
                 take_map(&mut ebpf, "acl_v6", LpmTrie::try_from)?,
                 MAX_ACL_PREFIXES,
+            ),
+            caps: limits::CapsMap::new(
+                take_map(&mut ebpf, "rate_caps", HashMap::try_from)?,
+                sizes.max_eips,
             ),
             config,
             filter_config,
@@ -528,9 +568,12 @@ impl XdpFilter {
         let (a4, r4) = self.acl_v4.sync(&acl)?;
         let (a6, r6) = self.acl_v6.sync(&acl)?;
         let (added, removed) = (a4 + a6, r4 + r6);
-        self.write_acl_flags()?;
+        let caps: Vec<CapsEntry> = source.rate_caps().collect();
+        let (cw, cr) = self.caps.sync(&caps)?;
+        self.write_flags(Some(source.default_caps()))?;
         Ok(SyncReport {
             acl: self.acl_diff(added, removed),
+            caps: self.caps_diff(cw, cr),
             eip_v4: self
                 .eip_v4
                 .sync(source.eip_v4().map(|a| u32::from_ne_bytes(a.octets())))?,
@@ -555,9 +598,11 @@ impl XdpFilter {
         let av = self.vtep_v4.insert_all(delta.add_vteps.iter().map(v4))?;
         let aa =
             self.acl_v4.insert_all(&delta.add_acl)? + self.acl_v6.insert_all(&delta.add_acl)?;
-        self.write_acl_flags()?;
+        let cw = self.caps.set_all(&delta.set_caps)?;
+        self.write_flags(delta.default_caps)?;
         Ok(SyncReport {
             acl: self.acl_diff(aa, 0),
+            caps: self.caps_diff(cw, 0),
             eip_v4: self.eip_v4.diff(a4, 0),
             eip_v6: self.eip_v6.diff(a6, 0),
             vtep_v4: self.vtep_v4.diff(av, 0),
@@ -577,9 +622,11 @@ impl XdpFilter {
         let rv = self.vtep_v4.remove_all(delta.remove_vteps.iter().map(v4))?;
         let ra = self.acl_v4.remove_all(&delta.remove_acl)?
             + self.acl_v6.remove_all(&delta.remove_acl)?;
-        self.write_acl_flags()?;
+        let cr = self.caps.remove_all(&delta.remove_caps)?;
+        self.write_flags(None)?;
         Ok(SyncReport {
             acl: self.acl_diff(0, ra),
+            caps: self.caps_diff(0, cr),
             eip_v4: self.eip_v4.diff(0, r4),
             eip_v6: self.eip_v6.diff(0, r6),
             vtep_v4: self.vtep_v4.diff(0, rv),
@@ -588,7 +635,7 @@ impl XdpFilter {
 
     /// The program's counters, summed over CPUs.
     pub fn stats(&self) -> Result<FilterStats, SetupError> {
-        let mut v = [0u64; 8];
+        let mut v = [0u64; 9];
         for (i, slot) in v.iter_mut().enumerate() {
             let per_cpu = self
                 .stats
@@ -609,6 +656,7 @@ impl XdpFilter {
             redirect_vtep: v[5],
             no_socket: v[6],
             drop_acl: v[7],
+            drop_rate: v[8],
         })
     }
 
@@ -620,12 +668,39 @@ impl XdpFilter {
         }
     }
 
+    fn caps_diff(&self, added: usize, removed: usize) -> MapDiff {
+        MapDiff {
+            added,
+            removed,
+            total: self.caps.len(),
+        }
+    }
+
     /// Tells the program which tries to look up (none while both are empty,
-    /// so EIPs without XDP denies pay no lookup). Written after an insert and
-    /// after a removal: a trie is looked up before its first entry is needed
-    /// and until after its last is gone.
-    fn write_acl_flags(&mut self) -> Result<(), SetupError> {
-        let flags = if self.acl_v4.is_empty() {
+    /// so EIPs without XDP denies pay no lookup), whether to look for rate
+    /// caps (none while no EIP has its own and the POP default caps nothing),
+    /// and the POP default (`default`, when it changes). Written after an
+    /// insert and after a removal: a map is looked up before its first entry
+    /// is needed and until after its last is gone.
+    fn write_flags(&mut self, default: Option<XdpCaps>) -> Result<(), SetupError> {
+        let default = default.map_or(
+            XdpCaps {
+                bps: self.filter_config.default_bps,
+                pps: self.filter_config.default_pps,
+            },
+            |d| XdpCaps {
+                bps: if d.bps == CAP_INHERIT { 0 } else { d.bps },
+                pps: if d.pps == CAP_INHERIT { 0 } else { d.pps },
+            }
+            .clamped(),
+        );
+        let capped = if self.caps.len() > 0 || default.any() {
+            RATE_CAPS
+        } else {
+            0
+        };
+        let flags = capped
+            | if self.acl_v4.is_empty() {
             0
         } else {
             acl::ACL_V4
@@ -634,13 +709,15 @@ impl XdpFilter {
         } else {
             acl::ACL_V6
         };
-        if flags == self.filter_config.acl {
-            return Ok(());
-        }
         let new = FilterConfig {
             acl: flags,
+            default_bps: default.bps,
+            default_pps: default.pps,
             ..self.filter_config
         };
+        if new == self.filter_config {
+            return Ok(());
+        }
         self.config.set(0, new, 0).map_err(|e| SetupError::Map {
             map: "config",
             what: "writing".into(),
@@ -689,5 +766,13 @@ impl FilterSource for eip_dataplane::Tables {
     }
     fn acl_denies(&self) -> impl Iterator<Item = AclEntry> + '_ {
         self.xdp_acl_denies()
+    }
+    fn rate_caps(&self) -> impl Iterator<Item = CapsEntry> + '_ {
+        self.inbound_caps()
+            .map(|(eip, [bps, pps])| (eip, XdpCaps { bps, pps }))
+    }
+    fn default_caps(&self) -> XdpCaps {
+        let [bps, pps] = self.default_inbound_caps();
+        XdpCaps { bps, pps }
     }
 }

@@ -102,12 +102,9 @@ impl MetricsSources {
                 worker_metrics(*queue, d, &slot)
             })
             .collect();
-        let xdp_acl_dropped = self
-            .driver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .xdp
-            .map(|x| x.drop_acl);
+        let xdp = self.driver.lock().unwrap_or_else(|e| e.into_inner()).xdp;
+        let xdp_acl_dropped = xdp.map(|x| x.drop_acl);
+        let xdp_rate_dropped = xdp.map(|x| x.drop_rate);
         let sockets = self
             .driver
             .lock()
@@ -133,6 +130,7 @@ impl MetricsSources {
             workers,
             sockets,
             xdp_acl_dropped,
+            xdp_rate_dropped,
         }
     }
 }

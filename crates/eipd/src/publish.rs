@@ -12,6 +12,11 @@
 //! longer deny removed after it; a swap that leaves every list alone (the
 //! snapshots share them) compares none.
 //!
+//! So do the rate caps the program polices (an EIP's own inbound caps in
+//! `rate_caps`, the POP default in the program's config): those of the new
+//! tables are written before the swap, those of EIPs that lost theirs removed
+//! after it; a swap that leaves every cap alone compares none.
+//!
 //! The maps are sized at start (`--max-eips`); the control plane refuses a
 //! change beyond that before anything is applied, and the maps refuse a delta
 //! that would not fit before inserting any of it.
@@ -19,7 +24,7 @@
 //! The filter maps are behind [`FilterMaps`], so the order of these steps is
 //! tested below without XDP and without root.
 
-use eip_afxdp::{AfXdpRuntime, FilterDelta, SetupError, SyncReport};
+use eip_afxdp::{AfXdpRuntime, FilterDelta, FilterSource, SetupError, SyncReport};
 use eip_control::state::{SinkError, TableSink};
 use eip_dataplane::swap::Publisher;
 use eip_dataplane::Tables;
@@ -107,7 +112,23 @@ pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
     } else {
         diff(old.xdp_acl_denies(), new.xdp_acl_denies())
     };
+    let (set_caps, remove_caps) = if new.eips.same_limits(&old.eips) {
+        (Vec::new(), Vec::new())
+    } else {
+        let mut gone: rustc_hash::FxHashMap<_, _> = old.rate_caps().collect();
+        let mut set = Vec::new();
+        for (eip, caps) in new.rate_caps() {
+            if gone.remove(&eip) != Some(caps) {
+                set.push((eip, caps));
+            }
+        }
+        (set, gone.into_keys().collect())
+    };
+    let default_caps = Some(new.default_caps()).filter(|d| *d != old.default_caps());
     FilterDelta {
+        set_caps,
+        remove_caps,
+        default_caps,
         add_acl,
         remove_acl,
         add_v4,
@@ -137,13 +158,25 @@ pub fn apply_swap(
     let result = TableSink::publish(publisher, Arc::clone(tables), timeout);
     if result.is_err() && publisher.latest().version == old.version {
         // Nothing was handed over: take back what was inserted.
+        let back = filter_delta(tables, &old);
+        let caps_back = FilterDelta {
+            set_caps: back.set_caps,
+            default_caps: back.default_caps,
+            ..FilterDelta::default()
+        };
         let undo = FilterDelta {
             remove_v4: delta.add_v4,
             remove_v6: delta.add_v6,
             remove_vteps: delta.add_vteps,
             remove_acl: delta.add_acl,
+            remove_caps: back.remove_caps,
             ..FilterDelta::default()
         };
+        if !caps_back.is_empty() {
+            if let Err(e) = filter.widen(&caps_back) {
+                tracing::error!("XDP rate caps after a refused swap: {e}");
+            }
+        }
         if let Err(e) = filter.narrow(&undo) {
             tracing::error!("XDP filter map after a refused swap: {e}");
         }
@@ -155,6 +188,7 @@ pub fn apply_swap(
             remove_v6: delta.remove_v6,
             remove_vteps: delta.remove_vteps,
             remove_acl: delta.remove_acl,
+            remove_caps: delta.remove_caps,
             ..FilterDelta::default()
         };
         if let Err(e) = filter.narrow(&gone) {

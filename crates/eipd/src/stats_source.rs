@@ -65,6 +65,7 @@ impl DriverFigures {
                 "redirect_vtep": x.redirect_vtep,
                 "no_socket": x.no_socket,
                 "drop_acl": x.drop_acl,
+                "drop_rate": x.drop_rate,
             });
         }
         v

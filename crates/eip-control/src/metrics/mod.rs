@@ -215,6 +215,9 @@ pub struct MetricsSnapshot {
     /// Frames the XDP program dropped for the EIPs' access lists (summed over
     /// CPUs); `None` without an XDP program.
     pub xdp_acl_dropped: Option<u64>,
+    /// Frames the XDP program dropped over an EIP's inbound rate cap (summed
+    /// over CPUs); `None` without an XDP program.
+    pub xdp_rate_dropped: Option<u64>,
 }
 
 #[cfg(test)]

@@ -313,6 +313,16 @@ fn workers(o: &mut String, s: &MetricsSnapshot) {
     }
 
     super::acl::xdp_dropped(o, s);
+    if let Some(dropped) = s.xdp_rate_dropped {
+        let name = "eipd_xdp_rate_limited_total";
+        header(
+            o,
+            name,
+            "counter",
+            "Frames the XDP program dropped before any worker saw them: over an EIP's inbound rate cap (per-queue buckets; per-CPU counters, summed).",
+        );
+        sample(o, name, &[], dropped);
+    }
 
     header(
         o,
@@ -455,6 +465,7 @@ mod tests {
             ],
             workers: vec![worker],
             xdp_acl_dropped: Some(12),
+            xdp_rate_dropped: Some(34),
             sockets: vec![SocketMetrics {
                 queue: 0,
                 port: "uplink".into(),
@@ -512,6 +523,8 @@ mod tests {
             "eipd_umem_frames{queue=\"0\",state=\"total\"} 4096".into(),
             "# TYPE eipd_xdp_acl_dropped_total counter".into(),
             "eipd_xdp_acl_dropped_total 12".into(),
+            "# TYPE eipd_xdp_rate_limited_total counter".into(),
+            "eipd_xdp_rate_limited_total 34".into(),
             "eipd_umem_frames{queue=\"0\",state=\"free\"} 100".into(),
             "# TYPE eipd_batch_latency_seconds histogram".into(),
             "eipd_batch_latency_seconds_bucket{queue=\"0\",le=\"0.0000005\"} 0".into(),

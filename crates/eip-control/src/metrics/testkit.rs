@@ -126,6 +126,7 @@ pub fn snapshot() -> MetricsSnapshot {
         ],
         workers,
         xdp_acl_dropped: Some(0),
+        xdp_rate_dropped: Some(0),
         sockets: (0..3u32)
             .flat_map(|queue| {
                 ["uplink", "backbone"].map(|port| SocketMetrics {

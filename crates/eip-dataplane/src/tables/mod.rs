@@ -244,6 +244,26 @@ impl Tables {
         })
     }
 
+    /// Inbound caps (`[bits/s, packets/s]`, [`limits::INHERIT`] for the POP
+    /// default's, 0 for none) of the EIPs that have caps of their own and
+    /// cap something inbound: what the XDP program may police before any
+    /// worker sees the frames.
+    pub fn inbound_caps(&self) -> impl Iterator<Item = (IpAddr, [u64; 2])> + '_ {
+        self.eips.own_limits().filter_map(move |(slot, l)| {
+            let caps = [l.caps[limits::cap::IN_BPS], l.caps[limits::cap::IN_PPS]];
+            if caps == [limits::INHERIT; 2] {
+                return None;
+            }
+            Some((self.eips.get(slot)?.address, caps))
+        })
+    }
+
+    /// The POP default's inbound caps (`[bits/s, packets/s]`, 0 for none).
+    pub fn default_inbound_caps(&self) -> [u64; 2] {
+        let d = self.default_limits.over(&limits::Limits::NONE);
+        [d.caps[limits::cap::IN_BPS], d.caps[limits::cap::IN_PPS]]
+    }
+
     /// Validates `spec` and builds the snapshot with version `version`.
     ///
     /// # Errors

@@ -190,6 +190,16 @@ impl EipSlab {
         self.limits.len()
     }
 
+    /// The EIPs that have caps of their own, by slot (any order).
+    pub fn own_limits(&self) -> impl Iterator<Item = (EipId, &Limits)> + '_ {
+        self.limits.iter().map(|(&s, l)| (s, l))
+    }
+
+    /// Whether `self` and `other` hold the same caps (one shared map).
+    pub fn same_limits(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.limits, &other.limits)
+    }
+
     /// Epoch of `slot` (0 for a slot never used): see [`Eip::epoch`].
     pub fn epoch(&self, slot: EipId) -> u32 {
         self.record(slot).map_or(0, |r| r.epoch)

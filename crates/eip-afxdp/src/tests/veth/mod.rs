@@ -298,6 +298,7 @@ pub(super) fn check_exit(exit: &WorkerExit) {
 }
 
 mod acl;
+mod limits;
 mod forwarding;
 mod lifecycle;
 mod throughput;
