@@ -12,7 +12,9 @@
 //     without protocol or ports that no earlier allow rule overlaps
 //     (eip_dataplane::tables::acl), kept in the LPM tries acl_v4 / acl_v6
 //     keyed by (EIP, source prefix); such frames are dropped here and counted
-//     as DROP_ACL, and no worker sees them;
+//     as DROP_ACL and per entry in acl_hits (the trie's value is the entry's
+//     index there: user space adds them to the rule's hits), and no worker
+//     sees them;
 //     and unless the EIP is over its inbound rate cap (maps rate_caps and
 //     rate_buckets, see "Rate caps" below): such frames are dropped and
 //     counted as DROP_RATE;
@@ -197,6 +199,14 @@ struct {
 	__type(value, __u32);
 } vtep_v4 SEC(".maps");
 
+// Drops per access-list trie entry (index: the entry's value).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} acl_hits SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 1);
@@ -241,6 +251,16 @@ static ALWAYS_INLINE void count(__u32 which)
 	__u64 *c = bpf_map_lookup_elem(&stats, &which);
 	if (c)
 		*c += 1; // per-CPU slot: no atomic needed
+}
+
+// Counts an access-list drop, overall and for its trie entry.
+static ALWAYS_INLINE int acl_drop(__u32 *entry)
+{
+	__u64 *hits = bpf_map_lookup_elem(&acl_hits, entry);
+	if (hits)
+		*hits += 1; // per-CPU slot
+	count(STAT_DROP_ACL);
+	return XDP_DROP;
 }
 
 static ALWAYS_INLINE int pass(__u32 why)
@@ -346,10 +366,9 @@ int eip_filter(struct xdp_md *ctx)
 		if ((port->accept & ACCEPT_EIP) && bpf_map_lookup_elem(&eip_v4, &daddr)) {
 			if (cfg->acl & ACL_V4) {
 				struct acl_v4_key k = {.prefixlen = 64, .eip = daddr, .src = ip->saddr};
-				if (bpf_map_lookup_elem(&acl_v4, &k)) {
-					count(STAT_DROP_ACL);
-					return XDP_DROP;
-				}
+				__u32 *entry = bpf_map_lookup_elem(&acl_v4, &k);
+				if (entry)
+					return acl_drop(entry);
 			}
 			if (cfg->acl & RATE_CAPS) {
 				struct v6_key mapped = {.addr = {[10] = 0xff, [11] = 0xff}};
@@ -388,10 +407,9 @@ int eip_filter(struct xdp_md *ctx)
 				struct acl_v6_key k = {.prefixlen = 256};
 				__builtin_memcpy(k.eip, &ip6->daddr, sizeof(k.eip));
 				__builtin_memcpy(k.src, &ip6->saddr, sizeof(k.src));
-				if (bpf_map_lookup_elem(&acl_v6, &k)) {
-					count(STAT_DROP_ACL);
-					return XDP_DROP;
-				}
+				__u32 *entry = bpf_map_lookup_elem(&acl_v6, &k);
+				if (entry)
+					return acl_drop(entry);
 			}
 			if ((cfg->acl & RATE_CAPS) &&
 			    over_cap(cfg, &key, ctx->rx_queue_index, data_end - l3)) {

@@ -42,8 +42,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ei
 const PROGRAM: &str = "eip_filter";
 const ACCEPT_EIP: u32 = 1;
 const ACCEPT_VTEP: u32 = 2;
-/// Entries of each access-list trie (allocated as used: `BPF_F_NO_PREALLOC`).
-const MAX_ACL_PREFIXES: u32 = 1 << 18;
+/// Entries of each access-list trie (allocated as used: `BPF_F_NO_PREALLOC`);
+/// their drop counters (`acl_hits`, per CPU, allocated up front) take 8 bytes
+/// per entry of both tries per CPU: 1 MiB per CPU.
+const MAX_ACL_PREFIXES: u32 = 1 << 16;
 /// `filter_config.acl` bit: some EIP may be capped (the program looks then).
 const RATE_CAPS: u16 = 4;
 /// (EIP, queue) token buckets the program keeps (an LRU: EIPs receiving
@@ -141,6 +143,9 @@ pub struct FilterDelta {
     /// Access-list prefixes to drop in XDP, and those no longer.
     pub add_acl: Vec<AclEntry>,
     pub remove_acl: Vec<AclEntry>,
+    /// Prefixes kept whose EIP's list changed: their drop counts restart
+    /// (a new list counts from zero), after the swap.
+    pub reset_acl: Vec<AclEntry>,
     /// EIPs whose own caps are new or changed, and those that have none any more.
     pub set_caps: Vec<CapsEntry>,
     pub remove_caps: Vec<IpAddr>,
@@ -159,6 +164,7 @@ impl FilterDelta {
             && self.remove_vteps.is_empty()
             && self.add_acl.is_empty()
             && self.remove_acl.is_empty()
+            && self.reset_acl.is_empty()
             && self.set_caps.is_empty()
             && self.remove_caps.is_empty()
             && self.default_caps.is_none()
@@ -328,6 +334,7 @@ pub struct XdpFilter {
     vtep_v4: KeySet<u32>,
     acl_v4: acl::Trie<8>,
     acl_v6: acl::Trie<32>,
+    acl_hits: acl::Hits,
     caps: limits::CapsMap,
     config: Array<MapData, FilterConfig>,
     /// What `config` holds.
@@ -397,6 +404,7 @@ impl XdpFilter {
             .map_max_entries("xsks", sizes.ports * sizes.queues_per_port)
             .map_max_entries("acl_v4", MAX_ACL_PREFIXES)
             .map_max_entries("acl_v6", MAX_ACL_PREFIXES)
+            .map_max_entries("acl_hits", 2 * MAX_ACL_PREFIXES)
             .map_max_entries("rate_caps", sizes.max_eips)
             .map_max_entries("rate_buckets", MAX_RATE_BUCKETS)
             .load(OBJECT)
@@ -453,12 +461,15 @@ impl XdpFilter {
                 "acl_v4",
                 take_map(&mut ebpf, "acl_v4", LpmTrie::try_from)?,
                 MAX_ACL_PREFIXES,
+                0,
             ),
             acl_v6: acl::Trie::new(
                 "acl_v6",
                 take_map(&mut ebpf, "acl_v6", LpmTrie::try_from)?,
                 MAX_ACL_PREFIXES,
+                MAX_ACL_PREFIXES,
             ),
+            acl_hits: take_map(&mut ebpf, "acl_hits", PerCpuArray::try_from)?,
             caps: limits::CapsMap::new(
                 take_map(&mut ebpf, "rate_caps", HashMap::try_from)?,
                 sizes.max_eips,
@@ -565,8 +576,8 @@ impl XdpFilter {
         source: &S,
     ) -> Result<SyncReport, SetupError> {
         let acl: Vec<AclEntry> = source.acl_denies().collect();
-        let (a4, r4) = self.acl_v4.sync(&acl)?;
-        let (a6, r6) = self.acl_v6.sync(&acl)?;
+        let (a4, r4) = self.acl_v4.sync(&acl, &mut self.acl_hits)?;
+        let (a6, r6) = self.acl_v6.sync(&acl, &mut self.acl_hits)?;
         let (added, removed) = (a4 + a6, r4 + r6);
         let caps: Vec<CapsEntry> = source.rate_caps().collect();
         let (cw, cr) = self.caps.sync(&caps)?;
@@ -596,8 +607,8 @@ impl XdpFilter {
             .eip_v6
             .insert_all(delta.add_v6.iter().map(|a| a.octets()))?;
         let av = self.vtep_v4.insert_all(delta.add_vteps.iter().map(v4))?;
-        let aa =
-            self.acl_v4.insert_all(&delta.add_acl)? + self.acl_v6.insert_all(&delta.add_acl)?;
+        let aa = self.acl_v4.insert_all(&delta.add_acl, &mut self.acl_hits)?
+            + self.acl_v6.insert_all(&delta.add_acl, &mut self.acl_hits)?;
         let cw = self.caps.set_all(&delta.set_caps)?;
         self.write_flags(delta.default_caps)?;
         Ok(SyncReport {
@@ -622,6 +633,8 @@ impl XdpFilter {
         let rv = self.vtep_v4.remove_all(delta.remove_vteps.iter().map(v4))?;
         let ra = self.acl_v4.remove_all(&delta.remove_acl)?
             + self.acl_v6.remove_all(&delta.remove_acl)?;
+        self.acl_v4.reset(&delta.reset_acl, &mut self.acl_hits)?;
+        self.acl_v6.reset(&delta.reset_acl, &mut self.acl_hits)?;
         let cr = self.caps.remove_all(&delta.remove_caps)?;
         self.write_flags(None)?;
         Ok(SyncReport {
@@ -668,6 +681,15 @@ impl XdpFilter {
         }
     }
 
+    /// Drops per access-list entry (EIP, source prefix), since the entry was
+    /// inserted or its EIP's list last changed: one read per entry (none
+    /// while the tries are empty).
+    pub fn acl_hits(&self) -> Result<Vec<(AclEntry, u64)>, SetupError> {
+        let mut all = self.acl_v4.hits(&self.acl_hits)?;
+        all.extend(self.acl_v6.hits(&self.acl_hits)?);
+        Ok(all)
+    }
+
     fn caps_diff(&self, added: usize, removed: usize) -> MapDiff {
         MapDiff {
             added,
@@ -688,11 +710,13 @@ impl XdpFilter {
                 bps: self.filter_config.default_bps,
                 pps: self.filter_config.default_pps,
             },
-            |d| XdpCaps {
-                bps: if d.bps == CAP_INHERIT { 0 } else { d.bps },
-                pps: if d.pps == CAP_INHERIT { 0 } else { d.pps },
-            }
-            .clamped(),
+            |d| {
+                XdpCaps {
+                    bps: if d.bps == CAP_INHERIT { 0 } else { d.bps },
+                    pps: if d.pps == CAP_INHERIT { 0 } else { d.pps },
+                }
+                .clamped()
+            },
         );
         let capped = if self.caps.len() > 0 || default.any() {
             RATE_CAPS
@@ -701,14 +725,15 @@ impl XdpFilter {
         };
         let flags = capped
             | if self.acl_v4.is_empty() {
-            0
-        } else {
-            acl::ACL_V4
-        } | if self.acl_v6.is_empty() {
-            0
-        } else {
-            acl::ACL_V6
-        };
+                0
+            } else {
+                acl::ACL_V4
+            }
+            | if self.acl_v6.is_empty() {
+                0
+            } else {
+                acl::ACL_V6
+            };
         let new = FilterConfig {
             acl: flags,
             default_bps: default.bps,

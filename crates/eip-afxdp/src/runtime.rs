@@ -33,7 +33,9 @@ use super::control::ControlQueue;
 use super::error::{io_from_xsk, SetupError};
 use super::iface;
 use super::inject::{InjectQueue, DEFAULT_INJECT_DEPTH};
-use super::program::{FilterDelta, FilterSizes, FilterSource, FilterStats, SyncReport, XdpFilter};
+use super::program::{
+    AclEntry, FilterDelta, FilterSizes, FilterSource, FilterStats, SyncReport, XdpFilter,
+};
 use super::socket::{open_queue_set, ResolvedPort};
 use super::stats::{SocketStats, WorkerSnapshot, WorkerStats};
 use super::worker::{PacketProcessor, Worker, WorkerExit, WorkerParams};
@@ -266,6 +268,12 @@ impl AfXdpRuntime {
     /// The XDP program's counters.
     pub fn filter_stats(&self) -> Result<FilterStats, SetupError> {
         self.filter.stats()
+    }
+
+    /// The XDP program's drops per access-list entry (see
+    /// [`XdpFilter::acl_hits`]).
+    pub fn filter_acl_hits(&self) -> Result<Vec<(AclEntry, u64)>, SetupError> {
+        self.filter.acl_hits()
     }
 
     /// Last published counters of every worker, by queue.

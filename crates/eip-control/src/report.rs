@@ -1,6 +1,8 @@
 //! Counter reports for operators (aligned text) and machines (JSON).
 
+use crate::state::XdpAclHits;
 use eip_dataplane::counters::{Counters, DropReason, Event};
+use eip_dataplane::tables::acl::Acl;
 use eip_dataplane::tables::EipId;
 use eip_dataplane::Tables;
 use serde_json::{json, Map, Value};
@@ -202,13 +204,29 @@ pub fn summary_text(t: &Tables) -> String {
 }
 
 /// Hits per entry of the access list in force on the EIP in `slot` (the
-/// default's last), from counters summed over the workers: zeros until the
-/// workers count for that list (a changed list, or a new EIP in the slot,
-/// starts from zero); empty when the EIP has no list.
-pub fn acl_hits(tables: &Tables, slot: EipId, c: &Counters) -> Vec<u64> {
+/// default's last), from counters summed over the workers, plus what the XDP
+/// program dropped for its rules (`xdp`, see
+/// [`StatsSource::xdp_acl_hits`](crate::state::StatsSource::xdp_acl_hits)):
+/// zeros until counted for that list (a changed list, or a new EIP in the
+/// slot, starts from zero); empty when the EIP has no list.
+pub fn acl_hits(tables: &Tables, slot: EipId, c: &Counters, xdp: &[XdpAclHits]) -> Vec<u64> {
     let Some(acl) = tables.eips.acl(slot) else {
         return Vec::new();
     };
+    let mut hits = worker_acl_hits(tables, slot, acl, c);
+    for (eip, source, n) in xdp {
+        if let Some((s, rule)) = tables.xdp_acl_rule(*eip, source) {
+            if s == slot {
+                if let Some(h) = hits.get_mut(rule as usize) {
+                    *h += n;
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn worker_acl_hits(tables: &Tables, slot: EipId, acl: &Acl, c: &Counters) -> Vec<u64> {
     let s = slot as usize;
     match c.eip_acl.get(s) {
         Some(h)

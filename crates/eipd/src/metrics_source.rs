@@ -12,7 +12,7 @@ use eip_control::metrics::{
     ProbeMetrics, SocketMetrics, UmemFrames, WorkerMetrics,
 };
 use eip_control::probe::HealthBoard;
-use eip_control::state::ControlPlane;
+use eip_control::state::{ControlPlane, XdpAclHits};
 use eip_dataplane::counters::Counters;
 use eip_dataplane::tables::PathState;
 use eip_dataplane::Tables;
@@ -43,6 +43,12 @@ impl MetricsSources {
     pub fn snapshot(&self) -> MetricsSnapshot {
         let tables = Arc::clone(&self.control.snapshot().tables);
         let counters = sum_counters(&self.published);
+        let xdp_hits = self
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .xdp_acl_hits
+            .clone();
         // Per-EIP and per-path counters are indexed by the tables the workers ran
         // with; shown only when those are the tables in force.
         let same = counters.table_version == tables.version;
@@ -56,7 +62,7 @@ impl MetricsSources {
                         traffic_in: counters.eip_in[i],
                         traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
                         policed: counters.eip_policed.get(i).copied().unwrap_or_default(),
-                        acl: acl_metrics(&tables, i as u32, &counters),
+                        acl: acl_metrics(&tables, i as u32, &counters, &xdp_hits),
                     })
                 })
                 .collect()
@@ -169,11 +175,16 @@ mod tests;
 
 /// The hits of each entry of the access list of the EIP in `slot` (none
 /// without a list).
-fn acl_metrics(tables: &Tables, slot: u32, counters: &Counters) -> Vec<AclHitMetrics> {
+fn acl_metrics(
+    tables: &Tables,
+    slot: u32,
+    counters: &Counters,
+    xdp: &[XdpAclHits],
+) -> Vec<AclHitMetrics> {
     let Some(acl) = tables.eips.acl(slot) else {
         return Vec::new();
     };
-    eip_control::report::acl_hits(tables, slot, counters)
+    eip_control::report::acl_hits(tables, slot, counters, xdp)
         .into_iter()
         .enumerate()
         .map(|(i, hits)| AclHitMetrics {

@@ -107,10 +107,18 @@ pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
         old.local_vteps.iter().copied(),
         new.local_vteps.iter().copied(),
     );
-    let (add_acl, remove_acl) = if new.eips.same_acls(&old.eips) {
-        (Vec::new(), Vec::new())
+    let (add_acl, remove_acl, reset_acl) = if new.eips.same_acls(&old.eips) {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
-        diff(old.xdp_acl_denies(), new.xdp_acl_denies())
+        let (add, remove) = diff(old.xdp_acl_denies(), new.xdp_acl_denies());
+        // Kept prefixes of an EIP whose list changed count from zero.
+        let list = |t: &Tables, eip| t.eip_slot(eip).and_then(|s| t.eips.acl(s)).map(|a| a.id);
+        let added: FxHashSet<_> = add.iter().copied().collect();
+        let reset = new
+            .xdp_acl_denies()
+            .filter(|e| !added.contains(e) && list(old, e.0) != list(new, e.0))
+            .collect();
+        (add, remove, reset)
     };
     let (set_caps, remove_caps) = if new.eips.same_limits(&old.eips) {
         (Vec::new(), Vec::new())
@@ -126,6 +134,7 @@ pub fn filter_delta(old: &Tables, new: &Tables) -> FilterDelta {
     };
     let default_caps = Some(new.default_caps()).filter(|d| *d != old.default_caps());
     FilterDelta {
+        reset_acl,
         set_caps,
         remove_caps,
         default_caps,
@@ -188,6 +197,7 @@ pub fn apply_swap(
             remove_v6: delta.remove_v6,
             remove_vteps: delta.remove_vteps,
             remove_acl: delta.remove_acl,
+            reset_acl: delta.reset_acl,
             remove_caps: delta.remove_caps,
             ..FilterDelta::default()
         };
@@ -343,6 +353,21 @@ mod tests {
             ]
         );
         assert!(d.remove_acl.is_empty() && d.add_v4.is_empty());
+        assert!(d.reset_acl.is_empty(), "new entries start from zero anyway");
+        // Another list keeping the prefix: its XDP count restarts.
+        let longer = r#"rules = [{ action = "deny", source = "198.51.100.0/24" }, { action = "deny", source = "192.0.2.0/24" }]"#;
+        let kept = listed(3, &["203.0.113.1", "203.0.113.2"], Some(longer));
+        let d = filter_delta(&one, &kept);
+        let mut reset = d.reset_acl.clone();
+        reset.sort_by_key(|(e, _)| *e);
+        assert_eq!(
+            reset,
+            [
+                key("203.0.113.1", "198.51.100.0/24"),
+                key("203.0.113.2", "198.51.100.0/24")
+            ]
+        );
+        assert_eq!(d.add_acl.len(), 2, "the second rule's prefix, per EIP");
         // Shadowed by an earlier allow: no longer dropped in XDP.
         let shadowed = r#"rules = [{ action = "allow", source = "198.51.100.7" }, { action = "deny", source = "198.51.100.0/24" }]"#;
         let two = listed(3, &["203.0.113.1", "203.0.113.2"], Some(shadowed));

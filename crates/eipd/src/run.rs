@@ -197,11 +197,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let (swap_tx, swap_rx) = mpsc::channel::<SwapRequest>();
     // The driver's figures live in the runtime (this thread); the loop below
     // copies them here for `stats` and the metrics listener.
-    let driver = Arc::new(Mutex::new(DriverFigures {
-        workers: runtime.worker_stats(),
-        sockets: DriverFigures::readable(runtime.socket_stats()),
-        xdp: runtime.filter_stats().ok(),
-    }));
+    let driver = Arc::new(Mutex::new(DriverFigures::read(&runtime)));
     let board = Arc::new(HealthBoard::default());
     let backend_board = Arc::new(eip_control::backends::BackendBoard::default());
     let board_for_signals = Arc::clone(&board);
@@ -318,23 +314,28 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.
         if let Ok(request) = swap_rx.recv_timeout(Duration::from_millis(50)) {
+            let lists_changed = !request.tables.eips.same_acls(&publisher.latest().eips);
             let result = apply_swap(
                 &mut runtime,
                 &mut publisher,
                 &request.tables,
                 request.timeout,
             );
+            if lists_changed {
+                // XDP counts of a changed list restart: shown so before the reply.
+                let hits = DriverFigures::xdp_acl_hits_of(&runtime);
+                driver
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .xdp_acl_hits = hits;
+            }
             if result.is_ok() && notify.enabled() {
                 tell(&notify.status(&forwarding_status(&request.tables, afxdp.queues.len())));
             }
             let _ = request.reply.send(result);
         }
         if last_driver.elapsed() >= DRIVER_REFRESH {
-            let fresh = DriverFigures {
-                workers: runtime.worker_stats(),
-                sockets: DriverFigures::readable(runtime.socket_stats()),
-                xdp: runtime.filter_stats().ok(),
-            };
+            let fresh = DriverFigures::read(&runtime);
             *driver.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
             last_driver = Instant::now();
         }

@@ -4,8 +4,8 @@
 //! where operators look and not only in the final report.
 
 use crate::processor::{sum_counters, Published};
-use eip_afxdp::{FilterStats, SocketStats, WorkerCounters, WorkerSnapshot};
-use eip_control::state::StatsSource;
+use eip_afxdp::{AfXdpRuntime, FilterStats, SocketStats, WorkerCounters, WorkerSnapshot};
+use eip_control::state::{StatsSource, XdpAclHits};
 use eip_dataplane::counters::Counters;
 use eip_dataplane::PortId;
 use serde_json::{json, Map, Value};
@@ -22,9 +22,31 @@ pub struct DriverFigures {
     pub sockets: Vec<(u32, PortId, SocketStats)>,
     /// The XDP program's counters, if they could be read.
     pub xdp: Option<FilterStats>,
+    /// Its access-list drops per (EIP, source prefix).
+    pub xdp_acl_hits: Vec<XdpAclHits>,
 }
 
 impl DriverFigures {
+    /// Copies them out of `runtime` (the control thread's).
+    pub fn read(runtime: &AfXdpRuntime) -> DriverFigures {
+        DriverFigures {
+            workers: runtime.worker_stats(),
+            sockets: DriverFigures::readable(runtime.socket_stats()),
+            xdp: runtime.filter_stats().ok(),
+            xdp_acl_hits: DriverFigures::xdp_acl_hits_of(runtime),
+        }
+    }
+
+    /// The XDP program's drops per access-list entry (none if unreadable).
+    pub fn xdp_acl_hits_of(runtime: &AfXdpRuntime) -> Vec<XdpAclHits> {
+        runtime
+            .filter_acl_hits()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|((eip, source), n)| (eip, source, n))
+            .collect()
+    }
+
     /// The kernel statistics that could be read.
     pub fn readable(
         sockets: Vec<(u32, PortId, std::io::Result<SocketStats>)>,
@@ -93,6 +115,14 @@ pub struct DaemonStats {
 impl StatsSource for DaemonStats {
     fn counters(&self) -> Counters {
         sum_counters(&self.published)
+    }
+
+    fn xdp_acl_hits(&self) -> Vec<XdpAclHits> {
+        self.driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .xdp_acl_hits
+            .clone()
     }
 
     fn runtime(&self) -> Option<Value> {

@@ -162,7 +162,14 @@ fn run(tb: &Testbed, family: &Family, name: &str, probes: &[Probe]) -> BTreeSet<
     // The last UDP port is the inner one when the capture is VXLAN.
     let dst = family.source.replace("src", "dst");
     let out = Command::new("tshark")
-        .args(["-r", file.to_str().unwrap(), "-T", "fields", "-E", "occurrence=l"])
+        .args([
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=l",
+        ])
         .args(["-e", family.source, "-e", &dst])
         .args(["-e", "udp.srcport", "-e", "tcp.srcport"])
         .output()
@@ -171,9 +178,7 @@ fn run(tb: &Testbed, family: &Family, name: &str, probes: &[Probe]) -> BTreeSet<
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            if f.get(1).and_then(|d| d.parse::<std::net::IpAddr>().ok())
-                != backend.parse().ok()
-            {
+            if f.get(1).and_then(|d| d.parse::<std::net::IpAddr>().ok()) != backend.parse().ok() {
                 return None;
             }
             // TCP first: inside VXLAN the UDP port may be the outer one.
@@ -412,6 +417,8 @@ fn plain_denies_drop_in_xdp_and_no_worker_sees_them() {
     assert_eq!(xdp, N, "every frame dropped in XDP");
     assert_eq!(redirected, 0, "none redirected to a worker");
     assert_eq!(denied, 0, "no worker counted one");
+    // ... and the rule they are XDP's for counts them (the default none).
+    assert_eq!(hits(&tb), [N, 0, 0]);
     // Only the path probes' replies (about 10/s) reach the workers meanwhile.
     assert!(rx < N / 4, "worker rx moved by {rx} for {N} denied frames");
 
@@ -485,8 +492,14 @@ fn ipv6_access_lists_pass_and_drop_real_packets() {
             (udp("2001:db8:bae::1", 46002, 7001), true),
             (udp("2001:db8:c::130", 46003, 7001), true),
             (udp("2001:db8:c::131", 46004, 7001), false),
-            (udp("2001:db8:c:ffff:ffff:ffff:ffff:ffff", 46005, 7001), false),
-            (udp("2001:db8:b:ffff:ffff:ffff:ffff:ffff", 46006, 7001), true),
+            (
+                udp("2001:db8:c:ffff:ffff:ffff:ffff:ffff", 46005, 7001),
+                false,
+            ),
+            (
+                udp("2001:db8:b:ffff:ffff:ffff:ffff:ffff", 46006, 7001),
+                true,
+            ),
             (udp(d, 46007, 999), true),
             (udp(d, 46008, 1000), false),
             (udp(d, 46009, 2000), false),
@@ -503,9 +516,29 @@ fn ipv6_access_lists_pass_and_drop_real_packets() {
         ],
     );
     let after = figures(&tb);
-    // The /48 of rule 0 died in XDP (not in the rules' hits: no worker saw
-    // it); rule 1 once, rule 2 twice, rule 3 twice, the default five times.
+    // The /48 of rule 0 died in XDP (counted for rule 0 all the same); rule
+    // 1 once, rule 2 twice, rule 3 twice, the default five times.
     assert_eq!(after.2 - before.2, 1, "one frame dropped in XDP");
     assert_eq!(after.3 - before.3, 4, "four denied by the workers");
-    assert_eq!(hits_of(&tb, eip), [0, 1, 2, 2, 5]);
+    assert_eq!(hits_of(&tb, eip), [1, 1, 2, 2, 5]);
+
+    // A new list that keeps rule 0's prefix in XDP counts from zero.
+    tb.eipctl(&[
+        "acl",
+        eip,
+        "--rules",
+        r#"rules = [{ action = "deny", source = "2001:db8:bad::/48" }]"#,
+    ]);
+    assert_eq!(hits_of(&tb, eip), [0, 0]);
+    judge_in(
+        &tb,
+        &family,
+        "v6-again",
+        &[
+            (udp("2001:db8:bad::2", 47001, 7001), false),
+            (udp("2001:db8:c::131", 47002, 7001), true),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(hits_of(&tb, eip), [1, 1]);
 }

@@ -41,7 +41,13 @@ impl XdpCaps {
     /// The caps as the program may police them: a rate above
     /// [`XDP_MAX_RATE`] becomes none (the workers still police it).
     pub fn clamped(self) -> XdpCaps {
-        let f = |r: u64| if r > XDP_MAX_RATE && r != CAP_INHERIT { 0 } else { r };
+        let f = |r: u64| {
+            if r > XDP_MAX_RATE && r != CAP_INHERIT {
+                0
+            } else {
+                r
+            }
+        };
         XdpCaps {
             bps: f(self.bps),
             pps: f(self.pps),
@@ -107,7 +113,12 @@ impl CapsMap {
         let mut written = 0;
         for (eip, caps) in entries {
             let (k, caps) = (key(*eip), caps.clamped());
-            if caps == (XdpCaps { bps: CAP_INHERIT, pps: CAP_INHERIT }) {
+            if caps
+                == (XdpCaps {
+                    bps: CAP_INHERIT,
+                    pps: CAP_INHERIT,
+                })
+            {
                 // The default decides, as for an EIP without an entry.
                 self.remove_key(k)?;
                 continue;
@@ -188,7 +199,13 @@ mod tests {
             pps: CAP_INHERIT,
         }
         .clamped();
-        assert_eq!(c, XdpCaps { bps: 0, pps: CAP_INHERIT });
+        assert_eq!(
+            c,
+            XdpCaps {
+                bps: 0,
+                pps: CAP_INHERIT
+            }
+        );
         assert!(c.any());
         assert!(!XdpCaps::NONE.any());
         let kept = XdpCaps {

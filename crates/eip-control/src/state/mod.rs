@@ -60,7 +60,7 @@ mod writer;
 
 pub use diff::{BgpDiff, Entries, SectionChange, SpecDiff};
 pub use plugins::{
-    BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService,
+    BgpService, HealthSource, Resolver, SinkError, StatsSource, TableSink, TraceService, XdpAclHits,
 };
 pub use store::{
     Boot, Loaded, Origin, StartFrom, StateDoc, StateError, StateFile, DEFAULT_STATE_FILE,

@@ -74,7 +74,17 @@ pub trait StatsSource: Send + Sync {
     fn runtime(&self) -> Option<Value> {
         None
     }
+
+    /// Frames the XDP program dropped per (EIP, source prefix) of the access
+    /// lists' XDP denies since each EIP's list last changed: hits of the rules
+    /// they come from that no worker counted.
+    fn xdp_acl_hits(&self) -> Vec<XdpAclHits> {
+        Vec::new()
+    }
 }
+
+/// Frames dropped in XDP for one (EIP, source prefix) of an access list.
+pub type XdpAclHits = (std::net::IpAddr, eip_dataplane::protect::Prefix, u64);
 
 impl<F: Fn() -> Counters + Send + Sync> StatsSource for F {
     fn counters(&self) -> Counters {

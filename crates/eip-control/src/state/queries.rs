@@ -37,7 +37,14 @@ impl ControlPlane {
                         Some(source) => snap
                             .tables
                             .eip_slot(q.address)
-                            .map(|slot| report::acl_hits(&snap.tables, slot, &source.counters()))
+                            .map(|slot| {
+                                report::acl_hits(
+                                    &snap.tables,
+                                    slot,
+                                    &source.counters(),
+                                    &source.xdp_acl_hits(),
+                                )
+                            })
                             .unwrap_or_default(),
                         None => Vec::new(),
                     },

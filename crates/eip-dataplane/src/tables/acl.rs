@@ -463,6 +463,9 @@ pub struct Acl {
     /// protocol and ports, found without a port or protocol: what the XDP
     /// program may drop before the workers see it ([`AclSpec::xdp_denies`]).
     pub xdp_deny: Box<[Prefix]>,
+    /// The rule each of `xdp_deny` comes from (same order): whose hits the
+    /// program's drops are.
+    xdp_rule: Box<[u32]>,
 }
 
 /// The rule that decided a packet ([`Acl::rules`] for the default) and whether
@@ -507,13 +510,15 @@ impl AclSpec {
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.hash(&mut h);
+        let xdp = self.xdp_deny_rules();
         Acl {
             id: h.finish(),
             rules,
             default_deny: self.default == AclAction::Deny,
             v4: Trie::build(32, family(false)),
             v6: Trie::build(128, family(true)),
-            xdp_deny: self.xdp_denies().into_boxed_slice(),
+            xdp_deny: xdp.iter().map(|d| d.0).collect(),
+            xdp_rule: xdp.iter().map(|d| d.1).collect(),
         }
     }
 
@@ -525,6 +530,11 @@ impl AclSpec {
     /// that matches it: any earlier rule that matches it overlaps the prefix,
     /// so it is a deny too.
     pub fn xdp_denies(&self) -> Vec<Prefix> {
+        self.xdp_deny_rules().into_iter().map(|d| d.0).collect()
+    }
+
+    /// [`Self::xdp_denies`], each with the index of the rule it comes from.
+    fn xdp_deny_rules(&self) -> Vec<(Prefix, u32)> {
         let any = |v6: bool| Prefix {
             address: if v6 {
                 IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
@@ -557,8 +567,8 @@ impl AclSpec {
                 let shadowed = self.rules[..i]
                     .iter()
                     .any(|e| e.action == AclAction::Allow && overlap(e.source, p));
-                if !shadowed && !out.contains(&p) {
-                    out.push(p);
+                if !shadowed && !out.iter().any(|d: &(Prefix, u32)| d.0 == p) {
+                    out.push((p, i as u32));
                 }
             }
         }
@@ -570,6 +580,12 @@ impl Acl {
     /// Rules in the list (the default is counted at this index).
     pub fn rules(&self) -> usize {
         self.rules.len()
+    }
+
+    /// The rule an XDP deny prefix of this list comes from.
+    pub fn xdp_rule(&self, prefix: &Prefix) -> Option<u32> {
+        let at = self.xdp_deny.iter().position(|p| p == prefix)?;
+        self.xdp_rule.get(at).copied()
     }
 
     /// What entry `index` does: rule `index`, or the default at

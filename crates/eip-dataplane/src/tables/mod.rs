@@ -244,6 +244,13 @@ impl Tables {
         })
     }
 
+    /// The slot of `eip` and the rule of its access list whose hits the XDP
+    /// program's drops of `source` (one of [`Self::xdp_acl_denies`]) are.
+    pub fn xdp_acl_rule(&self, eip: IpAddr, source: &acl::Prefix) -> Option<(EipId, u32)> {
+        let slot = self.eip_slot(eip)?;
+        Some((slot, self.eips.acl(slot)?.xdp_rule(source)?))
+    }
+
     /// Inbound caps (`[bits/s, packets/s]`, [`limits::INHERIT`] for the POP
     /// default's, 0 for none) of the EIPs that have caps of their own and
     /// cap something inbound: what the XDP program may police before any

@@ -80,6 +80,26 @@ fn denied_sources_are_dropped_in_xdp_v4_and_v6() {
             "only the sources outside the prefixes get through"
         );
         assert_eq!(after.drop_acl - before.drop_acl, 40);
+        // Counted per entry too: 20 frames each.
+        let mut per_entry = rt.filter_acl_hits().expect("hits");
+        per_entry.sort_by_key(|(e, _)| e.0);
+        assert_eq!(
+            per_entry.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [20, 20],
+            "{per_entry:?}"
+        );
+        // A reset (the EIP's list changed, the entry kept) starts it over.
+        let reset = FilterDelta {
+            reset_acl: vec![deny.add_acl[0]],
+            ..FilterDelta::default()
+        };
+        rt.narrow_maps(&reset).expect("reset");
+        let mut per_entry = rt.filter_acl_hits().expect("hits");
+        per_entry.sort_by_key(|(e, _)| e.0);
+        assert_eq!(
+            per_entry.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [0, 20]
+        );
         assert_eq!(after.redirect_eip_v4 - before.redirect_eip_v4, 20);
         assert_eq!(after.redirect_eip_v6 - before.redirect_eip_v6, 20);
 

@@ -58,8 +58,8 @@ fn floods_over_a_cap_are_dropped_in_xdp_v4_and_v6() {
         let passed4 = seen.iter().filter(|s| **s < 10_000).count();
         let passed6 = seen.len() - passed4;
         eprintln!("burst: v4 passed {passed4}, v6 passed {passed6}, {after:?}");
-        assert!(passed4 >= 2 && passed4 <= 40, "v4 passed {passed4} of 400");
-        assert!(passed6 >= 2 && passed6 <= 40, "v6 passed {passed6} of 400");
+        assert!((2..=40).contains(&passed4), "v4 passed {passed4} of 400");
+        assert!((2..=40).contains(&passed6), "v6 passed {passed6} of 400");
         assert_eq!(
             after.drop_rate - before.drop_rate,
             800 - seen.len() as u64,
@@ -92,7 +92,10 @@ fn floods_over_a_cap_are_dropped_in_xdp_v4_and_v6() {
         let report = rt.narrow_maps(&lift).expect("narrow");
         assert_eq!((report.caps.removed, report.caps.total), (1, 0));
         let before = rt.filter_stats().unwrap();
-        send_paced(&at_src, (0..100).flat_map(|i| [v4(40_000 + i), v6(50_000 + i)]));
+        send_paced(
+            &at_src,
+            (0..100).flat_map(|i| [v4(40_000 + i), v6(50_000 + i)]),
+        );
         let (seen, _) = collect(&at_dst, 200, Duration::from_secs(3));
         let after = rt.filter_stats().unwrap();
         assert_eq!(seen.len(), 200);

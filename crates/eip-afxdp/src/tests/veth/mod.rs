@@ -298,7 +298,7 @@ pub(super) fn check_exit(exit: &WorkerExit) {
 }
 
 mod acl;
-mod limits;
 mod forwarding;
 mod lifecycle;
+mod limits;
 mod throughput;

@@ -272,6 +272,28 @@ fn xdp_denies_are_the_deny_rules_no_earlier_allow_overlaps() {
     assert_eq!(shown, ["0.0.0.0/0", "::/0"]);
 }
 
+#[test]
+fn xdp_denies_know_their_rule() {
+    let spec = parse(
+        r#"rules = [
+  { action = "allow", source = "198.51.100.130" },
+  { action = "deny", source = "203.0.113.0/24" },
+  { action = "deny", source = "2001:db8:bad::/48" },
+  { action = "deny", source = "203.0.113.0/24", protocol = "udp" },
+  { action = "deny" },
+]"#,
+    )
+    .unwrap();
+    let acl = spec.compile();
+    let rule = |p: &str| acl.xdp_rule(&Prefix::parse(p).unwrap());
+    assert_eq!(rule("203.0.113.0/24"), Some(1));
+    assert_eq!(rule("2001:db8:bad::/48"), Some(2));
+    // The catch-all's IPv4 half overlaps the earlier allow: workers' only.
+    assert_eq!(rule("0.0.0.0/0"), None);
+    assert_eq!(rule("::/0"), Some(4));
+    assert_eq!(rule("198.51.100.0/24"), None);
+}
+
 proptest! {
     /// Every packet from an XDP deny prefix is denied by the list.
     #[test]
