@@ -128,10 +128,13 @@ fn check_sent(frame: &[u8], to_internet: bool) {
 /// pipeline reads or rewrites (Ethernet, IPv4, IPv6 and its extension headers,
 /// UDP, TCP, ICMP headers) must be well formed. The pipeline's IPv6 walk stops
 /// at an Authentication Header (it cannot see past it) and at a non-first
-/// fragment (its data is no header), so what follows either is opaque too.
+/// fragment (its data is no header), and an IPv4 AH is its transport, so
+/// whatever follows one of them (a UDP, TCP or ICMP header to etherparse,
+/// which walks on) is opaque too.
 fn not_ours(e: &etherparse::err::packet::SliceError, frame: &[u8]) -> bool {
     use etherparse::err::packet::SliceError;
     use etherparse::err::Layer;
+    let behind_opaque = || ipv6_walk_stops_early(frame) || ipv4_protocol(frame) == Some(51);
     match e {
         SliceError::Len(l) => match l.layer {
             Layer::Igmp
@@ -140,8 +143,10 @@ fn not_ours(e: &etherparse::err::packet::SliceError, frame: &[u8]) -> bool {
             | Layer::Icmpv4Timestamp
             | Layer::Icmpv4TimestampReply => true,
             // IP protocol 1 inside IPv6 is no ICMP the pipeline knows (that is
-            // 58): an opaque protocol, carried as such.
-            Layer::Icmpv4 => frame.get(12..14) == Some(&[0x86, 0xdd]),
+            // 58), nor 58 inside IPv4: opaque protocols, carried as such.
+            Layer::Icmpv4 => frame.get(12..14) == Some(&[0x86, 0xdd]) || behind_opaque(),
+            Layer::Icmpv6 => frame.get(12..14) == Some(&[0x08, 0x00]) || behind_opaque(),
+            Layer::UdpHeader | Layer::UdpPayload | Layer::TcpHeader => behind_opaque(),
             Layer::Ipv6ExtHeader
             | Layer::Ipv6HopByHopHeader
             | Layer::Ipv6DestOptionsHeader
@@ -151,13 +156,20 @@ fn not_ours(e: &etherparse::err::packet::SliceError, frame: &[u8]) -> bool {
         },
         SliceError::Ipv4Exts(_) => true,
         SliceError::Ipv6Exts(_) => ipv6_walk_stops_early(frame),
+        SliceError::Tcp(_) => behind_opaque(),
         _ => false,
     }
 }
 
+/// The protocol of an untagged IPv4 frame.
+fn ipv4_protocol(frame: &[u8]) -> Option<u8> {
+    (frame.get(12..14)? == [0x08, 0x00]).then_some(*frame.get(14 + 9)?)
+}
+
 /// Walks the IPv6 extension headers of an Ethernet frame as the pipeline does
-/// (hop-by-hop, routing, destination options, fragment; at most 8) and says
-/// whether the walk ends at an Authentication Header or a non-first fragment.
+/// (hop-by-hop, routing, destination options, fragment; at most 8, then the
+/// next must be the transport) and says whether the walk ends at an
+/// Authentication Header or a non-first fragment.
 fn ipv6_walk_stops_early(frame: &[u8]) -> bool {
     const ETHERNET: usize = 14;
     const IPV6: usize = 40;
@@ -168,8 +180,10 @@ fn ipv6_walk_stops_early(frame: &[u8]) -> bool {
         Some(&n) if frame[12..14] == [0x86, 0xdd] => (n, IPV6),
         _ => return false,
     };
-    for _ in 0..8 {
+    for seen in 0..=8 {
         match next {
+            // A ninth header is malformed to the pipeline: never forwarded.
+            0 | 43 | 44 | 60 if seen == 8 => return false,
             0 | 43 | 60 => match ip.get(at..at + 2) {
                 Some(h) => {
                     next = h[0];

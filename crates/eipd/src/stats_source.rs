@@ -174,6 +174,7 @@ mod tests {
                 redirect_eip_v4: 3,
                 ..Default::default()
             }),
+            xdp_acl_hits: Vec::new(),
         };
         let v = figures.to_json();
         assert_eq!(v["xdp"]["drop_acl"], 9);

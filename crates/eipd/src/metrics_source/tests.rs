@@ -64,6 +64,7 @@ fn sources(eips: EipSeries) -> MetricsSources {
             workers: vec![(0, worker), (1, worker)],
             sockets: vec![(0, 0, stats), (0, 1, stats), (1, 0, stats)],
             xdp: None,
+            xdp_acl_hits: Vec::new(),
         })),
         eips,
         build: build_info(),
