@@ -148,7 +148,10 @@ impl BackendChecker {
                     self.unchecked_eips.insert(key.eip);
                     continue;
                 };
-                if check.kind == CheckKind::None || self.by_ident.len() >= 0x8000 {
+                // TODO(http-checks): the exchange comes in the next commit.
+                if matches!(check.kind, CheckKind::None | CheckKind::Http)
+                    || self.by_ident.len() >= 0x8000
+                {
                     self.unchecked_eips.insert(key.eip);
                     continue;
                 }
