@@ -16,7 +16,7 @@ pub const MIN_CHECK_INTERVAL_MS: u64 = 10;
 /// Longest check timeout accepted, milliseconds.
 pub const MAX_CHECK_TIMEOUT_MS: u64 = 60_000;
 /// Longest `path` of an HTTP check, bytes (the request goes in one segment).
-pub const MAX_HTTP_PATH: usize = 1024;
+pub const MAX_HTTP_PATH: usize = 800;
 /// Longest `host` of an HTTP check, bytes.
 pub const MAX_HTTP_HOST: usize = 255;
 

@@ -2,7 +2,11 @@
 //! is due, which answer belongs to which check, and what the results mean for
 //! the tables and the announcements. See the [module docs](super).
 
-use super::codec::{isn, parse_tcp_reply, source_port, Answer, Segment, TCP_FRAME_LEN};
+use super::codec::{
+    isn, parse_tcp_segment, source_port, tcp_reply, Answer, Segment, TcpOut, MAX_TCP_FRAME_LEN,
+    MAX_TCP_PAYLOAD,
+};
+use super::http::{self, Exchange, SegmentIn, SegmentOut, Verdict};
 use super::{BackendEvent, BackendKey, BackendReport, CheckerCounters};
 use crate::health::{Health, HealthConfig, PathHealth};
 use crate::probe::codec::{parse_reply, Ignored, Probe};
@@ -24,6 +28,26 @@ const MAX_PENDING_RST: usize = 1024;
 /// ICMP identifiers of backend checks: the upper half, so they never meet the
 /// path prober's (which count up from 1).
 const FIRST_IDENT: u16 = 0x8000;
+/// HTTP exchanges kept at once (in flight, or done and absorbing late
+/// segments until their timeout); a check due while full is not sent.
+const MAX_EXCHANGES: usize = 4096;
+/// Segments of HTTP exchanges waiting to be sent; more are dropped (the
+/// exchange then times out).
+const MAX_PENDING_HTTP: usize = 4096;
+
+/// The 4-tuple of an HTTP exchange as the backend answers it: backend
+/// address, backend port, our port.
+type FlowKey = ([u8; 4], u16, u16);
+
+/// One HTTP exchange and the check it is.
+#[derive(Debug)]
+struct HttpCheck {
+    ident: u16,
+    seq: u16,
+    exchange: Exchange,
+    /// When it is forgotten (sent + timeout).
+    expires: Duration,
+}
 
 /// What the checker keeps of one backend.
 #[derive(Debug)]
@@ -40,6 +64,10 @@ struct Checked {
     next_check: Duration,
     health: PathHealth,
     transitions: u64,
+    /// `http`: the status of the last answer.
+    last_status: Option<u16>,
+    /// `http`: the request sent once connected (built when configured).
+    request: Box<[u8]>,
 }
 
 /// The checker of every backend with a check. Sans-IO: the caller passes `now`,
@@ -57,10 +85,21 @@ pub struct BackendChecker {
     unchecked_eips: HashSet<IpAddr>,
     /// Accepted checks to close: (target, check sequence number).
     pending_rst: VecDeque<(usize, u16)>,
+    /// HTTP exchanges by the 4-tuple the backend answers on.
+    exchanges: HashMap<FlowKey, HttpCheck>,
+    /// Segments HTTP exchanges asked for: (backend ident, flow, segment).
+    pending_http: VecDeque<(u16, FlowKey, SegmentOut)>,
     events: VecDeque<BackendEvent>,
     counters: CheckerCounters,
-    tcp_buf: [u8; TCP_FRAME_LEN],
+    tcp_buf: Box<[u8; MAX_TCP_FRAME_LEN]>,
     icmp_buf: [u8; PROBE_FRAME_LEN],
+}
+
+/// Our port for HTTP check `seq` of backend `ident`: as for TCP checks, one
+/// per sequence number modulo 16,384, shifted by the identifier so that two
+/// backends at the same address and port rarely share a 4-tuple.
+fn http_port(ident: u16, seq: u16) -> u16 {
+    source_port(seq.wrapping_add(ident.wrapping_mul(613)))
 }
 
 /// The state machine's settings for one check.
@@ -90,9 +129,11 @@ impl BackendChecker {
             next_ident: FIRST_IDENT,
             unchecked_eips: HashSet::new(),
             pending_rst: VecDeque::new(),
+            exchanges: HashMap::new(),
+            pending_http: VecDeque::new(),
             events: VecDeque::new(),
             counters: CheckerCounters::default(),
-            tcp_buf: [0; TCP_FRAME_LEN],
+            tcp_buf: Box::new([0; MAX_TCP_FRAME_LEN]),
             icmp_buf: [0; PROBE_FRAME_LEN],
         }
     }
@@ -148,10 +189,7 @@ impl BackendChecker {
                     self.unchecked_eips.insert(key.eip);
                     continue;
                 };
-                // TODO(http-checks): the exchange comes in the next commit.
-                if matches!(check.kind, CheckKind::None | CheckKind::Http)
-                    || self.by_ident.len() >= 0x8000
-                {
+                if check.kind == CheckKind::None || self.by_ident.len() >= 0x8000 {
                     self.unchecked_eips.insert(key.eip);
                     continue;
                 }
@@ -182,11 +220,26 @@ impl BackendChecker {
                             next_check: now,
                             health,
                             transitions: 0,
+                            last_status: None,
+                            request: Box::default(),
                         }
                     }
                 };
                 c.address = address.octets();
                 c.dport = dport;
+                if c.spec.kind == CheckKind::Http {
+                    let host = match &c.spec.host {
+                        Some(h) => h.clone(),
+                        None if dport == 80 => address.to_string(),
+                        None => format!("{address}:{dport}"),
+                    };
+                    c.request = http::request(c.spec.http_path(), &host).into();
+                    if c.request.len() > MAX_TCP_PAYLOAD {
+                        // Path and host are bounded when parsed; never here.
+                        self.unchecked_eips.insert(key.eip);
+                        continue;
+                    }
+                }
                 c.region = region;
                 c.vni = tables.regions[region].vni;
                 self.by_ident.insert(c.ident, self.targets.len());
@@ -246,12 +299,41 @@ impl BackendChecker {
                     seq_number: isn(c.ident, seq, self.nonce).wrapping_add(1),
                     syn: false,
                 }
-                .emit(&mut self.tcp_buf);
+                .emit(&mut self.tcp_buf[..]);
                 send(tables.paths[path].port, frame)?;
                 self.counters.rsts_sent += 1;
                 sent += 1;
             }
             self.pending_rst.pop_front();
+        }
+        while let Some(&(ident, flow, out)) = self.pending_http.front() {
+            if let Some(&i) = self.by_ident.get(&ident) {
+                let c = &self.targets[i];
+                let (target, dport, sport) = flow;
+                let hash = flow::hash_v4(source, target, sport, dport, ip_proto::TCP);
+                if let Some(path) = path_of(tables, c.region, hash) {
+                    let frame = TcpOut {
+                        template: &tables.paths[path].template,
+                        hash,
+                        source,
+                        target,
+                        sport,
+                        dport,
+                        seq_number: out.seq,
+                        ack_number: out.ack,
+                        flags: out.flags,
+                        payload: if out.with_request { &c.request } else { &[] },
+                    }
+                    .emit(&mut self.tcp_buf[..]);
+                    send(tables.paths[path].port, frame)?;
+                    if out.flags & super::codec::RST != 0 {
+                        self.counters.rsts_sent += 1;
+                    }
+                    self.counters.http_segments_sent += 1;
+                    sent += 1;
+                }
+            }
+            self.pending_http.pop_front();
         }
         for c in &mut self.targets {
             if c.next_check > now {
@@ -260,8 +342,12 @@ impl BackendChecker {
             let interval = Duration::from_millis(c.spec.interval_ms);
             let seq = c.next_seq;
             let (hash, sport) = match c.spec.kind {
-                CheckKind::Tcp => {
-                    let sport = source_port(seq);
+                CheckKind::Tcp | CheckKind::Http => {
+                    let sport = if c.spec.kind == CheckKind::Http {
+                        http_port(c.ident, seq)
+                    } else {
+                        source_port(seq)
+                    };
                     let hash = flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP);
                     (hash, sport)
                 }
@@ -270,10 +356,15 @@ impl BackendChecker {
                     0,
                 ),
             };
+            if c.spec.kind == CheckKind::Http && self.exchanges.len() >= MAX_EXCHANGES {
+                self.counters.http_busy += 1;
+                c.next_check = now + interval;
+                continue;
+            }
             if let Some(path) = path_of(tables, c.region, hash) {
                 let template = &tables.paths[path].template;
                 let frame = match c.spec.kind {
-                    CheckKind::Tcp => Segment {
+                    CheckKind::Tcp | CheckKind::Http => Segment {
                         template,
                         hash,
                         source,
@@ -283,7 +374,7 @@ impl BackendChecker {
                         seq_number: isn(c.ident, seq, self.nonce),
                         syn: true,
                     }
-                    .emit(&mut self.tcp_buf),
+                    .emit(&mut self.tcp_buf[..]),
                     _ => Probe {
                         template,
                         hash,
@@ -302,6 +393,18 @@ impl BackendChecker {
                 }
                 sent += 1;
                 self.counters.checks_sent += 1;
+                if c.spec.kind == CheckKind::Http {
+                    let exchange = Exchange::new(isn(c.ident, seq, self.nonce), c.request.len());
+                    let check = HttpCheck {
+                        ident: c.ident,
+                        seq,
+                        exchange,
+                        expires: now + Duration::from_millis(c.spec.timeout_ms),
+                    };
+                    // A 4-tuple still in use by another exchange: the older
+                    // one is forgotten (its check times out).
+                    self.exchanges.insert((c.address, c.dport, sport), check);
+                }
                 c.next_seq = seq.wrapping_add(1);
                 if let Some(t) = c.health.probe_sent(seq, now) {
                     c.transitions += 1;
@@ -328,9 +431,14 @@ impl BackendChecker {
         let Some(source) = self.source else {
             return false;
         };
-        match parse_tcp_reply(frame, self.vxlan_port) {
-            Ok(r) => {
-                let result = self.match_tcp(now, source, r);
+        match parse_tcp_segment(frame, self.vxlan_port) {
+            Ok(seg) => {
+                let flow = (seg.src, seg.sport, seg.dport);
+                let result = if seg.dst == source && self.exchanges.contains_key(&flow) {
+                    self.match_http(now, flow, &seg)
+                } else {
+                    tcp_reply(&seg).and_then(|r| self.match_tcp(now, source, r))
+                };
                 self.count(result);
                 true
             }
@@ -413,6 +521,81 @@ impl BackendChecker {
         Ok(())
     }
 
+    /// A segment of an HTTP exchange in flight (or done).
+    fn match_http(
+        &mut self,
+        now: Duration,
+        flow: FlowKey,
+        seg: &super::codec::TcpSegment<'_>,
+    ) -> Result<(), Ignored> {
+        let x = self
+            .exchanges
+            .get_mut(&flow)
+            .expect("looked up by the caller");
+        let &i = self
+            .by_ident
+            .get(&x.ident)
+            .ok_or(Ignored::UnknownIdent { ident: x.ident })?;
+        let c = &mut self.targets[i];
+        if seg.vni != c.vni || c.spec.kind != CheckKind::Http {
+            return Err(Ignored::WrongSource {
+                from: seg.src.into(),
+                vni: seg.vni,
+                target: c.address.into(),
+                expected_vni: c.vni,
+            });
+        }
+        let was_done = x.exchange.is_done();
+        let step = x
+            .exchange
+            .on_segment(&SegmentIn {
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                payload: seg.payload,
+            })
+            .map_err(|_| Ignored::WrongNonce)?;
+        if was_done {
+            self.counters.http_late += 1;
+            return Ok(());
+        }
+        if let Some(out) = step.send {
+            if self.pending_http.len() < MAX_PENDING_HTTP {
+                self.pending_http.push_back((x.ident, flow, out));
+            }
+        }
+        let Some(verdict) = step.verdict else {
+            self.counters.http_segments += 1;
+            return Ok(());
+        };
+        let seq = x.seq;
+        let t = match verdict {
+            Verdict::Status(status) if c.spec.http_expect().contains(status) => {
+                c.health.probe_reply(seq, now)
+            }
+            Verdict::Status(_) => {
+                self.counters.http_bad_status += 1;
+                c.health.probe_failed(seq, now)
+            }
+            Verdict::Refused | Verdict::Reset => {
+                self.counters.refused += 1;
+                c.health.probe_failed(seq, now)
+            }
+            Verdict::Closed | Verdict::Garbled => {
+                self.counters.http_garbled += 1;
+                c.health.probe_failed(seq, now)
+            }
+        };
+        if let Verdict::Status(status) = verdict {
+            c.last_status = Some(status);
+        }
+        if let Some(t) = t {
+            c.transitions += 1;
+            push(&mut self.events, &mut self.counters, c, t);
+        }
+        Ok(())
+    }
+
     fn count(&mut self, result: Result<(), Ignored>) {
         let c = &mut self.counters;
         match result {
@@ -428,6 +611,20 @@ impl BackendChecker {
 
     /// Declares overdue checks lost. Call it every loop, after the frames.
     pub fn tick(&mut self, now: Duration) {
+        // HTTP exchanges past their timeout: forgotten; a connected one is
+        // reset so the backend does not keep it.
+        let pending = &mut self.pending_http;
+        self.exchanges.retain(|&flow, x| {
+            if x.expires > now {
+                return true;
+            }
+            if let Some(out) = x.exchange.abandon() {
+                if pending.len() < MAX_PENDING_HTTP {
+                    pending.push_back((x.ident, flow, out));
+                }
+            }
+            false
+        });
         for c in &mut self.targets {
             if let Some(t) = c.health.tick(now) {
                 c.transitions += 1;
@@ -442,6 +639,7 @@ impl BackendChecker {
             .iter()
             .flat_map(|c| [Some(c.next_check), c.health.next_timeout()])
             .flatten()
+            .chain(self.exchanges.values().map(|x| x.expires))
             .min()
     }
 
@@ -491,7 +689,9 @@ impl BackendChecker {
             .map(|c| BackendReport {
                 key: c.key,
                 check: c.spec.clone(),
-                check_port: (c.spec.kind == CheckKind::Tcp).then_some(c.dport),
+                check_port: matches!(c.spec.kind, CheckKind::Tcp | CheckKind::Http)
+                    .then_some(c.dport),
+                last_status: c.last_status,
                 health: c.health.health(),
                 transitions: c.transitions,
                 snapshot: c.health.snapshot(),
