@@ -3,10 +3,10 @@
 //! the tables and the announcements. See the [module docs](super).
 
 use super::codec::{
-    isn, parse_tcp_segment, source_port, tcp_reply, Answer, Segment, TcpOut, MAX_TCP_FRAME_LEN,
+    isn, parse_tcp_segment, source_port, tcp_reply, Answer, Segment, MAX_TCP_FRAME_LEN,
     MAX_TCP_PAYLOAD,
 };
-use super::http::{self, Exchange, SegmentIn, SegmentOut, Verdict};
+use super::http::{self as exchange, Exchange, SegmentOut};
 use super::{BackendEvent, BackendKey, BackendReport, CheckerCounters};
 use crate::health::{Health, HealthConfig, PathHealth};
 use crate::probe::codec::{parse_reply, Ignored, Probe};
@@ -16,6 +16,7 @@ use eip_dataplane::flow;
 use eip_dataplane::tables::{BackendRef, PopSpec, Tables};
 use eip_dataplane::wire::ip_proto;
 use eip_dataplane::PortId;
+use http::{http_port, FlowKey, HttpCheck, MAX_EXCHANGES};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -28,27 +29,6 @@ const MAX_PENDING_RST: usize = 1024;
 /// ICMP identifiers of backend checks: the upper half, so they never meet the
 /// path prober's (which count up from 1).
 const FIRST_IDENT: u16 = 0x8000;
-/// HTTP exchanges kept at once (in flight, or done and absorbing late
-/// segments until their timeout); a check due while full is not sent.
-const MAX_EXCHANGES: usize = 4096;
-/// Segments of HTTP exchanges waiting to be sent; more are dropped (the
-/// exchange then times out).
-const MAX_PENDING_HTTP: usize = 4096;
-
-/// The 4-tuple of an HTTP exchange as the backend answers it: backend
-/// address, backend port, our port.
-type FlowKey = ([u8; 4], u16, u16);
-
-/// One HTTP exchange and the check it is.
-#[derive(Debug)]
-struct HttpCheck {
-    ident: u16,
-    seq: u16,
-    exchange: Exchange,
-    /// When it is forgotten (sent + timeout).
-    expires: Duration,
-}
-
 /// What the checker keeps of one backend.
 #[derive(Debug)]
 struct Checked {
@@ -93,13 +73,6 @@ pub struct BackendChecker {
     counters: CheckerCounters,
     tcp_buf: Box<[u8; MAX_TCP_FRAME_LEN]>,
     icmp_buf: [u8; PROBE_FRAME_LEN],
-}
-
-/// Our port for HTTP check `seq` of backend `ident`: as for TCP checks, one
-/// per sequence number modulo 16,384, shifted by the identifier so that two
-/// backends at the same address and port rarely share a 4-tuple.
-fn http_port(ident: u16, seq: u16) -> u16 {
-    source_port(seq.wrapping_add(ident.wrapping_mul(613)))
 }
 
 /// The state machine's settings for one check.
@@ -233,7 +206,7 @@ impl BackendChecker {
                         None if dport == 80 => address.to_string(),
                         None => format!("{address}:{dport}"),
                     };
-                    c.request = http::request(c.spec.http_path(), &host).into();
+                    c.request = exchange::request(c.spec.http_path(), &host).into();
                     if c.request.len() > MAX_TCP_PAYLOAD {
                         // Path and host are bounded when parsed; never here.
                         self.unchecked_eips.insert(key.eip);
@@ -306,51 +279,22 @@ impl BackendChecker {
             }
             self.pending_rst.pop_front();
         }
-        while let Some(&(ident, flow, out)) = self.pending_http.front() {
-            if let Some(&i) = self.by_ident.get(&ident) {
-                let c = &self.targets[i];
-                let (target, dport, sport) = flow;
-                let hash = flow::hash_v4(source, target, sport, dport, ip_proto::TCP);
-                if let Some(path) = path_of(tables, c.region, hash) {
-                    let frame = TcpOut {
-                        template: &tables.paths[path].template,
-                        hash,
-                        source,
-                        target,
-                        sport,
-                        dport,
-                        seq_number: out.seq,
-                        ack_number: out.ack,
-                        flags: out.flags,
-                        payload: if out.with_request { &c.request } else { &[] },
-                    }
-                    .emit(&mut self.tcp_buf[..]);
-                    send(tables.paths[path].port, frame)?;
-                    if out.flags & super::codec::RST != 0 {
-                        self.counters.rsts_sent += 1;
-                    }
-                    self.counters.http_segments_sent += 1;
-                    sent += 1;
-                }
-            }
-            self.pending_http.pop_front();
-        }
+        sent += self.send_http_segments(source, tables, &mut send)?;
         for c in &mut self.targets {
             if c.next_check > now {
                 continue;
             }
             let interval = Duration::from_millis(c.spec.interval_ms);
             let seq = c.next_seq;
+            let sport = match c.spec.kind {
+                CheckKind::Http => http_port(c.ident, seq),
+                _ => source_port(seq),
+            };
             let (hash, sport) = match c.spec.kind {
-                CheckKind::Tcp | CheckKind::Http => {
-                    let sport = if c.spec.kind == CheckKind::Http {
-                        http_port(c.ident, seq)
-                    } else {
-                        source_port(seq)
-                    };
-                    let hash = flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP);
-                    (hash, sport)
-                }
+                CheckKind::Tcp | CheckKind::Http => (
+                    flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP),
+                    sport,
+                ),
                 _ => (
                     flow::hash_v4(source, c.address, c.ident, 0, ip_proto::ICMP),
                     0,
@@ -521,81 +465,6 @@ impl BackendChecker {
         Ok(())
     }
 
-    /// A segment of an HTTP exchange in flight (or done).
-    fn match_http(
-        &mut self,
-        now: Duration,
-        flow: FlowKey,
-        seg: &super::codec::TcpSegment<'_>,
-    ) -> Result<(), Ignored> {
-        let x = self
-            .exchanges
-            .get_mut(&flow)
-            .expect("looked up by the caller");
-        let &i = self
-            .by_ident
-            .get(&x.ident)
-            .ok_or(Ignored::UnknownIdent { ident: x.ident })?;
-        let c = &mut self.targets[i];
-        if seg.vni != c.vni || c.spec.kind != CheckKind::Http {
-            return Err(Ignored::WrongSource {
-                from: seg.src.into(),
-                vni: seg.vni,
-                target: c.address.into(),
-                expected_vni: c.vni,
-            });
-        }
-        let was_done = x.exchange.is_done();
-        let step = x
-            .exchange
-            .on_segment(&SegmentIn {
-                seq: seg.seq,
-                ack: seg.ack,
-                flags: seg.flags,
-                payload: seg.payload,
-            })
-            .map_err(|_| Ignored::WrongNonce)?;
-        if was_done {
-            self.counters.http_late += 1;
-            return Ok(());
-        }
-        if let Some(out) = step.send {
-            if self.pending_http.len() < MAX_PENDING_HTTP {
-                self.pending_http.push_back((x.ident, flow, out));
-            }
-        }
-        let Some(verdict) = step.verdict else {
-            self.counters.http_segments += 1;
-            return Ok(());
-        };
-        let seq = x.seq;
-        let t = match verdict {
-            Verdict::Status(status) if c.spec.http_expect().contains(status) => {
-                c.health.probe_reply(seq, now)
-            }
-            Verdict::Status(_) => {
-                self.counters.http_bad_status += 1;
-                c.health.probe_failed(seq, now)
-            }
-            Verdict::Refused | Verdict::Reset => {
-                self.counters.refused += 1;
-                c.health.probe_failed(seq, now)
-            }
-            Verdict::Closed | Verdict::Garbled => {
-                self.counters.http_garbled += 1;
-                c.health.probe_failed(seq, now)
-            }
-        };
-        if let Verdict::Status(status) = verdict {
-            c.last_status = Some(status);
-        }
-        if let Some(t) = t {
-            c.transitions += 1;
-            push(&mut self.events, &mut self.counters, c, t);
-        }
-        Ok(())
-    }
-
     fn count(&mut self, result: Result<(), Ignored>) {
         let c = &mut self.counters;
         match result {
@@ -611,20 +480,7 @@ impl BackendChecker {
 
     /// Declares overdue checks lost. Call it every loop, after the frames.
     pub fn tick(&mut self, now: Duration) {
-        // HTTP exchanges past their timeout: forgotten; a connected one is
-        // reset so the backend does not keep it.
-        let pending = &mut self.pending_http;
-        self.exchanges.retain(|&flow, x| {
-            if x.expires > now {
-                return true;
-            }
-            if let Some(out) = x.exchange.abandon() {
-                if pending.len() < MAX_PENDING_HTTP {
-                    pending.push_back((x.ident, flow, out));
-                }
-            }
-            false
-        });
+        self.expire_exchanges(now);
         for c in &mut self.targets {
             if let Some(t) = c.health.tick(now) {
                 c.transitions += 1;
@@ -737,6 +593,8 @@ fn push(
         transition,
     });
 }
+
+mod http;
 
 #[cfg(test)]
 mod tests;
