@@ -288,6 +288,12 @@ http {
         $listen
         root $RUN_DIR/www;
         location = /whoami { default_type text/plain; return 200 "backend=\$server_addr\n"; }
+        # Health page for HTTP checks: 503 while www/sick-<backend address> exists.
+        location = /healthz {
+            default_type text/plain;
+            if (-f \$document_root/sick-\$server_addr) { return 503 "sick \$server_addr\n"; }
+            return 200 "ok \$server_addr\n";
+        }
     }
 }
 EOF

@@ -26,7 +26,10 @@ const ALIASES: &[(&str, &str)] = &[("eips", "default_backend")];
 fn check() -> eip_dataplane::check_spec::CheckSpec {
     eip_dataplane::check_spec::CheckSpec {
         port: Some(80),
-        ..eip_dataplane::check_spec::CheckSpec::new(eip_dataplane::check_spec::CheckKind::Tcp)
+        path: Some("/healthz".into()),
+        host: Some("api.example".into()),
+        expect: Some(eip_dataplane::check_spec::StatusRange::DEFAULT),
+        ..eip_dataplane::check_spec::CheckSpec::new(eip_dataplane::check_spec::CheckKind::Http)
     }
 }
 

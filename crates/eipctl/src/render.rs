@@ -310,6 +310,12 @@ pub fn eips(eips: &[EipSpec]) -> String {
                 .collect();
             let proto = format!("{:?}", svc.protocol).to_lowercase();
             let _ = writeln!(out, "    {proto}/{} -> {}", svc.port, members.join(", "));
+            if let Some(c) = &svc.check {
+                let _ = writeln!(out, "        check: {}", c.describe());
+            }
+        }
+        if let Some(c) = &e.check {
+            let _ = writeln!(out, "    check: {}", c.describe());
         }
         if let Some(l) = &e.limits {
             let _ = writeln!(out, "    limits: {l}");
@@ -397,6 +403,32 @@ fn bgp_status(b: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn show_eips_names_each_check_and_its_kind() {
+        let eip: EipSpec = toml::from_str(
+            r#"
+address = "192.0.2.20"
+region = "beijing"
+check = { kind = "icmp" }
+[[services]]
+protocol = "tcp"
+port = 80
+backends = [ { address = "10.1.0.20" } ]
+check = { kind = "http", path = "/healthz", expect = "200-299", interval_ms = 100, timeout_ms = 200 }
+"#,
+        )
+        .unwrap();
+        let text = eips(&[eip]);
+        assert!(
+            text.contains(
+                "    tcp/80 -> 10.1.0.20:80 w1\n        check: http GET /healthz expect 200-299, \
+                 every 100 ms, timeout 200 ms, down after 3, up after 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n    check: icmp, every 1000 ms"), "{text}");
+    }
 
     #[test]
     fn show_bgp_names_each_session_and_why_a_prefix_is_not_announced() {

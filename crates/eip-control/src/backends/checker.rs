@@ -2,7 +2,11 @@
 //! is due, which answer belongs to which check, and what the results mean for
 //! the tables and the announcements. See the [module docs](super).
 
-use super::codec::{isn, parse_tcp_reply, source_port, Answer, Segment, TCP_FRAME_LEN};
+use super::codec::{
+    isn, parse_tcp_segment, source_port, tcp_reply, Answer, Segment, MAX_TCP_FRAME_LEN,
+    MAX_TCP_PAYLOAD,
+};
+use super::http::{self as exchange, Exchange, SegmentOut};
 use super::{BackendEvent, BackendKey, BackendReport, CheckerCounters};
 use crate::health::{Health, HealthConfig, PathHealth};
 use crate::probe::codec::{parse_reply, Ignored, Probe};
@@ -12,6 +16,7 @@ use eip_dataplane::flow;
 use eip_dataplane::tables::{BackendRef, PopSpec, Tables};
 use eip_dataplane::wire::ip_proto;
 use eip_dataplane::PortId;
+use http::{http_port, FlowKey, HttpCheck, MAX_EXCHANGES};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,7 +29,6 @@ const MAX_PENDING_RST: usize = 1024;
 /// ICMP identifiers of backend checks: the upper half, so they never meet the
 /// path prober's (which count up from 1).
 const FIRST_IDENT: u16 = 0x8000;
-
 /// What the checker keeps of one backend.
 #[derive(Debug)]
 struct Checked {
@@ -40,6 +44,10 @@ struct Checked {
     next_check: Duration,
     health: PathHealth,
     transitions: u64,
+    /// `http`: the status of the last answer.
+    last_status: Option<u16>,
+    /// `http`: the request sent once connected (built when configured).
+    request: Box<[u8]>,
 }
 
 /// The checker of every backend with a check. Sans-IO: the caller passes `now`,
@@ -57,9 +65,13 @@ pub struct BackendChecker {
     unchecked_eips: HashSet<IpAddr>,
     /// Accepted checks to close: (target, check sequence number).
     pending_rst: VecDeque<(usize, u16)>,
+    /// HTTP exchanges by the 4-tuple the backend answers on.
+    exchanges: HashMap<FlowKey, HttpCheck>,
+    /// Segments HTTP exchanges asked for: (backend ident, flow, segment).
+    pending_http: VecDeque<(u16, FlowKey, SegmentOut)>,
     events: VecDeque<BackendEvent>,
     counters: CheckerCounters,
-    tcp_buf: [u8; TCP_FRAME_LEN],
+    tcp_buf: Box<[u8; MAX_TCP_FRAME_LEN]>,
     icmp_buf: [u8; PROBE_FRAME_LEN],
 }
 
@@ -90,9 +102,11 @@ impl BackendChecker {
             next_ident: FIRST_IDENT,
             unchecked_eips: HashSet::new(),
             pending_rst: VecDeque::new(),
+            exchanges: HashMap::new(),
+            pending_http: VecDeque::new(),
             events: VecDeque::new(),
             counters: CheckerCounters::default(),
-            tcp_buf: [0; TCP_FRAME_LEN],
+            tcp_buf: Box::new([0; MAX_TCP_FRAME_LEN]),
             icmp_buf: [0; PROBE_FRAME_LEN],
         }
     }
@@ -179,11 +193,26 @@ impl BackendChecker {
                             next_check: now,
                             health,
                             transitions: 0,
+                            last_status: None,
+                            request: Box::default(),
                         }
                     }
                 };
                 c.address = address.octets();
                 c.dport = dport;
+                if c.spec.kind == CheckKind::Http {
+                    let host = match &c.spec.host {
+                        Some(h) => h.clone(),
+                        None if dport == 80 => address.to_string(),
+                        None => format!("{address}:{dport}"),
+                    };
+                    c.request = exchange::request(c.spec.http_path(), &host).into();
+                    if c.request.len() > MAX_TCP_PAYLOAD {
+                        // Path and host are bounded when parsed; never here.
+                        self.unchecked_eips.insert(key.eip);
+                        continue;
+                    }
+                }
                 c.region = region;
                 c.vni = tables.regions[region].vni;
                 self.by_ident.insert(c.ident, self.targets.len());
@@ -243,34 +272,43 @@ impl BackendChecker {
                     seq_number: isn(c.ident, seq, self.nonce).wrapping_add(1),
                     syn: false,
                 }
-                .emit(&mut self.tcp_buf);
+                .emit(&mut self.tcp_buf[..]);
                 send(tables.paths[path].port, frame)?;
                 self.counters.rsts_sent += 1;
                 sent += 1;
             }
             self.pending_rst.pop_front();
         }
+        sent += self.send_http_segments(source, tables, &mut send)?;
         for c in &mut self.targets {
             if c.next_check > now {
                 continue;
             }
             let interval = Duration::from_millis(c.spec.interval_ms);
             let seq = c.next_seq;
+            let sport = match c.spec.kind {
+                CheckKind::Http => http_port(c.ident, seq),
+                _ => source_port(seq),
+            };
             let (hash, sport) = match c.spec.kind {
-                CheckKind::Tcp => {
-                    let sport = source_port(seq);
-                    let hash = flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP);
-                    (hash, sport)
-                }
+                CheckKind::Tcp | CheckKind::Http => (
+                    flow::hash_v4(source, c.address, sport, c.dport, ip_proto::TCP),
+                    sport,
+                ),
                 _ => (
                     flow::hash_v4(source, c.address, c.ident, 0, ip_proto::ICMP),
                     0,
                 ),
             };
+            if c.spec.kind == CheckKind::Http && self.exchanges.len() >= MAX_EXCHANGES {
+                self.counters.http_busy += 1;
+                c.next_check = now + interval;
+                continue;
+            }
             if let Some(path) = path_of(tables, c.region, hash) {
                 let template = &tables.paths[path].template;
                 let frame = match c.spec.kind {
-                    CheckKind::Tcp => Segment {
+                    CheckKind::Tcp | CheckKind::Http => Segment {
                         template,
                         hash,
                         source,
@@ -280,7 +318,7 @@ impl BackendChecker {
                         seq_number: isn(c.ident, seq, self.nonce),
                         syn: true,
                     }
-                    .emit(&mut self.tcp_buf),
+                    .emit(&mut self.tcp_buf[..]),
                     _ => Probe {
                         template,
                         hash,
@@ -299,6 +337,18 @@ impl BackendChecker {
                 }
                 sent += 1;
                 self.counters.checks_sent += 1;
+                if c.spec.kind == CheckKind::Http {
+                    let exchange = Exchange::new(isn(c.ident, seq, self.nonce), c.request.len());
+                    let check = HttpCheck {
+                        ident: c.ident,
+                        seq,
+                        exchange,
+                        expires: now + Duration::from_millis(c.spec.timeout_ms),
+                    };
+                    // A 4-tuple still in use by another exchange: the older
+                    // one is forgotten (its check times out).
+                    self.exchanges.insert((c.address, c.dport, sport), check);
+                }
                 c.next_seq = seq.wrapping_add(1);
                 if let Some(t) = c.health.probe_sent(seq, now) {
                     c.transitions += 1;
@@ -325,9 +375,14 @@ impl BackendChecker {
         let Some(source) = self.source else {
             return false;
         };
-        match parse_tcp_reply(frame, self.vxlan_port) {
-            Ok(r) => {
-                let result = self.match_tcp(now, source, r);
+        match parse_tcp_segment(frame, self.vxlan_port) {
+            Ok(seg) => {
+                let flow = (seg.src, seg.sport, seg.dport);
+                let result = if seg.dst == source && self.exchanges.contains_key(&flow) {
+                    self.match_http(now, flow, &seg)
+                } else {
+                    tcp_reply(&seg).and_then(|r| self.match_tcp(now, source, r))
+                };
                 self.count(result);
                 true
             }
@@ -425,6 +480,7 @@ impl BackendChecker {
 
     /// Declares overdue checks lost. Call it every loop, after the frames.
     pub fn tick(&mut self, now: Duration) {
+        self.expire_exchanges(now);
         for c in &mut self.targets {
             if let Some(t) = c.health.tick(now) {
                 c.transitions += 1;
@@ -439,6 +495,7 @@ impl BackendChecker {
             .iter()
             .flat_map(|c| [Some(c.next_check), c.health.next_timeout()])
             .flatten()
+            .chain(self.exchanges.values().map(|x| x.expires))
             .min()
     }
 
@@ -488,7 +545,9 @@ impl BackendChecker {
             .map(|c| BackendReport {
                 key: c.key,
                 check: c.spec.clone(),
-                check_port: (c.spec.kind == CheckKind::Tcp).then_some(c.dport),
+                check_port: matches!(c.spec.kind, CheckKind::Tcp | CheckKind::Http)
+                    .then_some(c.dport),
+                last_status: c.last_status,
                 health: c.health.health(),
                 transitions: c.transitions,
                 snapshot: c.health.snapshot(),
@@ -534,6 +593,8 @@ fn push(
         transition,
     });
 }
+
+mod http;
 
 #[cfg(test)]
 mod tests;

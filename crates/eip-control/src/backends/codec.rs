@@ -1,7 +1,8 @@
 //! A TCP check on the wire: the SYN, the RST that closes a half-open check,
 //! both in a path's VXLAN encapsulation exactly as data, and the parse of the
-//! backend's answer (SYN-ACK or RST). ICMP checks reuse the path probe's codec
-//! (`crate::probe::codec`).
+//! backend's answer (SYN-ACK or RST). HTTP checks use the general forms
+//! ([`TcpOut`] with flags, ACK number and payload; [`parse_tcp_segment`]).
+//! ICMP checks reuse the path probe's codec (`crate::probe::codec`).
 //!
 //! The check names itself in its initial sequence number:
 //! `(ident << 16 | seq) ^ nonce`, where `ident` names the backend and `seq`
@@ -20,8 +21,16 @@ use eip_dataplane::wire::tcp::TcpPacket;
 pub const TCP_INNER_LEN: usize = 40;
 /// A whole TCP check frame.
 pub const TCP_FRAME_LEN: usize = ENCAP_LEN + TCP_INNER_LEN;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
+/// Longest TCP payload a check sends (an HTTP request): with the headers it
+/// stays under a 1280-byte inner MTU.
+pub const MAX_TCP_PAYLOAD: usize = 1200;
+/// A whole TCP check frame with the longest payload.
+pub const MAX_TCP_FRAME_LEN: usize = TCP_FRAME_LEN + MAX_TCP_PAYLOAD;
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
 /// Receive window advertised in the SYN.
 const WINDOW: u16 = 64_240;
 
@@ -53,34 +62,141 @@ pub struct Segment<'a> {
 
 impl Segment<'_> {
     /// Builds the frame in `buf`: nothing is allocated per check.
-    pub fn emit<'b>(&self, buf: &'b mut [u8; TCP_FRAME_LEN]) -> &'b [u8] {
+    pub fn emit<'b>(&self, buf: &'b mut [u8]) -> &'b [u8] {
+        TcpOut {
+            template: self.template,
+            hash: self.hash,
+            source: self.source,
+            target: self.target,
+            sport: self.sport,
+            dport: self.dport,
+            seq_number: self.seq_number,
+            ack_number: 0,
+            flags: if self.syn { SYN } else { RST },
+            payload: &[],
+        }
+        .emit(buf)
+    }
+}
+
+/// Any TCP segment of a check: flags, ACK number (sent with the ACK flag) and
+/// payload (at most [`MAX_TCP_PAYLOAD`] bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOut<'a> {
+    pub template: &'a [u8; ENCAP_LEN],
+    pub hash: u64,
+    pub source: [u8; 4],
+    pub target: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub seq_number: u32,
+    pub ack_number: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+impl TcpOut<'_> {
+    /// Builds the frame at the start of `buf` and returns it.
+    ///
+    /// # Panics
+    /// When `buf` cannot hold it (the payload is longer than
+    /// [`MAX_TCP_PAYLOAD`] and `buf` only [`MAX_TCP_FRAME_LEN`]): the caller
+    /// bounds its payloads.
+    pub fn emit<'b>(&self, buf: &'b mut [u8]) -> &'b [u8] {
+        let len = TCP_FRAME_LEN + self.payload.len();
+        let buf = &mut buf[..len];
         let (hdr, inner) = buf.split_at_mut(ENCAP_LEN);
         let hdr: &mut [u8; ENCAP_LEN] = hdr.try_into().expect("ENCAP_LEN bytes");
-        write_encap_header(hdr, self.template, TCP_INNER_LEN as u16, false, self.hash);
+        let inner_len = TCP_INNER_LEN + self.payload.len();
+        write_encap_header(hdr, self.template, inner_len as u16, false, self.hash);
         Ipv4Repr {
             src: self.source,
             dst: self.target,
             protocol: ip_proto::TCP,
             ttl: 64,
-            payload_len: 20,
+            payload_len: (20 + self.payload.len()) as u16,
             dont_frag: true,
             ident: self.sport,
             dscp_ecn: 0,
         }
         .emit(inner);
-        let tcp = &mut inner[20..40];
+        let tcp = &mut inner[20..];
         tcp[0..2].copy_from_slice(&self.sport.to_be_bytes());
         tcp[2..4].copy_from_slice(&self.dport.to_be_bytes());
         tcp[4..8].copy_from_slice(&self.seq_number.to_be_bytes());
-        tcp[8..12].fill(0);
+        let ack = if self.flags & ACK != 0 {
+            self.ack_number
+        } else {
+            0
+        };
+        tcp[8..12].copy_from_slice(&ack.to_be_bytes());
         tcp[12] = 5 << 4;
-        tcp[13] = if self.syn { SYN } else { RST };
-        let window = if self.syn { WINDOW } else { 0 };
+        tcp[13] = self.flags;
+        let window = if self.flags & RST != 0 { 0 } else { WINDOW };
         tcp[14..16].copy_from_slice(&window.to_be_bytes());
         tcp[16..20].fill(0);
+        tcp[20..].copy_from_slice(self.payload);
         TcpPacket::new_unchecked(&mut *tcp).fill_checksum_v4(self.source, self.target);
         &buf[..]
     }
+}
+
+/// Any TCP segment to the probe source, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub vni: u32,
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+/// Outer headers as for path probes, then an inner IPv4 / TCP segment with a
+/// valid checksum, whatever its flags.
+///
+/// # Errors
+/// `NotEchoReply` for an inner packet that is not TCP (the caller then offers
+/// the frame to the path prober), else why it is no segment.
+pub fn parse_tcp_segment(frame: &[u8], vxlan_port: u16) -> Result<TcpSegment<'_>, Ignored> {
+    let (vni, ip) = parse_inner_ipv4(frame, vxlan_port)?;
+    if ip.protocol() != ip_proto::TCP || ip.is_fragment() {
+        return Err(Ignored::NotEchoReply);
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| Ignored::Malformed("TCP"))?;
+    if !tcp.verify_checksum_v4(src, dst) {
+        return Err(Ignored::BadChecksum);
+    }
+    let flags = u8::from(tcp.fin())
+        | u8::from(tcp.syn()) << 1
+        | u8::from(tcp.rst()) << 2
+        | u8::from(tcp.psh()) << 3
+        | u8::from(tcp.ack()) << 4;
+    let (sport, dport, seq, ack) = (
+        tcp.src_port(),
+        tcp.dst_port(),
+        tcp.seq_number(),
+        tcp.ack_number(),
+    );
+    // The payload's place in the packet, so it can outlive the views.
+    let start = ip.header_len() + tcp.header_len();
+    let end = ip.header_len() + ip.payload().len();
+    let payload = ip.into_inner().get(start..end).unwrap_or_default();
+    Ok(TcpSegment {
+        vni,
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        payload,
+    })
 }
 
 /// What a backend answered to a SYN.
@@ -112,26 +228,26 @@ pub struct TcpReply {
 /// `NotEchoReply` for an inner packet that is no TCP answer (the caller then
 /// offers the frame to the path prober), else why it is no answer.
 pub fn parse_tcp_reply(frame: &[u8], vxlan_port: u16) -> Result<TcpReply, Ignored> {
-    let (vni, ip) = parse_inner_ipv4(frame, vxlan_port)?;
-    if ip.protocol() != ip_proto::TCP || ip.is_fragment() {
-        return Err(Ignored::NotEchoReply);
-    }
-    let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| Ignored::Malformed("TCP"))?;
-    if !tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()) {
-        return Err(Ignored::BadChecksum);
-    }
-    let answer = match (tcp.syn(), tcp.rst(), tcp.ack()) {
-        (true, false, true) => Answer::Accepted,
-        (false, true, true) => Answer::Refused,
+    tcp_reply(&parse_tcp_segment(frame, vxlan_port)?)
+}
+
+/// The answer to a SYN that `seg` is.
+///
+/// # Errors
+/// `Malformed` for a segment that is neither SYN-ACK nor RST-ACK.
+pub fn tcp_reply(seg: &TcpSegment<'_>) -> Result<TcpReply, Ignored> {
+    let answer = match seg.flags & (SYN | RST | ACK) {
+        f if f == SYN | ACK => Answer::Accepted,
+        f if f == RST | ACK => Answer::Refused,
         _ => return Err(Ignored::Malformed("TCP (neither SYN-ACK nor RST-ACK)")),
     };
     Ok(TcpReply {
-        vni,
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
-        sport: tcp.src_port(),
-        dport: tcp.dst_port(),
-        isn: tcp.ack_number().wrapping_sub(1),
+        vni: seg.vni,
+        src: seg.src,
+        dst: seg.dst,
+        sport: seg.sport,
+        dport: seg.dport,
+        isn: seg.ack.wrapping_sub(1),
         answer,
     })
 }

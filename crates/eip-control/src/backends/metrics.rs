@@ -21,8 +21,11 @@ pub fn render_metrics(reports: &[BackendReport]) -> String {
             format!("{p}/{port}")
         });
         format!(
-            "eip=\"{}\",service=\"{service}\",backend=\"{}\",port=\"{}\"",
-            r.key.eip, r.key.backend, r.key.port
+            "eip=\"{}\",service=\"{service}\",backend=\"{}\",port=\"{}\",check=\"{}\"",
+            r.key.eip,
+            r.key.backend,
+            r.key.port,
+            r.check.kind.label()
         )
     };
     let _ = writeln!(
@@ -66,5 +69,68 @@ pub fn render_metrics(reports: &[BackendReport]) -> String {
             );
         }
     }
+    let http: Vec<_> = reports
+        .iter()
+        .filter_map(|r| Some((r, r.last_status?)))
+        .collect();
+    if !http.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP eipd_backend_http_status Status of the last answer to the backend's HTTP check.\n\
+             # TYPE eipd_backend_http_status gauge"
+        );
+        for (r, status) in http {
+            let _ = writeln!(out, "eipd_backend_http_status{{{}}} {status}", labels(r));
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::BackendKey;
+    use crate::health::{HealthConfig, PathHealth};
+    use eip_dataplane::check_spec::{CheckKind, CheckSpec};
+    use eip_dataplane::tables::Protocol;
+    use std::time::Duration;
+
+    #[test]
+    fn series_carry_the_check_kind_and_http_the_last_status() {
+        let health = PathHealth::new(HealthConfig::default(), Duration::ZERO).unwrap();
+        let report = |kind, last_status| BackendReport {
+            key: BackendKey {
+                eip: "192.0.2.20".parse().unwrap(),
+                service: Some((Protocol::Tcp, 80)),
+                backend: "10.1.0.21".parse().unwrap(),
+                port: 80,
+            },
+            check: CheckSpec::new(kind),
+            check_port: Some(80),
+            last_status,
+            health: health.health(),
+            transitions: 0,
+            snapshot: health.snapshot(),
+        };
+        let page = render_metrics(&[
+            report(CheckKind::Http, Some(503)),
+            report(CheckKind::Tcp, None),
+        ]);
+        let labels = r#"eip="192.0.2.20",service="tcp/80",backend="10.1.0.21",port="80""#;
+        assert!(
+            page.contains(&format!("eipd_backend_up{{{labels},check=\"http\"}}")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("eipd_backend_up{{{labels},check=\"tcp\"}}")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!(
+                "eipd_backend_http_status{{{labels},check=\"http\"}} 503"
+            )),
+            "{page}"
+        );
+        assert_eq!(page.matches("eipd_backend_http_status{").count(), 1);
+    }
 }

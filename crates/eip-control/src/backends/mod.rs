@@ -14,6 +14,11 @@
 //! * **tcp**: a SYN to the backend's port. SYN-ACK = success (the checker then
 //!   sends a RST, so no connection is left half-open), RST = failure at once,
 //!   silence for `timeout_ms` = loss (a failure too). See `codec`.
+//! * **http**: a TCP connection driven by crafted segments (`http`, a sans-IO
+//!   state machine): SYN, then on SYN-ACK an ACK carrying `GET <path>`; the
+//!   status line of the answer is judged against `expect`, then a RST closes
+//!   the connection. A wrong status, a RST, or no status line in `timeout_ms`
+//!   is a failure. Exchanges are found by their 4-tuple.
 //! * **icmp**: an echo request to the backend, identifiers from 0x8000 up so
 //!   they never meet the path prober's.
 //!
@@ -32,6 +37,7 @@
 mod board;
 mod checker;
 pub mod codec;
+pub mod http;
 mod metrics;
 
 pub use board::BackendBoard;
@@ -93,6 +99,9 @@ pub struct BackendReport {
     /// Configured: how it is checked.
     pub check: CheckSpec,
     pub check_port: Option<u16>,
+    /// `http`: the status of the last answer (observed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
     /// Observed.
     pub health: Health,
     /// Up/down transitions since it was first checked.
@@ -117,4 +126,16 @@ pub struct CheckerCounters {
     pub ignored_wrong_source: u64,
     pub ignored_wrong_nonce: u64,
     pub events_dropped: u64,
+    /// HTTP: segments sent after the SYN (requests, ACKs, RSTs).
+    pub http_segments_sent: u64,
+    /// HTTP: segments received that gave no verdict yet (SYN-ACK, ACK).
+    pub http_segments: u64,
+    /// HTTP: segments of exchanges already judged, absorbed.
+    pub http_late: u64,
+    /// HTTP: answers with a status outside `expect` (failures).
+    pub http_bad_status: u64,
+    /// HTTP: answers closed before a status line, or no HTTP/1 (failures).
+    pub http_garbled: u64,
+    /// HTTP: checks not sent because too many exchanges were open.
+    pub http_busy: u64,
 }

@@ -151,7 +151,7 @@ fn assert_same_lookups(a: &Tables, b: &Tables, spec: &PopSpec) {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert(EipSpec),
+    Upsert(Box<EipSpec>),
     Remove(IpAddr),
     /// Flip the weight of path `sh-b` (a change to the small parts).
     Paths,
@@ -219,7 +219,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => eip_spec().prop_map(Op::Upsert),
+        6 => eip_spec().prop_map(|e| Op::Upsert(Box::new(e))),
         3 => address().prop_map(Op::Remove),
         1 => Just(Op::Paths),
     ]
@@ -240,6 +240,7 @@ proptest! {
             let mut delta = TableDelta::default();
             match op {
                 Op::Upsert(e) => {
+                    let e = *e;
                     match next.eips.by_address_mut(e.address) {
                         Some(x) => *x = e.clone(),
                         None => next.eips.push(e.clone()),

@@ -283,3 +283,277 @@ fn a_check_none_or_an_ipv6_backend_is_not_checked() {
     let (c, _) = checker(&s);
     assert_eq!(c.len(), 2);
 }
+
+/// Interval 10 ms, timeout 30 ms, down after 3, up after 2, `GET /healthz`.
+fn http_spec() -> PopSpec {
+    let mut s = spec(CheckKind::Http);
+    let c = s.eips[0].services[0].check.as_mut().unwrap();
+    c.path = Some("/healthz".into());
+    s
+}
+
+/// The inner TCP segment of a frame the checker sent.
+fn sent_tcp(frame: &[u8]) -> (etherparse::TcpHeader, Vec<u8>) {
+    let h = PacketHeaders::from_ethernet_slice(&frame[ENCAP_LEN - 14..]).unwrap();
+    let Some(TransportHeader::Tcp(tcp)) = &h.transport else {
+        panic!("not TCP")
+    };
+    let Some(etherparse::NetHeaders::Ipv4(ip, _)) = &h.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!(
+        tcp.checksum,
+        tcp.calc_checksum_ipv4(ip, h.payload.slice()).unwrap()
+    );
+    (tcp.clone(), h.payload.slice().to_vec())
+}
+
+/// A segment from backend `from` to the probe source, in VXLAN.
+fn from_backend(
+    from: [u8; 4],
+    to: &etherparse::TcpHeader,
+    seq: u32,
+    flags: &str,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0x10, 1], [2, 0, 0, 0, 1, 1])
+        .ipv4(from, SOURCE, 64)
+        .tcp(to.destination_port, to.source_port, seq, 1000);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'R' => b.rst(),
+            'P' => b.psh(),
+            'F' => b.fin(),
+            _ => unreachable!(),
+        };
+    }
+    let b = b.ack(ack);
+    let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 100, 0];
+    b.write(&mut vxlan, payload).unwrap();
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(NEXT_HOP, BB_MAC)
+        .ipv4(REGION_VTEP, POP_VTEP, 64)
+        .udp(50_000, 4789)
+        .write(&mut out, &vxlan)
+        .unwrap();
+    out
+}
+
+/// How a fake backend answers an HTTP check.
+#[derive(Clone, Copy)]
+enum Web {
+    /// Connects and answers with this status (headers and a body in one
+    /// segment, with FIN, as nginx does for short pages).
+    Status(u16),
+    /// Connects, then never answers the request.
+    Mute,
+    /// RST to the SYN.
+    Refuse,
+}
+
+/// The backend's answers to one segment the checker sent.
+fn web(frame: &[u8], how: Web, requests: &mut Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    const THEIRS: u32 = 50_000;
+    let (tcp, payload) = sent_tcp(frame);
+    let from = target(frame);
+    match how {
+        _ if tcp.rst => vec![],
+        Web::Refuse if tcp.syn => {
+            vec![from_backend(
+                from,
+                &tcp,
+                0,
+                "R",
+                tcp.sequence_number + 1,
+                &[],
+            )]
+        }
+        _ if tcp.syn => vec![from_backend(
+            from,
+            &tcp,
+            THEIRS,
+            "S",
+            tcp.sequence_number + 1,
+            &[],
+        )],
+        Web::Status(code) if !payload.is_empty() => {
+            requests.push(payload.clone());
+            let ack = tcp.sequence_number + payload.len() as u32;
+            let body = format!(
+                "HTTP/1.1 {code} Whatever\r\nServer: fake\r\nContent-Length: 3\r\n\r\nok\n"
+            );
+            vec![from_backend(
+                from,
+                &tcp,
+                THEIRS + 1,
+                "PF",
+                ack,
+                body.as_bytes(),
+            )]
+        }
+        _ => vec![],
+    }
+}
+
+/// Runs every 5 ms from `from` to `to`: polls, lets `how` answer, ticks.
+/// Returns what was sent and the requests the backends read.
+fn run_web(
+    c: &mut BackendChecker,
+    t: &Tables,
+    from: u64,
+    to: u64,
+    how: impl Fn([u8; 4]) -> Web,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut sent, mut requests) = (Vec::new(), Vec::new());
+    for now in (from..to).step_by(5) {
+        for f in poll(c, t, ms(now)) {
+            for answer in web(&f, how(target(&f)), &mut requests) {
+                assert!(c.on_frame(ms(now + 1), &answer));
+            }
+            sent.push(f);
+        }
+        c.tick(ms(now + 1));
+    }
+    (sent, requests)
+}
+
+fn health_of(c: &BackendChecker) -> Vec<(IpAddr, bool)> {
+    c.service_health()
+        .iter()
+        .map(|(r, up)| (r.backend, *up))
+        .collect()
+}
+
+#[test]
+fn http_checks_read_the_status_and_a_wrong_one_takes_the_backend_down() {
+    let s = http_spec();
+    let (mut c, t) = checker(&s);
+    let (sent, requests) = run_web(&mut c, &t, 0, 100, |_| Web::Status(200));
+    assert!(
+        c.service_health().iter().all(|(_, up)| *up),
+        "{:?}",
+        c.counters()
+    );
+    assert!(
+        requests.len() >= 16,
+        "{} requests {:?}",
+        requests.len(),
+        c.counters()
+    );
+    let text = String::from_utf8(requests[0].clone()).unwrap();
+    assert!(
+        text.starts_with("GET /healthz HTTP/1.1\r\nHost: 10.1.0.2") && text.ends_with("\r\n\r\n"),
+        "{text}"
+    );
+    // Every exchange that got its status is closed with a RST.
+    let rsts = sent.iter().filter(|f| sent_tcp(f).0.rst).count();
+    assert!(
+        rsts >= requests.len() - 2,
+        "{rsts} RSTs, {} requests",
+        requests.len()
+    );
+    assert_eq!(c.counters().http_bad_status, 0);
+    // B answers 503 from 100 ms: down after 3 of them, well before a timeout.
+    run_web(&mut c, &t, 100, 160, |a| {
+        Web::Status(if a == B { 503 } else { 200 })
+    });
+    assert_eq!(
+        health_of(&c),
+        vec![
+            (Ipv4Addr::from(A).into(), true),
+            (Ipv4Addr::from(B).into(), false)
+        ]
+    );
+    assert!(c.counters().http_bad_status >= 3);
+    let event = c.pop_event().unwrap();
+    assert!(
+        event.to_string().contains("10.1.0.21:80: up -> down"),
+        "{event}"
+    );
+    let report = c
+        .reports()
+        .into_iter()
+        .find(|r| r.key.backend == IpAddr::from(B));
+    assert_eq!(report.map(|r| r.last_status), Some(Some(503)));
+    // 200 again: back up.
+    run_web(&mut c, &t, 160, 400, |_| Web::Status(200));
+    assert!(c.service_health().iter().all(|(_, up)| *up));
+    assert!(c.pop_event().unwrap().to_string().contains("down -> up"));
+}
+
+#[test]
+fn http_checks_fail_on_refusal_and_on_silence_and_reset_what_they_opened() {
+    let s = http_spec();
+    let (mut c, t) = checker(&s);
+    // A refuses the SYN, B connects but never answers the request.
+    let (sent, requests) = run_web(&mut c, &t, 0, 150, |a| {
+        if a == A {
+            Web::Refuse
+        } else {
+            Web::Mute
+        }
+    });
+    assert!(c.service_health().iter().all(|(_, up)| !*up));
+    assert!(requests.is_empty());
+    assert!(c.counters().refused >= 3);
+    // B's abandoned connections are reset once their timeout passed.
+    let resets_to_b = sent
+        .iter()
+        .filter(|f| target(f) == B && sent_tcp(f).0.rst)
+        .count();
+    assert!(resets_to_b >= 3, "{resets_to_b}");
+    assert_eq!(c.eips_down(), HashSet::from([IpAddr::from(EIP)]));
+    // No exchange outlives its timeout.
+    run_web(&mut c, &t, 150, 300, |_| Web::Status(200));
+    c.tick(ms(1000));
+    assert!(c.exchanges.is_empty());
+}
+
+#[test]
+fn http_expect_and_host_are_the_operators() {
+    let mut s = http_spec();
+    let check = s.eips[0].services[0].check.as_mut().unwrap();
+    check.expect = Some(eip_dataplane::check_spec::StatusRange {
+        first: 404,
+        last: 404,
+    });
+    check.host = Some("api.example".into());
+    let (mut c, t) = checker(&s);
+    let (_, requests) = run_web(&mut c, &t, 0, 100, |a| {
+        Web::Status(if a == A { 404 } else { 200 })
+    });
+    assert!(String::from_utf8_lossy(&requests[0]).contains("\r\nHost: api.example\r\n"));
+    assert_eq!(
+        health_of(&c),
+        vec![
+            (Ipv4Addr::from(A).into(), true),
+            (Ipv4Addr::from(B).into(), false)
+        ]
+    );
+}
+
+/// The production pipeline hands a backend's data segment (the status line)
+/// to the control thread, as it does the SYN-ACK.
+#[test]
+fn the_pipeline_hands_http_answers_to_the_control_thread() {
+    let s = http_spec();
+    let (mut c, t) = checker(&s);
+    let frames = poll(&mut c, &t, ms(10));
+    let (tcp, _) = sent_tcp(&frames[0]);
+    let input = from_backend(
+        target(&frames[0]),
+        &tcp,
+        1,
+        "PF",
+        tcp.sequence_number + 61,
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    let mut buf = vec![0u8; 2048];
+    buf[256..256 + input.len()].copy_from_slice(&input);
+    let mut f = [Frame::new(&mut buf, 256, input.len(), 1)];
+    let mut v = [Verdict::ToKernel];
+    Pipeline::default().process(Timestamp(1), &t, &mut f, &mut v);
+    assert_eq!(v[0], Verdict::ToControl);
+}
