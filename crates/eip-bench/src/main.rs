@@ -183,7 +183,7 @@ fn main() -> Result<()> {
 }
 
 fn measure(w: &Workload, args: &Args) -> Result<Result1> {
-    let mini = MiniTables::new(&w.tables, w.name == workloads::RETURNS);
+    let mini = MiniTables::new(&w.tables, w.returns);
     let mut runs = Vec::with_capacity(args.runs);
     let mut minimal_runs = Vec::with_capacity(args.runs);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;

@@ -25,6 +25,8 @@ pub struct Workload {
     pub frames: Vec<Vec<u8>>,
     pub input_port: u16,
     pub build_ms: f64,
+    /// The frames are tunnel returns (the minimal loop decapsulates them).
+    pub returns: bool,
 }
 
 /// Small deterministic PRNG (xorshift64*), so pools are the same on every run.
@@ -124,6 +126,7 @@ pub fn returns_1k_eips() -> Workload {
         frames,
         input_port: 1,
         build_ms,
+        returns: true,
     }
 }
 
@@ -143,6 +146,7 @@ pub fn small_frames_1m_eips() -> Workload {
         frames,
         input_port: 0,
         build_ms,
+        returns: false,
     }
 }
 
@@ -175,6 +179,7 @@ pub fn service_1000_backends() -> Workload {
         frames,
         input_port: 0,
         build_ms,
+        returns: false,
     }
 }
 
@@ -198,6 +203,7 @@ pub fn from_pcap(config: &Path, pcap: &Path) -> Result<Workload> {
         tables,
         frames,
         build_ms,
+        returns: false,
     })
 }
 

@@ -60,6 +60,10 @@ pub struct Timestamp(pub u64);
 /// lookups up before processing it.
 const WARM_UP_THRESHOLD: usize = 16_384;
 
+/// Frames whose index lookups [`Pipeline::warm_up`] does before touching their
+/// records.
+const WARM_UP_GROUP: usize = 64;
+
 /// Per-worker tunables.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -235,29 +239,41 @@ impl Pipeline {
     }
 
     /// With large tables every lookup misses the CPU caches. Doing all of a batch's
-    /// EIP lookups first, back to back, lets the CPU overlap those misses (the loads
-    /// are independent); the real pass then finds the lines cached. Safe code, no
-    /// prefetch intrinsics: the loads themselves are the prefetch.
+    /// EIP lookups first, back to back, lets the CPU overlap those misses; the real
+    /// pass then finds the lines cached. Two stages per group of
+    /// [`WARM_UP_GROUP`] frames: first the index lookups alone (their misses
+    /// overlap across frames), then the records and counters of the slots found
+    /// (independent loads, no probe branches between them), so that no frame's
+    /// loads wait behind a chain of its own. Safe code, no prefetch intrinsics:
+    /// the loads themselves are the prefetch.
     #[inline(never)]
     fn warm_up(&self, t: &Tables, frames: &[Frame<'_>]) {
         const IPV4_AT: usize = ethernet::HEADER_LEN;
         const END: usize = IPV4_AT + ipv4::MIN_HEADER_LEN;
         let mut touched = 0u64;
-        for f in frames {
-            let d = f.data();
-            // One length check for both views: neither can index out of range.
-            let Some(d) = d.get(..END) else {
-                continue;
-            };
-            if EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4 {
-                let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
-                if let Some(id) = t.eip_v4(dst) {
-                    let id = id as usize;
-                    touched ^= t.eips.at(id as u32).region as u64;
-                    touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
-                    // The epoch the counters check before counting: its own array.
-                    touched ^= self.counters.eip_epoch.get(id).map_or(0, |&e| u64::from(e));
+        for group in frames.chunks(WARM_UP_GROUP) {
+            let mut slots = [u32::MAX; WARM_UP_GROUP];
+            for (f, slot) in group.iter().zip(slots.iter_mut()) {
+                // One length check for both views: neither can index out of range.
+                let Some(d) = f.data().get(..END) else {
+                    continue;
+                };
+                if EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4 {
+                    let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
+                    if let Some(id) = t.eip_v4(dst) {
+                        *slot = id;
+                    }
                 }
+            }
+            for &id in &slots[..group.len()] {
+                if id == u32::MAX {
+                    continue;
+                }
+                touched ^= u64::from(t.eips.epoch(id));
+                let id = id as usize;
+                touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
+                // The epoch the counters check before counting: its own array.
+                touched ^= self.counters.eip_epoch.get(id).map_or(0, |&e| u64::from(e));
             }
         }
         std::hint::black_box(touched);

@@ -27,7 +27,12 @@
 //! Buckets are indexed by the EIP's stable slot and stamped with its epoch, so
 //! a new table version never resets them and an EIP that takes a freed slot
 //! starts with full buckets, as per-EIP counters do. They exist only when some
-//! EIP is policed; an EIP without caps costs one flag test per packet.
+//! EIP is policed; without any, a packet costs one flag test. Each slot keeps
+//! its EIP's caps resolved over the POP default, stamped with the snapshot
+//! they were resolved under: the map of an EIP's own caps is read on its first
+//! packet under each snapshot, not per packet (so a changed default or cap
+//! still applies from the next snapshot on, and never rebuilds the EIPs). A
+//! packet refills only its own direction's two buckets.
 
 use super::Pipeline;
 use crate::counters::DropReason;
@@ -42,16 +47,30 @@ const MIN_BURST_BITS: u64 = 2 * 1514 * 8;
 const MIN_BURST_PACKETS: u64 = 2;
 const NS: u64 = 1_000_000_000;
 
-/// The four buckets of one EIP on one worker.
+/// The two buckets of one direction of one EIP (bits, packets) and the caps
+/// they are refilled at.
 #[derive(Debug, Clone, Copy, Default)]
-struct Buckets {
-    /// Epoch of the EIP they belong to; `live` false: never used.
-    epoch: u32,
-    live: bool,
+struct Direction {
     /// Time of the last refill (ns).
     last: u64,
-    /// Units per cap ([`cap`] order); `u64::MAX` while a cap is off.
-    tokens: [u64; 4],
+    /// Units per cap (bits/s, packets/s); `u64::MAX` while a cap is off.
+    tokens: [u64; 2],
+    /// The caps (bits/s, packets/s; 0: none) resolved over the POP default.
+    caps: [u64; 2],
+    /// What each bucket holds at most under `caps`.
+    full: [u64; 2],
+}
+
+/// The four buckets of one EIP on one worker, with the EIP's caps resolved
+/// once per table version (not per packet).
+#[derive(Debug, Clone, Copy, Default)]
+struct Buckets {
+    /// Epoch of the EIP they belong to.
+    epoch: u32,
+    /// [`Policer::resolved`] when `caps` were resolved; 0: never used.
+    resolved: u32,
+    /// In (client -> backend), out (backend -> client).
+    dirs: [Direction; 2],
 }
 
 /// One worker's policing state.
@@ -63,6 +82,9 @@ pub(super) struct Policer {
     pub now: u64,
     /// `1e9 * workers`: the cost of one unit (bit or packet).
     unit: u64,
+    /// Number of the table snapshot in use (never 0): buckets whose caps were
+    /// resolved under another resolve them again on their next packet.
+    resolved: u32,
     buckets: Vec<Buckets>,
 }
 
@@ -73,77 +95,99 @@ impl Policer {
             active: false,
             now: 0,
             unit: NS * u64::from(workers.max(1)),
+            resolved: 1,
             buckets: Vec::new(),
         }
     }
 
     /// Sizes the buckets for a new snapshot (between batches; allocates only
-    /// when the slots grew and some EIP is policed).
+    /// when the slots grew and some EIP is policed). Caps may have changed:
+    /// each EIP's are resolved again on its next packet.
     pub fn adopt(&mut self, t: &Tables) {
         self.active = t.policing();
+        self.resolved = self.resolved.wrapping_add(1).max(1);
         if self.active && self.buckets.len() < t.slot_capacity() {
             self.buckets.resize(t.slot_capacity(), Buckets::default());
         }
     }
 
-    /// Most a bucket of `rate` for caps in `amount` units holds.
+    /// Charges one packet of `bytes` to the caps of direction `inbound` of the
+    /// EIP in `slot`, or says which cap it is over (then nothing is charged).
+    /// `limits` resolves the EIP's caps: called on the EIP's first packet and
+    /// on its first packet under a new snapshot, not per packet. Only the
+    /// packet's direction is refilled (a refill is linear and clipped, so
+    /// refilling a direction late gives what refilling it at every packet
+    /// would).
     #[inline(always)]
-    fn capacity(&self, rate: u64, min_amount: u64) -> u64 {
-        rate.saturating_mul(BURST_NS)
-            .max(min_amount.saturating_mul(self.unit))
-    }
-
-    /// Charges one packet of `bytes` to the caps `bps`/`pps` (indexes into
-    /// `limits.caps`) of the EIP in `slot`, or says which cap it is over (then
-    /// nothing is charged).
-    #[inline(never)]
     fn charge(
         &mut self,
         slot: EipId,
         epoch: u32,
-        limits: &Limits,
-        bps: usize,
+        limits: impl FnOnce() -> Limits,
+        inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
         let now = self.now;
         let unit = self.unit;
-        let caps = limits.caps;
-        let capacity = [
-            self.capacity(caps[0], MIN_BURST_BITS),
-            self.capacity(caps[1], MIN_BURST_PACKETS),
-            self.capacity(caps[2], MIN_BURST_BITS),
-            self.capacity(caps[3], MIN_BURST_PACKETS),
-        ];
+        let resolved = self.resolved;
         let Some(b) = self.buckets.get_mut(slot as usize) else {
             return Ok(());
         };
-        if !b.live || b.epoch != epoch {
-            *b = Buckets {
-                epoch,
-                live: true,
-                last: now,
-                tokens: capacity,
-            };
-        } else if now > b.last {
-            let elapsed = now - b.last;
-            for i in 0..4 {
-                b.tokens[i] = b.tokens[i]
-                    .saturating_add(elapsed.saturating_mul(caps[i]))
-                    .min(capacity[i]);
-            }
-            b.last = now;
+        if b.resolved != resolved || b.epoch != epoch {
+            Self::resolve(b, epoch, resolved, limits(), now, unit);
         }
-        let pps = bps + 1;
+        let d = &mut b.dirs[usize::from(!inbound)];
+        let caps = d.caps;
+        if caps == [0, 0] {
+            return Ok(());
+        }
+        let full = d.full;
+        if now > d.last {
+            let elapsed = now - d.last;
+            for i in 0..2 {
+                d.tokens[i] = d.tokens[i]
+                    .saturating_add(elapsed.saturating_mul(caps[i]))
+                    .min(full[i]);
+            }
+            d.last = now;
+        }
         let bits_cost = (bytes as u64 * 8).saturating_mul(unit);
-        if caps[bps] != 0 && b.tokens[bps].min(capacity[bps]) < bits_cost {
+        let bits = d.tokens[0].min(full[0]);
+        let packets = d.tokens[1].min(full[1]);
+        if caps[0] != 0 && bits < bits_cost {
             return Err(DropReason::OverBps);
         }
-        if caps[pps] != 0 && b.tokens[pps].min(capacity[pps]) < unit {
+        if caps[1] != 0 && packets < unit {
             return Err(DropReason::OverPps);
         }
-        b.tokens[bps] = b.tokens[bps].min(capacity[bps]).saturating_sub(bits_cost);
-        b.tokens[pps] = b.tokens[pps].min(capacity[pps]).saturating_sub(unit);
+        d.tokens = [bits.saturating_sub(bits_cost), packets.saturating_sub(unit)];
         Ok(())
+    }
+
+    /// The buckets of `b` under caps `limits` resolved in snapshot `resolved`:
+    /// full ones for another EIP in the slot (or its first packet), else the
+    /// same tokens under the new caps (clipped when they are used).
+    #[cold]
+    #[inline(never)]
+    fn resolve(b: &mut Buckets, epoch: u32, resolved: u32, limits: Limits, now: u64, unit: u64) {
+        let caps = limits.caps;
+        let capacity =
+            |rate: u64, min: u64| rate.saturating_mul(BURST_NS).max(min.saturating_mul(unit));
+        let fresh = b.resolved == 0 || b.epoch != epoch;
+        for (i, d) in b.dirs.iter_mut().enumerate() {
+            let at = if i == 0 { cap::IN_BPS } else { cap::OUT_BPS };
+            d.caps = [caps[at], caps[at + 1]];
+            d.full = [
+                capacity(caps[at], MIN_BURST_BITS),
+                capacity(caps[at + 1], MIN_BURST_PACKETS),
+            ];
+            if fresh {
+                d.tokens = d.full;
+                d.last = now;
+            }
+        }
+        b.epoch = epoch;
+        b.resolved = resolved;
     }
 }
 
@@ -165,8 +209,9 @@ impl Pipeline {
         self.police_eip(t, slot, epoch, inbound, bytes)
     }
 
-    /// [`Self::police`] once some EIP is policed: resolves the EIP's caps over
-    /// the POP default and charges its buckets; counts a refusal per EIP.
+    /// [`Self::police`] once some EIP is policed: charges the EIP's buckets
+    /// (resolving its caps over the POP default when the snapshot is new to
+    /// them); counts a refusal per EIP.
     #[inline(never)]
     fn police_eip(
         &mut self,
@@ -176,15 +221,11 @@ impl Pipeline {
         inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
-        let limits = match t.eips.limits(slot) {
+        let limits = || match t.eips.limits(slot) {
             Some(own) => own.over(&t.default_limits),
             None => Limits::INHERIT.over(&t.default_limits),
         };
-        if !limits.caps_direction(inbound) {
-            return Ok(());
-        }
-        let bps = if inbound { cap::IN_BPS } else { cap::OUT_BPS };
-        let result = self.policer.charge(slot, epoch, &limits, bps, bytes);
+        let result = self.policer.charge(slot, epoch, limits, inbound, bytes);
         if let Err(reason) = result {
             let bps_refused = reason == DropReason::OverBps;
             self.counters
@@ -218,7 +259,7 @@ mod tests {
         for ms in 1..=seconds * 1000 {
             p.now = ms * 1_000_000;
             for _ in 0..per_ms {
-                passed += u64::from(p.charge(0, 7, l, cap::IN_BPS, bytes).is_ok());
+                passed += u64::from(p.charge(0, 7, || *l, true, bytes).is_ok());
             }
         }
         passed
@@ -253,14 +294,11 @@ mod tests {
         let mut p = policer(1);
         p.now = 1;
         let tiny = limits(0, 1);
-        assert!(p.charge(0, 7, &tiny, cap::IN_BPS, 60).is_ok());
-        assert!(p.charge(0, 7, &tiny, cap::IN_BPS, 60).is_ok());
-        assert_eq!(
-            p.charge(0, 7, &tiny, cap::IN_BPS, 60),
-            Err(DropReason::OverPps)
-        );
+        assert!(p.charge(0, 7, || tiny, true, 60).is_ok());
+        assert!(p.charge(0, 7, || tiny, true, 60).is_ok());
+        assert_eq!(p.charge(0, 7, || tiny, true, 60), Err(DropReason::OverPps));
         // Another EIP in the slot: its own, full buckets.
-        assert!(p.charge(0, 8, &tiny, cap::IN_BPS, 60).is_ok());
+        assert!(p.charge(0, 8, || tiny, true, 60).is_ok());
     }
 
     #[test]
@@ -268,12 +306,14 @@ mod tests {
         let mut p = policer(1);
         let high = limits(1_000_000_000, 0);
         p.now = 1;
-        assert!(p.charge(0, 0, &high, cap::IN_BPS, 1500).is_ok());
+        assert!(p.charge(0, 0, || high, true, 1500).is_ok());
         let low = limits(8_000, 0);
+        // A new snapshot: caps are resolved again.
+        p.resolved += 1;
         p.now = 2;
         // The bucket is clipped to the new capacity (two large frames).
         let passed = (0..10)
-            .filter(|_| p.charge(0, 0, &low, cap::IN_BPS, 1500).is_ok())
+            .filter(|_| p.charge(0, 0, || low, true, 1500).is_ok())
             .count();
         assert_eq!(passed, 2);
     }
