@@ -214,11 +214,11 @@ pub fn acl_hits(tables: &Tables, slot: EipId, c: &Counters, xdp: &[XdpAclHits]) 
         return Vec::new();
     };
     let mut hits = worker_acl_hits(tables, slot, acl, c);
-    for (eip, source, n) in xdp {
-        if let Some((s, rule)) = tables.xdp_acl_rule(*eip, source) {
+    for x in xdp.iter().filter(|x| x.list == acl.id) {
+        if let Some((s, rule)) = tables.xdp_acl_rule(x.eip, &x.source) {
             if s == slot {
                 if let Some(h) = hits.get_mut(rule as usize) {
-                    *h += n;
+                    *h += x.hits;
                 }
             }
         }

@@ -303,6 +303,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut last_rx = 0u64;
     let mut last_latency = merged_latency(&published);
     let mut last_driver = Instant::now();
+    let (mut last_acl, mut acl_entries) = (Instant::now(), 0u32);
     while !stop.load(Ordering::Relaxed) {
         signals.serve(&control, &published, &board_for_signals);
         bgp_facts.update(
@@ -314,29 +315,36 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         // nothing else; several queued ones are taken one per pass, each pass
         // returning here at once); otherwise wake every 50 ms for signals and stats.
         if let Ok(request) = swap_rx.recv_timeout(Duration::from_millis(50)) {
-            let lists_changed = !request.tables.eips.same_acls(&publisher.latest().eips);
             let result = apply_swap(
                 &mut runtime,
                 &mut publisher,
                 &request.tables,
                 request.timeout,
             );
-            if lists_changed {
-                // XDP counts of a changed list restart: shown so before the reply.
-                let hits = DriverFigures::xdp_acl_hits_of(&runtime);
-                driver
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .xdp_acl_hits = hits;
-            }
             if result.is_ok() && notify.enabled() {
                 tell(&notify.status(&forwarding_status(&request.tables, afxdp.queues.len())));
             }
             let _ = request.reply.send(result);
         }
         if last_driver.elapsed() >= DRIVER_REFRESH {
-            let fresh = DriverFigures::read(&runtime);
-            *driver.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+            let mut fresh = DriverFigures::read(&runtime);
+            // One read per access-list entry: at most every 20 us per entry
+            // (65,536 entries: every 1.3 s), so that the reads never take more
+            // than a few percent of this thread, which also applies changes.
+            let acl_every = DRIVER_REFRESH.max(Duration::from_micros(20) * acl_entries);
+            let acl_read = last_acl.elapsed() >= acl_every;
+            if acl_read {
+                fresh.xdp_acl_hits = DriverFigures::xdp_acl_hits_of(&runtime, publisher.latest());
+                acl_entries = fresh.xdp_acl_hits.len() as u32;
+                last_acl = Instant::now();
+            }
+            let mut shared = driver.lock().unwrap_or_else(|e| e.into_inner());
+            if !acl_read {
+                // The last read stands (a count read under a list since
+                // replaced is ignored: its entries carry that list).
+                fresh.xdp_acl_hits = std::mem::take(&mut shared.xdp_acl_hits);
+            }
+            *shared = fresh;
             last_driver = Instant::now();
         }
         if let Some(every) = opts.stats_every {

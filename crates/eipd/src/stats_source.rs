@@ -8,6 +8,7 @@ use eip_afxdp::{AfXdpRuntime, FilterStats, SocketStats, WorkerCounters, WorkerSn
 use eip_control::state::{StatsSource, XdpAclHits};
 use eip_dataplane::counters::Counters;
 use eip_dataplane::PortId;
+use eip_dataplane::Tables;
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
 
@@ -27,23 +28,34 @@ pub struct DriverFigures {
 }
 
 impl DriverFigures {
-    /// Copies them out of `runtime` (the control thread's).
+    /// Copies them out of `runtime` (the control thread's), except the
+    /// access-list drops (one read per entry: see [`Self::xdp_acl_hits_of`]).
     pub fn read(runtime: &AfXdpRuntime) -> DriverFigures {
         DriverFigures {
             workers: runtime.worker_stats(),
             sockets: DriverFigures::readable(runtime.socket_stats()),
             xdp: runtime.filter_stats().ok(),
-            xdp_acl_hits: DriverFigures::xdp_acl_hits_of(runtime),
+            xdp_acl_hits: Vec::new(),
         }
     }
 
-    /// The XDP program's drops per access-list entry (none if unreadable).
-    pub fn xdp_acl_hits_of(runtime: &AfXdpRuntime) -> Vec<XdpAclHits> {
+    /// The XDP program's drops per access-list entry (none if unreadable),
+    /// each tagged with the list its EIP has in `tables`, the tables in force
+    /// (the program zeroes a kept entry when the list changes, after the swap).
+    pub fn xdp_acl_hits_of(runtime: &AfXdpRuntime, tables: &Tables) -> Vec<XdpAclHits> {
         runtime
             .filter_acl_hits()
             .unwrap_or_default()
             .into_iter()
-            .map(|((eip, source), n)| (eip, source, n))
+            .filter_map(|((eip, source), hits)| {
+                let slot = tables.eip_slot(eip)?;
+                Some(XdpAclHits {
+                    eip,
+                    source,
+                    list: tables.eips.acl(slot)?.id,
+                    hits,
+                })
+            })
             .collect()
     }
 

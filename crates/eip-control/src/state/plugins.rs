@@ -83,8 +83,16 @@ pub trait StatsSource: Send + Sync {
     }
 }
 
-/// Frames dropped in XDP for one (EIP, source prefix) of an access list.
-pub type XdpAclHits = (std::net::IpAddr, eip_dataplane::protect::Prefix, u64);
+/// Frames dropped in XDP for one (EIP, source prefix) of an access list, read
+/// while the EIP had list `list` ([`Acl::id`](eip_dataplane::tables::acl::Acl::id)):
+/// a count read under another list is not the current list's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XdpAclHits {
+    pub eip: std::net::IpAddr,
+    pub source: eip_dataplane::protect::Prefix,
+    pub list: u64,
+    pub hits: u64,
+}
 
 impl<F: Fn() -> Counters + Send + Sync> StatsSource for F {
     fn counters(&self) -> Counters {

@@ -99,15 +99,6 @@ impl Limits {
         }
         Limits { caps }
     }
-
-    /// Whether a direction (`in`: caps 0 and 1; else 2 and 3) has any cap, once
-    /// resolved.
-    pub fn caps_direction(&self, inbound: bool) -> bool {
-        let at = if inbound { 0 } else { 2 };
-        self.caps[at..at + 2]
-            .iter()
-            .any(|&c| c != 0 && c != INHERIT)
-    }
 }
 
 /// A rate as a number, or text with an SI prefix: `"100Mbit"`, `"1.5Gbit"`,
@@ -253,7 +244,5 @@ mod tests {
         .compile();
         assert_eq!(eip.over(&default).caps, [1000, 0, 5, 0]);
         assert_eq!(Limits::INHERIT.over(&Limits::INHERIT).caps, [0; 4]);
-        assert!(eip.over(&default).caps_direction(true));
-        assert!(!Limits::NONE.caps_direction(false));
     }
 }
