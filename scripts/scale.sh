@@ -15,18 +15,24 @@
 #               region: when eipd declared it down, when the new tables were in
 #               force, the longest gap of any flow and the replies lost by flows
 #               that were on bb0 (they must lose nothing).
-# Prints one table. Needs root; tears everything down.
+# Prints one table. Needs root; tears everything down (SCALE_LOG=FILE keeps
+# eipd's log there).
 #
-#   scripts/scale.sh [--interval-ms 10] [--timeout-ms 50] [N ...]   (default N: 1000 100000)
+# The extra EIPs are in an EIP list file (`[pop] eips_file`); --inline-toml
+# writes them as `[[eips]]` tables in the TOML instead (slower to parse).
+#
+#   scripts/scale.sh [--interval-ms 10] [--timeout-ms 50] [--inline-toml] [N ...]
+#   (default N: 1000 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-INTERVAL=10; TIMEOUT=50; SIZES=()
+INTERVAL=10; TIMEOUT=50; INLINE=0; SIZES=()
 while [ $# -gt 0 ]; do
   case $1 in
     --interval-ms) INTERVAL=$2; shift 2 ;;
     --timeout-ms) TIMEOUT=$2; shift 2 ;;
+    --inline-toml) INLINE=1; shift ;;
     [0-9]*) SIZES+=("$1"); shift ;;
-    *) echo "usage: $0 [--interval-ms N] [--timeout-ms N] [N ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--interval-ms N] [--timeout-ms N] [--inline-toml] [N ...]" >&2; exit 2 ;;
   esac
 done
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 100000)
@@ -47,6 +53,7 @@ stop_eipd() {
 cleanup() {
   stop_eipd
   scripts/testbed.sh down --id "$ID" >/dev/null 2>&1 || true
+  [ -z "${SCALE_LOG:-}" ] || cp "$WORK/eipd.log" "$SCALE_LOG" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,18 +63,29 @@ scripts/testbed.sh up --id "$ID" --paths 2 --no-services >/dev/null
 # shellcheck disable=SC1090
 source <(scripts/testbed.sh env --id "$ID")
 
-# The testbed's configuration with N extra 1:1 EIPs.
+# The testbed's configuration with N extra 1:1 EIPs: in an EIP list file
+# (`[pop] eips_file`, one JSON object per line), or as `[[eips]]` TOML with
+# --inline-toml.
 make_config() { # N FILE
-  cp "$TB_EIPD_CONFIG" "$2"
-  "$PY" - "$1" >>"$2" <<'PY'
-import ipaddress, sys
-n = int(sys.argv[1])
+  local list; list="$(dirname "$2")/eips-$1.jsonl"
+  if [ "$INLINE" = 1 ]; then
+    cp "$TB_EIPD_CONFIG" "$2"
+  else
+    sed "0,/^\[pop\]/s||[pop]\neips_file = \"$(basename "$list")\"|" "$TB_EIPD_CONFIG" >"$2"
+  fi
+  "$PY" - "$1" "$INLINE" >>"$2" 3>"$list" <<'PY'
+import ipaddress, os, sys
+n, inline = int(sys.argv[1]), sys.argv[2] == "1"
 eip = int(ipaddress.IPv4Address("10.64.0.0"))
 backend = int(ipaddress.IPv4Address("10.128.0.0"))
-out = sys.stdout
+out = sys.stdout if inline else os.fdopen(3, "w")
 for i in range(n):
-    out.write(f'[[eips]]\naddress = "{ipaddress.IPv4Address(eip + i)}"\nregion = "beijing"\n'
-              f'backend = "{ipaddress.IPv4Address(backend + i)}"\n')
+    a, b = ipaddress.IPv4Address(eip + i), ipaddress.IPv4Address(backend + i)
+    if inline:
+        out.write(f'[[eips]]\naddress = "{a}"\nregion = "beijing"\nbackend = "{b}"\n')
+    else:
+        out.write(f'{{"address": "{a}", "region": "beijing", "backend": "{b}"}}\n')
+out.flush()
 PY
 }
 
@@ -223,4 +241,4 @@ for n in "${SIZES[@]}"; do
     "$n" "$build" "$start" "$lat" "$restart" "$(awk -v r="$rss" 'BEGIN{printf "%.0f", r / 1024}')" "$per" \
     "$fo ms" "$gap"
 done
-echo "(probe interval ${INTERVAL} ms, timeout ${TIMEOUT} ms; base run without extra EIPs: RSS $((base_rss / 1024)) MiB)"
+echo "(EIPs $([ "$INLINE" = 1 ] && echo "as [[eips]] TOML" || echo "in an EIP list file"); probe interval ${INTERVAL} ms, timeout ${TIMEOUT} ms; base run without extra EIPs: RSS $((base_rss / 1024)) MiB)"

@@ -56,10 +56,12 @@ pub trait PacketProcessor: Send {
     fn process_batch(&mut self, now_ns: u64, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]);
 
     /// Called when the worker publishes its own counters (every
-    /// [`PUBLISH_EVERY`] loop iterations, and once more when it stops), off the
-    /// per-packet path: the place to copy the pipeline's counters to wherever the
-    /// control thread reads them.
-    fn on_publish(&mut self) {}
+    /// [`PUBLISH_EVERY`] loop iterations, and once more, `last`, when it
+    /// stops), off the per-packet path: the place to copy the pipeline's
+    /// counters to wherever the control thread reads them. Each call holds up
+    /// the worker for what it copies, so a large copy should be spread over
+    /// calls, and only the `last` one need be complete.
+    fn on_publish(&mut self, _last: bool) {}
 
     /// Called once per poll-loop iteration, with or without traffic, before
     /// receiving: the place to pick up a new table snapshot at a batch boundary
@@ -253,11 +255,11 @@ impl<P: PacketProcessor> Worker<P> {
             self.kick_tx();
             iteration += 1;
             if iteration & (PUBLISH_EVERY - 1) == 0 {
-                self.publish();
+                self.publish(false);
             }
         }
         self.drain(Duration::from_millis(200));
-        self.publish();
+        self.publish(true);
         WorkerExit {
             queue: self.queue,
             counters: self.counters,
@@ -271,9 +273,9 @@ impl<P: PacketProcessor> Worker<P> {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    fn publish(&mut self) {
+    fn publish(&mut self, last: bool) {
         self.stats.publish(&self.counters, &self.ledger.counts());
-        self.processor.on_publish();
+        self.processor.on_publish(last);
     }
 
     fn idle(&mut self, empty_polls: u32) {

@@ -54,6 +54,7 @@ fn full_spec() -> PopSpec {
         pop: PopSection {
             backend_check: Some(check()),
             max_eips: Some(1 << 20),
+            eips_file: Some("eips.jsonl".into()),
             name: "pop".into(),
             vtep: v4("198.51.100.1"),
             extra_vteps: vec![v4("198.51.100.5")],

@@ -31,8 +31,8 @@ impl TableSink for Taken {
     }
 }
 
-/// The example POP with `n` extra 1:1 EIPs (10.64.0.0/10 to 10.128.0.0/10), as
-/// `scripts/scale.sh` writes it.
+/// The example POP with `n` extra 1:1 EIPs (10.64.0.0/10 to 10.128.0.0/10)
+/// written as `[[eips]]` tables.
 fn config_text(n: u32) -> String {
     let mut text = String::with_capacity(EXAMPLE.len() + n as usize * 80);
     text.push_str(EXAMPLE);
@@ -42,6 +42,22 @@ fn config_text(n: u32) -> String {
         write!(
             text,
             "[[eips]]\naddress = \"{eip}\"\nregion = \"beijing\"\nbackend = \"{backend}\"\n"
+        )
+        .unwrap();
+    }
+    text
+}
+
+/// The same EIPs as an EIP list file (`[pop] eips_file`), as
+/// `scripts/scale.sh` writes them.
+fn eips_list(n: u32) -> String {
+    let mut text = String::with_capacity(n as usize * 72);
+    for i in 0..n {
+        let eip = Ipv4Addr::from(0x0A40_0000 + i);
+        let backend = Ipv4Addr::from(0x0A80_0000 + i);
+        writeln!(
+            text,
+            "{{\"address\": \"{eip}\", \"region\": \"beijing\", \"backend\": \"{backend}\"}}"
         )
         .unwrap();
     }
@@ -81,14 +97,25 @@ fn measure_control_plane_at_scale() {
     let dir = std::env::temp_dir().join(format!("eip-measure-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    let config_path = dir.join("pop.toml");
-    fs::write(&config_path, config_text(n)).unwrap();
+    let toml_path = dir.join("pop-inline.toml");
+    fs::write(&toml_path, config_text(n)).unwrap();
     println!(
-        "{n} extra EIPs; configuration {} MB",
-        size(&config_path) / 1_000_000
+        "{n} extra EIPs; configuration {} MB as [[eips]] TOML",
+        size(&toml_path) / 1_000_000
     );
-
-    let spec = timed("parse the TOML configuration", || {
+    let inline = timed("parse the TOML configuration ([[eips]])", || {
+        config::load_spec(&toml_path).unwrap()
+    });
+    drop(inline);
+    let config_path = dir.join("pop.toml");
+    let with_list = EXAMPLE.replacen("[pop]\n", "[pop]\neips_file = \"eips.jsonl\"\n", 1);
+    fs::write(&config_path, with_list).unwrap();
+    fs::write(dir.join("eips.jsonl"), eips_list(n)).unwrap();
+    println!(
+        "the same EIPs as an EIP list file: {} MB",
+        size(&dir.join("eips.jsonl")) / 1_000_000
+    );
+    let spec = timed("parse the configuration (eips_file)", || {
         config::load_spec(&config_path).unwrap()
     });
     let eips = spec.eips.len();

@@ -425,7 +425,7 @@ fn ops_file(path: &Path, dry_run: bool) -> Result<Request> {
 
 fn validate(config: &Path, json: bool) -> Result<Result<(), Refused>> {
     let (tables, unresolved) = match config::load_for_check(config) {
-        Ok(checked) => checked,
+        Ok(checked) => (checked.tables, checked.unresolved),
         Err(e @ config::ConfigError::Read { .. }) => return Err(e.into()),
         // Every problem, one per line with its place, then how many.
         Err(e) => {

@@ -286,7 +286,11 @@ fn main() -> Result<()> {
             run::run(&opts)?;
         }
         Command::Check { config } => {
-            let (tables, unresolved) = match config::load_for_check(&config) {
+            let config::Checked {
+                spec,
+                tables,
+                unresolved,
+            } = match config::load_for_check(&config) {
                 Ok(checked) => checked,
                 Err(e @ config::ConfigError::Read { .. }) => return Err(e.into()),
                 // Every problem, one per line with its place, then how many.
@@ -296,7 +300,7 @@ fn main() -> Result<()> {
                 }
             };
             // The [bgp] section: the tables ignore it, `eipd run` checks it at start.
-            let bgp = config::load_spec(&config)?.bgp;
+            let bgp = spec.bgp;
             if let Some(Err(e)) = bgp.as_ref().map(|b| b.validate()) {
                 eprintln!("{}: [bgp]: {e}", config.display());
                 std::process::exit(1);

@@ -68,6 +68,21 @@ impl<'a> Locator<'a> {
         }
     }
 
+    /// The `[pop] eips_file` the text names, if any.
+    pub(super) fn eips_file(&self) -> Option<String> {
+        let pop = self.doc.as_ref()?.get("pop")?;
+        Some(pop.get("eips_file")?.as_str()?.to_string())
+    }
+
+    /// How many EIPs the text itself writes (`[[eips]]` or an inline list).
+    pub(super) fn eip_count(&self) -> usize {
+        match self.doc.as_ref().and_then(|d| d.get("eips")) {
+            Some(Item::ArrayOfTables(a)) => a.len(),
+            Some(Item::Value(Value::Array(a))) => a.len(),
+            _ => 0,
+        }
+    }
+
     /// Where `field` of `entry` is written: its value. When the field is not
     /// written (a default, or a required field that is missing), where the entry
     /// starts, or the nearest entry above it that is written.

@@ -11,6 +11,7 @@
 //!
 //! A configuration that fails any check builds nothing.
 
+mod eips_file;
 mod locate;
 mod source;
 
@@ -54,6 +55,9 @@ pub struct Problem {
     /// field is not written, e.g. a missing `backend`); `None` when the file
     /// does not show it (e.g. there is no `ports` list at all).
     pub position: Option<Position>,
+    /// The file the position is in when it is not the configuration itself:
+    /// the EIP list file (`[pop] eips_file`).
+    pub file: Option<PathBuf>,
 }
 
 impl ConfigError {
@@ -100,7 +104,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Invalid { path, problems } => {
                 for p in problems {
-                    place(f, path, p.position.as_ref())?;
+                    place(f, p.file.as_deref().unwrap_or(path), p.position.as_ref())?;
                     writeln!(f, ": {}: {}", p.error.key_path(), p.error.reason())?;
                 }
                 match problems.len() {
@@ -112,12 +116,16 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Parses configuration text (`origin` names it in errors).
+/// Parses configuration text (`origin` names it in errors, and a relative
+/// `[pop] eips_file` is found beside it). The EIP list file's entries follow
+/// the TOML's `[[eips]]`; the description keeps the EIPs, not the file's name.
 ///
 /// # Errors
-/// [`ConfigError::Syntax`] with the line and column of the first problem.
+/// [`ConfigError::Syntax`] with the line and column of the first problem (in
+/// the EIP list file when it is there), [`ConfigError::Read`] when the EIP
+/// list file cannot be read.
 pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
-    toml::from_str(text).map_err(|e| {
+    let mut spec: PopSpec = toml::from_str(text).map_err(|e| {
         let span = e.span();
         let message = e.message().trim_end();
         let eip = span.as_ref().and_then(|s| locate::eip_at(text, s.start));
@@ -130,21 +138,55 @@ pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
             },
             snippet: span.map(|s| Box::new(Snippet::of(text, s))),
         }
-    })
+    })?;
+    if let Some(name) = spec.pop.eips_file.take() {
+        let listed = eips_file::load(&eips_file::resolve(&name, origin))?;
+        if spec.eips.is_empty() {
+            spec.eips = listed.into();
+        } else {
+            spec.eips.extend(listed);
+        }
+    }
+    Ok(spec)
 }
 
-/// The configuration refused for `errors` (at least one), each placed in `text`.
+/// The configuration refused for `errors` (at least one), each placed in `text`
+/// (or in its EIP list file, for the EIPs that come from there).
 pub fn refused(text: &str, origin: &Path, errors: Vec<TableError>) -> ConfigError {
     let locator = locate::Locator::new(text);
+    // EIPs past the TOML's own come from the list file, in its order.
+    let list = locator.eips_file().map(|name| {
+        let path = eips_file::resolve(Path::new(&name), origin);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        (path, text, locator.eip_count())
+    });
     ConfigError::Invalid {
         path: origin.to_path_buf(),
         problems: errors
             .into_iter()
             .map(|error| {
                 let (entry, field) = error.place();
-                Problem {
-                    position: locator.position(&entry, field),
-                    error,
+                let listed = list.as_ref().and_then(|(path, text, own)| {
+                    let step = entry.steps().first().filter(|s| s.key == "eips")?;
+                    let k = step.index?.checked_sub(*own)?;
+                    let field = if entry.steps().len() == 1 {
+                        field
+                    } else {
+                        None
+                    };
+                    Some((path.clone(), eips_file::position_of(text, k, field)))
+                });
+                match listed {
+                    Some((file, position)) => Problem {
+                        position,
+                        error,
+                        file: Some(file),
+                    },
+                    None => Problem {
+                        position: locator.position(&entry, field),
+                        error,
+                        file: None,
+                    },
                 }
             })
             .collect(),
@@ -189,13 +231,27 @@ pub fn load(path: &Path) -> Result<(PopSpec, Tables), ConfigError> {
 /// Reads and validates a configuration for `eipd check`/`eipctl validate`: next
 /// hops given as addresses are looked up in this namespace's neighbour table, and
 /// those not found there are left to `eipd run` (returned, not an error). Every
-/// problem is reported, each with its line.
-pub fn load_for_check(path: &Path) -> Result<(Tables, Vec<std::net::Ipv4Addr>), ConfigError> {
+/// problem is reported, each with its line. Also returns the description read
+/// (its `[bgp]`, which the tables ignore, is checked by the caller).
+pub fn load_for_check(path: &Path) -> Result<Checked, ConfigError> {
     let text = read(path)?;
     let spec = parse(&text, path)?;
     let (filled, unresolved) = crate::neighbours::resolve_for_check(&spec);
     let tables = Tables::build_all(&filled, 1).map_err(|errors| refused(&text, path, errors))?;
-    Ok((tables, unresolved))
+    Ok(Checked {
+        spec,
+        tables,
+        unresolved,
+    })
+}
+
+/// What [`load_for_check`] found valid.
+#[derive(Debug)]
+pub struct Checked {
+    pub spec: PopSpec,
+    pub tables: Tables,
+    /// Next hops whose MAC `eipd run` is left to learn.
+    pub unresolved: Vec<std::net::Ipv4Addr>,
 }
 
 #[cfg(test)]

@@ -206,3 +206,65 @@ fn a_missing_field_is_shown_at_its_entry() {
         "{err}"
     );
 }
+
+#[test]
+fn an_eips_file_adds_its_eips_after_the_tomls_and_its_errors_name_its_lines() {
+    let dir = std::env::temp_dir().join(format!("eip-config-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pop.toml");
+    let text = EXAMPLE.replacen(
+        "[pop]\n",
+        "[pop]\neips_file = \"eips.jsonl\"   # beside this file\n",
+        1,
+    );
+    std::fs::write(&config, &text).unwrap();
+    let own = EXAMPLE.matches("[[eips]]").count();
+    let list = dir.join("eips.jsonl");
+    std::fs::write(
+        &list,
+        "# two more\n\
+         {\"address\": \"203.0.113.200\", \"region\": \"beijing\", \"backend\": \"10.77.0.1\"}\n\
+         \n\
+         {\"address\": \"203.0.113.201\", \"region\": \"beijing\", \"backend\": \"10.77.0.2\"}\n",
+    )
+    .unwrap();
+    let (spec, tables) = load(&config).unwrap();
+    assert_eq!(spec.eips.len(), own + 2);
+    assert_eq!(spec.eips[own].address.to_string(), "203.0.113.200");
+    assert!(
+        spec.pop.eips_file.is_none(),
+        "the description holds the EIPs"
+    );
+    assert_eq!(tables.eips.len(), own + 2);
+
+    // The table builder's errors in listed EIPs are placed in the list.
+    std::fs::write(
+        &list,
+        "{\"address\": \"203.0.113.200\", \"region\": \"beijing\", \"backend\": \"10.77.0.1\"}\n\
+         # a comment\n\
+         {\"address\": \"203.0.113.201\", \"region\": \"tokyo\", \"backend\": \"10.77.0.2\"}\n",
+    )
+    .unwrap();
+    let err = load(&config).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:3:40: eips[{}].region: names region \"tokyo\", which is not defined\n1 error",
+            list.display(),
+            own + 1
+        )
+    );
+    // A line that is not an EIP stops the load at that line.
+    std::fs::write(
+        &list,
+        "{\"address\": \"203.0.113.200\", \"region\": \"beijing\",}\n",
+    )
+    .unwrap();
+    let err = load_for_check(&config).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:1:", list.display())), "{err}");
+    // A missing list is a read error naming it.
+    std::fs::remove_file(&list).unwrap();
+    let err = load(&config).unwrap_err().to_string();
+    assert!(err.contains("eips.jsonl"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -50,6 +50,7 @@ fn pop() -> PopSpec {
     PopSpec {
         pop: PopSection {
             max_eips: None,
+            eips_file: None,
             backend_check: None,
             name: "t".into(),
             vtep: Ipv4Addr::new(198, 51, 100, 1),

@@ -92,6 +92,27 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> ShardedBuilder<K, V> {
     }
 }
 
+impl<K: Hash + Eq + Copy, V: Copy> ShardedBuilder<K, V> {
+    /// The map; of a key pushed more than once, the first value is kept.
+    pub fn build_keep_first(self) -> Sharded<K, V> {
+        let mut len = 0;
+        let shards: Box<[_]> = self
+            .parts
+            .into_iter()
+            .map(|part| {
+                let mut map: FxHashMap<K, V> =
+                    FxHashMap::with_capacity_and_hasher(part.len(), Default::default());
+                for (k, v) in part {
+                    map.entry(k).or_insert(v);
+                }
+                len += map.len();
+                Arc::new(map)
+            })
+            .collect();
+        Sharded { shards, len }
+    }
+}
+
 impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
     /// An empty map whose shards have room for `total` entries overall.
     pub fn with_capacity(total: usize) -> Self {
@@ -118,6 +139,38 @@ impl<K: Hash + Eq + Clone, V: Clone> Sharded<K, V> {
     #[inline]
     fn shard_mut(&mut self, key: &K) -> &mut FxHashMap<K, V> {
         Arc::make_mut(&mut self.shards[shard_of(key)])
+    }
+
+    /// Marks the shard of `key` as changed (copies it if another snapshot
+    /// shares it), for [`Self::unshared_keys`] to see a change made beside
+    /// the map: the value `key` stands for changed elsewhere.
+    pub fn touch(&mut self, key: &K) {
+        self.shard_mut(key);
+    }
+
+    /// Marks every shard as changed (see [`Self::touch`]).
+    pub fn touch_all(&mut self) {
+        for shard in self.shards.iter_mut() {
+            Arc::make_mut(shard);
+        }
+    }
+
+    /// The keys of both maps in the shards they do not share, each once;
+    /// `None` when there are more than `limit` of them. Keys whose entries
+    /// differ are among them.
+    pub fn unshared_keys(&self, other: &Self, limit: usize) -> Option<Vec<K>> {
+        let mut keys = rustc_hash::FxHashSet::default();
+        for (a, b) in self.shards.iter().zip(other.shards.iter()) {
+            if Arc::ptr_eq(a, b) {
+                continue;
+            }
+            keys.extend(a.keys().cloned());
+            keys.extend(b.keys().cloned());
+            if keys.len() > limit {
+                return None;
+            }
+        }
+        Some(keys.into_iter().collect())
     }
 
     /// Inserts; returns the previous value.

@@ -135,6 +135,11 @@ pub struct PopSection {
     /// refused. None: the daemon's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_eips: Option<u32>,
+    /// A file of further EIPs, one JSON object per line (as `add_eip` takes
+    /// it), for lists too long for TOML. The configuration loader reads it
+    /// into `eips` and clears this: a loaded description holds the EIPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eips_file: Option<std::path::PathBuf>,
 }
 
 /// What a port faces.

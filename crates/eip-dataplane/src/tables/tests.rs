@@ -71,6 +71,7 @@ fn valid() -> PopSpec {
         protection: Default::default(),
         pop: PopSection {
             max_eips: None,
+            eips_file: None,
             backend_check: None,
             name: "t".into(),
             vtep: v4("198.51.100.1"),

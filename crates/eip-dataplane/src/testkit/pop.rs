@@ -181,6 +181,7 @@ impl PopBuilder {
                 protection: Default::default(),
                 pop: PopSection {
                     max_eips: None,
+                    eips_file: None,
                     backend_check: None,
                     name: name.into(),
                     vtep: POP_VTEP,
@@ -365,6 +366,7 @@ mod tests {
             protection: Default::default(),
             pop: PopSection {
                 max_eips: None,
+                eips_file: None,
                 backend_check: None,
                 name: "test".into(),
                 vtep: POP_VTEP,

@@ -557,3 +557,50 @@ fn the_pipeline_hands_http_answers_to_the_control_thread() {
     Pipeline::default().process(Timestamp(1), &t, &mut f, &mut v);
     assert_eq!(v[0], Verdict::ToControl);
 }
+
+#[test]
+fn an_update_after_a_change_looks_only_at_what_changed() {
+    let s = spec(CheckKind::Tcp);
+    let (mut c, t) = checker(&s);
+    run(&mut c, &t, 0, 60, |_| Some(false));
+    assert_eq!(c.eips_down(), HashSet::from([IpAddr::from(EIP)]));
+    let idents: Vec<u16> = c.targets.iter().map(|t| t.ident).collect();
+
+    // Another EIP, derived from the description in force as the control
+    // plane derives versions: the first keeps its checks' state.
+    let mut next = s.clone();
+    let mut svc = service(
+        Protocol::Tcp,
+        443,
+        [backend(Ipv4Addr::new(10, 9, 9, 1), None, 1)],
+    );
+    svc.check = Some(check(CheckKind::Tcp));
+    next.eips
+        .push(service_eip(Ipv4Addr::new(192, 0, 2, 99), "beijing", [svc]));
+    let t2 = Tables::build(&next, 2).unwrap();
+    c.update(&next, &t2, ms(61));
+    assert_eq!(c.targets.len(), 3);
+    assert_eq!(
+        c.targets[..2].iter().map(|t| t.ident).collect::<Vec<_>>(),
+        idents,
+        "kept in place, with their identifiers"
+    );
+    assert_eq!(c.eips_down(), HashSet::from([IpAddr::from(EIP)]));
+    // The same checks as a walk of everything from scratch.
+    let mut fresh = BackendChecker::new(NONCE);
+    fresh.update(&next, &t2, ms(61));
+    let keys = |c: &BackendChecker| {
+        let mut k: Vec<_> = c.targets.iter().map(|t| t.key).collect();
+        k.sort_by_key(|k| format!("{k:?}"));
+        k
+    };
+    assert_eq!(keys(&c), keys(&fresh));
+    // The down EIP removed: its checks go, nothing is down.
+    next.eips.remove(IpAddr::from(EIP));
+    let t3 = Tables::build(&next, 3).unwrap();
+    c.update(&next, &t3, ms(62));
+    assert_eq!(c.targets.len(), 1);
+    assert!(c.eips_down().is_empty());
+    assert_eq!(c.by_ident.len(), 1);
+    assert_eq!(c.by_ident[&c.targets[0].ident], 0);
+}
