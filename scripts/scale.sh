@@ -6,7 +6,9 @@
 #   - start:    launch to a control socket answering (boot from configuration);
 #   - change:   1,000 alternating add_eip / remove_eip over ONE persistent control
 #               connection, request to reply (in force on every worker and
-#               durable when the reply arrives), p50 / p99 / max in ms;
+#               durable when the reply arrives), p50 / p99 / max in ms, while a
+#               ping flow (every 10 ms) to an EIP they leave alone runs: "flow
+#               lost" is how many of its requests got no reply;
 #   - restart:  eipd killed (SIGKILL) after those changes and started again:
 #               launch to the socket answering with the last committed version;
 #   - RSS:      eipd's resident memory after start, and bytes per EIP over the
@@ -208,11 +210,25 @@ measure() { # N
   sleep 1
   local rss; rss=$(rss_kib)
   if [ "$n" -eq 0 ]; then
-    ROW[$n]="$build|$start|-|-|$rss|-|-"
+    ROW[$n]="$build|$start|-|-|-|$rss|-|-"
     stop_eipd INT
     return
   fi
+  # A flow to an EIP the changes leave alone: it must lose nothing.
+  ip netns exec "$TB_NS_CLIENT" ping -D -i 0.01 -W 1 192.0.2.10 >"$WORK/during.log" 2>&1 &
+  local flow=$!
+  sleep 0.5
   read -r p50 p99 pmax version < <(changes)
+  sleep 0.5
+  kill -INT "$flow" 2>/dev/null || true
+  wait "$flow" 2>/dev/null || true
+  # Requests up to the last answered one that got no reply (the one ping
+  # sent as it was stopped does not count).
+  local during
+  during=$(awk 'match($0, /icmp_seq=[0-9]+/) { s = substr($0, RSTART + 9, RLENGTH - 9) + 0;
+      if (s > hi) hi = s; n++ }
+    END { if (n) printf "%d of %d", hi - n, hi; else print "no reply" }' \
+    "$WORK/during.log")
   read -r down inforce gap lost < <(failover)
   stop_eipd KILL
   start_eipd "$cfg" "$state" "$max" >"$WORK/start.out"
@@ -221,7 +237,7 @@ measure() { # N
   restart=${restart% *}
   [ "$rversion" = "$version" ] || restart="$restart (version $rversion, expected $version!)"
   stop_eipd INT
-  ROW[$n]="$build|$start|$p50 / $p99 / $pmax|$restart|$rss|$down / $inforce|$gap ms, $lost lost on bb0"
+  ROW[$n]="$build|$start|$p50 / $p99 / $pmax|$during|$restart|$rss|$down / $inforce|$gap ms, $lost lost on bb0"
 }
 
 measure 0
@@ -230,15 +246,15 @@ for n in "${SIZES[@]}"; do
   measure "$n"
 done
 
-base_rss=$(echo "${ROW[0]}" | cut -d'|' -f5)
-printf "%-9s | %-9s | %-9s | %-24s | %-10s | %-9s | %-9s | %-17s | %s\n" \
-  "EIPs" "build (s)" "start (s)" "change p50/p99/max (ms)" "restart (s)" "RSS (MiB)" "B per EIP" \
-  "cut: down/in force" "longest gap, loss"
+base_rss=$(echo "${ROW[0]}" | cut -d'|' -f6)
+printf "%-9s | %-9s | %-9s | %-24s | %-13s | %-10s | %-9s | %-9s | %-17s | %s\n" \
+  "EIPs" "build (s)" "start (s)" "change p50/p99/max (ms)" "flow lost" "restart (s)" "RSS (MiB)" \
+  "B per EIP" "cut: down/in force" "longest gap, loss"
 for n in "${SIZES[@]}"; do
-  IFS='|' read -r build start lat restart rss fo gap <<<"${ROW[$n]}"
+  IFS='|' read -r build start lat during restart rss fo gap <<<"${ROW[$n]}"
   per=$(awk -v r="$rss" -v b="$base_rss" -v n="$n" 'BEGIN{printf "%.0f", (r - b) * 1024 / n}')
-  printf "%-9s | %-9s | %-9s | %-24s | %-10s | %-9s | %-9s | %-17s | %s\n" \
-    "$n" "$build" "$start" "$lat" "$restart" "$(awk -v r="$rss" 'BEGIN{printf "%.0f", r / 1024}')" "$per" \
+  printf "%-9s | %-9s | %-9s | %-24s | %-13s | %-10s | %-9s | %-9s | %-17s | %s\n" \
+    "$n" "$build" "$start" "$lat" "$during" "$restart" "$(awk -v r="$rss" 'BEGIN{printf "%.0f", r / 1024}')" "$per" \
     "$fo ms" "$gap"
 done
 echo "(EIPs $([ "$INLINE" = 1 ] && echo "as [[eips]] TOML" || echo "in an EIP list file"); probe interval ${INTERVAL} ms, timeout ${TIMEOUT} ms; base run without extra EIPs: RSS $((base_rss / 1024)) MiB)"

@@ -217,7 +217,7 @@ fn limit_all(spec: &mut PopSpec) {
         out_pps: Some(100_000_000),
     };
     for e in spec.eips.iter_mut() {
-        e.limits = Some(caps);
+        e.limits = Some(Box::new(caps));
     }
 }
 
@@ -255,7 +255,7 @@ fn list_all(spec: &mut PopSpec) {
         rules,
     };
     for e in spec.eips.iter_mut() {
-        e.acl = Some(acl.clone());
+        e.acl = Some(Box::new(acl.clone()));
     }
 }
 

@@ -91,7 +91,7 @@ fn full_spec() -> PopSpec {
             state: PathState::Up,
         }],
         eips: vec![EipSpec {
-            check: Some(check()),
+            check: Some(Box::new(check())),
             address: ip("192.0.2.20"),
             region: "beijing".into(),
             backend: Some(ip("10.1.0.20")),
@@ -105,13 +105,13 @@ fn full_spec() -> PopSpec {
                     weight: 2,
                 }],
             }],
-            limits: Some(LimitsSpec {
+            limits: Some(Box::new(LimitsSpec {
                 in_bps: Some(100_000_000),
                 in_pps: Some(50_000),
                 out_bps: Some(1_000_000_000),
                 out_pps: Some(0),
-            }),
-            acl: Some(AclSpec {
+            })),
+            acl: Some(Box::new(AclSpec {
                 default: AclAction::Deny,
                 rules: vec![AclRule {
                     action: AclAction::Allow,
@@ -119,7 +119,7 @@ fn full_spec() -> PopSpec {
                     protocol: Some(AclProtocol::Udp),
                     ports: Some(PortRange { lo: 1000, hi: 2000 }),
                 }],
-            }),
+            })),
         }]
         .into(),
         protection: ProtectionSpec {

@@ -141,11 +141,10 @@ pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
     })?;
     if let Some(name) = spec.pop.eips_file.take() {
         let listed = eips_file::load(&eips_file::resolve(&name, origin))?;
-        if spec.eips.is_empty() {
-            spec.eips = listed.into();
-        } else {
-            spec.eips.extend(listed);
-        }
+        // In bulk: one index build, not a million copy-on-write pushes.
+        let mut all: Vec<_> = spec.eips.iter().cloned().collect();
+        all.extend(listed);
+        spec.eips = all.into();
     }
     Ok(spec)
 }

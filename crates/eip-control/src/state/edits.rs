@@ -167,12 +167,12 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
                 acl.validate()
                     .map_err(|e| ApiError::invalid(format!("EIP {}: acl: {e}", a.address)))?;
             }
-            eip(spec, a.address)?.acl = a.acl.clone();
+            eip(spec, a.address)?.acl = a.acl.clone().map(Box::new);
         }
         Op::SetLimits(l) => {
             let limits = l.limits.filter(|l| !l.is_empty());
             match l.address {
-                Some(address) => eip(spec, address)?.limits = limits,
+                Some(address) => eip(spec, address)?.limits = limits.map(Box::new),
                 None => spec.limits = limits,
             }
         }

@@ -446,6 +446,7 @@ pub(super) fn insert(
             },
             limits: e
                 .limits
+                .as_deref()
                 .map_or(super::limits::Limits::INHERIT, |l| l.compile()),
             acl,
         },

@@ -42,7 +42,9 @@ fn offer(
 }
 
 fn limited(spec: LimitsSpec) -> Tables {
-    pop().edit(|s| s.eips[0].limits = Some(spec)).tables()
+    pop()
+        .edit(|s| s.eips[0].limits = Some(Box::new(spec)))
+        .tables()
 }
 
 fn slot(t: &Tables, a: [u8; 4]) -> usize {
@@ -135,10 +137,10 @@ fn the_pop_default_applies_unless_an_eip_lifts_it() {
                 in_pps: Some(100),
                 ..Default::default()
             });
-            s.eips[1].limits = Some(LimitsSpec {
+            s.eips[1].limits = Some(Box::new(LimitsSpec {
                 in_pps: Some(0),
                 ..Default::default()
-            });
+            }));
         })
         .tables();
     let mut p = Pipeline::default();
@@ -164,10 +166,10 @@ fn a_changed_limit_applies_in_the_next_version_without_resetting_buckets() {
     let spec = |pps| {
         pop()
             .edit(|s| {
-                s.eips[0].limits = Some(LimitsSpec {
+                s.eips[0].limits = Some(Box::new(LimitsSpec {
                     in_pps: Some(pps),
                     ..Default::default()
-                })
+                }))
             })
             .spec()
     };
