@@ -4,6 +4,10 @@
 //! reports (the replay tool, the control thread) reads snapshots and adds them up
 //! with [`Counters::merge`]. One counter per drop cause, so an operator can see *why*
 //! a packet died, not only that it did.
+//!
+//! Why one file: the counters' layout, their publication (whole or by
+//! window) and their merge must agree field by field, and half of it is the
+//! tests that check they do.
 
 use serde::Serialize;
 

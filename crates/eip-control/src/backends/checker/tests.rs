@@ -1,5 +1,7 @@
 //! The checker driven with a fake clock: frames it sends are answered (or not)
 //! by etherparse-built segments, as the region's backends would.
+//!
+//! Why one file: every case drives the same fake backends and clock.
 
 use super::*;
 use eip_dataplane::check_spec::{CheckKind, CheckSpec};

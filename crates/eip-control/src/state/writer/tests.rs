@@ -1,4 +1,6 @@
 //! The single writer: changes, failures, the journal, observed health.
+//!
+//! Why one file: every case goes through the same writer, store and sink.
 
 use super::*;
 use crate::api::{AddEip, Admin, BackendRef, RemoveEip, SetPathAdmin, UpdateBackend};
@@ -494,7 +496,7 @@ fn limits_change_journaled_survive_a_restart_and_keep_the_slot() {
         .boot(&dir.join("pop.toml"), None)
         .unwrap();
     assert_eq!(boot.spec.limits, Some(default));
-    assert_eq!(boot.spec.eips[1].limits, Some(caps).map(Box::new));
+    assert_eq!(boot.spec.eips[1].limits, Some(Box::new(caps)));
     // Removing them.
     let reply = cp.apply(&[set(Some(eip), None), set(None, None)], None, false);
     assert!(reply.ok, "{reply:?}");
@@ -559,7 +561,7 @@ rules = [{ action = "allow", source = "198.51.100.0/24", protocol = "tcp", ports
     assert_eq!(cp.version(), version);
     assert_eq!(
         cp.snapshot().spec.eips.by_address(eip).unwrap().acl,
-        Some(acl.clone()).map(Box::new)
+        Some(Box::new(acl.clone()))
     );
 
     // show_acl: the list and its hits from the counters, for this list only.
@@ -594,8 +596,8 @@ rules = [{ action = "allow", source = "198.51.100.0/24", protocol = "tcp", ports
         .boot(&dir.join("pop.toml"), None)
         .unwrap();
     assert_eq!(
-        boot.spec.eips.by_address(eip).unwrap().acl,
-        Some(acl).map(Box::new)
+        boot.spec.eips.by_address(eip).unwrap().acl.as_deref(),
+        Some(&acl)
     );
     let reply = cp.apply(&[set(None)], None, false);
     assert!(reply.ok, "{reply:?}");
