@@ -281,12 +281,25 @@ pub(crate) enum Length<'a> {
 /// One run of `process` (the pipeline or the minimal loop) over the pool, batch by
 /// batch: returns Mpps of `process`, the share of frames transmitted, and the
 /// per-batch latency histogram.
-pub(crate) fn one_run(
+fn one_run(
     pool: &[Vec<u8>],
     port: u16,
     batch: usize,
     length: Length<'_>,
     mut process: impl FnMut(&mut [Frame<'_>], &mut [Verdict]),
+) -> (f64, f64, Histogram<u64>) {
+    observed_run(pool, port, batch, length, |f, v| process(f, v), |(), _| {})
+}
+
+/// [`one_run`], and after each batch, outside its timing, `after` gets what
+/// `process` returned for it and its duration (ns).
+pub(crate) fn observed_run<R>(
+    pool: &[Vec<u8>],
+    port: u16,
+    batch: usize,
+    length: Length<'_>,
+    mut process: impl FnMut(&mut [Frame<'_>], &mut [Verdict]) -> R,
+    mut after: impl FnMut(R, u64),
 ) -> (f64, f64, Histogram<u64>) {
     let mut buffers: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; CHUNK]).collect();
     let mut lens = vec![0usize; batch];
@@ -325,10 +338,12 @@ pub(crate) fn one_run(
                 .map(|(b, &len)| Frame::new(b, HEADROOM, len, port))
                 .collect();
             let t0 = Instant::now();
-            process(&mut frames, &mut verdicts[..batch]);
+            let r = process(&mut frames, &mut verdicts[..batch]);
             let dt = t0.elapsed();
             busy += dt;
-            let _ = hist.record(dt.as_nanos().max(1) as u64);
+            let ns = dt.as_nanos().max(1) as u64;
+            let _ = hist.record(ns);
+            after(r, ns);
             packets += batch as u64;
             tx += verdicts[..batch]
                 .iter()

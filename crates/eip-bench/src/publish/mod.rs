@@ -15,17 +15,31 @@
 //! version is acknowledged (however long that takes), then a quiet run of as
 //! many batches with the same worker, subscriber and tables. The worker counts
 //! the versions it adopts; a run in which it did not adopt every one is an error.
+//!
+//! On a shared machine the tail of both runs is the scheduler's: another task
+//! takes the worker's core for a time slice (4 ms at `HZ=250`). Between batches,
+//! outside their timing, the worker reads its run delay
+//! (`/proc/thread-self/schedstat`: time runnable but waiting for its core), so
+//! the report also gives the percentiles of the batches during which it kept
+//! its core. A batch that blocked (a lock, a page fault) kept its core: it
+//! still counts there.
+
+mod batches;
+mod report;
+
+pub use report::Report;
 
 use crate::workloads::{Workload, REGION};
-use crate::{one_run, Length};
+use crate::{observed_run, Length};
 use anyhow::{anyhow, ensure, Context, Result};
+use batches::{ns_histogram, Adoptions, Batches, RunDelay};
 use core_affinity::CoreId;
 use eip_control::state::TableSink;
 use eip_dataplane::swap::{self, Publisher, Subscriber, Versioned};
 use eip_dataplane::tables::spec::PopSpec;
 use eip_dataplane::tables::TableDelta;
 use eip_dataplane::testkit::pop;
-use eip_dataplane::{Pipeline, Tables, Timestamp};
+use eip_dataplane::{Frame, Pipeline, Tables, Timestamp, Verdict};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,53 +50,8 @@ use std::time::{Duration, Instant};
 /// any workload's.
 const FIRST_EXTRA: u32 = 2_000_000;
 
-/// A batch longer than this is a stall (as the AF_XDP worker counts them).
-const STALL_NS: u64 = 1_000_000;
-
 /// How long the control thread waits for an acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The goal (issue #8): batch p99.9 while publishing at most this many times
-/// the quiet run's.
-pub const GOAL_RATIO: f64 = 2.0;
-
-/// Counts the versions a worker adopts: refreshes after which it forwards with
-/// another snapshot than before (not the refreshes themselves), and how long
-/// the refreshes that adopted took.
-#[derive(Debug, Clone)]
-pub struct Adoptions {
-    last: u64,
-    count: u64,
-    /// Duration (ns) of each refresh that adopted a version.
-    refresh: Histogram<u64>,
-}
-
-impl Adoptions {
-    /// Counting from a worker that forwards with `version`.
-    pub fn new(version: u64) -> Self {
-        Adoptions {
-            last: version,
-            count: 0,
-            refresh: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
-        }
-    }
-
-    /// The worker forwards this batch with `version`; its refresh took
-    /// `refresh_ns`.
-    #[inline]
-    pub fn observe(&mut self, version: u64, refresh_ns: u64) {
-        if version != self.last {
-            self.last = version;
-            self.count += 1;
-            self.refresh.saturating_record(refresh_ns.max(1));
-        }
-    }
-
-    /// Versions adopted so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-}
 
 /// Sets the flag when dropped: the worker stops even if the control thread
 /// fails or panics.
@@ -112,7 +81,7 @@ fn publish_versions(
     next: &mut u32,
     versions: u64,
 ) -> Result<Published> {
-    let mut changes = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut changes = ns_histogram();
     let started = Instant::now();
     for _ in 0..versions {
         let address = pop::eip_addr(FIRST_EXTRA + *next);
@@ -145,105 +114,21 @@ fn publish_versions(
     })
 }
 
-/// Batch latencies of the quiet and the publishing runs, pooled over runs.
-pub struct Report {
-    pub name: String,
-    pub batch: usize,
-    /// Versions published per run.
-    pub versions: u64,
-    /// Versions the worker adopted, over all runs.
-    pub adopted: u64,
-    pub quiet: Histogram<u64>,
-    pub publishing: Histogram<u64>,
-    /// Per run: publishing p99.9 / quiet p99.9.
-    pub p999_ratios: Vec<f64>,
-    /// Per run: first publish to last acknowledgement.
-    pub windows: Vec<Duration>,
-    /// Per version: `apply` + publish + acknowledgement (ns).
-    pub changes: Histogram<u64>,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-impl Report {
-    /// Median over runs of the p99.9 ratio.
-    pub fn p999_ratio(&self) -> f64 {
-        median(&self.p999_ratios)
-    }
-
-    pub fn print(&self) {
-        let runs = self.p999_ratios.len();
-        let q = |h: &Histogram<u64>| [0.5, 0.99, 0.999].map(|p| h.value_at_quantile(p) as f64);
-        let (quiet, publishing) = (q(&self.quiet), q(&self.publishing));
-        println!();
-        println!(
-            "| {} (batch {}), {runs} run(s) | batches | versions adopted | batch p50 (ns) | batch p99 (ns) | batch p99.9 (ns) |",
-            self.name, self.batch
-        );
-        println!("|---|---:|---:|---:|---:|---:|");
-        println!(
-            "| quiet | {} | 0 | {:.0} | {:.0} | {:.0} |",
-            self.quiet.len(),
-            quiet[0],
-            quiet[1],
-            quiet[2]
-        );
-        println!(
-            "| publishing {} versions per run | {} | {} / {} | {:.0} | {:.0} | {:.0} |",
-            self.versions,
-            self.publishing.len(),
-            self.adopted,
-            self.versions * runs as u64,
-            publishing[0],
-            publishing[1],
-            publishing[2]
-        );
-        println!(
-            "| publishing / quiet | | | {:.2}x | {:.2}x | {:.2}x |",
-            publishing[0] / quiet[0],
-            publishing[1] / quiet[1],
-            publishing[2] / quiet[2]
-        );
-        let windows: Vec<f64> = self.windows.iter().map(|w| w.as_secs_f64()).collect();
-        let window = median(&windows);
-        println!();
-        println!(
-            "publishing window {:.0} ms per run (median; {:.0} versions/s); one change (apply, publish, acknowledgement) p50 {:.0} us, p99 {:.0} us, max {:.0} us",
-            window * 1e3,
-            self.versions as f64 / window,
-            self.changes.value_at_quantile(0.5) as f64 / 1e3,
-            self.changes.value_at_quantile(0.99) as f64 / 1e3,
-            self.changes.max() as f64 / 1e3,
-        );
-        let ratios: Vec<String> = self.p999_ratios.iter().map(|r| format!("{r:.2}")).collect();
-        let ratio = self.p999_ratio();
-        println!(
-            "p99.9 publishing / quiet per run: {}; median {ratio:.2}x: goal (at most {GOAL_RATIO}x) {}",
-            ratios.join(", "),
-            if ratio <= GOAL_RATIO { "met" } else { "not met" }
-        );
-        println!("publish_p999_ratio={ratio:.2}");
-    }
-}
-
 /// One batch as an eipd worker runs it: refresh at the boundary, then process
-/// with the snapshot in force.
+/// with the snapshot in force. Returns whether it adopted a version.
 fn worker_batch<'f>(
     sub: &'f mut Subscriber<Tables>,
     pipeline: &'f mut Pipeline,
     now: &'f mut u64,
     adoptions: &'f mut Adoptions,
-) -> impl FnMut(&mut [eip_dataplane::Frame<'_>], &mut [eip_dataplane::Verdict]) + 'f {
+) -> impl FnMut(&mut [Frame<'_>], &mut [Verdict]) -> bool + 'f {
     move |frames, verdicts| {
         *now += 1_000;
         let t0 = Instant::now();
         let tables = sub.refresh();
-        adoptions.observe(tables.version(), t0.elapsed().as_nanos() as u64);
+        let adopted = adoptions.observe(tables.version(), t0.elapsed().as_nanos() as u64);
         pipeline.process(Timestamp(*now), tables, frames, verdicts);
+        adopted
     }
 }
 
@@ -274,33 +159,36 @@ pub fn measure(
     let mut sub = subscribers.pop().context("one subscriber")?;
     let mut pipeline = Pipeline::default();
     let mut now = 1_000_000_000u64;
-    // One untimed pass over the pool: sizes the counters, warms what can be.
-    let mut none = Adoptions::new(sub.version());
-    let warm = Length::Packets(frames.len() as u64);
-    one_run(
-        &frames,
-        input_port,
-        batch,
-        warm,
-        worker_batch(&mut sub, &mut pipeline, &mut now, &mut none),
-    );
-    let new_hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3);
+    let mut delay = RunDelay::of_this_thread();
     let mut report = Report {
         name,
         batch,
         versions,
         adopted: 0,
-        quiet: new_hist()?,
-        publishing: new_hist()?,
+        quiet: Batches::default(),
+        publishing: Batches::default(),
         p999_ratios: Vec::with_capacity(runs),
         windows: Vec::with_capacity(runs),
-        changes: new_hist()?,
+        changes: ns_histogram(),
+        refresh: ns_histogram(),
+        run_delay_known: delay.waited().is_some(),
     };
+    // One untimed pass over the pool: sizes the counters, warms what can be.
+    let mut none = Adoptions::new(sub.version());
+    observed_run(
+        &frames,
+        input_port,
+        batch,
+        Length::Packets(frames.len() as u64),
+        worker_batch(&mut sub, &mut pipeline, &mut now, &mut none),
+        |_, _| {},
+    );
     let mut next = 0u32;
     for run in 0..runs {
         let (go, done) = (AtomicBool::new(false), AtomicBool::new(false));
         let mut adoptions = Adoptions::new(sub.version());
-        let (published, (_, _, busy)) = thread::scope(|s| {
+        let mut busy = Batches::default();
+        let published = thread::scope(|s| {
             let (publisher, spec, next) = (&mut publisher, &mut spec, &mut next);
             let (go, done) = (&go, &done);
             let control = s.spawn(move || {
@@ -314,14 +202,21 @@ pub fn measure(
                 publish_versions(publisher, spec, next, versions)
             });
             let mut process = worker_batch(&mut sub, &mut pipeline, &mut now, &mut adoptions);
-            let measured = one_run(&frames, input_port, batch, Length::Until(done), |f, v| {
-                go.store(true, Ordering::Release);
-                process(f, v);
-            });
-            let published = control
+            delay.waited();
+            observed_run(
+                &frames,
+                input_port,
+                batch,
+                Length::Until(done),
+                |f, v| {
+                    go.store(true, Ordering::Release);
+                    process(f, v)
+                },
+                |adopted, ns| busy.record(ns, adopted, delay.waited()),
+            );
+            control
                 .join()
-                .map_err(|_| anyhow!("the control thread panicked"));
-            (published, measured)
+                .map_err(|_| anyhow!("the control thread panicked"))
         });
         let published = published??;
         ensure!(
@@ -330,37 +225,42 @@ pub fn measure(
             adoptions.count()
         );
         let mut still = Adoptions::new(sub.version());
-        let length = Length::Packets(busy.len() * batch as u64);
-        let (_, _, quiet) = one_run(
+        let mut quiet = Batches::default();
+        delay.waited();
+        observed_run(
             &frames,
             input_port,
             batch,
-            length,
+            Length::Packets(busy.all.len() * batch as u64),
             worker_batch(&mut sub, &mut pipeline, &mut now, &mut still),
+            |adopted, ns| quiet.record(ns, adopted, delay.waited()),
         );
         ensure!(
             still.count() == 0,
             "run {run}: a version adopted while quiet"
         );
-        let stalls = |h: &Histogram<u64>| h.count_between(STALL_NS, u64::MAX);
+        let p999 = |h: &Histogram<u64>| h.value_at_quantile(0.999);
         eprintln!(
-            "run {run}: {} batches, {versions} versions adopted in {:.0} ms; p99.9 quiet {} ns, publishing {} ns; batches over 1 ms quiet {}, publishing {}; adopting refresh p50 {} ns max {} ns",
-            busy.len(),
+            "run {run}: {} batches, {versions} versions adopted in {:.0} ms; p99.9 quiet {} ns, publishing {} ns; core kept: {} ns, {} ns; lost the core: {}, {} batches; slowest adopting batch {} ns",
+            busy.all.len(),
             published.window.as_secs_f64() * 1e3,
-            quiet.value_at_quantile(0.999),
-            busy.value_at_quantile(0.999),
-            stalls(&quiet),
-            stalls(&busy),
-            adoptions.refresh.value_at_quantile(0.5),
-            adoptions.refresh.max(),
+            p999(&quiet.all),
+            p999(&busy.all),
+            p999(&quiet.kept_core),
+            p999(&busy.kept_core),
+            quiet.lost_core,
+            busy.lost_core,
+            busy.adopting.max(),
         );
-        report
-            .p999_ratios
-            .push(busy.value_at_quantile(0.999) as f64 / quiet.value_at_quantile(0.999) as f64);
+        report.p999_ratios.push((
+            p999(&busy.all) as f64 / p999(&quiet.all) as f64,
+            p999(&busy.kept_core) as f64 / p999(&quiet.kept_core) as f64,
+        ));
         report.windows.push(published.window);
         report.adopted += adoptions.count();
-        report.quiet.add(&quiet)?;
-        report.publishing.add(&busy)?;
+        report.refresh.add(&adoptions.refresh)?;
+        report.quiet.add(&quiet);
+        report.publishing.add(&busy);
         report.changes.add(&published.changes)?;
     }
     Ok(report)
@@ -372,24 +272,15 @@ mod tests {
     use crate::workloads::small_frames_to;
 
     #[test]
-    fn adoptions_count_version_changes_not_refreshes() {
-        let mut a = Adoptions::new(1);
-        for v in [1, 1, 2, 2, 2, 3, 5, 5] {
-            a.observe(v, 100 * v);
-        }
-        assert_eq!(a.count(), 3);
-        assert_eq!(a.refresh.len(), 3);
-        assert_eq!(a.refresh.max(), a.refresh.highest_equivalent(500));
-    }
-
-    #[test]
     fn every_published_version_is_adopted_and_the_eips_alternate() {
         let (w, spec) = small_frames_to(1000, 256);
         let report = measure(w, spec, 5, 2, 16, None).unwrap();
         assert_eq!(report.adopted, 10);
         assert_eq!(report.changes.len(), 10);
-        assert_eq!(report.quiet.len(), report.publishing.len());
-        assert!(report.publishing.len() >= 5);
+        assert_eq!(report.refresh.len(), 10);
+        assert_eq!(report.quiet.all.len(), report.publishing.all.len());
+        assert_eq!(report.publishing.adopting.len(), 10);
+        assert_eq!(report.quiet.adopting.len(), 0);
         assert_eq!(report.p999_ratios.len(), 2);
     }
 
