@@ -97,6 +97,8 @@ pub struct Batches {
     pub kept_core: Histogram<u64>,
     /// Batches whose refresh adopted a version.
     pub adopting: Histogram<u64>,
+    /// The slowest batch that adopted a version and kept its core (ns).
+    pub adopting_kept_max: u64,
     /// Batches during which the worker waited for its core.
     pub lost_core: u64,
 }
@@ -107,6 +109,7 @@ impl Default for Batches {
             all: ns_histogram(),
             kept_core: ns_histogram(),
             adopting: ns_histogram(),
+            adopting_kept_max: 0,
             lost_core: 0,
         }
     }
@@ -125,6 +128,9 @@ impl Batches {
             self.lost_core += 1;
         } else {
             self.kept_core.saturating_record(ns);
+            if adopted {
+                self.adopting_kept_max = self.adopting_kept_max.max(ns);
+            }
         }
     }
 
@@ -133,6 +139,7 @@ impl Batches {
         self.all.add(&o.all).expect("same bounds");
         self.kept_core.add(&o.kept_core).expect("same bounds");
         self.adopting.add(&o.adopting).expect("same bounds");
+        self.adopting_kept_max = self.adopting_kept_max.max(o.adopting_kept_max);
         self.lost_core += o.lost_core;
     }
 }
@@ -170,15 +177,16 @@ mod tests {
         b.record(10_000, false, Some(false));
         b.record(4_000_000, false, Some(true));
         b.record(12_000, true, None);
+        b.record(5_000_000, true, Some(true));
         assert_eq!(
             (b.all.len(), b.kept_core.len(), b.adopting.len()),
-            (3, 2, 1)
+            (4, 2, 2)
         );
-        assert_eq!(b.lost_core, 1);
+        assert_eq!((b.lost_core, b.adopting_kept_max), (2, 12_000));
         assert!(b.kept_core.max() < 20_000);
         let mut sum = Batches::default();
         sum.add(&b);
         sum.add(&b);
-        assert_eq!((sum.all.len(), sum.lost_core), (6, 2));
+        assert_eq!((sum.all.len(), sum.lost_core), (8, 4));
     }
 }

@@ -241,7 +241,7 @@ pub fn measure(
         );
         let p999 = |h: &Histogram<u64>| h.value_at_quantile(0.999);
         eprintln!(
-            "run {run}: {} batches, {versions} versions adopted in {:.0} ms; p99.9 quiet {} ns, publishing {} ns; core kept: {} ns, {} ns; lost the core: {}, {} batches; slowest adopting batch {} ns",
+            "run {run}: {} batches, {versions} versions adopted in {:.0} ms; p99.9 quiet {} ns, publishing {} ns; core kept: {} ns, {} ns; lost the core: {}, {} batches; slowest adopting batch {} ns ({} ns with the core kept)",
             busy.all.len(),
             published.window.as_secs_f64() * 1e3,
             p999(&quiet.all),
@@ -251,6 +251,7 @@ pub fn measure(
             quiet.lost_core,
             busy.lost_core,
             busy.adopting.max(),
+            busy.adopting_kept_max,
         );
         report.p999_ratios.push((
             p999(&busy.all) as f64 / p999(&quiet.all) as f64,

@@ -88,12 +88,13 @@ impl Report {
         );
         let a = &self.publishing.adopting;
         println!(
-            "| batches that adopted a version | {} | | | {} | {} | {} (max {}) | |",
+            "| batches that adopted a version | {} | | | {} | {} | {} (max {}) | max {} |",
             a.len(),
             p(a, 0.5),
             p(a, 0.99),
             p(a, 0.999),
-            a.max()
+            a.max(),
+            self.publishing.adopting_kept_max
         );
         let window = median(self.windows.iter().map(|w| w.as_secs_f64()));
         println!();
