@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod minimal;
+mod publish;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +21,7 @@ use eip_dataplane::{Frame, Pipeline, Timestamp, Verdict};
 use hdrhistogram::Histogram;
 use minimal::MiniTables;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use workloads::Workload;
 
@@ -53,6 +55,16 @@ struct Args {
     /// Core to pin to.
     #[arg(long, default_value_t = 1)]
     core: usize,
+    /// Instead of the cases: the 64B, 1M-EIP workload while a control thread
+    /// publishes this many table versions (one-EIP changes), against a quiet
+    /// run of as many batches (`publish.rs`). Each run lasts until every
+    /// version is adopted.
+    #[arg(long)]
+    publish_versions: Option<u64>,
+    /// Core of the control thread of `--publish-versions` (default: another
+    /// core than `--core`).
+    #[arg(long)]
+    control_core: Option<usize>,
     /// Replay this pcap (with --config) as an extra case.
     #[arg(long, requires = "config")]
     pcap: Option<PathBuf>,
@@ -101,6 +113,29 @@ fn main() -> Result<()> {
         .or(cores.first())
         .map(|c| core_affinity::set_for_current(*c))
         .unwrap_or(false);
+    if let Some(versions) = args.publish_versions {
+        let control = match args.control_core {
+            Some(id) => cores.iter().find(|c| c.id == id).copied(),
+            None => cores.iter().find(|c| c.id != args.core).copied(),
+        };
+        eprintln!(
+            "pinned to core {}: {pinned}; control thread on core {:?}; batch {}; {} run(s)",
+            args.core,
+            control.map(|c| c.id),
+            args.batch,
+            args.runs
+        );
+        let (w, spec) = workloads::small_frames_to(1_000_000, 65_536);
+        eprintln!(
+            "case {}: {} frames in pool, tables built in {:.1} ms",
+            w.name,
+            w.frames.len(),
+            w.build_ms
+        );
+        let report = publish::measure(w, spec, versions, args.runs, args.batch, control)?;
+        report.print();
+        return Ok(());
+    }
     let length = match args.packets {
         Some(n) => format!("{n} packets"),
         None => format!("{:.1} s", args.seconds),
@@ -236,9 +271,11 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// How long one run lasts.
 #[derive(Clone, Copy)]
-enum Length {
+pub(crate) enum Length<'a> {
     Seconds(f64),
     Packets(u64),
+    /// Until the flag is set (looked at after every batch).
+    Until(&'a AtomicBool),
 }
 
 /// One run of `process` (the pipeline or the minimal loop) over the pool, batch by
@@ -248,8 +285,21 @@ fn one_run(
     pool: &[Vec<u8>],
     port: u16,
     batch: usize,
-    length: Length,
+    length: Length<'_>,
     mut process: impl FnMut(&mut [Frame<'_>], &mut [Verdict]),
+) -> (f64, f64, Histogram<u64>) {
+    observed_run(pool, port, batch, length, |f, v| process(f, v), |(), _| {})
+}
+
+/// [`one_run`], and after each batch, outside its timing, `after` gets what
+/// `process` returned for it and its duration (ns).
+pub(crate) fn observed_run<R>(
+    pool: &[Vec<u8>],
+    port: u16,
+    batch: usize,
+    length: Length<'_>,
+    mut process: impl FnMut(&mut [Frame<'_>], &mut [Verdict]) -> R,
+    mut after: impl FnMut(R, u64),
 ) -> (f64, f64, Histogram<u64>) {
     let mut buffers: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; CHUNK]).collect();
     let mut lens = vec![0usize; batch];
@@ -263,14 +313,15 @@ fn one_run(
     let done = |packets: u64| match length {
         Length::Seconds(s) => started.elapsed() >= Duration::from_secs_f64(s),
         Length::Packets(n) => packets >= n,
+        Length::Until(flag) => flag.load(Ordering::Acquire),
     };
     while !done(packets) {
         // Several batches between clock checks keep the loop itself cheap.
         for _ in 0..64 {
-            if let Length::Packets(n) = length {
-                if packets >= n {
-                    break;
-                }
+            match length {
+                Length::Packets(n) if packets >= n => break,
+                Length::Until(flag) if flag.load(Ordering::Acquire) => break,
+                _ => {}
             }
             for (buf, len) in buffers.iter_mut().zip(lens.iter_mut()) {
                 let f = &pool[next];
@@ -287,10 +338,12 @@ fn one_run(
                 .map(|(b, &len)| Frame::new(b, HEADROOM, len, port))
                 .collect();
             let t0 = Instant::now();
-            process(&mut frames, &mut verdicts[..batch]);
+            let r = process(&mut frames, &mut verdicts[..batch]);
             let dt = t0.elapsed();
             busy += dt;
-            let _ = hist.record(dt.as_nanos().max(1) as u64);
+            let ns = dt.as_nanos().max(1) as u64;
+            let _ = hist.record(ns);
+            after(r, ns);
             packets += batch as u64;
             tx += verdicts[..batch]
                 .iter()

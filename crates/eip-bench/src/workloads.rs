@@ -19,6 +19,9 @@ pub const HEADLINE_LIMITED: &str = "64B to 1k rate-limited EIPs";
 pub const RETURNS_LIMITED: &str = "returns from 1k rate-limited EIPs";
 pub const HEADLINE_LISTED: &str = "64B to 1k EIPs with 100-rule ACLs";
 
+/// The benchmark POP's one region (EIPs added to a workload go there too).
+pub const REGION: &str = "bj";
+
 pub struct Workload {
     pub name: String,
     pub tables: Tables,
@@ -43,8 +46,8 @@ impl Rng {
 /// The benchmark POP: region `bj` behind two equal paths, no EIP yet.
 fn bench_pop() -> PopBuilder {
     PopBuilder::new("bench")
-        .region(pop::region("bj", pop::VNI, pop::REGION_VTEP))
-        .paths("bj", "backbone", 2, 1550)
+        .region(pop::region(REGION, pop::VNI, pop::REGION_VTEP))
+        .paths(REGION, "backbone", 2, 1550)
 }
 
 fn build(spec: &PopSpec) -> (Tables, f64) {
@@ -102,7 +105,7 @@ pub fn imix_1k_eips() -> Result<Workload> {
 
 /// Returns through the tunnel (decapsulation + SNAT), 64-byte inner frames.
 pub fn returns_1k_eips() -> Workload {
-    let (tables, build_ms) = build(&bench_pop().one_to_one_eips(1000, "bj").spec());
+    let (tables, build_ms) = build(&bench_pop().one_to_one_eips(1000, REGION).spec());
     let mut rng = Rng(0x9ABC);
     let frames = (0..4096)
         .map(|_| {
@@ -132,22 +135,36 @@ pub fn returns_1k_eips() -> Workload {
 
 /// 60-byte frames to 1,000,000 EIPs, spread so most lookups miss the CPU caches.
 pub fn small_frames_1m_eips() -> Workload {
-    let (tables, build_ms) = build(&bench_pop().one_to_one_eips(1_000_000, "bj").spec());
+    small_frames_to(1_000_000, 65_536).0
+}
+
+/// 60-byte frames to `eips` 1:1 EIPs ([`pop::eip_addr`]`(i)` for `i < eips`, in
+/// [`REGION`]), a pool of `pool` frames with random destinations; with the
+/// description the tables were built from (version 1).
+pub fn small_frames_to(eips: u32, pool: usize) -> (Workload, PopSpec) {
+    let spec = bench_pop().one_to_one_eips(eips, REGION).spec();
+    let (tables, build_ms) = build(&spec);
     let mut rng = Rng(0xDEF0);
-    let frames = (0..65_536)
+    let frames = (0..pool)
         .map(|_| {
-            let dst = pop::eip_addr((rng.next() % 1_000_000) as u32);
+            let dst = pop::eip_addr((rng.next() % u64::from(eips)) as u32);
             udp_frame(&mut rng, dst, 60)
         })
         .collect();
-    Workload {
-        name: MILLION.into(),
+    let name = if eips == 1_000_000 {
+        MILLION.into()
+    } else {
+        format!("64B, {eips} EIPs")
+    };
+    let w = Workload {
+        name,
         tables,
         frames,
         input_port: 0,
         build_ms,
         returns: false,
-    }
+    };
+    (w, spec)
 }
 
 /// One EIP with a TCP service over 1,000 weighted backends (Maglev), many flows.
@@ -156,7 +173,7 @@ pub fn service_1000_backends() -> Workload {
     let spec = bench_pop()
         .eip(pop::service_eip(
             pop::eip_addr(0),
-            "bj",
+            REGION,
             [pop::service(Protocol::Tcp, 443, backends)],
         ))
         .spec();
@@ -272,7 +289,7 @@ pub fn small_frames_1k_eips_listed() -> Result<Workload> {
 /// [`returns_1k_eips`] with [`limit_all`].
 pub fn returns_1k_eips_limited() -> Workload {
     let mut w = returns_1k_eips();
-    let mut spec = bench_pop().one_to_one_eips(1000, "bj").spec();
+    let mut spec = bench_pop().one_to_one_eips(1000, REGION).spec();
     limit_all(&mut spec);
     (w.tables, w.build_ms) = build(&spec);
     w.name = RETURNS_LIMITED.into();

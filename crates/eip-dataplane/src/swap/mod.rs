@@ -25,6 +25,10 @@
 //! older snapshot again. A [`Subscriber`] that is dropped (its worker stopped)
 //! deregisters and no longer holds acknowledgements back.
 //!
+//! `wait` polls (spins briefly, then sleeps between looks) rather than blocking
+//! on the return queue: a blocked receiver would have to be woken by the worker,
+//! a system call under the channel's mutex inside `refresh`.
+//!
 //! Idle workers must acknowledge too, so **the worker loop calls `refresh` on every
 //! poll iteration, including the ones that received no packet**:
 //!
@@ -54,8 +58,8 @@
 //! version with `Release`; `refresh` loads it with `Acquire`, so a worker that sees
 //! the new version also sees the queued snapshot (the channel itself also
 //! synchronizes the `Arc`'s contents). A worker stores its acknowledgement with
-//! `Release` *before* it sends the old snapshot back; the control thread wakes on
-//! that message, so the acknowledgement is visible when it looks.
+//! `Release` *before* it sends the old snapshot back; the control thread loads it
+//! with `Acquire` each time it looks.
 //!
 //! # Bounds
 //!

@@ -49,8 +49,8 @@ impl<T: Versioned + Send + Sync> Subscriber<T> {
         };
         self.version = next.version();
         let old = self.current.replace(next);
-        // Acknowledge before handing back: the control thread wakes on the
-        // returned snapshot and must see the new version then.
+        // Acknowledge, then hand back: nothing waits on the return queue (the
+        // control thread polls), so neither wakes anyone.
         self.shared.workers[self.index]
             .acked
             .store(self.version, Ordering::Release);
@@ -107,7 +107,7 @@ impl<T> fmt::Debug for Subscriber<T> {
 impl<T> Drop for Subscriber<T> {
     /// Deregisters the worker, then hands every snapshot it holds (its current one
     /// and one still queued) back to the control thread. Marking it gone first
-    /// means a waiting publisher, woken by these snapshots, no longer counts it.
+    /// means a waiting publisher no longer counts it when it next looks.
     fn drop(&mut self) {
         self.shared.workers[self.index]
             .gone

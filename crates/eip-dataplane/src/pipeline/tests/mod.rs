@@ -9,6 +9,7 @@
 //! their inputs.
 
 mod acl;
+mod adopt;
 mod classify;
 mod flood;
 mod fuzz;
