@@ -14,7 +14,6 @@ use eip_control::config;
 use eip_control::state::{ControlPlane, SinkError, StateFile, TableSink};
 use eip_dataplane::tables::spec::EipSpec;
 use eip_dataplane::tables::Tables;
-use std::fmt::Write as _;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -31,37 +30,33 @@ impl TableSink for Taken {
     }
 }
 
-/// The example POP with `n` extra 1:1 EIPs (10.64.0.0/10 to 10.128.0.0/10)
-/// written as `[[eips]]` tables.
+/// `n` 1:1 EIPs (10.64.0.0/10 to 10.128.0.0/10), each written by `entry(eip,
+/// backend)`.
+fn eips(n: u32, entry: impl Fn(Ipv4Addr, Ipv4Addr) -> String) -> String {
+    (0..n)
+        .map(|i| {
+            entry(
+                Ipv4Addr::from(0x0A40_0000 + i),
+                Ipv4Addr::from(0x0A80_0000 + i),
+            )
+        })
+        .collect()
+}
+
+/// The example POP with `n` extra 1:1 EIPs written as `[[eips]]` tables.
 fn config_text(n: u32) -> String {
-    let mut text = String::with_capacity(EXAMPLE.len() + n as usize * 80);
-    text.push_str(EXAMPLE);
-    for i in 0..n {
-        let eip = Ipv4Addr::from(0x0A40_0000 + i);
-        let backend = Ipv4Addr::from(0x0A80_0000 + i);
-        write!(
-            text,
-            "[[eips]]\naddress = \"{eip}\"\nregion = \"beijing\"\nbackend = \"{backend}\"\n"
-        )
-        .unwrap();
-    }
-    text
+    let listed = eips(n, |eip, backend| {
+        format!("[[eips]]\naddress = \"{eip}\"\nregion = \"beijing\"\nbackend = \"{backend}\"\n")
+    });
+    format!("{EXAMPLE}{listed}")
 }
 
 /// The same EIPs as an EIP list file (`[pop] eips_file`), as
 /// `scripts/scale.sh` writes them.
 fn eips_list(n: u32) -> String {
-    let mut text = String::with_capacity(n as usize * 72);
-    for i in 0..n {
-        let eip = Ipv4Addr::from(0x0A40_0000 + i);
-        let backend = Ipv4Addr::from(0x0A80_0000 + i);
-        writeln!(
-            text,
-            "{{\"address\": \"{eip}\", \"region\": \"beijing\", \"backend\": \"{backend}\"}}"
-        )
-        .unwrap();
-    }
-    text
+    eips(n, |eip, backend| {
+        format!("{{\"address\": \"{eip}\", \"region\": \"beijing\", \"backend\": \"{backend}\"}}\n")
+    })
 }
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
