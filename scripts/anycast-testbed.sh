@@ -5,15 +5,21 @@
 #                                                            +--- POP B (eipd + BIRD; AS 64497) ===+--- region
 #                                                                                     (vxlan, nginx, steering)
 #
-# The router learns 192.0.2.0/24 from both POPs over eBGP with BFD (100 ms x 3)
-# and prefers POP A (POP B prepends its AS twice), or spreads flows over both
-# (--ecmp: no prepend, maximum-paths 2). Each POP has its own backbone veth to
-# the region, its own VTEP and inner MAC; the region steers returns to the
-# ingress POP (scripts/region-steering.sh). eipd is not started here: see
-# `start-pop`, the demo (scripts/demo.sh) and crates/eipd/tests/anycast_e2e.rs.
+# The router learns 192.0.2.0/24 from both POPs over eBGP with BFD (100 ms x 3
+# unless --bfd-interval-ms / --bfd-multiplier say otherwise: FRR's profile and
+# the POPs' [bgp] both use them) and prefers POP A (POP B prepends its AS
+# twice), or spreads flows over both (--ecmp: no prepend, maximum-paths 2).
+# Each POP has its own backbone veth to the region, its own VTEP and inner MAC;
+# the region steers returns to the ingress POP (scripts/region-steering.sh).
+# eipd is not started here: see `start-pop`, the demo (scripts/demo.sh) and
+# crates/eipd/tests/anycast_e2e.rs.
 #
 # Commands:
-#   up [--ecmp] [--id ID]   build it (prints the id); writes popa.toml, popb.toml, env
+#   up [--ecmp] [--id ID] [--bfd-interval-ms N] [--bfd-multiplier M]
+#                           build it (prints the id); writes popa.toml, popb.toml, env.
+#                           BFD on the router and both POPs: N ms (10-10000, default
+#                           $AT_BFD_INTERVAL_MS or 100) x M (2-255, default
+#                           $AT_BFD_MULTIPLIER or 3)
 #   down [--id ID]          stop everything in its namespaces and remove them
 #   env [--id ID]           shell-sourceable AT_* variables
 #   start-pop a|b EIPD [ARGS...]   start eipd in a POP (background; log in the run dir)
@@ -61,11 +67,15 @@ BIGFILE_SIZE=$((16 * 1024 * 1024))
 CMD=${1:-help}; [[ $# -gt 0 ]] && shift
 ID=${AT_ID:-}
 ECMP=0
+BFD_INTERVAL_MS=${AT_BFD_INTERVAL_MS:-100}
+BFD_MULTIPLIER=${AT_BFD_MULTIPLIER:-3}
 POS=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --id) ID=$2; shift 2 ;;
     --ecmp) ECMP=1; shift ;;
+    --bfd-interval-ms) BFD_INTERVAL_MS=$2; shift 2 ;;
+    --bfd-multiplier) BFD_MULTIPLIER=$2; shift 2 ;;
     *) POS+=("$1"); shift ;;
   esac
 done
@@ -191,6 +201,8 @@ backend = "${EIP2_BACKENDS[0]}"
 local_as = $POP_AS
 router_id = "${POP_INET_IP[i]}"
 hold_down_ms = 1000
+bfd_interval_ms = $BFD_INTERVAL_MS
+bfd_multiplier = $BFD_MULTIPLIER
 drain_wait_ms = ${AT_DRAIN_MS:-2000}
 neighbors = [ { address = "${ROUTER_POP_IP[i]}", remote_as = $ROUTER_AS, local_address = "${POP_INET_IP[i]}" } ]
 prefixes = [ { prefix = "$EIP_PREFIX", prepend = $prepend, communities = ["$POP_AS:$((i + 1))"] } ]
@@ -210,9 +222,9 @@ hostname router
 log file $d/bfdd.log
 bfd
  profile fast
-  transmit-interval 100
-  receive-interval 100
-  detect-multiplier 3
+  transmit-interval $BFD_INTERVAL_MS
+  receive-interval $BFD_INTERVAL_MS
+  detect-multiplier $BFD_MULTIPLIER
  !
 !
 EOF
@@ -313,6 +325,8 @@ write_env() {
     echo "export AT_ID=$ID"
     echo "export AT_RUN_DIR=$RUN_DIR"
     echo "export AT_ECMP=$ECMP"
+    echo "export AT_BFD_INTERVAL_MS=$BFD_INTERVAL_MS"
+    echo "export AT_BFD_MULTIPLIER=$BFD_MULTIPLIER"
     echo "export AT_NS_CLIENT=$NS_CLIENT"
     echo "export AT_NS_ROUTER=$NS_ROUTER"
     echo "export AT_NS_REGION=$NS_REGION"
@@ -347,6 +361,11 @@ cmd_up() {
   for c in ip ethtool bridge nft nginx /usr/lib/frr/zebra /usr/lib/frr/bgpd /usr/lib/frr/bfdd bird; do
     command -v "$c" >/dev/null || die "missing $c (scripts/install-deps.sh installs bird2, frr, nginx-light, nftables)"
   done
+  # The ranges both FRR (bfdd) and eipd's [bgp] accept.
+  [[ $BFD_INTERVAL_MS =~ ^[0-9]{2,5}$ ]] && ((BFD_INTERVAL_MS >= 10 && BFD_INTERVAL_MS <= 10000)) ||
+    die "--bfd-interval-ms must be 10-10000 (got '$BFD_INTERVAL_MS')"
+  [[ $BFD_MULTIPLIER =~ ^[0-9]{1,3}$ ]] && ((BFD_MULTIPLIER >= 2 && BFD_MULTIPLIER <= 255)) ||
+    die "--bfd-multiplier must be 2-255 (got '$BFD_MULTIPLIER')"
   [[ -n $ID ]] || ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
   set_names
   [[ ! -e $RUN_DIR ]] || die "run dir $RUN_DIR exists"
@@ -401,7 +420,7 @@ cmd_up() {
   write_env
   UP_DONE=1
   trap - EXIT
-  log "testbed $ID is up (ecmp=$ECMP); env: $RUN_DIR/env"
+  log "testbed $ID is up (ecmp=$ECMP, bfd ${BFD_INTERVAL_MS} ms x $BFD_MULTIPLIER); env: $RUN_DIR/env"
   echo "$ID"
 }
 

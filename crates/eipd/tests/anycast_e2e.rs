@@ -12,8 +12,8 @@ mod common;
 mod harness;
 
 use common::{require_root, wait_for_log, Guard};
-use harness::{eip_in, nft, ping_figures, whoami, Anycast};
-use std::time::{Duration, Instant};
+use harness::{eip_in, nft, ping_figures, utc_stamp, whoami, Anycast, FibWatch};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[test]
 #[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
@@ -109,7 +109,8 @@ fn a_pop_announces_only_while_it_forwards_and_the_router_learns_both() {
 /// What one failover run measured.
 #[derive(Debug, Clone, Copy)]
 struct Figures {
-    /// From the failure to the router's FIB pointing at POP B.
+    /// From the failure (for a cut: once `nft` made it and returned) to the
+    /// router's kernel reporting its FIB pointing at POP B.
     switch: Duration,
     /// Longest gap between ping replies (every 10 ms) across the failover.
     gap: Duration,
@@ -149,14 +150,16 @@ fn log_time(log: &str, needle: &str) -> Option<f64> {
 /// session closes, the router moves to B; the download ends with the right bytes.
 fn kill_9(tb: &Anycast) -> Figures {
     let (mut a, _b) = tb.both_announcing();
+    let fib = FibWatch::start(tb);
     let pinger = tb.pinger(6);
     let started = Instant::now();
     let mut curl = tb.download("700k");
     std::thread::sleep(Duration::from_millis(1500));
-    let killed = Instant::now();
+    let killed = SystemTime::now();
     a.kill9();
-    let switch = tb.wait_next_hop(
-        Some(tb.var("AT_POPB_INET_IP")),
+    let switch = tb.switched_to(
+        &fib,
+        tb.var("AT_POPB_INET_IP"),
         killed,
         Duration::from_secs(5),
     );
@@ -181,9 +184,9 @@ fn kill_9(tb: &Anycast) -> Figures {
 /// them down, A withdraws, traffic goes via B.
 fn backbone(tb: &Anycast) -> (Figures, (Guard, Guard)) {
     let pops = tb.both_announcing();
+    let fib = FibWatch::start(tb);
     let pinger = tb.pinger(5);
     std::thread::sleep(Duration::from_millis(500));
-    let dropped = Instant::now();
     nft(
         tb,
         "AT_NS_REGION",
@@ -193,8 +196,10 @@ fn backbone(tb: &Anycast) -> (Figures, (Guard, Guard)) {
             tb.var("AT_REGION_BBA_IF")
         ),
     );
-    let switch = tb.wait_next_hop(
-        Some(tb.var("AT_POPB_INET_IP")),
+    let dropped = SystemTime::now();
+    let switch = tb.switched_to(
+        &fib,
+        tb.var("AT_POPB_INET_IP"),
         dropped,
         Duration::from_secs(10),
     );
@@ -226,13 +231,43 @@ fn backbone(tb: &Anycast) -> (Figures, (Guard, Guard)) {
     (figures, pops)
 }
 
-/// POP A's Internet link blackholed at the router (carrier up): only BFD
-/// (100 ms x 3) sees it this fast; the BGP hold time is 3 s.
+/// The testbed's BFD timers (`--bfd-interval-ms`, `--bfd-multiplier`).
+fn bfd_timers(tb: &Anycast) -> (u64, u64) {
+    let get = |k| tb.var(k).parse::<u64>().unwrap();
+    (get("AT_BFD_INTERVAL_MS"), get("AT_BFD_MULTIPLIER"))
+}
+
+/// POP A's Internet link blackholed at the router (carrier up): only BFD sees
+/// it this fast (the BGP hold time is 3 s). The router's session with A must
+/// run the testbed's timers on both ends (FRR's profile and A's BIRD).
 fn internet_link(tb: &Anycast) -> Figures {
     let (_a, _b) = tb.both_announcing();
+    let (interval, multiplier) = bfd_timers(tb);
+    let pop_a = tb.var("AT_POPA_INET_IP");
+    let t = Instant::now();
+    loop {
+        // Up, and past the poll sequence that leaves the slow start-up rate.
+        let peer = tb.bfd_peer(pop_a);
+        let timers = [
+            ("transmit-interval", interval),
+            ("receive-interval", interval),
+            ("remote-transmit-interval", interval),
+            ("remote-receive-interval", interval),
+            ("detect-multiplier", multiplier),
+            ("remote-detect-multiplier", multiplier),
+        ];
+        if peer["status"] == "up" && timers.iter().all(|(k, v)| peer[k].as_u64() == Some(*v)) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "BFD with POP A is not up at {interval} ms x {multiplier} on both ends: {peer}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fib = FibWatch::start(tb);
     let pinger = tb.pinger(5);
     std::thread::sleep(Duration::from_millis(500));
-    let dropped = Instant::now();
     nft(
         tb,
         "AT_NS_ROUTER",
@@ -242,15 +277,25 @@ fn internet_link(tb: &Anycast) -> Figures {
             tb.var("AT_ROUTER_POPA_IF")
         ),
     );
-    let switch = tb.wait_next_hop(
-        Some(tb.var("AT_POPB_INET_IP")),
+    let dropped = SystemTime::now();
+    let switch = tb.switched_to(
+        &fib,
+        tb.var("AT_POPB_INET_IP"),
         dropped,
         Duration::from_secs(3),
     );
     let (sent, received, gap) = ping_figures(pinger);
+    let detect = Duration::from_millis(interval * multiplier);
     assert!(
-        switch < Duration::from_millis(1500),
-        "switch took {switch:?}: BFD did not act"
+        switch < detect + Duration::from_secs(1),
+        "switch took {switch:?}: BFD ({interval} ms x {multiplier}) did not act"
+    );
+    // The last packet from A arrived at most one interval before the cut; a
+    // quarter off for the clock starting once nft returned.
+    let soonest = Duration::from_millis(interval * (multiplier - 1) * 3 / 4);
+    assert!(
+        switch >= soonest,
+        "switch after {switch:?}: sooner than BFD ({interval} ms x {multiplier}) can see a cut"
     );
     Figures {
         switch,
@@ -265,17 +310,19 @@ fn internet_link(tb: &Anycast) -> Figures {
 /// the ingress POP, and follow the flow when it moves.
 fn drain(tb: &Anycast) -> Figures {
     let (a, _b) = tb.both_announcing();
+    let fib = FibWatch::start(tb);
     let pinger = tb.pinger(5);
     let mut curl = tb.download("2500k");
     std::thread::sleep(Duration::from_millis(500));
     // Returns leave through the POP the flow entered: A only.
     let (a0, b0) = (tb.returns('a'), tb.returns('b'));
     assert!(a0 > 0 && b0 == 0, "returns via A {a0}, via B {b0}");
-    let drained = Instant::now();
+    let drained = SystemTime::now();
     let reply = tb.eipctl_json('a', &["drain"]);
     assert_eq!(reply["data"]["kind"], "draining", "{reply}");
-    let switch = tb.wait_next_hop(
-        Some(tb.var("AT_POPB_INET_IP")),
+    let switch = tb.switched_to(
+        &fib,
+        tb.var("AT_POPB_INET_IP"),
         drained,
         Duration::from_secs(2),
     );
@@ -361,6 +408,38 @@ fn bfd_takes_pop_a_down_when_its_internet_link_is_blackholed() {
 
 #[test]
 #[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
+fn bfd_at_50_ms_x_3_on_both_ends_takes_pop_a_down_when_its_internet_link_is_blackholed() {
+    require_root();
+    internet_link(&Anycast::up(&[
+        "--bfd-interval-ms",
+        "50",
+        "--bfd-multiplier",
+        "3",
+    ]))
+    .print("bfd50");
+}
+
+#[test]
+fn fib_monitor_time_stamps_are_read_as_utc() {
+    let at = |s| utc_stamp(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+    assert_eq!(
+        at("1970-01-01T00:00:01.5"),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        at("2024-02-29T23:59:59.000000"),
+        Some(Duration::from_secs(1_709_251_199))
+    );
+    assert_eq!(
+        at("2026-12-01T08:23:38.679698"),
+        Some(Duration::from_micros(1_796_113_418_679_698))
+    );
+    assert_eq!(at("2026-13-01T08:23:38.679698"), None);
+    assert_eq!(at("2026-12-01 08:23:38"), None);
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, XDP): scripts/test.sh runs it as root"]
 fn a_graceful_drain_of_pop_a_loses_nothing_and_returns_follow_the_flow() {
     require_root();
     let f = drain(&Anycast::up(&[]));
@@ -436,34 +515,68 @@ fn ecmp_spreads_flows_and_a_flow_keeps_its_backend_whichever_pop_it_enters() {
     drop(b);
 }
 
+/// The load average (`/proc/loadavg`'s first three fields).
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The README's failover table: each failure `ANYCAST_RUNS` times (default 5),
-/// medians. `cargo test -p eipd --release --test anycast_e2e -- --ignored
-/// --nocapture measure_failover`.
+/// medians; `ANYCAST_ONLY` keeps the failures whose name contains it.
+/// `cargo test -p eipd --release --test anycast_e2e -- --ignored --nocapture
+/// measure_failover`.
 #[test]
-#[ignore = "measurement (about 4 minutes, root): run by hand for the README's table"]
+#[ignore = "measurement (about 5 minutes, root): run by hand for the README's table"]
 fn measure_failover() {
     require_root();
     let runs: usize = std::env::var("ANYCAST_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let only = std::env::var("ANYCAST_ONLY").unwrap_or_default();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     type Scenario = fn(&Anycast) -> Figures;
-    let scenarios: [(&str, Scenario); 4] = [
-        ("eipd killed (kill -9)", kill_9),
-        ("Internet link blackholed (BFD)", internet_link),
-        ("all backbone paths blackholed", |tb| backbone(tb).0),
-        ("graceful drain (eipctl drain)", drain),
+    const BFD_100: &[&str] = &["--bfd-interval-ms", "100", "--bfd-multiplier", "3"];
+    const BFD_50: &[&str] = &["--bfd-interval-ms", "50", "--bfd-multiplier", "3"];
+    let scenarios: [(&str, &[&str], Scenario); 5] = [
+        ("eipd killed (kill -9)", &[], kill_9),
+        (
+            "Internet link blackholed (BFD 100 ms x 3)",
+            BFD_100,
+            internet_link,
+        ),
+        (
+            "Internet link blackholed (BFD 50 ms x 3)",
+            BFD_50,
+            internet_link,
+        ),
+        ("all backbone paths blackholed", &[], |tb| backbone(tb).0),
+        ("graceful drain (eipctl drain)", &[], drain),
     ];
-    println!("| failure | router switch (median ms) | longest ping gap (median ms) | pings lost (median) | withdraw after paths down (median ms) | runs |");
-    println!("|---|---|---|---|---|---|");
-    for (name, scenario) in scenarios {
-        let all: Vec<Figures> = (0..runs).map(|_| scenario(&Anycast::up(&[]))).collect();
+    println!("load average at the start: {}", load_average());
+    let mut table = vec![
+        "| failure | router switch (median ms) | longest ping gap (median ms) | pings lost (median) | withdraw after paths down (median ms) | runs |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    for (name, args, scenario) in scenarios {
+        if !name.contains(&only) {
+            continue;
+        }
+        let all: Vec<Figures> = (0..runs)
+            .map(|_| {
+                let f = scenario(&Anycast::up(args));
+                f.print(name);
+                f
+            })
+            .collect();
         let withdraw: Vec<f64> = all.iter().filter_map(|f| f.withdraw.map(ms)).collect();
-        println!(
+        table.push(format!(
             "| {name} | {:.0} | {:.0} | {:.0} | {} | {runs} |",
             median(all.iter().map(|f| ms(f.switch)).collect()),
             median(all.iter().map(|f| ms(f.gap)).collect()),
@@ -473,6 +586,8 @@ fn measure_failover() {
             } else {
                 format!("{:.0}", median(withdraw))
             },
-        );
+        ));
     }
+    println!("load average at the end: {}", load_average());
+    println!("{}", table.join("\n"));
 }

@@ -1,11 +1,14 @@
 //! The anycast testbed (`scripts/anycast-testbed.sh`) driven from tests: one
-//! guard that tears it down, `eipd` per POP, the router's FIB and BGP table,
-//! downloads, pings, nftables blackholes and `eipctl` per POP.
+//! guard that tears it down, `eipd` per POP, the router's FIB (polled, or
+//! watched as it changes), its BGP table and BFD sessions, downloads, pings,
+//! nftables blackholes and `eipctl` per POP.
 
 use crate::common::{self, repo, wait_for_log, Guard};
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The anycast testbed, torn down when dropped (also on failure).
@@ -139,6 +142,35 @@ impl Anycast {
             .map(|s| s.to_string())
     }
 
+    /// The router's BFD session with `peer` (FRR's `show bfd peers json` entry).
+    pub fn bfd_peer(&self, peer: &str) -> serde_json::Value {
+        let out = self
+            .ns(
+                "AT_NS_ROUTER",
+                &[
+                    "vtysh",
+                    "--vty_socket",
+                    self.var("AT_FRR_DIR"),
+                    "-c",
+                    "show bfd peers json",
+                ],
+            )
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["peer"] == peer)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the router has no BFD session with {peer}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })
+    }
+
     /// The peers of every path the router's BGP has for the EIP pool.
     pub fn bgp_paths(&self) -> Vec<String> {
         self.bgp_paths_to(self.var("AT_EIP_PREFIX"))
@@ -189,6 +221,32 @@ impl Anycast {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Waits for the router's FIB (`fib`) to send the EIP prefix via `hop`;
+    /// returns how long after `since` the kernel reported it.
+    pub fn switched_to(
+        &self,
+        fib: &FibWatch,
+        hop: &str,
+        since: SystemTime,
+        timeout: Duration,
+    ) -> Duration {
+        let took = fib
+            .wait_via(self.var("AT_EIP_PREFIX"), hop, since, timeout)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e}\nPOP A:\n{}\nPOP B:\n{}",
+                    std::fs::read_to_string(self.log('a')).unwrap_or_default(),
+                    std::fs::read_to_string(self.log('b')).unwrap_or_default()
+                )
+            });
+        assert_eq!(
+            self.next_hop().as_deref(),
+            Some(hop),
+            "the FIB left {hop} again"
+        );
+        took
     }
 
     /// A rate-limited download of the big file from the client, in the background.
@@ -280,6 +338,138 @@ impl Drop for Anycast {
             .stdout(Stdio::null())
             .status();
     }
+}
+
+/// The router's kernel FIB as it changes: `ip -ts monitor route` in its
+/// namespace, each change stamped (wall clock) by `ip` as the kernel reports
+/// it. A switch read from here is not late by the process start of a poll
+/// (`Anycast::wait_next_hop` runs `ip route show` each time).
+pub struct FibWatch {
+    _monitor: Guard,
+    lines: mpsc::Receiver<String>,
+}
+
+impl FibWatch {
+    /// Returns once the monitor reports changes (it has seen a marker route
+    /// come and go in a table the router does not use).
+    pub fn start(tb: &Anycast) -> FibWatch {
+        let mut child = tb
+            .ns("AT_NS_ROUTER", &["ip", "-ts", "monitor", "route"])
+            .env("TZ", "UTC")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let watch = FibWatch {
+            _monitor: Guard(child),
+            lines,
+        };
+        let marker = "198.18.255.1";
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            for verb in ["add", "del"] {
+                let ok = tb
+                    .ns(
+                        "AT_NS_ROUTER",
+                        &["ip", "route", verb, "unreachable", marker, "table", "250"],
+                    )
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "ip route {verb} unreachable {marker} table 250");
+            }
+            while let Ok(line) = watch.lines.recv_timeout(Duration::from_millis(100)) {
+                if line.contains(marker) {
+                    // Drain the rest of the marker's lines.
+                    while watch.lines.recv_timeout(Duration::from_millis(50)).is_ok() {}
+                    return watch;
+                }
+            }
+        }
+        panic!("ip -ts monitor route reported nothing within 5 s");
+    }
+
+    /// Waits for the FIB to send `prefix` via `hop`; returns how long after
+    /// `since` the kernel reported it.
+    ///
+    /// # Errors
+    /// No such change within `timeout`, or one stamped before `since`.
+    pub fn wait_via(
+        &self,
+        prefix: &str,
+        hop: &str,
+        since: SystemTime,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                return Err(format!(
+                    "no route to {prefix} via {hop} within {timeout:?}; the FIB reported:\n{}",
+                    seen.join("\n")
+                ));
+            };
+            let Some((stamp, route)) = line.strip_prefix('[').and_then(|l| l.split_once("] "))
+            else {
+                seen.push(line);
+                continue;
+            };
+            let words: Vec<&str> = route.split_whitespace().collect();
+            let via = words.windows(2).any(|w| w[0] == "via" && w[1] == hop);
+            if words.first() == Some(&prefix) && via {
+                let at = utc_stamp(stamp).ok_or_else(|| format!("time stamp of {line:?}"))?;
+                return at.duration_since(since).map_err(|e| {
+                    format!(
+                        "{line:?}: the FIB changed {:?} before the failure",
+                        e.duration()
+                    )
+                });
+            }
+            seen.push(line);
+        }
+    }
+}
+
+/// `2026-12-01T08:23:38.679698` (UTC, as `TZ=UTC ip -ts` prints it).
+pub fn utc_stamp(s: &str) -> Option<SystemTime> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, d) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let h: u64 = t.next()?.parse().ok()?;
+    let min: u64 = t.next()?.parse().ok()?;
+    let sec: f64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || min > 59
+        || !(0.0..61.0).contains(&sec)
+    {
+        return None;
+    }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar
+    // (H. Hinnant, "days_from_civil").
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(
+        UNIX_EPOCH
+            + Duration::from_secs(days * 86_400 + h * 3_600 + min * 60)
+            + Duration::from_secs_f64(sec),
+    )
 }
 
 /// Loss and the longest gap between replies of a finished `ping -D`.
