@@ -256,7 +256,7 @@ impl Protocol {
 
 /// An anycast EIP and where its traffic goes. What few EIPs have (limits,
 /// a check, an access list) is boxed: a million EIPs are moved and copied
-/// whole, and the entry is 136 bytes instead of 272.
+/// whole, and the entry is 112 bytes instead of 272.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EipSpec {

@@ -142,21 +142,25 @@ impl Anycast {
             .map(|s| s.to_string())
     }
 
+    /// The output of one `vtysh` command on the router.
+    fn vtysh(&self, command: &str) -> std::process::Output {
+        self.ns(
+            "AT_NS_ROUTER",
+            &[
+                "vtysh",
+                "--vty_socket",
+                self.var("AT_FRR_DIR"),
+                "-c",
+                command,
+            ],
+        )
+        .output()
+        .unwrap()
+    }
+
     /// The router's BFD session with `peer` (FRR's `show bfd peers json` entry).
     pub fn bfd_peer(&self, peer: &str) -> serde_json::Value {
-        let out = self
-            .ns(
-                "AT_NS_ROUTER",
-                &[
-                    "vtysh",
-                    "--vty_socket",
-                    self.var("AT_FRR_DIR"),
-                    "-c",
-                    "show bfd peers json",
-                ],
-            )
-            .output()
-            .unwrap();
+        let out = self.vtysh("show bfd peers json");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v.as_array()
             .into_iter()
@@ -179,19 +183,7 @@ impl Anycast {
     /// The peers of every path the router's BGP has for exactly `prefix`
     /// (not a shorter prefix that covers it).
     pub fn bgp_paths_to(&self, prefix: &str) -> Vec<String> {
-        let out = self
-            .ns(
-                "AT_NS_ROUTER",
-                &[
-                    "vtysh",
-                    "--vty_socket",
-                    self.var("AT_FRR_DIR"),
-                    "-c",
-                    &format!("show ip bgp {prefix} json"),
-                ],
-            )
-            .output()
-            .unwrap();
+        let out = self.vtysh(&format!("show ip bgp {prefix} json"));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v["paths"]
             .as_array()
