@@ -121,6 +121,19 @@ impl<'a> Frame<'a> {
         true
     }
 
+    /// Moves the window to `[head, head + len)` of the buffer and returns the
+    /// packet's bytes there, or `None` (changing nothing) when the buffer
+    /// cannot hold it: one bounds check where `push_head` or `pull_head`,
+    /// `set_len` and `data_mut` make three (the fast paths' encapsulation and
+    /// decapsulation).
+    #[inline]
+    pub fn reframe(&mut self, head: usize, len: usize) -> Option<&mut [u8]> {
+        let data = self.buf.get_mut(head..head.checked_add(len)?)?;
+        self.head = head;
+        self.len = len;
+        Some(data)
+    }
+
     /// The whole buffer with the packet's current offset, for in-place rewrites that
     /// move bytes (building an ICMP error around a quoted packet).
     #[inline]

@@ -108,15 +108,12 @@ pub fn encapsulate(
     hash: u64,
 ) -> Result<(), DropReason> {
     let inner_len = ip.total_len();
-    let moved = if ip.l3 < ENCAP_LEN {
-        frame.push_head(ENCAP_LEN - ip.l3)
-    } else {
-        frame.pull_head(ip.l3 - ENCAP_LEN)
-    };
-    if !(moved && frame.set_len(ENCAP_LEN + inner_len)) {
+    // The outer headers end where the inner IP header starts.
+    let head = (frame.head() + ip.l3).checked_sub(ENCAP_LEN);
+    let data = head.and_then(|head| frame.reframe(head, ENCAP_LEN + inner_len));
+    let Some(hdr) = data.and_then(|d| d.first_chunk_mut::<ENCAP_LEN>()) else {
         return Err(DropReason::NoRoom);
-    }
-    let hdr: &mut [u8; ENCAP_LEN] = (&mut frame.data_mut()[..ENCAP_LEN]).try_into().unwrap();
+    };
     write_header(hdr, &path.template, inner_len as u16, ip.v6, hash);
     Ok(())
 }

@@ -143,7 +143,7 @@ impl Pipeline {
             return None;
         }
         let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
-        let (eip, epoch) = match t.eips.address_v4(m.eip) {
+        let (eip, epoch) = match t.eips.slot_record(m.eip)?.address_v4() {
             Some(a) => a,
             None => match t.eips.get(m.eip)? {
                 Eip {
@@ -171,12 +171,11 @@ impl Pipeline {
             m.service_port.map(|p| (SRC_PORT, p)),
         );
         let port = &t.ports[t.internet_port as usize];
-        if !(frame.pull_head(INNER_L2) && frame.set_len(ethernet::HEADER_LEN + total)) {
+        // The inner frame, from its Ethernet header to the end of its IP packet.
+        let inner = frame.reframe(frame.head() + INNER_L2, ethernet::HEADER_LEN + total);
+        let Some(eth) = inner.and_then(|d| d.first_chunk_mut::<{ ethernet::HEADER_LEN }>()) else {
             return Some(Verdict::Drop(crate::DropReason::Truncated));
-        }
-        let eth: &mut [u8; ethernet::HEADER_LEN] = (&mut frame.data_mut()[..ethernet::HEADER_LEN])
-            .try_into()
-            .ok()?;
+        };
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
         self.counters.eip_out_at(m.eip, epoch).add(total);
@@ -221,19 +220,24 @@ impl Pipeline {
             return None;
         }
         let protocol = d[L3 + 9];
-        if let Some(acl) = t.eips.acl(eip_id) {
-            let epoch = t.eips.epoch(eip_id);
-            let src = u128::from(u32::from_be_bytes(src));
-            if let Err(reason) = self.filter(acl, eip_id, epoch, false, src, protocol, Some(dport))
-            {
-                return Some(Verdict::Drop(reason));
+        // The slot's record, read once: the list flag, then the 1:1 fields.
+        let record = t.eips.slot_record(eip_id)?;
+        if record.filtered() {
+            if let Some(acl) = t.eips.acl_of(eip_id) {
+                let src = u128::from(u32::from_be_bytes(src));
+                let epoch = record.epoch();
+                if let Err(reason) =
+                    self.filter(acl, eip_id, epoch, false, src, protocol, Some(dport))
+                {
+                    return Some(Verdict::Drop(reason));
+                }
             }
         }
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
         // A plain 1:1 IPv4 EIP straight from its record; anything else through the
         // EIP's view (services pick a backend by Maglev).
-        let (backend, new_port, region, epoch) = match t.eips.one_to_one_v4(eip_id) {
+        let (backend, new_port, region, epoch) = match record.one_to_one_v4() {
             Some((backend, region, epoch)) => (backend, None, region, epoch),
             None => {
                 let eip = t.eips.get(eip_id)?;

@@ -305,6 +305,10 @@ impl Pipeline {
             None => self.fast_return(t, frame),
             v => v,
         };
+        // What went through was counted where it went (nothing more to count).
+        if let Some(v @ Verdict::Tx(_)) = fast {
+            return v;
+        }
         let verdict = match fast {
             Some(v) => v,
             None => match self.classify(now, t, frame) {

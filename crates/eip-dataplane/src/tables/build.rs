@@ -303,7 +303,7 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         regions,
         paths,
         eips: EipSlab::default(),
-        eip_v4: Sharded::default(),
+        eip_v4: super::index_v4::IndexV4::default(),
         eip_v6: Sharded::default(),
         tunnels,
         owner_v4: Sharded::default(),

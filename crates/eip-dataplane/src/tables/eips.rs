@@ -4,6 +4,7 @@
 
 use super::build::{check_ipv6_paths, Problems};
 use super::error::Entry;
+use super::index_v4::{IndexV4, IndexV4Builder};
 use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
 use super::slab::NewEip;
@@ -74,7 +75,7 @@ fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
 /// built shard by shard at the end ([`ShardedBuilder`]): no copy-on-write
 /// check and no random walk over a million-entry map per EIP.
 pub(super) struct Bulk {
-    v4: ShardedBuilder<u32, EipId>,
+    v4: IndexV4Builder,
     v6: ShardedBuilder<u128, EipId>,
     owner_v4: ShardedBuilder<(RegionId, u32), EipId>,
     owner_v6: ShardedBuilder<(RegionId, u128), EipId>,
@@ -114,20 +115,20 @@ fn add_all_with(
     t.eips = EipSlab::with_capacity(n);
     t.ipv6_eips.iter_mut().for_each(|c| *c = 0);
     let mut pending = if bulk {
-        t.eip_v4 = Sharded::default();
+        t.eip_v4 = IndexV4::default();
         t.eip_v6 = Sharded::default();
         t.owner_v4 = Sharded::default();
         t.owner_v6 = Sharded::default();
         t.service_return = Sharded::default();
         Some(Bulk {
-            v4: ShardedBuilder::with_capacity(n - v6),
+            v4: IndexV4Builder::with_capacity(n - v6),
             v6: ShardedBuilder::with_capacity(v6),
             owner_v4: ShardedBuilder::with_capacity(n - v6),
             owner_v6: ShardedBuilder::with_capacity(v6),
             service_return: ShardedBuilder::with_capacity(0),
         })
     } else {
-        t.eip_v4 = Sharded::with_capacity(n - v6);
+        t.eip_v4 = IndexV4::with_capacity(n - v6);
         t.eip_v6 = Sharded::with_capacity(v6);
         t.owner_v4 = Sharded::with_capacity(n - v6);
         t.owner_v6 = Sharded::with_capacity(v6);
@@ -461,7 +462,7 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
     let services = t.eips.services_arc(slot);
     t.eips.take(slot, free)?;
     match address {
-        IpAddr::V4(a) => t.eip_v4.remove(&u32::from(a)),
+        IpAddr::V4(a) => t.eip_v4.remove(u32::from(a)),
         IpAddr::V6(a) => t.eip_v6.remove(&u128::from(a)),
     };
     if (region as usize) < t.regions.len() {

@@ -36,6 +36,7 @@ mod delta_tests;
 pub mod eip_list;
 mod eips;
 mod error;
+pub mod index_v4;
 pub mod limits;
 pub mod sharded;
 pub mod slab;
@@ -50,6 +51,7 @@ pub use slab::{Eip, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
+use index_v4::IndexV4;
 use rustc_hash::FxHashMap;
 use sharded::Sharded;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -186,7 +188,7 @@ pub struct Tables {
     pub paths: Vec<Path>,
     /// EIP records by slot.
     pub eips: EipSlab,
-    eip_v4: Sharded<u32, EipId>,
+    eip_v4: IndexV4,
     eip_v6: Sharded<u128, EipId>,
     /// (remote VTEP, VNI) -> region.
     tunnels: FxHashMap<(u32, u32), RegionId>,
@@ -335,7 +337,7 @@ impl Tables {
     /// The EIP with IPv4 address `addr`.
     #[inline(always)]
     pub fn eip_v4(&self, addr: [u8; 4]) -> Option<EipId> {
-        self.eip_v4.get(&u32::from_be_bytes(addr)).copied()
+        self.eip_v4.get(u32::from_be_bytes(addr))
     }
 
     /// The EIP with IPv6 address `addr`.
@@ -421,7 +423,7 @@ impl Tables {
 
     /// All IPv4 EIP addresses (for the XDP program's filter map).
     pub fn eip_v4_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.eip_v4.keys().map(|&a| Ipv4Addr::from(a))
+        self.eip_v4.keys().map(Ipv4Addr::from)
     }
 
     /// The IPv4 EIP addresses `self` has and `old` has not, and those `old`

@@ -1,0 +1,455 @@
+//! The IPv4 EIP index: address -> slot in 8-byte entries, in copy-on-write
+//! shards.
+//!
+//! Every ingress packet looks its destination up here, so the index is made for
+//! that one lookup: one multiplication gives the shard (top bits) and the home
+//! entry in the shard (the bits below them, scaled to the shard's length, which
+//! need not be a power of two); entries are `(address, slot)` pairs probed
+//! linearly, eight to a cache line, no control bytes and no SIMD group. A hit
+//! at build-time load (0.8) reads about three entries, most often in one line;
+//! at 1M EIPs the index is 10 bytes an EIP where a general hash map of shards
+//! took about 18.
+//!
+//! Like [`super::sharded::Sharded`], a snapshot derived from another shares
+//! every shard it does not change: a change copies one shard (about
+//! `len / SHARDS` entries). Removal shifts the entries behind back (no
+//! tombstones), so a long-lived index never degrades.
+
+use super::sharded::SHARDS;
+use super::EipId;
+use std::sync::Arc;
+
+/// A free entry: no slot is `u32::MAX` (slots are handed out from 0).
+const FREE: EipId = EipId::MAX;
+
+/// Bits of the hash that choose the shard.
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+
+/// Entries per key a shard is built with (load 0.8), and the load at which an
+/// insert makes it larger (0.9: a miss then probes about 50 entries, a hit 5.5).
+const BUILD_LOAD: (usize, usize) = (4, 5);
+const MAX_LOAD: (usize, usize) = (9, 10);
+
+/// Fibonacci hashing: the top bits of `key * 2^64/phi` are well spread for any
+/// key pattern (consecutive addresses, strides of a subnet).
+#[inline(always)]
+fn hash(key: u32) -> u64 {
+    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[inline(always)]
+fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The home entry of hash `h` in a shard of `len` entries: the 32 bits below
+/// the shard's, scaled to `len` (Lemire's multiply-shift range reduction).
+#[inline(always)]
+fn home(h: u64, len: usize) -> usize {
+    let bits = (h >> (32 - SHARD_BITS)) as u32;
+    ((u64::from(bits) * len as u64) >> 32) as usize
+}
+
+/// One shard: open addressing with linear probing over `(address, slot)`.
+#[derive(Debug, Clone, Default)]
+struct Shard {
+    entries: Box<[(u32, EipId)]>,
+    len: usize,
+}
+
+impl Shard {
+    /// A shard for `n` keys at build-time load.
+    fn for_keys(n: usize) -> Shard {
+        let len = if n == 0 {
+            0
+        } else {
+            (n * BUILD_LOAD.1).div_ceil(BUILD_LOAD.0) + 1
+        };
+        Shard {
+            entries: vec![(0, FREE); len].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// The entry holding `key`, or the free entry where it would go.
+    #[inline(always)]
+    fn find(&self, key: u32, h: u64) -> Result<usize, usize> {
+        let n = self.entries.len();
+        let mut i = home(h, n);
+        // A shard is never full (`MAX_LOAD` < 1), so the probe meets a free entry.
+        loop {
+            let (k, slot) = self.entries[i];
+            if slot == FREE {
+                return Err(i);
+            }
+            if k == key {
+                return Ok(i);
+            }
+            i += 1;
+            if i == n {
+                i = 0;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, key: u32, h: u64) -> Option<EipId> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.find(key, h).ok().map(|i| self.entries[i].1)
+    }
+
+    /// Inserts or replaces; returns the previous slot.
+    fn insert(&mut self, key: u32, h: u64, slot: EipId) -> Option<EipId> {
+        assert_ne!(slot, FREE, "slot u32::MAX marks a free entry");
+        if (self.len + 1) * MAX_LOAD.1 > self.entries.len() * MAX_LOAD.0 {
+            self.grow();
+        }
+        match self.find(key, h) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, slot)),
+            Err(i) => {
+                self.entries[i] = (key, slot);
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Rebuilds at build-time load for one more key than it holds.
+    fn grow(&mut self) {
+        let mut larger = Shard::for_keys(self.len + 1 + self.len / 4);
+        for &(k, slot) in self.entries.iter().filter(|e| e.1 != FREE) {
+            let h = hash(k);
+            if let Err(i) = larger.find(k, h) {
+                larger.entries[i] = (k, slot);
+                larger.len += 1;
+            }
+        }
+        *self = larger;
+    }
+
+    /// Removes `key`, shifting back the entries of its probe run that may move.
+    fn remove(&mut self, key: u32, h: u64) -> Option<EipId> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut hole = self.find(key, h).ok()?;
+        let removed = self.entries[hole].1;
+        let n = self.entries.len();
+        let mut j = hole;
+        loop {
+            j = if j + 1 == n { 0 } else { j + 1 };
+            let (k, slot) = self.entries[j];
+            if slot == FREE {
+                break;
+            }
+            // The entry at `j` may fill the hole unless its home lies
+            // (cyclically) after the hole and at or before `j`.
+            let at = home(hash(k), n);
+            let stays = if hole <= j {
+                hole < at && at <= j
+            } else {
+                hole < at || at <= j
+            };
+            if !stays {
+                self.entries[hole] = self.entries[j];
+                hole = j;
+            }
+        }
+        self.entries[hole] = (0, FREE);
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, EipId)> + '_ {
+        self.entries.iter().copied().filter(|e| e.1 != FREE)
+    }
+}
+
+/// IPv4 address (host order) -> EIP slot, in [`SHARDS`] copy-on-write shards.
+#[derive(Debug, Clone)]
+pub struct IndexV4 {
+    shards: Box<[Arc<Shard>]>,
+    len: usize,
+}
+
+impl Default for IndexV4 {
+    fn default() -> Self {
+        IndexV4 {
+            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl IndexV4 {
+    /// An empty index whose shards have room for `total` entries overall.
+    pub fn with_capacity(total: usize) -> Self {
+        let each = total.div_ceil(SHARDS);
+        IndexV4 {
+            shards: (0..SHARDS)
+                .map(|_| Arc::new(Shard::for_keys(each)))
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// The slot of the EIP at `key`.
+    #[inline(always)]
+    pub fn get(&self, key: u32) -> Option<EipId> {
+        let h = hash(key);
+        self.shards[shard_of(h)].get(key, h)
+    }
+
+    /// Inserts; returns the previous slot.
+    pub fn insert(&mut self, key: u32, slot: EipId) -> Option<EipId> {
+        let h = hash(key);
+        let old = Arc::make_mut(&mut self.shards[shard_of(h)]).insert(key, h, slot);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    /// Inserts unless present; returns the present slot (index unchanged) if any.
+    pub fn claim(&mut self, key: u32, slot: EipId) -> Option<EipId> {
+        if let Some(present) = self.get(key) {
+            return Some(present);
+        }
+        self.insert(key, slot);
+        None
+    }
+
+    pub fn remove(&mut self, key: u32) -> Option<EipId> {
+        let h = hash(key);
+        self.get(key)?;
+        let old = Arc::make_mut(&mut self.shards[shard_of(h)]).remove(key, h);
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every address, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        self.shards.iter().flat_map(|s| s.iter().map(|(k, _)| k))
+    }
+
+    /// Heap bytes of the entries and of the shard pointers. Shards shared with
+    /// other snapshots count in full here.
+    pub fn heap_bytes(&self) -> usize {
+        let shard = std::mem::size_of::<Shard>() + 16;
+        self.shards.len() * (8 + shard)
+            + self
+                .shards
+                .iter()
+                .map(|s| s.entries.len() * std::mem::size_of::<(u32, EipId)>())
+                .sum::<usize>()
+    }
+
+    /// The addresses `self` has and `old` has not (added), and those `old` has
+    /// and `self` has not (gone). Compares only the shards the two do not share.
+    pub fn key_changes(&self, old: &Self) -> (Vec<u32>, Vec<u32>) {
+        let (mut added, mut gone) = (Vec::new(), Vec::new());
+        for (new, old) in self.shards.iter().zip(old.shards.iter()) {
+            if Arc::ptr_eq(new, old) {
+                continue;
+            }
+            added.extend(
+                new.iter()
+                    .map(|(k, _)| k)
+                    .filter(|&k| old.get(k, hash(k)).is_none()),
+            );
+            gone.extend(
+                old.iter()
+                    .map(|(k, _)| k)
+                    .filter(|&k| new.get(k, hash(k)).is_none()),
+            );
+        }
+        (added, gone)
+    }
+
+    /// How many shards `self` and `other` share (same allocation).
+    pub fn shared_shards(&self, other: &Self) -> usize {
+        self.shards
+            .iter()
+            .zip(other.shards.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count()
+    }
+}
+
+/// Entries for a new [`IndexV4`], partitioned by shard as they come, each shard
+/// then filled once at its final size (no growth, no copy-on-write checks).
+#[derive(Debug)]
+pub struct IndexV4Builder {
+    parts: Vec<Vec<(u32, EipId)>>,
+}
+
+impl IndexV4Builder {
+    /// A builder for about `total` entries.
+    pub fn with_capacity(total: usize) -> Self {
+        let each = total.div_ceil(SHARDS);
+        let each = if each == 0 { 0 } else { each + each / 4 + 4 };
+        IndexV4Builder {
+            parts: (0..SHARDS).map(|_| Vec::with_capacity(each)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, key: u32, slot: EipId) {
+        self.parts[shard_of(hash(key))].push((key, slot));
+    }
+
+    /// The index. An address pushed twice with the same slot is stored once.
+    ///
+    /// # Errors
+    /// The first address (in shard order) pushed twice with different slots.
+    pub fn build(self) -> Result<IndexV4, u32> {
+        let mut len = 0;
+        let mut shards = Vec::with_capacity(SHARDS);
+        for part in self.parts {
+            let mut shard = Shard::for_keys(part.len());
+            for (k, slot) in part {
+                assert_ne!(slot, FREE, "slot u32::MAX marks a free entry");
+                match shard.find(k, hash(k)) {
+                    Ok(i) if shard.entries[i].1 != slot => return Err(k),
+                    Ok(_) => {}
+                    Err(i) => {
+                        shard.entries[i] = (k, slot);
+                        shard.len += 1;
+                    }
+                }
+            }
+            len += shard.len;
+            shards.push(Arc::new(shard));
+        }
+        Ok(IndexV4 {
+            shards: shards.into_boxed_slice(),
+            len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_change_copies_one_shard() {
+        let mut a = IndexV4::default();
+        for i in 0..10_000 {
+            assert_eq!(a.insert(i, i), None);
+        }
+        let mut b = a.clone();
+        assert_eq!(b.insert(5, 50), Some(5));
+        assert_eq!(b.remove(7), Some(7));
+        assert_eq!(b.claim(8, 1), Some(8));
+        assert_eq!((a.get(5), b.get(5)), (Some(5), Some(50)));
+        assert_eq!((a.get(7), b.get(7)), (Some(7), None));
+        assert_eq!((a.len(), b.len()), (10_000, 9_999));
+        assert!(b.shared_shards(&a) >= SHARDS - 2);
+        let (added, gone) = b.key_changes(&a);
+        assert_eq!((added, gone), (vec![], vec![7]));
+    }
+
+    #[test]
+    fn built_and_inserted_agree() {
+        let keys: Vec<u32> = (0..50_000u32).map(|i| 0x0A00_0000 + i * 7).collect();
+        let mut b = IndexV4Builder::with_capacity(keys.len());
+        let mut inserted = IndexV4::default();
+        for (slot, &k) in keys.iter().enumerate() {
+            b.push(k, slot as u32);
+            inserted.insert(k, slot as u32);
+        }
+        b.push(keys[3], 3);
+        let built = b.build().unwrap();
+        assert_eq!((built.len(), inserted.len()), (keys.len(), keys.len()));
+        for (slot, &k) in keys.iter().enumerate() {
+            assert_eq!(built.get(k), Some(slot as u32));
+            assert_eq!(inserted.get(k), Some(slot as u32));
+        }
+        assert_eq!(built.get(0x0A00_0001), None);
+        // 8 bytes an entry at load 0.8, plus the shard pointers.
+        let per_key = (built.heap_bytes() - SHARDS * (8 + 40)) / keys.len();
+        assert!((10..=11).contains(&per_key), "{per_key} bytes a key");
+    }
+
+    #[test]
+    fn a_key_with_two_slots_is_refused() {
+        let mut b = IndexV4Builder::with_capacity(2);
+        b.push(1, 1);
+        b.push(1, 2);
+        assert_eq!(b.build().unwrap_err(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32, u32),
+        Remove(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Few distinct keys, so that inserts, removes and probe runs collide.
+        prop_oneof![
+            (0u32..400, 0u32..1000).prop_map(|(k, v)| Op::Insert(k * 4099, v)),
+            (0u32..400).prop_map(|k| Op::Remove(k * 4099)),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of inserts and removes gives the same answers as a
+        /// `HashMap`: in one shard holding every key (long probe runs that
+        /// wrap around, removal shifting entries back, growth), and in the
+        /// index, where an older clone keeps its own answers.
+        #[test]
+        fn behaves_as_a_map(ops in proptest::collection::vec(op(), 0..3000)) {
+            let mut index = IndexV4::default();
+            let mut shard = Shard::default();
+            let mut model = HashMap::new();
+            let mut before = None;
+            for (n, op) in ops.iter().enumerate() {
+                if n == ops.len() / 2 {
+                    before = Some((index.clone(), model.clone()));
+                }
+                match *op {
+                    Op::Insert(k, v) => {
+                        prop_assert_eq!(shard.insert(k, hash(k), v), model.get(&k).copied());
+                        prop_assert_eq!(index.insert(k, v), model.insert(k, v));
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(shard.remove(k, hash(k)), model.get(&k).copied());
+                        prop_assert_eq!(index.remove(k), model.remove(&k));
+                    }
+                }
+            }
+            prop_assert_eq!(index.len(), model.len());
+            prop_assert_eq!(shard.len, model.len());
+            for k in (0u32..400).map(|k| k * 4099) {
+                prop_assert_eq!(index.get(k), model.get(&k).copied());
+                prop_assert_eq!(shard.get(k, hash(k)), model.get(&k).copied());
+            }
+            let mut keys: Vec<u32> = index.keys().collect();
+            keys.sort_unstable();
+            let mut expected: Vec<u32> = model.keys().copied().collect();
+            expected.sort_unstable();
+            prop_assert_eq!(keys, expected);
+            if let Some((old, old_model)) = before {
+                for k in (0u32..400).map(|k| k * 4099) {
+                    prop_assert_eq!(old.get(k), old_model.get(&k).copied());
+                }
+            }
+        }
+    }
+}
