@@ -133,29 +133,28 @@ impl Pipeline {
             return None;
         }
         let sport = u16::from_be_bytes([d[INNER_L4], d[INNER_L4 + 1]]);
-        let dst = [
-            d[INNER_L3 + 16],
-            d[INNER_L3 + 17],
-            d[INNER_L3 + 18],
-            d[INNER_L3 + 19],
-        ];
         if !guard::destination_ok(t, dst) {
             return None;
         }
-        let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
-        let (eip, epoch) = match t.eips.slot_record(m.eip)?.address_v4() {
-            Some(a) => a,
-            None => match t.eips.get(m.eip)? {
-                Eip {
-                    address: IpAddr::V4(a),
-                    epoch,
-                    ..
-                } => (a.octets(), epoch),
-                _ => return None,
-            },
+        // A plain 1:1 IPv4 EIP straight from its record; one with services
+        // through the mapping, which also finds the service port.
+        let slot = t.backend_owner_v4(region, src)?;
+        let (eip, epoch, service_port) = match t.eips.slot_record(slot)?.address_v4() {
+            Some((eip, epoch)) => (eip, epoch, None),
+            None => {
+                let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
+                match t.eips.get(m.eip)? {
+                    Eip {
+                        address: IpAddr::V4(a),
+                        epoch,
+                        ..
+                    } => (a.octets(), epoch, m.service_port),
+                    _ => return None,
+                }
+            }
         };
 
-        if let Err(reason) = self.police(t, m.eip, epoch, false, total) {
+        if let Err(reason) = self.police(t, slot, epoch, false, total) {
             return Some(Verdict::Drop(reason));
         }
 
@@ -168,7 +167,7 @@ impl Pipeline {
             l4,
             nat::V4_SRC,
             eip,
-            m.service_port.map(|p| (SRC_PORT, p)),
+            service_port.map(|p| (SRC_PORT, p)),
         );
         let port = &t.ports[t.internet_port as usize];
         // The inner frame, from its Ethernet header to the end of its IP packet.
@@ -178,7 +177,7 @@ impl Pipeline {
         };
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
-        self.counters.eip_out_at(m.eip, epoch).add(total);
+        self.counters.eip_out_at(slot, epoch).add(total);
         self.counters.event(Event::Decapsulated);
         Some(Verdict::Tx(t.internet_port))
     }

@@ -306,7 +306,7 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         eip_v4: super::index_v4::IndexV4::default(),
         eip_v6: Sharded::default(),
         tunnels,
-        owner_v4: Sharded::default(),
+        owner_v4: super::index_v4::OwnerIndexV4::default(),
         owner_v6: Sharded::default(),
         service_return: Sharded::default(),
         ipv6_eips,

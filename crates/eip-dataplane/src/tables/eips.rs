@@ -4,7 +4,7 @@
 
 use super::build::{check_ipv6_paths, Problems};
 use super::error::Entry;
-use super::index_v4::{IndexV4, IndexV4Builder};
+use super::index_v4::{IndexV4, IndexV4Builder, OwnerIndexV4, OwnerIndexV4Builder};
 use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
 use super::slab::NewEip;
@@ -77,7 +77,7 @@ fn service_entry(eip: Entry, index: usize, s: &ServiceSpec) -> Entry {
 pub(super) struct Bulk {
     v4: IndexV4Builder,
     v6: ShardedBuilder<u128, EipId>,
-    owner_v4: ShardedBuilder<(RegionId, u32), EipId>,
+    owner_v4: OwnerIndexV4Builder,
     owner_v6: ShardedBuilder<(RegionId, u128), EipId>,
     service_return: ShardedBuilder<(RegionId, u128, u8, u16), u16>,
 }
@@ -117,20 +117,20 @@ fn add_all_with(
     let mut pending = if bulk {
         t.eip_v4 = IndexV4::default();
         t.eip_v6 = Sharded::default();
-        t.owner_v4 = Sharded::default();
+        t.owner_v4 = OwnerIndexV4::default();
         t.owner_v6 = Sharded::default();
         t.service_return = Sharded::default();
         Some(Bulk {
             v4: IndexV4Builder::with_capacity(n - v6),
             v6: ShardedBuilder::with_capacity(v6),
-            owner_v4: ShardedBuilder::with_capacity(n - v6),
+            owner_v4: OwnerIndexV4Builder::with_capacity(n - v6),
             owner_v6: ShardedBuilder::with_capacity(v6),
             service_return: ShardedBuilder::with_capacity(0),
         })
     } else {
         t.eip_v4 = IndexV4::with_capacity(n - v6);
         t.eip_v6 = Sharded::with_capacity(v6);
-        t.owner_v4 = Sharded::with_capacity(n - v6);
+        t.owner_v4 = OwnerIndexV4::with_capacity(n - v6);
         t.owner_v6 = Sharded::with_capacity(v6);
         t.service_return = Sharded::default();
         None

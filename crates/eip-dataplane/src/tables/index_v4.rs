@@ -1,8 +1,8 @@
-//! The IPv4 EIP index: address -> slot in 8-byte entries, in copy-on-write
-//! shards.
+//! The IPv4 indexes: EIP address -> slot in 8-byte entries, and (region,
+//! backend address) -> slot in 12-byte entries, in copy-on-write shards.
 //!
-//! Every ingress packet looks its destination up here, so the index is made for
-//! that one lookup: one multiplication gives the shard (top bits) and the home
+//! Every ingress packet looks its destination up in the first and every return
+//! its source in the second, so the index is made for that one lookup: one multiplication gives the shard (top bits) and the home
 //! entry in the shard (the bits below them, scaled to the shard's length, which
 //! need not be a power of two); entries are `(address, slot)` pairs probed
 //! linearly, eight to a cache line, no control bytes and no SIMD group. A hit
@@ -16,8 +16,37 @@
 //! tombstones), so a long-lived index never degrades.
 
 use super::sharded::SHARDS;
-use super::EipId;
+use super::{EipId, RegionId};
 use std::sync::Arc;
+
+/// A key of an [`Index`]: small, compared by value, hashed by one multiplication.
+pub trait IndexKey: Copy + Eq + Default + std::fmt::Debug {
+    /// The key as a number of at most 64 bits, for Fibonacci hashing.
+    fn as_u64(self) -> u64;
+}
+
+impl IndexKey for u32 {
+    #[inline(always)]
+    fn as_u64(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl IndexKey for (RegionId, u32) {
+    #[inline(always)]
+    fn as_u64(self) -> u64 {
+        (u64::from(self.0) << 32) | u64::from(self.1)
+    }
+}
+
+/// IPv4 EIP address (host order) -> EIP slot.
+pub type IndexV4 = Index<u32>;
+/// Builder of an [`IndexV4`].
+pub type IndexV4Builder = IndexBuilder<u32>;
+/// (region, IPv4 backend address in host order) -> the EIP that owns it there.
+pub type OwnerIndexV4 = Index<(RegionId, u32)>;
+/// Builder of an [`OwnerIndexV4`].
+pub type OwnerIndexV4Builder = IndexBuilder<(RegionId, u32)>;
 
 /// A free entry: no slot is `u32::MAX` (slots are handed out from 0).
 const FREE: EipId = EipId::MAX;
@@ -33,8 +62,8 @@ const MAX_LOAD: (usize, usize) = (9, 10);
 /// Fibonacci hashing: the top bits of `key * 2^64/phi` are well spread for any
 /// key pattern (consecutive addresses, strides of a subnet).
 #[inline(always)]
-fn hash(key: u32) -> u64 {
-    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+fn hash<K: IndexKey>(key: K) -> u64 {
+    key.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[inline(always)]
@@ -52,28 +81,28 @@ fn home(h: u64, len: usize) -> usize {
 
 /// One shard: open addressing with linear probing over `(address, slot)`.
 #[derive(Debug, Clone, Default)]
-struct Shard {
-    entries: Box<[(u32, EipId)]>,
+struct Shard<K> {
+    entries: Box<[(K, EipId)]>,
     len: usize,
 }
 
-impl Shard {
+impl<K: IndexKey> Shard<K> {
     /// A shard for `n` keys at build-time load.
-    fn for_keys(n: usize) -> Shard {
+    fn for_keys(n: usize) -> Self {
         let len = if n == 0 {
             0
         } else {
             (n * BUILD_LOAD.1).div_ceil(BUILD_LOAD.0) + 1
         };
         Shard {
-            entries: vec![(0, FREE); len].into_boxed_slice(),
+            entries: vec![(K::default(), FREE); len].into_boxed_slice(),
             len: 0,
         }
     }
 
     /// The entry holding `key`, or the free entry where it would go.
     #[inline(always)]
-    fn find(&self, key: u32, h: u64) -> Result<usize, usize> {
+    fn find(&self, key: K, h: u64) -> Result<usize, usize> {
         let n = self.entries.len();
         let mut i = home(h, n);
         // A shard is never full (`MAX_LOAD` < 1), so the probe meets a free entry.
@@ -93,7 +122,7 @@ impl Shard {
     }
 
     #[inline(always)]
-    fn get(&self, key: u32, h: u64) -> Option<EipId> {
+    fn get(&self, key: K, h: u64) -> Option<EipId> {
         if self.entries.is_empty() {
             return None;
         }
@@ -101,7 +130,7 @@ impl Shard {
     }
 
     /// Inserts or replaces; returns the previous slot.
-    fn insert(&mut self, key: u32, h: u64, slot: EipId) -> Option<EipId> {
+    fn insert(&mut self, key: K, h: u64, slot: EipId) -> Option<EipId> {
         assert_ne!(slot, FREE, "slot u32::MAX marks a free entry");
         if (self.len + 1) * MAX_LOAD.1 > self.entries.len() * MAX_LOAD.0 {
             self.grow();
@@ -130,7 +159,7 @@ impl Shard {
     }
 
     /// Removes `key`, shifting back the entries of its probe run that may move.
-    fn remove(&mut self, key: u32, h: u64) -> Option<EipId> {
+    fn remove(&mut self, key: K, h: u64) -> Option<EipId> {
         if self.entries.is_empty() {
             return None;
         }
@@ -157,37 +186,37 @@ impl Shard {
                 hole = j;
             }
         }
-        self.entries[hole] = (0, FREE);
+        self.entries[hole] = (K::default(), FREE);
         self.len -= 1;
         Some(removed)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u32, EipId)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (K, EipId)> + '_ {
         self.entries.iter().copied().filter(|e| e.1 != FREE)
     }
 }
 
-/// IPv4 address (host order) -> EIP slot, in [`SHARDS`] copy-on-write shards.
+/// Key -> EIP slot, in [`SHARDS`] copy-on-write shards.
 #[derive(Debug, Clone)]
-pub struct IndexV4 {
-    shards: Box<[Arc<Shard>]>,
+pub struct Index<K> {
+    shards: Box<[Arc<Shard<K>>]>,
     len: usize,
 }
 
-impl Default for IndexV4 {
+impl<K: IndexKey> Default for Index<K> {
     fn default() -> Self {
-        IndexV4 {
+        Index {
             shards: (0..SHARDS).map(|_| Arc::default()).collect(),
             len: 0,
         }
     }
 }
 
-impl IndexV4 {
+impl<K: IndexKey> Index<K> {
     /// An empty index whose shards have room for `total` entries overall.
     pub fn with_capacity(total: usize) -> Self {
         let each = total.div_ceil(SHARDS);
-        IndexV4 {
+        Index {
             shards: (0..SHARDS)
                 .map(|_| Arc::new(Shard::for_keys(each)))
                 .collect(),
@@ -197,13 +226,13 @@ impl IndexV4 {
 
     /// The slot of the EIP at `key`.
     #[inline(always)]
-    pub fn get(&self, key: u32) -> Option<EipId> {
+    pub fn get(&self, key: K) -> Option<EipId> {
         let h = hash(key);
         self.shards[shard_of(h)].get(key, h)
     }
 
     /// Inserts; returns the previous slot.
-    pub fn insert(&mut self, key: u32, slot: EipId) -> Option<EipId> {
+    pub fn insert(&mut self, key: K, slot: EipId) -> Option<EipId> {
         let h = hash(key);
         let old = Arc::make_mut(&mut self.shards[shard_of(h)]).insert(key, h, slot);
         if old.is_none() {
@@ -213,7 +242,7 @@ impl IndexV4 {
     }
 
     /// Inserts unless present; returns the present slot (index unchanged) if any.
-    pub fn claim(&mut self, key: u32, slot: EipId) -> Option<EipId> {
+    pub fn claim(&mut self, key: K, slot: EipId) -> Option<EipId> {
         if let Some(present) = self.get(key) {
             return Some(present);
         }
@@ -221,7 +250,7 @@ impl IndexV4 {
         None
     }
 
-    pub fn remove(&mut self, key: u32) -> Option<EipId> {
+    pub fn remove(&mut self, key: K) -> Option<EipId> {
         let h = hash(key);
         self.get(key)?;
         let old = Arc::make_mut(&mut self.shards[shard_of(h)]).remove(key, h);
@@ -240,25 +269,25 @@ impl IndexV4 {
     }
 
     /// Every address, in no particular order.
-    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
         self.shards.iter().flat_map(|s| s.iter().map(|(k, _)| k))
     }
 
     /// Heap bytes of the entries and of the shard pointers. Shards shared with
     /// other snapshots count in full here.
     pub fn heap_bytes(&self) -> usize {
-        let shard = std::mem::size_of::<Shard>() + 16;
+        let shard = std::mem::size_of::<Shard<K>>() + 16;
         self.shards.len() * (8 + shard)
             + self
                 .shards
                 .iter()
-                .map(|s| s.entries.len() * std::mem::size_of::<(u32, EipId)>())
+                .map(|s| s.entries.len() * std::mem::size_of::<(K, EipId)>())
                 .sum::<usize>()
     }
 
     /// The addresses `self` has and `old` has not (added), and those `old` has
     /// and `self` has not (gone). Compares only the shards the two do not share.
-    pub fn key_changes(&self, old: &Self) -> (Vec<u32>, Vec<u32>) {
+    pub fn key_changes(&self, old: &Self) -> (Vec<K>, Vec<K>) {
         let (mut added, mut gone) = (Vec::new(), Vec::new());
         for (new, old) in self.shards.iter().zip(old.shards.iter()) {
             if Arc::ptr_eq(new, old) {
@@ -288,33 +317,33 @@ impl IndexV4 {
     }
 }
 
-/// Entries for a new [`IndexV4`], partitioned by shard as they come, each shard
+/// Entries for a new [`Index`], partitioned by shard as they come, each shard
 /// then filled once at its final size (no growth, no copy-on-write checks).
 #[derive(Debug)]
-pub struct IndexV4Builder {
-    parts: Vec<Vec<(u32, EipId)>>,
+pub struct IndexBuilder<K> {
+    parts: Vec<Vec<(K, EipId)>>,
 }
 
-impl IndexV4Builder {
+impl<K: IndexKey> IndexBuilder<K> {
     /// A builder for about `total` entries.
     pub fn with_capacity(total: usize) -> Self {
         let each = total.div_ceil(SHARDS);
         let each = if each == 0 { 0 } else { each + each / 4 + 4 };
-        IndexV4Builder {
+        IndexBuilder {
             parts: (0..SHARDS).map(|_| Vec::with_capacity(each)).collect(),
         }
     }
 
     #[inline]
-    pub fn push(&mut self, key: u32, slot: EipId) {
+    pub fn push(&mut self, key: K, slot: EipId) {
         self.parts[shard_of(hash(key))].push((key, slot));
     }
 
-    /// The index. An address pushed twice with the same slot is stored once.
+    /// The index. A key pushed twice with the same slot is stored once.
     ///
     /// # Errors
-    /// The first address (in shard order) pushed twice with different slots.
-    pub fn build(self) -> Result<IndexV4, u32> {
+    /// The first key (in shard order) pushed twice with different slots.
+    pub fn build(self) -> Result<Index<K>, K> {
         let mut len = 0;
         let mut shards = Vec::with_capacity(SHARDS);
         for part in self.parts {
@@ -333,7 +362,7 @@ impl IndexV4Builder {
             len += shard.len;
             shards.push(Arc::new(shard));
         }
-        Ok(IndexV4 {
+        Ok(Index {
             shards: shards.into_boxed_slice(),
             len,
         })
@@ -392,6 +421,19 @@ mod tests {
         b.push(1, 1);
         b.push(1, 2);
         assert_eq!(b.build().unwrap_err(), 1);
+    }
+
+    #[test]
+    fn owners_in_two_regions_are_two_keys() {
+        let mut o = OwnerIndexV4::default();
+        assert_eq!(o.insert((1, 0x0A00_0001), 5), None);
+        assert_eq!(o.insert((2, 0x0A00_0001), 6), None);
+        assert_eq!(o.claim((1, 0x0A00_0001), 7), Some(5));
+        let got = [1, 2, 3].map(|r| o.get((r, 0x0A00_0001)));
+        assert_eq!(got, [Some(5), Some(6), None]);
+        assert_eq!(o.remove((2, 0x0A00_0001)), Some(6));
+        assert_eq!((o.get((2, 0x0A00_0001)), o.len()), (None, 1));
+        assert_eq!(std::mem::size_of::<((RegionId, u32), EipId)>(), 12);
     }
 
     #[derive(Debug, Clone)]

@@ -193,7 +193,7 @@ pub struct Tables {
     /// (remote VTEP, VNI) -> region.
     tunnels: FxHashMap<(u32, u32), RegionId>,
     /// (region, IPv4 backend) -> EIP: 12 bytes an entry.
-    owner_v4: Sharded<(RegionId, u32), EipId>,
+    owner_v4: index_v4::OwnerIndexV4,
     /// (region, IPv6 backend) -> EIP.
     owner_v6: Sharded<(RegionId, u128), EipId>,
     /// (region, backend address, protocol, backend port) -> service port.
@@ -340,6 +340,13 @@ impl Tables {
         self.eip_v4.get(u32::from_be_bytes(addr))
     }
 
+    /// The EIP that owns IPv4 backend `addr` in `region` (a return's first
+    /// lookup; [`Self::return_mapping`] adds the service port).
+    #[inline(always)]
+    pub fn backend_owner_v4(&self, region: RegionId, addr: [u8; 4]) -> Option<EipId> {
+        self.owner_v4.get((region, u32::from_be_bytes(addr)))
+    }
+
     /// The EIP with IPv6 address `addr`.
     #[inline(always)]
     pub fn eip_v6(&self, addr: &[u8; 16]) -> Option<EipId> {
@@ -373,7 +380,7 @@ impl Tables {
         port: Option<u16>,
     ) -> Option<ReturnMapping> {
         let eip = match backend >> 32 {
-            0xFFFF => *self.owner_v4.get(&(region, backend as u32))?,
+            0xFFFF => self.owner_v4.get((region, backend as u32))?,
             _ => *self.owner_v6.get(&(region, backend))?,
         };
         let service_port = match port {
@@ -389,7 +396,7 @@ impl Tables {
     /// The EIP that owns `backend` in `region`.
     pub(crate) fn backend_owner(&self, region: RegionId, backend: IpAddr) -> Option<EipId> {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.get(&(region, u32::from(a))).copied(),
+            IpAddr::V4(a) => self.owner_v4.get((region, u32::from(a))),
             IpAddr::V6(a) => self.owner_v6.get(&(region, u128::from(a))).copied(),
         }
     }
@@ -405,7 +412,7 @@ impl Tables {
 
     fn release_backend(&mut self, region: RegionId, backend: IpAddr) {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.remove(&(region, u32::from(a))),
+            IpAddr::V4(a) => self.owner_v4.remove((region, u32::from(a))),
             IpAddr::V6(a) => self.owner_v6.remove(&(region, u128::from(a))),
         };
     }
