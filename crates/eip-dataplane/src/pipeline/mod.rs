@@ -301,6 +301,7 @@ impl Pipeline {
 
     #[inline(always)]
     fn process_one(&mut self, now: Timestamp, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
+        // Ingress first: a return fails its first checks (UDP to the VXLAN port).
         let fast = match self.fast_ingress(t, frame) {
             None => self.fast_return(t, frame),
             v => v,

@@ -305,7 +305,10 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
         eips: EipSlab::default(),
         eip_v4: super::index_v4::IndexV4::default(),
         eip_v6: Sharded::default(),
-        tunnels,
+        tunnels: tunnels
+            .into_iter()
+            .map(|((vtep, vni), region)| (super::tunnel_key(vtep, vni), u32::from(region)))
+            .collect(),
         owner_v4: super::index_v4::OwnerIndexV4::default(),
         owner_v6: Sharded::default(),
         service_return: Sharded::default(),

@@ -39,6 +39,13 @@ impl IndexKey for (RegionId, u32) {
     }
 }
 
+impl IndexKey for u64 {
+    #[inline(always)]
+    fn as_u64(self) -> u64 {
+        self
+    }
+}
+
 /// IPv4 EIP address (host order) -> EIP slot.
 pub type IndexV4 = Index<u32>;
 /// Builder of an [`IndexV4`].
@@ -317,6 +324,44 @@ impl<K: IndexKey> Index<K> {
     }
 }
 
+/// A small index in one table, without shards or copy-on-write: for maps of a
+/// few entries that every packet of a kind reads (a return's tunnel). Values
+/// are below `u32::MAX`.
+#[derive(Debug, Clone, Default)]
+pub struct FlatIndex<K>(Shard<K>);
+
+impl<K: IndexKey> FlatIndex<K> {
+    #[inline(always)]
+    pub fn get(&self, key: K) -> Option<u32> {
+        self.0.get(key, hash(key))
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+}
+
+impl<K: IndexKey> FromIterator<(K, u32)> for FlatIndex<K> {
+    /// The index of these entries; a later entry for a key replaces an earlier.
+    fn from_iter<I: IntoIterator<Item = (K, u32)>>(entries: I) -> Self {
+        let entries: Vec<(K, u32)> = entries.into_iter().collect();
+        let mut shard = Shard::for_keys(entries.len());
+        for (k, v) in entries {
+            shard.insert(k, hash(k), v);
+        }
+        FlatIndex(shard)
+    }
+}
+
 /// Entries for a new [`Index`], partitioned by shard as they come, each shard
 /// then filled once at its final size (no growth, no copy-on-write checks).
 #[derive(Debug)]
@@ -434,6 +479,23 @@ mod tests {
         assert_eq!(o.remove((2, 0x0A00_0001)), Some(6));
         assert_eq!((o.get((2, 0x0A00_0001)), o.len()), (None, 1));
         assert_eq!(std::mem::size_of::<((RegionId, u32), EipId)>(), 12);
+    }
+
+    #[test]
+    fn a_flat_index_finds_what_it_was_built_from() {
+        let entries: Vec<(u64, u32)> = (0..300u64)
+            .map(|i| ((i << 32) | (i * 3), i as u32))
+            .collect();
+        let flat: FlatIndex<u64> = entries.iter().copied().collect();
+        assert_eq!(flat.len(), 300);
+        for &(k, v) in &entries {
+            assert_eq!(flat.get(k), Some(v));
+        }
+        assert_eq!(flat.get(1 << 32), None);
+        assert_eq!(FlatIndex::<u64>::default().get(7), None);
+        let mut keys: Vec<u64> = flat.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, entries.iter().map(|e| e.0).collect::<Vec<_>>());
     }
 
     #[derive(Debug, Clone)]

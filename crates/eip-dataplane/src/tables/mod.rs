@@ -52,7 +52,6 @@ pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
 use index_v4::IndexV4;
-use rustc_hash::FxHashMap;
 use sharded::Sharded;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -190,8 +189,8 @@ pub struct Tables {
     pub eips: EipSlab,
     eip_v4: IndexV4,
     eip_v6: Sharded<u128, EipId>,
-    /// (remote VTEP, VNI) -> region.
-    tunnels: FxHashMap<(u32, u32), RegionId>,
+    /// (remote VTEP, VNI) -> region ([`tunnel_key`]).
+    tunnels: index_v4::FlatIndex<u64>,
     /// (region, IPv4 backend) -> EIP: 12 bytes an entry.
     owner_v4: index_v4::OwnerIndexV4,
     /// (region, IPv6 backend) -> EIP.
@@ -204,6 +203,12 @@ pub struct Tables {
     pub default_limits: limits::Limits,
     /// Edge protection compiled from `[protection]` and the POP's addresses.
     pub protection: crate::protect::Protection,
+}
+
+/// The key of a tunnel: remote VTEP (host order) and VNI.
+#[inline(always)]
+fn tunnel_key(vtep: u32, vni: u32) -> u64 {
+    (u64::from(vtep) << 32) | u64::from(vni)
 }
 
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.
@@ -364,9 +369,9 @@ impl Tables {
     #[inline]
     pub fn tunnel_region(&self, vtep: [u8; 4], vni: u32) -> Result<RegionId, bool> {
         let v = u32::from_be_bytes(vtep);
-        match self.tunnels.get(&(v, vni)) {
-            Some(&r) => Ok(r),
-            None => Err(self.tunnels.keys().any(|&(t, _)| t == v)),
+        match self.tunnels.get(tunnel_key(v, vni)) {
+            Some(r) => Ok(r as RegionId),
+            None => Err(self.tunnels.keys().any(|k| (k >> 32) as u32 == v)),
         }
     }
 
