@@ -299,6 +299,9 @@ http {
     server {
         $listen
         root $RUN_DIR/www;
+        # The download the failover tests run: nginx paces it (16 MiB at 2.5 MB/s, at
+        # least 6.5 s) where curl's --limit-rate alone was loose (a 4.1 s download once).
+        location = /big.bin { limit_rate 2500k; }
         location = /whoami { default_type text/plain; return 200 "backend=\$server_addr\n"; }
         # Health page for HTTP checks: 503 while www/sick-<backend address> exists.
         location = /healthz {
