@@ -277,6 +277,7 @@ make_content() {
   mkdir -p "$www"
   echo "eip anycast testbed: hello from region beijing" >"$www/index.html"
   head -c "$BIGFILE_SIZE" /dev/urandom >"$www/big.bin"
+  ln "$www/big.bin" "$www/paced.bin"
   chmod -R a+rX "$www"
 }
 
@@ -299,9 +300,10 @@ http {
     server {
         $listen
         root $RUN_DIR/www;
-        # The download the failover tests run: nginx paces it (16 MiB at 2.5 MB/s, at
-        # least 6.5 s) where curl's --limit-rate alone was loose (a 4.1 s download once).
-        location = /big.bin { limit_rate 2500k; }
+        # big.bin again, paced by nginx (16 MiB at 2.5 MB/s: at least 6.5 s), for the
+        # kill -9 test that needs a download of at least 5 s: curl's --limit-rate
+        # alone was loose (16 MiB in 4.1 s once).
+        location = /paced.bin { limit_rate 2500k; }
         location = /whoami { default_type text/plain; return 200 "backend=\$server_addr\n"; }
         # Health page for HTTP checks: 503 while www/sick-<backend address> exists.
         location = /healthz {

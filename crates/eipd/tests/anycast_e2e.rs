@@ -153,7 +153,7 @@ fn kill_9(tb: &Anycast) -> Figures {
     let fib = FibWatch::start(tb);
     let pinger = tb.pinger(6);
     let started = Instant::now();
-    let mut curl = tb.download("700k");
+    let mut curl = tb.download("paced.bin", "700k");
     std::thread::sleep(Duration::from_millis(1500));
     let killed = SystemTime::now();
     a.kill9();
@@ -312,7 +312,7 @@ fn drain(tb: &Anycast) -> Figures {
     let (a, _b) = tb.both_announcing();
     let fib = FibWatch::start(tb);
     let pinger = tb.pinger(5);
-    let mut curl = tb.download("2500k");
+    let mut curl = tb.download("big.bin", "2500k");
     std::thread::sleep(Duration::from_millis(500));
     // Returns leave through the POP the flow entered: A only.
     let (a0, b0) = (tb.returns('a'), tb.returns('b'));

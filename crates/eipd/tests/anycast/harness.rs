@@ -242,7 +242,9 @@ impl Anycast {
     }
 
     /// A rate-limited download of the big file from the client, in the background.
-    pub fn download(&self, rate: &str) -> Child {
+    /// curl of `file` (`big.bin`, or `paced.bin`: the same bytes, which nginx
+    /// sends at 2.5 MB/s at most) from the EIP, limited to `rate` by curl.
+    pub fn download(&self, file: &str, rate: &str) -> Child {
         let out = PathBuf::from(self.var("AT_RUN_DIR")).join("download.bin");
         self.ns(
             "AT_NS_CLIENT",
@@ -260,7 +262,7 @@ impl Anycast {
                 rate,
                 "-o",
                 out.to_str().unwrap(),
-                &format!("http://{}/big.bin", self.var("AT_EIP1")),
+                &format!("http://{}/{file}", self.var("AT_EIP1")),
             ],
         )
         .spawn()
