@@ -282,6 +282,20 @@ impl Counters {
         &mut self.eip_in[slot as usize]
     }
 
+    /// Client -> backend traffic of `slot` for a worker that claimed every slot
+    /// of its tables when it adopted them ([`Counters::claim`]): no epoch test
+    /// per packet (the fast paths).
+    #[inline(always)]
+    pub fn eip_in_claimed(&mut self, slot: crate::tables::EipId) -> &mut Traffic {
+        &mut self.eip_in[slot as usize]
+    }
+
+    /// Backend -> client traffic of `slot`: see [`Counters::eip_in_claimed`].
+    #[inline(always)]
+    pub fn eip_out_claimed(&mut self, slot: crate::tables::EipId) -> &mut Traffic {
+        &mut self.eip_out[slot as usize]
+    }
+
     /// Backend -> client traffic of the EIP in `slot` with epoch `epoch`: see
     /// [`Counters::eip_in_at`].
     #[inline(always)]
@@ -337,6 +351,17 @@ impl Counters {
             self.eip_acl.resize(slot + 1, AclHits::default());
         }
         self.eip_acl[slot].prepare(acl, len);
+    }
+
+    /// Makes `slot`'s counters those of the EIP with epoch `epoch`: if they held
+    /// another EIP's, they restart from zero. A slot beyond the counters holds
+    /// nothing yet. A worker claims the slots that changed whenever it adopts
+    /// tables, so that its fast paths count without testing epochs.
+    #[inline]
+    pub fn claim(&mut self, slot: crate::tables::EipId, epoch: u32) {
+        if (slot as usize) < self.eip_epoch.len() {
+            self.claim_slot(slot as usize, epoch);
+        }
     }
 
     #[inline(always)]

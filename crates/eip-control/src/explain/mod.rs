@@ -346,7 +346,7 @@ impl<'t> Runner<'t> {
                 fragment_slots: 1,
                 icmp_errors_per_second: 1000,
                 icmp_error_burst: 1000,
-                workers: 1,
+                ..PipelineConfig::default()
             }),
         }
     }

@@ -23,7 +23,7 @@ use super::Pipeline;
 use crate::counters::Event;
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{addr_key_v4, Eip, Tables};
+use crate::tables::{addr_key_v4, Eip, EipId, Tables};
 use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
 use std::net::IpAddr;
 
@@ -50,12 +50,18 @@ const INNER_TCP_END: usize = INNER_L4 + tcp::MIN_HEADER_LEN;
 const VXLAN_I: u8 = 0x08;
 
 impl Pipeline {
-    /// The common case of ingress, or `None` for the general path.
+    /// The common case of ingress, or `None` for the general path. `slot`: the
+    /// slot of the frame's IPv4 destination if the caller looked it up.
     #[inline(always)]
-    pub(super) fn fast_ingress(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Option<Verdict> {
+    pub(super) fn fast_ingress(
+        &mut self,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        slot: Option<EipId>,
+    ) -> Option<Verdict> {
         match *frame.data().get(L3 + 9)? {
-            ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM>(t, frame),
-            ip_proto::UDP => self.fast_ingress_l4::<UDP_END, UDP_SUM>(t, frame),
+            ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM>(t, frame, slot),
+            ip_proto::UDP => self.fast_ingress_l4::<UDP_END, UDP_SUM>(t, frame, slot),
             _ => None,
         }
     }
@@ -177,7 +183,7 @@ impl Pipeline {
         };
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
-        self.counters.eip_out_at(slot, epoch).add(total);
+        self.counters.eip_out_claimed(slot).add(total);
         self.counters.event(Event::Decapsulated);
         Some(Verdict::Tx(t.internet_port))
     }
@@ -188,6 +194,7 @@ impl Pipeline {
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
+        slot: Option<EipId>,
     ) -> Option<Verdict> {
         let is_tcp = END == TCP_END;
         let data = frame.data();
@@ -214,7 +221,10 @@ impl Pipeline {
         }
         let src = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
         let dst = [d[L3 + 16], d[L3 + 17], d[L3 + 18], d[L3 + 19]];
-        let eip_id = t.eip_v4(dst)?;
+        let eip_id = match slot {
+            Some(slot) => slot,
+            None => t.eip_v4(dst)?,
+        };
         if !guard::ingress_ok(t, frame.port(), src) {
             return None;
         }
@@ -299,7 +309,7 @@ impl Pipeline {
         if let Err(reason) = encap::encapsulate(frame, &ip, path, hash) {
             return Some(Verdict::Drop(reason));
         }
-        self.counters.eip_in_at(eip_id, epoch).add(total);
+        self.counters.eip_in_claimed(eip_id).add(total);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))

@@ -40,7 +40,7 @@ pub use police::BURST_NS as RATE_LIMIT_BURST_NS;
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::Tables;
+use crate::tables::{EipId, Tables};
 use crate::wire::ethernet::{self, EthernetFrame};
 use crate::wire::icmpv4;
 use crate::wire::icmpv6;
@@ -49,6 +49,7 @@ use crate::wire::udp::{self, UdpPacket};
 use crate::wire::{ethertype, ip_proto};
 use frag::FragmentTable;
 use parse::IpInfo;
+use prefetch_index::prefetch_index;
 use ratelimit::TokenBucket;
 use std::net::IpAddr;
 
@@ -78,13 +79,33 @@ fn grow_with_headroom<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub u64);
 
-/// Tables with more EIPs than this no longer fit the CPU caches: warm a batch's
-/// lookups up before processing it.
-const WARM_UP_THRESHOLD: usize = 16_384;
+/// Tables with more EIPs than this no longer fit the CPU caches: prefetch a
+/// batch's lookups ([`PipelineConfig::prefetch_above_eips`]).
+const PREFETCH_ABOVE_EIPS: usize = 16_384;
 
-/// Frames whose index lookups [`Pipeline::warm_up`] does before touching their
-/// records.
-const WARM_UP_GROUP: usize = 64;
+/// Frames between the prefetch of a frame's record and its processing (and
+/// between the prefetch of its index entry and that of its record).
+const AHEAD: usize = 8;
+
+/// The IPv4 destination of an untagged IPv4 frame (for prefetching: the
+/// pipeline proper validates the frame).
+#[inline(always)]
+fn ipv4_dst(f: &Frame<'_>) -> Option<[u8; 4]> {
+    const END: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN;
+    // One length check for both views: neither can index out of range.
+    let d = f.data().get(..END)?;
+    (EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4)
+        .then(|| Ipv4Packet::new_unchecked(&d[ethernet::HEADER_LEN..]).dst_addr())
+}
+
+/// The first prefetch of a frame to an IPv4 EIP: the index entry its lookup
+/// starts at.
+#[inline(always)]
+fn prefetch_index_entry(t: &Tables, f: &Frame<'_>) {
+    if let Some(dst) = ipv4_dst(f) {
+        t.prefetch_eip_v4(dst);
+    }
+}
 
 /// Per-worker tunables.
 #[derive(Debug, Clone)]
@@ -97,6 +118,9 @@ pub struct PipelineConfig {
     /// Workers that share each per-EIP rate limit (each polices `cap / workers`:
     /// `police.rs`).
     pub workers: u32,
+    /// With more EIPs than this, batches prefetch their lookups
+    /// ([`Pipeline::process`]); below, their lines are cached anyway.
+    pub prefetch_above_eips: usize,
 }
 
 impl Default for PipelineConfig {
@@ -106,6 +130,7 @@ impl Default for PipelineConfig {
             icmp_errors_per_second: 1000,
             icmp_error_burst: 100,
             workers: 1,
+            prefetch_above_eips: PREFETCH_ABOVE_EIPS,
         }
     }
 }
@@ -116,9 +141,13 @@ pub struct Pipeline {
     counters: Counters,
     /// Generation of the tables the counters were last sized for.
     table_version: Option<u64>,
+    /// Per EIP record chunk, the generation the counters were last claimed
+    /// for ([`crate::tables::EipSlab::for_each_changed`]).
+    seen_chunks: Vec<u64>,
     fragments: FragmentTable,
     icmp_budget: TokenBucket,
     policer: police::Policer,
+    prefetch_above_eips: usize,
 }
 
 /// An address as bytes plus its length (4 or 16), to write into packets.
@@ -185,9 +214,11 @@ impl Pipeline {
         Pipeline {
             counters: Counters::default(),
             table_version: None,
+            seen_chunks: Vec::new(),
             fragments: FragmentTable::new(config.fragment_slots),
             icmp_budget: TokenBucket::new(config.icmp_errors_per_second, config.icmp_error_burst),
             policer: police::Policer::new(config.workers),
+            prefetch_above_eips: config.prefetch_above_eips,
         }
     }
 
@@ -219,6 +250,14 @@ impl Pipeline {
                 grow_with_headroom(v, slots, Default::default());
             }
             grow_with_headroom(&mut self.counters.eip_epoch, slots, 0);
+            // Slots that changed hands since the last snapshot restart their
+            // counters now, so that the fast paths count without an epoch test.
+            let counters = &mut self.counters;
+            tables
+                .eips
+                .for_each_changed(&mut self.seen_chunks, |slot, epoch| {
+                    counters.claim(slot, epoch)
+                });
             self.policer.adopt(tables);
             if self.policer.active && self.counters.eip_policed.len() < slots {
                 self.counters.eip_policed.resize(slots, Default::default());
@@ -257,61 +296,73 @@ impl Pipeline {
         self.adopt(tables);
         // The rate limits' clock: once per batch.
         self.policer.now = now.0;
-        if tables.eips.len() > WARM_UP_THRESHOLD {
-            self.warm_up(tables, frames);
-        }
         // Every frame gets a verdict: count them once per batch.
         self.counters.events[Event::Rx as usize] += frames.len() as u64;
+        if tables.eips.len() > self.prefetch_above_eips {
+            return self.process_prefetching(now, tables, frames, verdicts);
+        }
         for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-            *verdict = self.process_one(now, tables, frame);
+            *verdict = self.process_one(now, tables, frame, None);
         }
     }
 
-    /// With large tables every lookup misses the CPU caches. Doing all of a batch's
-    /// EIP lookups first, back to back, lets the CPU overlap those misses; the real
-    /// pass then finds the lines cached. Two stages per group of
-    /// [`WARM_UP_GROUP`] frames: first the index lookups alone (their misses
-    /// overlap across frames), then the records and counters of the slots found
-    /// (independent loads, no probe branches between them), so that no frame's
-    /// loads wait behind a chain of its own. Safe code, no prefetch intrinsics:
-    /// the loads themselves are the prefetch.
-    #[inline(never)]
-    fn warm_up(&self, t: &Tables, frames: &[Frame<'_>]) {
-        const IPV4_AT: usize = ethernet::HEADER_LEN;
-        const END: usize = IPV4_AT + ipv4::MIN_HEADER_LEN;
-        let mut touched = 0u64;
-        for group in frames.chunks(WARM_UP_GROUP) {
-            let mut slots = [u32::MAX; WARM_UP_GROUP];
-            for (f, slot) in group.iter().zip(slots.iter_mut()) {
-                // One length check for both views: neither can index out of range.
-                let Some(d) = f.data().get(..END) else {
-                    continue;
-                };
-                if EthernetFrame::new_unchecked(d).ethertype() == ethertype::IPV4 {
-                    let dst = Ipv4Packet::new_unchecked(&d[IPV4_AT..]).dst_addr();
-                    if let Some(id) = t.eip_v4(dst) {
-                        *slot = id;
-                    }
-                }
-            }
-            for &id in &slots[..group.len()] {
-                if id == u32::MAX {
-                    continue;
-                }
-                touched ^= u64::from(t.eips.epoch(id));
-                let id = id as usize;
-                touched ^= self.counters.eip_in.get(id).map_or(0, |c| c.packets);
-                // The epoch the counters check before counting: its own array.
-                touched ^= self.counters.eip_epoch.get(id).map_or(0, |&e| u64::from(e));
-            }
+    /// [`Self::process`] for tables too large for the CPU caches, where every
+    /// lookup misses. A frame's index entry is prefetched [`AHEAD`] x 2 frames
+    /// before it is processed and its record and counters [`AHEAD`] frames
+    /// before: the misses of the frames ahead are in flight while this one is
+    /// worked on, and a prefetch retires at once, so none waits for another.
+    /// The slot found for the second prefetch is handed to the fast path, which
+    /// would look up the same destination in the same tables again.
+    fn process_prefetching(
+        &mut self,
+        now: Timestamp,
+        t: &Tables,
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+    ) {
+        for f in frames.iter().take(2 * AHEAD) {
+            prefetch_index_entry(t, f);
         }
-        std::hint::black_box(touched);
+        // The slot of frame i, found AHEAD frames earlier, at `found[i % AHEAD]`.
+        let mut found = [None; AHEAD];
+        for (f, slot) in frames.iter().zip(found.iter_mut()) {
+            *slot = self.prefetch_slot(t, f);
+        }
+        for i in 0..frames.len() {
+            if let Some(f) = frames.get(i + 2 * AHEAD) {
+                prefetch_index_entry(t, f);
+            }
+            let slot = found[i % AHEAD];
+            if let Some(f) = frames.get(i + AHEAD) {
+                found[i % AHEAD] = self.prefetch_slot(t, f);
+            }
+            verdicts[i] = self.process_one(now, t, &mut frames[i], slot);
+        }
     }
 
+    /// The second prefetch of a frame to an IPv4 EIP: its index lookup (whose
+    /// line [`prefetch_index_entry`] asked for), then the slot's record and
+    /// traffic counter. Returns the slot.
     #[inline(always)]
-    fn process_one(&mut self, now: Timestamp, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
+    fn prefetch_slot(&self, t: &Tables, f: &Frame<'_>) -> Option<EipId> {
+        let id = t.eip_v4(ipv4_dst(f)?)?;
+        t.eips.prefetch(id);
+        prefetch_index(&self.counters.eip_in, id as usize);
+        Some(id)
+    }
+
+    /// `slot`: the slot of the frame's IPv4 destination, when the caller
+    /// looked it up already (`None` when it did not, or found none).
+    #[inline(always)]
+    fn process_one(
+        &mut self,
+        now: Timestamp,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        slot: Option<EipId>,
+    ) -> Verdict {
         // Ingress first: a return fails its first checks (UDP to the VXLAN port).
-        let fast = match self.fast_ingress(t, frame) {
+        let fast = match self.fast_ingress(t, frame, slot) {
             None => self.fast_return(t, frame),
             v => v,
         };

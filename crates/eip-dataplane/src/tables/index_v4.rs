@@ -238,6 +238,21 @@ impl<K: IndexKey> Index<K> {
         self.shards[shard_of(h)].get(key, h)
     }
 
+    /// Starts loading the entry where a lookup of `key` begins, without waiting
+    /// for it: a hint that changes no result ([`crate::pipeline`]'s warm-up).
+    #[inline(always)]
+    pub fn prefetch(&self, key: K) {
+        let h = hash(key);
+        let entries = &self.shards[shard_of(h)].entries;
+        if !entries.is_empty() {
+            let i = home(h, entries.len());
+            prefetch_index::prefetch_index(entries, i);
+            // A probe runs on past its home entry (three entries for a hit
+            // at build load): the next line too when it starts there.
+            prefetch_index::prefetch_index(entries, (i + 3).min(entries.len() - 1));
+        }
+    }
+
     /// Inserts; returns the previous slot.
     pub fn insert(&mut self, key: K, slot: EipId) -> Option<EipId> {
         let h = hash(key);

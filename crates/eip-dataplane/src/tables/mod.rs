@@ -345,6 +345,13 @@ impl Tables {
         self.eip_v4.get(u32::from_be_bytes(addr))
     }
 
+    /// Starts loading where [`Tables::eip_v4`] of `addr` will look, without
+    /// waiting for it (a hint for the pipeline's warm-up).
+    #[inline(always)]
+    pub fn prefetch_eip_v4(&self, addr: [u8; 4]) {
+        self.eip_v4.prefetch(u32::from_be_bytes(addr));
+    }
+
     /// The EIP that owns IPv4 backend `addr` in `region` (a return's first
     /// lookup; [`Self::return_mapping`] adds the service port).
     #[inline(always)]

@@ -20,6 +20,7 @@ use super::sharded::Sharded;
 use super::{EipId, RegionId, Service};
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Slots per chunk: a change copies one chunk of this many records.
@@ -124,11 +125,20 @@ pub(super) struct NewEip {
     pub acl: Option<Arc<Acl>>,
 }
 
+/// Chunk generations ([`EipSlab`]): from 1, unique in the process, so that no
+/// two versions of a chunk ever share one (0 stands for "never seen").
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 /// The EIP records of a snapshot, indexed by slot; chunks are shared between
 /// snapshots until one changes them.
 #[derive(Debug, Clone, Default)]
 pub struct EipSlab {
     chunks: Vec<Arc<Vec<Record>>>,
+    /// Per chunk, a generation drawn from [`GENERATIONS`] whenever the chunk
+    /// changes: equal generations mean equal records, in any two snapshots
+    /// (a worker finds what changed since it last adopted:
+    /// [`EipSlab::for_each_changed`]).
+    generations: Vec<u64>,
     /// Parts of EIPs that are IPv6 or have services, by slot.
     extras: Sharded<EipId, Extra>,
     /// Caps of EIPs that have their own (few, usually), by slot.
@@ -147,6 +157,7 @@ impl EipSlab {
     pub fn with_capacity(n: usize) -> Self {
         EipSlab {
             chunks: Vec::with_capacity(n.div_ceil(CHUNK)),
+            generations: Vec::with_capacity(n.div_ceil(CHUNK)),
             ..Default::default()
         }
     }
@@ -170,6 +181,15 @@ impl EipSlab {
     fn record(&self, slot: EipId) -> Option<&Record> {
         let s = slot as usize;
         self.chunks.get(s / CHUNK)?.get(s % CHUNK)
+    }
+
+    /// Starts loading `slot`'s record without waiting for it (a hint).
+    #[inline(always)]
+    pub fn prefetch(&self, slot: EipId) {
+        let s = slot as usize;
+        if let Some(chunk) = self.chunks.get(s / CHUNK) {
+            prefetch_index::prefetch_index(chunk.as_slice(), s % CHUNK);
+        }
     }
 
     /// The record in `slot`, if an EIP lives there.
@@ -331,8 +351,27 @@ impl EipSlab {
         let s = slot as usize;
         while self.chunks.len() <= s / CHUNK {
             self.chunks.push(Arc::new(vec![Record::default(); CHUNK]));
+            self.generations.push(0);
         }
+        self.generations[s / CHUNK] = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         &mut Arc::make_mut(&mut self.chunks[s / CHUNK])[s % CHUNK]
+    }
+
+    /// Calls `f(slot, epoch)` for every slot of every chunk whose generation
+    /// is not the one in `seen` (the caller's record of the snapshot it saw
+    /// last; 0: never seen), and brings `seen` up to date. A worker adopting a
+    /// snapshot pays for the chunks that changed, not for the table.
+    pub fn for_each_changed(&self, seen: &mut Vec<u64>, mut f: impl FnMut(EipId, u32)) {
+        seen.resize(self.chunks.len(), 0);
+        let chunks = self.chunks.iter().zip(&self.generations);
+        for (c, ((chunk, &generation), seen)) in chunks.zip(seen.iter_mut()).enumerate() {
+            if *seen != generation {
+                *seen = generation;
+                for (i, r) in chunk.iter().enumerate() {
+                    f((c * CHUNK + i) as EipId, r.epoch);
+                }
+            }
+        }
     }
 
     /// Stores `eip` in `slot` (taken by [`allocate`](Self::allocate)); the slot
@@ -437,6 +476,7 @@ impl EipSlab {
     /// chunks count in full).
     pub fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * 8
+            + self.generations.capacity() * 8
             + self.chunks.len() * (CHUNK * std::mem::size_of::<Record>() + 40)
             + self.free.capacity() * 4
             + if self.extras.is_empty() {
@@ -459,6 +499,41 @@ impl EipSlab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_visits_only_the_chunks_that_changed() {
+        let mut s = EipSlab::default();
+        for slot in [3, CHUNK as EipId + 5, 2 * CHUNK as EipId] {
+            s.set_epoch(slot, 1);
+        }
+        let mut seen = Vec::new();
+        let mut visited = Vec::new();
+        s.for_each_changed(&mut seen, |slot, _| visited.push(slot));
+        assert_eq!(visited.len(), 3 * CHUNK, "a first look visits everything");
+
+        let old = s.clone();
+        s.set_epoch(CHUNK as EipId + 9, 4);
+        visited.clear();
+        let mut epochs = Vec::new();
+        s.for_each_changed(&mut seen, |slot, epoch| {
+            visited.push(slot);
+            epochs.push((slot, epoch));
+        });
+        assert_eq!(
+            visited,
+            (CHUNK as EipId..2 * CHUNK as EipId).collect::<Vec<_>>()
+        );
+        assert!(epochs.contains(&(CHUNK as EipId + 9, 4)));
+        assert!(epochs.contains(&(CHUNK as EipId + 5, 1)));
+
+        // Going back to an older snapshot is a change too; nothing twice.
+        visited.clear();
+        old.for_each_changed(&mut seen, |slot, _| visited.push(slot));
+        assert_eq!(visited.len(), CHUNK);
+        visited.clear();
+        old.for_each_changed(&mut seen, |slot, _| visited.push(slot));
+        assert!(visited.is_empty());
+    }
 
     #[test]
     fn records_are_compact() {

@@ -29,7 +29,7 @@ fn both_paths(t: &Tables, input: &[u8]) -> (Option<Verdict>, Verdict, Counters) 
         let mut p = Pipeline::default();
         p.adopt(t);
         let v = if fast {
-            p.fast_ingress(t, &mut frame)
+            p.fast_ingress(t, &mut frame, None)
         } else {
             Some(
                 p.classify(Timestamp(1), t, &mut frame)

@@ -16,6 +16,7 @@ mod fuzz;
 mod ingress;
 mod lengths;
 mod police;
+mod prefetch;
 mod protect;
 mod returns;
 

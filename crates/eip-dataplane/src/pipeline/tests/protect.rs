@@ -48,7 +48,7 @@ fn fast(t: &Tables, frame: &[u8], port: PortId, ingress: bool) -> Option<Verdict
     let mut p = Pipeline::default();
     p.adopt(t);
     if ingress {
-        p.fast_ingress(t, &mut f)
+        p.fast_ingress(t, &mut f, None)
     } else {
         p.fast_return(t, &mut f)
     }
