@@ -85,7 +85,7 @@ const PREFETCH_ABOVE_EIPS: usize = 16_384;
 
 /// Frames between the prefetch of a frame's record and its processing (and
 /// between the prefetch of its index entry and that of its record).
-const AHEAD: usize = 8;
+const AHEAD: usize = 16;
 
 /// The IPv4 destination of an untagged IPv4 frame (for prefetching: the
 /// pipeline proper validates the frame).
@@ -99,12 +99,12 @@ fn ipv4_dst(f: &Frame<'_>) -> Option<[u8; 4]> {
 }
 
 /// The first prefetch of a frame to an IPv4 EIP: the index entry its lookup
-/// starts at.
+/// starts at. Returns the destination, for the second.
 #[inline(always)]
-fn prefetch_index_entry(t: &Tables, f: &Frame<'_>) {
-    if let Some(dst) = ipv4_dst(f) {
-        t.prefetch_eip_v4(dst);
-    }
+fn prefetch_index_entry(t: &Tables, f: &Frame<'_>) -> Option<[u8; 4]> {
+    let dst = ipv4_dst(f)?;
+    t.prefetch_eip_v4(dst);
+    Some(dst)
 }
 
 /// Per-worker tunables.
@@ -320,32 +320,35 @@ impl Pipeline {
         frames: &mut [Frame<'_>],
         verdicts: &mut [Verdict],
     ) {
-        for f in frames.iter().take(2 * AHEAD) {
-            prefetch_index_entry(t, f);
-        }
-        // The slot of frame i, found AHEAD frames earlier, at `found[i % AHEAD]`.
+        let n = frames.len();
+        // Frame j's destination, from its first prefetch, at `dsts[j % (2 * AHEAD)]`;
+        // its slot, from its second, at `found[j % AHEAD]`.
+        let mut dsts = [None; 2 * AHEAD];
         let mut found = [None; AHEAD];
-        for (f, slot) in frames.iter().zip(found.iter_mut()) {
-            *slot = self.prefetch_slot(t, f);
+        for (f, dst) in frames.iter().zip(dsts.iter_mut()) {
+            *dst = prefetch_index_entry(t, f);
         }
-        for i in 0..frames.len() {
-            if let Some(f) = frames.get(i + 2 * AHEAD) {
-                prefetch_index_entry(t, f);
-            }
+        for (&dst, slot) in dsts.iter().zip(found.iter_mut()).take(n) {
+            *slot = self.prefetch_slot(t, dst);
+        }
+        for i in 0..n {
             let slot = found[i % AHEAD];
-            if let Some(f) = frames.get(i + AHEAD) {
-                found[i % AHEAD] = self.prefetch_slot(t, f);
+            if i + AHEAD < n {
+                found[i % AHEAD] = self.prefetch_slot(t, dsts[(i + AHEAD) % (2 * AHEAD)]);
+            }
+            if let Some(f) = frames.get(i + 2 * AHEAD) {
+                dsts[i % (2 * AHEAD)] = prefetch_index_entry(t, f);
             }
             verdicts[i] = self.process_one(now, t, &mut frames[i], slot);
         }
     }
 
-    /// The second prefetch of a frame to an IPv4 EIP: its index lookup (whose
+    /// The second prefetch of a frame to IPv4 `dst`: its index lookup (whose
     /// line [`prefetch_index_entry`] asked for), then the slot's record and
     /// traffic counter. Returns the slot.
     #[inline(always)]
-    fn prefetch_slot(&self, t: &Tables, f: &Frame<'_>) -> Option<EipId> {
-        let id = t.eip_v4(ipv4_dst(f)?)?;
+    fn prefetch_slot(&self, t: &Tables, dst: Option<[u8; 4]>) -> Option<EipId> {
+        let id = t.eip_v4(dst?)?;
         t.eips.prefetch(id);
         prefetch_index(&self.counters.eip_in, id as usize);
         Some(id)
