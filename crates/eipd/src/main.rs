@@ -21,6 +21,7 @@ mod publish;
 mod run;
 mod shutdown;
 mod signals;
+mod spawner;
 mod stats_source;
 mod tasks;
 mod trace;
@@ -243,6 +244,8 @@ fn main() -> Result<()> {
             metrics_eips,
             max_eips,
         } => {
+            // Before anything is opened: see spawner.rs.
+            spawner::start().context("starting the spawner thread")?;
             logging::init(log_format, &log_level)?;
             use eip_afxdp::{BindPreference, XdpModePreference};
             let opts = run::RunOptions {

@@ -1,7 +1,8 @@
-//! BIRD 2 as a child of `eipd`: started under `setpriv --pdeathsig KILL`, so the
-//! kernel kills it when the thread that started it dies (a killed `eipd` takes
-//! its BGP sessions down with it, and the routers withdraw its routes within
-//! the TCP teardown), and driven over its control socket (what `birdc` does).
+//! BIRD 2 as a child of `eipd`: started under `setpriv --pdeathsig KILL` by the
+//! spawner thread (`spawner.rs`), so the kernel kills it when `eipd` dies (a
+//! killed `eipd` takes its BGP sessions down with it, and the routers withdraw
+//! its routes within the TCP teardown), and driven over its control socket
+//! (what `birdc` does).
 //!
 //! The control socket speaks lines `CODE-text` (more follows), ` text` (more of
 //! the same code) and `CODE text` (last line); codes 8000 and up are errors.
@@ -57,17 +58,18 @@ impl Bird {
     pub fn start(bird: &str, conf: &Path, socket: &Path) -> Result<Bird, BirdError> {
         Bird::check(bird, conf)?;
         let _ = std::fs::remove_file(socket);
-        let child = Command::new("setpriv")
+        let mut command = Command::new("setpriv");
+        command
             .args(["--pdeathsig", "KILL", "--", bird, "-f", "-c"])
             .arg(conf)
             .arg("-s")
             .arg(socket)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|source| BirdError::Spawn {
-                program: "setpriv".into(),
-                source,
-            })?;
+            .stdin(Stdio::null());
+        // From the thread whose death the kernel reports at once (spawner.rs).
+        let child = crate::spawner::spawn(command).map_err(|source| BirdError::Spawn {
+            program: "setpriv".into(),
+            source,
+        })?;
         let mut bird = Bird {
             child,
             socket: socket.into(),

@@ -124,9 +124,9 @@ impl BgpTask {
         if let Some(view) = view {
             let _ = view.shared.set(Arc::clone(&shared));
         }
-        // BIRD must be started by the thread that outlives it (PR_SET_PDEATHSIG
-        // follows the thread), so the first start happens there too; its
-        // result comes back here.
+        // The task's thread starts BIRD (through the spawner thread, whose
+        // death the kernel reports to BIRD at once: spawner.rs) and supervises
+        // it; the first start's result comes back here.
         let (started, first) = std::sync::mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
