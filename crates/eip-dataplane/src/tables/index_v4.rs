@@ -239,7 +239,7 @@ impl<K: IndexKey> Index<K> {
     }
 
     /// Starts loading the entry where a lookup of `key` begins, without waiting
-    /// for it: a hint that changes no result ([`crate::pipeline`]'s warm-up).
+    /// for it: a hint that changes no result (the pipeline's prefetching loop).
     #[inline(always)]
     pub fn prefetch(&self, key: K) {
         let h = hash(key);

@@ -346,7 +346,7 @@ impl Tables {
     }
 
     /// Starts loading where [`Tables::eip_v4`] of `addr` will look, without
-    /// waiting for it (a hint for the pipeline's warm-up).
+    /// waiting for it (a hint for the pipeline's prefetching loop).
     #[inline(always)]
     pub fn prefetch_eip_v4(&self, addr: [u8; 4]) {
         self.eip_v4.prefetch(u32::from_be_bytes(addr));
