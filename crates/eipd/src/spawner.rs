@@ -4,9 +4,10 @@
 //! the *thread* that forked the child exits, not the process. After `kill -9`
 //! every thread of `eipd` exits on its own, and the last one to let go of the
 //! file table closes all of `eipd`'s files: AF_XDP sockets and the XDP link,
-//! whose release waits for RCU grace periods (8-46 ms measured on the anycast
-//! testbed). When the thread that had started BIRD was that last one, BIRD
-//! heard of the death only then, and its BGP session closed up to 46 ms late.
+//! whose release takes a while (a killed `eipd` took 8-52 ms to be gone on
+//! the anycast testbed; presumably RCU grace periods, not traced). When the
+//! thread that had started BIRD was that last one, BIRD heard of the death
+//! only then, and its BGP session closed up to 46 ms late.
 //!
 //! This thread is started first, before `eipd` opens anything, and gives
 //! itself a file table of its own (`unshare(CLONE_FILES)`): it holds only
@@ -18,11 +19,11 @@
 use std::io;
 use std::process::{Child, Command};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 type Request = (Command, Sender<io::Result<Child>>);
 
-static SPAWNER: OnceLock<Mutex<Sender<Request>>> = OnceLock::new();
+static SPAWNER: OnceLock<Sender<Request>> = OnceLock::new();
 
 /// Starts the spawner thread (once; later calls do nothing).
 ///
@@ -51,7 +52,7 @@ pub fn start() -> io::Result<()> {
     started
         .recv()
         .map_err(|_| io::Error::other("the spawner thread ended before starting"))??;
-    let _ = SPAWNER.set(Mutex::new(requests));
+    let _ = SPAWNER.set(requests);
     Ok(())
 }
 
@@ -66,8 +67,6 @@ pub fn spawn(mut command: Command) -> io::Result<Child> {
     };
     let (reply, answer) = mpsc::channel();
     spawner
-        .lock()
-        .map_err(|_| io::Error::other("spawner lock poisoned"))?
         .send((command, reply))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
     answer
@@ -80,7 +79,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn children_are_started_from_the_spawner_thread() {
+    fn spawn_runs_commands_and_reports_what_cannot_start() {
         start().unwrap();
         start().unwrap();
         let mut command = Command::new("sh");

@@ -241,8 +241,7 @@ impl Anycast {
         took
     }
 
-    /// A rate-limited download of the big file from the client, in the background.
-    /// curl of `file` (`big.bin`, or `paced.bin`: the same bytes, which nginx
+    /// A download in the background from the client: curl of `file` (`big.bin`, or `paced.bin`: the same bytes, which nginx
     /// sends at 2.5 MB/s at most) from the EIP, limited to `rate` by curl.
     pub fn download(&self, file: &str, rate: &str) -> Child {
         let out = PathBuf::from(self.var("AT_RUN_DIR")).join("download.bin");

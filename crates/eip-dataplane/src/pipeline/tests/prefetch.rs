@@ -11,48 +11,66 @@ const EXTRA: u32 = 300;
 
 /// Every kind of frame the loop meets: ingress to the test POP's EIPs and to
 /// the extra ones, returns, what is not ours, what the general path handles
-/// (TTL 1, IPv6, a service), and what is too short to read.
-fn mixed_frames() -> Vec<Vec<u8>> {
+/// (TTL 1, IPv6, a service), and what is too short to read; each with the
+/// port it arrives on.
+fn mixed_frames() -> Vec<(Vec<u8>, PortId)> {
     let mut frames = vec![
-        tcp_to(EIP_1TO1, 64, b"x"),
-        tcp_to(EIP_1TO1, 1, b"ttl"),
-        tcp_to([198, 51, 100, 7], 64, b"not ours"),
-        from_client()
-            .ipv4(CLIENT, EIP_SERVICE, 64)
-            .udp(40001, 53)
-            .build(b"dns"),
-        encapsulated(&return_tcp(BACKEND, 80, 64), REGION_VTEP, VNI),
-        encapsulated(&return_tcp(BACKEND, 80, 64), [10, 9, 9, 9], VNI),
-        from_client()
-            .ipv6(v6(CLIENT_V6), v6(EIP_V6), 64)
-            .tcp(40000, 80)
-            .build(b"v6"),
+        (tcp_to(EIP_1TO1, 64, b"x"), INET),
+        (tcp_to(EIP_1TO1, 1, b"ttl"), INET),
+        (tcp_to([198, 51, 100, 7], 64, b"not ours"), INET),
+        (
+            from_client()
+                .ipv4(CLIENT, EIP_SERVICE, 64)
+                .udp(40001, 53)
+                .build(b"dns"),
+            INET,
+        ),
+        (
+            encapsulated(&return_tcp(BACKEND, 80, 64), REGION_VTEP, VNI),
+            BACKBONE,
+        ),
+        (
+            encapsulated(&return_tcp(BACKEND, 80, 64), [10, 9, 9, 9], VNI),
+            BACKBONE,
+        ),
+        (
+            from_client()
+                .ipv6(v6(CLIENT_V6), v6(EIP_V6), 64)
+                .tcp(40000, 80)
+                .build(b"v6"),
+            INET,
+        ),
     ];
-    let short = frames[0][..30].to_vec();
-    frames.push(short);
+    let short = frames[0].0[..30].to_vec();
+    frames.push((short, INET));
     for i in 0..EXTRA {
         let eip = pop::eip_addr(i).octets();
-        frames.push(tcp_to(eip, 64, &[i as u8; 3]));
+        frames.push((tcp_to(eip, 64, &[i as u8; 3]), INET));
         if i % 3 == 0 {
             let back = return_tcp(pop::backend_addr(i).octets(), 80, 64);
-            frames.push(encapsulated(&back, REGION_VTEP, VNI));
+            frames.push((encapsulated(&back, REGION_VTEP, VNI), BACKBONE));
         }
     }
     frames
+}
+
+/// `frames`, all arriving from the Internet.
+fn from_internet(frames: Vec<Vec<u8>>) -> Vec<(Vec<u8>, PortId)> {
+    frames.into_iter().map(|f| (f, INET)).collect()
 }
 
 /// Runs `frames` through `p` in batches of `batch`; the verdicts and frames out.
 fn run_batches(
     p: &mut Pipeline,
     t: &Tables,
-    frames: &[Vec<u8>],
+    frames: &[(Vec<u8>, PortId)],
     batch: usize,
 ) -> Vec<(Verdict, Vec<u8>)> {
     let mut out = Vec::new();
     for group in frames.chunks(batch) {
         let mut bufs: Vec<Vec<u8>> = group
             .iter()
-            .map(|f| {
+            .map(|(f, _)| {
                 let mut buf = vec![0u8; BUFFER_LEN];
                 buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
                 buf
@@ -61,14 +79,7 @@ fn run_batches(
         let mut views: Vec<Frame<'_>> = bufs
             .iter_mut()
             .zip(group)
-            .map(|(buf, f)| {
-                let port = if f.len() > 42 && f[23] == 17 && f[36..38] == [0x12, 0xb5] {
-                    BACKBONE
-                } else {
-                    INET
-                };
-                Frame::new(buf, HEADROOM, f.len(), port)
-            })
+            .map(|(buf, (f, port))| Frame::new(buf, HEADROOM, f.len(), *port))
             .collect();
         let mut verdicts = vec![Verdict::ToKernel; views.len()];
         p.process(Timestamp(1_000_000_000), t, &mut views, &mut verdicts);
@@ -125,7 +136,7 @@ fn a_slot_that_changed_hands_counts_from_zero() {
         let kept_slot = t.eip_v4(kept).unwrap() as usize;
         let mut four = vec![tcp_to(old.octets(), 64, b"abc"); 3];
         four.push(tcp_to(kept, 64, b"abc"));
-        run_batches(&mut p, &t, &four, 64);
+        run_batches(&mut p, &t, &from_internet(four), 64);
         assert_eq!(p.counters().eip_in[slot as usize].packets, 3);
 
         // The old EIP goes, a new one takes its slot (last freed, first reused).
@@ -148,10 +159,16 @@ fn a_slot_that_changed_hands_counts_from_zero() {
         let c = p.counters();
         assert_eq!(c.eip_in[slot as usize], Default::default());
         assert_eq!(c.eip_epoch[slot as usize], t2.eips.epoch(slot));
-        run_batches(&mut p, &t2, &[tcp_to(new.octets(), 64, b"abc")], 64);
+        let one = from_internet(vec![tcp_to(new.octets(), 64, b"abc")]);
+        run_batches(&mut p, &t2, &one, 64);
         assert_eq!(p.counters().eip_in[slot as usize].packets, 1);
         // A slot that kept its EIP kept its count.
-        run_batches(&mut p, &t2, &[tcp_to(kept, 64, b"abc")], 64);
+        run_batches(
+            &mut p,
+            &t2,
+            &from_internet(vec![tcp_to(kept, 64, b"abc")]),
+            64,
+        );
         assert_eq!(p.counters().eip_in[kept_slot].packets, 2);
     }
 }
