@@ -177,7 +177,11 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-// Keys in network byte order, exactly as in the header.
+// Keys in network byte order, exactly as in the header. Both are sized for
+// max_eips. eip_v4 is preallocated: creating it costs about 40 ms at 1.25M
+// entries and filling it with 1M keys half as long as without preallocation.
+// eip_v6 is not: most POPs have few IPv6 EIPs, and preallocating it cost
+// 0.2-0.4 s of every start at 1.25M entries.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
@@ -188,6 +192,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct v6_key);
 	__type(value, __u32);
 } eip_v6 SEC(".maps");

@@ -19,19 +19,20 @@
 //! only add entries to it, are in `program/acl.rs` and `program/limits.rs`.
 
 mod acl;
+mod batch;
+mod keyset;
 mod limits;
 
 pub use acl::AclEntry;
 pub use limits::{CapsEntry, XdpCaps, CAP_INHERIT, XDP_MAX_RATE};
 
-use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp};
 use aya::{Ebpf, EbpfLoader, Pod};
-use rustc_hash::FxHashSet;
+use keyset::KeySet;
 
 use super::config::{Accept, XdpMode, XdpModePreference};
 use super::error::{errno_of, SetupError};
@@ -206,124 +207,6 @@ pub struct Attachment {
     pub mode: XdpMode,
 }
 
-/// A user-space mirror of one kernel hash map, so that a sync only issues
-/// syscalls for the difference (100k EIPs, a handful of changes).
-struct KeySet<K> {
-    name: &'static str,
-    map: HashMap<MapData, K, u32>,
-    installed: FxHashSet<K>,
-    capacity: u32,
-}
-
-impl<K: Pod + Eq + Hash> KeySet<K> {
-    fn sync(&mut self, desired: impl Iterator<Item = K>) -> Result<MapDiff, SetupError> {
-        let desired: FxHashSet<K> = desired.collect();
-        if desired.len() > self.capacity as usize {
-            return Err(SetupError::Map {
-                map: self.name,
-                what: format!(
-                    "{} keys wanted but the map holds {} (raise max_eips / max_vteps)",
-                    desired.len(),
-                    self.capacity
-                ),
-                source: None,
-            });
-        }
-        // Remove first so that a table that swaps many keys never overflows the map.
-        let stale: Vec<K> = self.installed.difference(&desired).copied().collect();
-        for key in &stale {
-            match self.map.remove(key) {
-                Ok(()) => {}
-                // Already gone (someone else cleaned it): the goal is reached.
-                Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
-                Err(e) => return Err(self.error("removing a key", e)),
-            }
-            self.installed.remove(key);
-        }
-        let mut added = 0;
-        for key in desired.iter() {
-            if self.installed.contains(key) {
-                continue;
-            }
-            self.map
-                .insert(key, 1u32, 0)
-                .map_err(|e| self.error("inserting a key", e))?;
-            self.installed.insert(*key);
-            added += 1;
-        }
-        Ok(MapDiff {
-            added,
-            removed: stale.len(),
-            total: self.installed.len(),
-        })
-    }
-
-    /// Inserts `keys` (those already there are skipped). Refuses, before
-    /// inserting any, keys that would not fit.
-    fn insert_all(&mut self, keys: impl Iterator<Item = K> + Clone) -> Result<usize, SetupError> {
-        let new = keys.clone().filter(|k| !self.installed.contains(k)).count();
-        if self.installed.len() + new > self.capacity as usize {
-            return Err(SetupError::Map {
-                map: self.name,
-                what: format!(
-                    "{} keys wanted but the map holds {} (raise max_eips / max_vteps)",
-                    self.installed.len() + new,
-                    self.capacity
-                ),
-                source: None,
-            });
-        }
-        let mut added = 0;
-        for key in keys {
-            if self.installed.contains(&key) {
-                continue;
-            }
-            self.map
-                .insert(key, 1u32, 0)
-                .map_err(|e| self.error("inserting a key", e))?;
-            self.installed.insert(key);
-            added += 1;
-        }
-        Ok(added)
-    }
-
-    /// Removes `keys` (those not there are skipped).
-    fn remove_all(&mut self, keys: impl Iterator<Item = K>) -> Result<usize, SetupError> {
-        let mut removed = 0;
-        for key in keys {
-            if !self.installed.remove(&key) {
-                continue;
-            }
-            match self.map.remove(&key) {
-                Ok(()) => {}
-                Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
-                Err(e) => {
-                    self.installed.insert(key);
-                    return Err(self.error("removing a key", e));
-                }
-            }
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
-    fn diff(&self, added: usize, removed: usize) -> MapDiff {
-        MapDiff {
-            added,
-            removed,
-            total: self.installed.len(),
-        }
-    }
-
-    fn error(&self, what: &str, source: MapError) -> SetupError {
-        SetupError::Map {
-            map: self.name,
-            what: what.to_string(),
-            source: Some(source),
-        }
-    }
-}
-
 /// The loaded filter program and its maps.
 pub struct XdpFilter {
     ports: HashMap<MapData, u32, PortInfo>,
@@ -439,24 +322,9 @@ impl XdpFilter {
             ports: take_map(&mut ebpf, "ports", HashMap::try_from)?,
             xsks: take_map(&mut ebpf, "xsks", XskMap::try_from)?,
             stats: take_map(&mut ebpf, "stats", PerCpuArray::try_from)?,
-            eip_v4: KeySet {
-                name: "eip_v4",
-                map: take_map(&mut ebpf, "eip_v4", HashMap::try_from)?,
-                installed: FxHashSet::default(),
-                capacity: sizes.max_eips,
-            },
-            eip_v6: KeySet {
-                name: "eip_v6",
-                map: take_map(&mut ebpf, "eip_v6", HashMap::try_from)?,
-                installed: FxHashSet::default(),
-                capacity: sizes.max_eips,
-            },
-            vtep_v4: KeySet {
-                name: "vtep_v4",
-                map: take_map(&mut ebpf, "vtep_v4", HashMap::try_from)?,
-                installed: FxHashSet::default(),
-                capacity: sizes.max_vteps,
-            },
+            eip_v4: KeySet::take(&mut ebpf, "eip_v4", sizes.max_eips)?,
+            eip_v6: KeySet::take(&mut ebpf, "eip_v6", sizes.max_eips)?,
+            vtep_v4: KeySet::take(&mut ebpf, "vtep_v4", sizes.max_vteps)?,
             acl_v4: acl::Trie::new(
                 "acl_v4",
                 take_map(&mut ebpf, "acl_v4", LpmTrie::try_from)?,
@@ -646,6 +514,24 @@ impl XdpFilter {
         })
     }
 
+    /// Keys in the kernel's `eip_v4`, `eip_v6` and `vtep_v4` maps, read back
+    /// (tests: the mirror must say what the kernel holds).
+    #[cfg(test)]
+    pub(crate) fn kernel_key_counts(&self) -> (usize, usize, usize) {
+        (
+            self.eip_v4.kernel_len(),
+            self.eip_v6.kernel_len(),
+            self.vtep_v4.kernel_len(),
+        )
+    }
+
+    /// Deletes an IPv4 EIP from the kernel's map only (tests).
+    #[cfg(test)]
+    pub(crate) fn delete_eip_v4_behind_the_mirror(&mut self, eip: Ipv4Addr) {
+        self.eip_v4
+            .delete_behind_the_mirror(&u32::from_ne_bytes(eip.octets()));
+    }
+
     /// The program's counters, summed over CPUs.
     pub fn stats(&self) -> Result<FilterStats, SetupError> {
         let mut v = [0u64; 9];
@@ -772,9 +658,9 @@ impl std::fmt::Debug for XdpFilter {
         f.debug_struct("XdpFilter")
             .field("attached", &self.attached)
             .field("queues_per_port", &self.queues_per_port)
-            .field("eip_v4", &self.eip_v4.installed.len())
-            .field("eip_v6", &self.eip_v6.installed.len())
-            .field("vtep_v4", &self.vtep_v4.installed.len())
+            .field("eip_v4", &self.eip_v4.len())
+            .field("eip_v6", &self.eip_v6.len())
+            .field("vtep_v4", &self.vtep_v4.len())
             .finish_non_exhaustive()
     }
 }

@@ -149,15 +149,19 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         Notifier::disabled()
     });
     tell(&notify.status("starting: loading tables, resolving next hops"));
+    let mut phases = BootPhases::start();
     let store = StateFile::new(&opts.state);
     // Read once: the state file with its journal, or the configuration.
     let loaded = store.load_for_boot(&opts.config, opts.from)?;
     let origin = loaded.origin;
+    phases.mark("read");
     if let Some(bgp) = &loaded.doc.spec.bgp {
         bgp.validate().context("the [bgp] section")?;
     }
     neighbours::wait_for_neighbours(&loaded.doc.spec, &stop)?;
+    phases.mark("next hops");
     let boot = store.boot_loaded(loaded, &opts.config, Some(&neighbours::kernel_resolver))?;
+    phases.mark("tables");
     tracing::info!(
         "table version {} from {}",
         boot.tables.version,
@@ -188,9 +192,11 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         .with_workers(workers)
     })
     .context("starting the AF_XDP data plane")?;
+    phases.mark("AF_XDP");
     runtime
         .sync_maps(&*tables)
         .context("loading EIPs and VTEPs into the XDP filter")?;
+    phases.mark("XDP maps");
 
     // Changes arrive on socket threads; the runtime stays on this thread, which
     // applies each new snapshot (filter maps, then workers) and answers.
@@ -295,6 +301,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         opts.socket.display(),
         opts.state.display()
     );
+    phases.mark("the rest");
+    tracing::info!("forwarding after {phases}");
     // Forwarding: XDP attached, workers running, control socket bound.
     tell(&notify.ready(&forwarding_status(&tables, afxdp.queues.len())));
 
@@ -441,4 +449,40 @@ fn print_setup(runtime: &AfXdpRuntime, tables: &Tables) {
         );
     }
     crate::say!("  stop with Ctrl-C (SIGINT) or SIGTERM: final counters follow");
+}
+
+/// How long each step of the start took, for the log line that says the
+/// daemon forwards: a slow start (1M EIPs) names its slow step.
+struct BootPhases {
+    begun: Instant,
+    last: Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl BootPhases {
+    fn start() -> BootPhases {
+        let now = Instant::now();
+        BootPhases {
+            begun: now,
+            last: now,
+            steps: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.steps.push((step, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for BootPhases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3} s (", (self.last - self.begun).as_secs_f64())?;
+        for (i, (step, took)) in self.steps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{step} {:.3} s", took.as_secs_f64())?;
+        }
+        write!(f, ")")
+    }
 }

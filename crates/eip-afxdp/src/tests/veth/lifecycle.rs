@@ -132,6 +132,11 @@ fn sync_maps_handles_100k_eips() {
         (r.eip_v4.added, r.eip_v6.added, r.vtep_v4.added),
         (100_000, 10_000, 1)
     );
+    // The big difference went in batches: the kernel holds what the mirror says.
+    assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 1));
+    // Someone removed one of the 500 keys about to go: the batch delete steps
+    // over it.
+    filter.delete_eip_v4_behind_the_mirror(Ipv4Addr::from(0x0a00_0000 + 250));
 
     let t = Instant::now();
     let r = filter
@@ -148,6 +153,7 @@ fn sync_maps_handles_100k_eips() {
     );
     assert_eq!((r.eip_v6.added, r.eip_v6.removed), (0, 0));
     assert_eq!((r.vtep_v4.removed, r.vtep_v4.total), (1, 0));
+    assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 0));
 
     let too_many = filter.sync_maps(&Source {
         v4: v4(0..120_001),
@@ -158,6 +164,8 @@ fn sync_maps_handles_100k_eips() {
         matches!(too_many, Err(SetupError::Map { map: "eip_v4", .. })),
         "{too_many:?}"
     );
+    // Refused before anything moved.
+    assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 0));
 }
 
 /// Child half of [`bpf_link_detaches_on_kill_9`] (not a test: `scripts/test.sh`
