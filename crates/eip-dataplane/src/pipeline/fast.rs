@@ -66,7 +66,8 @@ impl Pipeline {
         }
     }
 
-    /// The common case of a return, or `None` for the general path.
+    /// The common case of a return, or `None` for the general path. Reached
+    /// through [`Self::fast_ingress`] (UDP to the VXLAN port).
     #[inline(always)]
     pub(super) fn fast_return(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Option<Verdict> {
         match *frame.data().get(INNER_L3 + 9)? {
@@ -119,7 +120,7 @@ impl Pipeline {
         }
         let vni = u32::from_be_bytes([0, d[VXLAN + 4], d[VXLAN + 5], d[VXLAN + 6]]);
         let vtep = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
-        let region = t.tunnel_region(vtep, vni).ok()?;
+        let region = t.tunnel_region_via(&mut self.last_tunnel, vtep, vni)?;
         let protocol = d[INNER_L3 + 9];
         let src = [
             d[INNER_L3 + 12],
@@ -201,10 +202,16 @@ impl Pipeline {
         let d: &[u8; END] = data.get(..END)?.try_into().ok()?;
         let sport = u16::from_be_bytes([d[L4], d[L4 + 1]]);
         let dport = u16::from_be_bytes([d[L4 + 2], d[L4 + 3]]);
-        // Ethertype IPv4 (untagged), version 4, a 20-byte header; not VXLAN
-        // (perhaps a tunnel return: the general path checks the VTEP first).
-        if d[12..15] != [0x08, 0x00, 0x45] || !is_tcp && dport == t.vxlan_port {
+        // Ethertype IPv4 (untagged), version 4, a 20-byte header.
+        if d[12..15] != [0x08, 0x00, 0x45] {
             return None;
+        }
+        // UDP to the VXLAN port: perhaps a return, whose fast path checks the
+        // VTEP first. Every return it takes comes this way (outer untagged
+        // IPv4 without options, UDP to the VXLAN port), so the batch loop does
+        // not try it after ingress.
+        if !is_tcp && dport == t.vxlan_port {
+            return self.fast_return(t, frame);
         }
         // The IP packet holds the whole transport header and lies in the frame.
         let total = u16::from_be_bytes([d[L3 + 2], d[L3 + 3]]) as usize;

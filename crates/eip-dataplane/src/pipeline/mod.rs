@@ -40,7 +40,7 @@ pub use police::BURST_NS as RATE_LIMIT_BURST_NS;
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{EipId, Tables};
+use crate::tables::{EipId, LastTunnel, Tables};
 use crate::wire::ethernet::{self, EthernetFrame};
 use crate::wire::icmpv4;
 use crate::wire::icmpv6;
@@ -148,6 +148,9 @@ pub struct Pipeline {
     icmp_budget: TokenBucket,
     policer: police::Policer,
     prefetch_above_eips: usize,
+    /// The tunnel the batch's last return came through (cleared per batch:
+    /// the tables may change between batches).
+    last_tunnel: LastTunnel,
 }
 
 /// An address as bytes plus its length (4 or 16), to write into packets.
@@ -219,6 +222,7 @@ impl Pipeline {
             icmp_budget: TokenBucket::new(config.icmp_errors_per_second, config.icmp_error_burst),
             policer: police::Policer::new(config.workers),
             prefetch_above_eips: config.prefetch_above_eips,
+            last_tunnel: LastTunnel::default(),
         }
     }
 
@@ -294,6 +298,7 @@ impl Pipeline {
     ) {
         assert!(verdicts.len() >= frames.len(), "one verdict slot per frame");
         self.adopt(tables);
+        self.last_tunnel.clear();
         // The rate limits' clock: once per batch.
         self.policer.now = now.0;
         // Every frame gets a verdict: count them once per batch.
@@ -364,11 +369,8 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         slot: Option<EipId>,
     ) -> Verdict {
-        // Ingress first: a return fails its first checks (UDP to the VXLAN port).
-        let fast = match self.fast_ingress(t, frame, slot) {
-            None => self.fast_return(t, frame),
-            v => v,
-        };
+        // Ingress, or a return (UDP to the VXLAN port) from inside it.
+        let fast = self.fast_ingress(t, frame, slot);
         // What went through was counted where it went (nothing more to count).
         if let Some(v @ Verdict::Tx(_)) = fast {
             return v;

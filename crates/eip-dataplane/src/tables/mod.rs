@@ -211,6 +211,19 @@ fn tunnel_key(vtep: u32, vni: u32) -> u64 {
     (u64::from(vtep) << 32) | u64::from(vni)
 }
 
+/// The last tunnel (key, region) [`Tables::tunnel_region_via`] found, valid
+/// for one snapshot of the tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LastTunnel(Option<(u64, RegionId)>);
+
+impl LastTunnel {
+    /// Forgets the tunnel (the tables may have changed).
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// IPv4 as IPv4-mapped IPv6, IPv6 as is: one key space for both families.
 #[inline(always)]
 pub fn addr_key(addr: IpAddr) -> u128 {
@@ -379,6 +392,28 @@ impl Tables {
         match self.tunnels.get(tunnel_key(v, vni)) {
             Some(r) => Ok(r as RegionId),
             None => Err(self.tunnels.keys().any(|k| (k >> 32) as u32 == v)),
+        }
+    }
+
+    /// [`Self::tunnel_region`] through `last`, the tunnel the previous return
+    /// of the batch came through: returns come from a few VTEPs, so most skip
+    /// the index (about 20 instructions a return). `last` must be cleared when
+    /// the tables change ([`LastTunnel::clear`]).
+    #[inline(always)]
+    pub fn tunnel_region_via(
+        &self,
+        last: &mut LastTunnel,
+        vtep: [u8; 4],
+        vni: u32,
+    ) -> Option<RegionId> {
+        let key = tunnel_key(u32::from_be_bytes(vtep), vni);
+        match last.0 {
+            Some((k, region)) if k == key => Some(region),
+            _ => {
+                let region = self.tunnel_region(vtep, vni).ok()?;
+                last.0 = Some((key, region));
+                Some(region)
+            }
         }
     }
 

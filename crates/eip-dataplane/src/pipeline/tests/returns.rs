@@ -141,3 +141,67 @@ fn probe_replies_go_to_the_control_thread() {
     let (verdict, _, _) = run(&t, &bad, BACKBONE);
     assert_eq!(verdict, Verdict::Drop(DropReason::UnknownVtep));
 }
+
+/// Runs `frames` (all from the backbone) as one batch; their verdicts.
+fn one_batch(p: &mut Pipeline, t: &Tables, frames: &[Vec<u8>]) -> Vec<Verdict> {
+    let head = crate::testkit::HEADROOM;
+    let mut bufs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
+            buf[head..head + f.len()].copy_from_slice(f);
+            buf
+        })
+        .collect();
+    let mut batch: Vec<Frame<'_>> = bufs
+        .iter_mut()
+        .zip(frames)
+        .map(|(buf, f)| Frame::new(buf, head, f.len(), BACKBONE))
+        .collect();
+    let mut verdicts = vec![Verdict::ToKernel; batch.len()];
+    p.process(Timestamp(1), t, &mut batch, &mut verdicts);
+    verdicts
+}
+
+/// The fast path remembers the tunnel of the batch's last return: a return
+/// through another tunnel, or through the same one after the tables changed,
+/// is looked up again.
+#[test]
+fn the_remembered_tunnel_is_only_the_last_one_and_only_for_its_tables() {
+    let good = encapsulated(&return_tcp(BACKEND, 80, 64), REGION_VTEP, VNI);
+    let wrong_vni = encapsulated(&return_tcp(BACKEND, 80, 64), REGION_VTEP, VNI + 1);
+    let unknown_vtep = encapsulated(&return_tcp(BACKEND, 80, 64), [198, 51, 100, 99], VNI);
+    let before = tables();
+    let mut p = Pipeline::default();
+    let verdicts = one_batch(
+        &mut p,
+        &before,
+        &[
+            good.clone(),
+            wrong_vni.clone(),
+            good.clone(),
+            unknown_vtep,
+            good.clone(),
+        ],
+    );
+    assert_eq!(verdicts[0], Verdict::Tx(INET));
+    assert!(!matches!(verdicts[1], Verdict::Tx(_)), "{:?}", verdicts[1]);
+    assert_eq!(verdicts[2], Verdict::Tx(INET));
+    assert!(!matches!(verdicts[3], Verdict::Tx(_)), "{:?}", verdicts[3]);
+    assert_eq!(verdicts[4], Verdict::Tx(INET));
+
+    // The region moves to another VNI: the old tunnel no longer leads there,
+    // though the same pipeline took it in its previous batch.
+    let moved = PopBuilder::new("test")
+        .region(pop::region("bj", VNI + 1, pop::REGION_VTEP))
+        .path(pop::path("p1", "bj", "backbone", NEXT_HOP_MAC, 1400))
+        .eip(pop::one_to_one(
+            Ipv4Addr::from(EIP_1TO1),
+            "bj",
+            Ipv4Addr::from(BACKEND),
+        ))
+        .tables();
+    let verdicts = one_batch(&mut p, &moved, &[good, wrong_vni]);
+    assert!(!matches!(verdicts[0], Verdict::Tx(_)), "{:?}", verdicts[0]);
+    assert_eq!(verdicts[1], Verdict::Tx(INET));
+}
