@@ -51,41 +51,41 @@ pub(super) type Outcome = Result<(), (usize, io::Error)>;
 /// returns how many keys (a prefix of `keys`) the kernel wrote, with the error.
 pub(super) fn update<K: Copy, V: Copy>(map: BorrowedFd<'_>, keys: &[K], value: V) -> Outcome {
     let values = vec![value; keys.len().min(CHUNK)];
-    let mut done = 0;
-    for k in keys.chunks(CHUNK) {
-        let mut attr = BatchAttr {
-            keys: k.as_ptr() as u64,
-            values: values.as_ptr() as u64,
-            count: k.len() as u32,
-            map_fd: map.as_raw_fd() as u32,
-            ..BatchAttr::default()
-        };
-        // SAFETY: `attr` points at `k.len()` keys and at least as many values,
-        // alive and laid out as the map's key and value types (the caller's
-        // `K`/`V` are the map's Pod types); the kernel reads them and writes
-        // only `attr.count`.
-        let rc = unsafe { call(BPF_MAP_UPDATE_BATCH, &mut attr) };
-        if rc < 0 {
-            return Err((done + processed(&attr, k.len()), io::Error::last_os_error()));
-        }
-        done += k.len();
-    }
-    Ok(())
+    in_chunks(BPF_MAP_UPDATE_BATCH, map, keys, Some(&values))
 }
 
 /// Deletes `keys`. A missing key ends the call with `ENOENT` after the keys
 /// before it were deleted; returns how many were, with the error.
 pub(super) fn delete<K: Copy>(map: BorrowedFd<'_>, keys: &[K]) -> Outcome {
+    in_chunks::<K, u32>(BPF_MAP_DELETE_BATCH, map, keys, None)
+}
+
+/// `cmd` over `keys`, [`CHUNK`] keys a call; `values` (updates) holds at
+/// least `CHUNK.min(keys.len())` values, the same for every chunk.
+fn in_chunks<K: Copy, V: Copy>(
+    cmd: libc::c_long,
+    map: BorrowedFd<'_>,
+    keys: &[K],
+    values: Option<&[V]>,
+) -> Outcome {
     let mut done = 0;
     for k in keys.chunks(CHUNK) {
+        let values = values.map_or(0, |v| {
+            assert!(v.len() >= k.len(), "a value for every key");
+            v.as_ptr() as u64
+        });
         let mut attr = BatchAttr {
             keys: k.as_ptr() as u64,
+            values,
             count: k.len() as u32,
             map_fd: map.as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: as in `update`, without values.
-        let rc = unsafe { call(BPF_MAP_DELETE_BATCH, &mut attr) };
+        // SAFETY: `attr` points at `k.len()` keys and, for an update, at
+        // least as many values, alive and laid out as the map's key and value
+        // types (the caller's `K`/`V` are the map's Pod types); the kernel
+        // reads them and writes only `attr.count`.
+        let rc = unsafe { call(cmd, &mut attr) };
         if rc < 0 {
             return Err((done + processed(&attr, k.len()), io::Error::last_os_error()));
         }
