@@ -95,10 +95,7 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         &mut self,
         keys: impl Iterator<Item = K>,
     ) -> Result<usize, SetupError> {
-        let mut seen = FxHashSet::default();
-        let new: Vec<K> = keys
-            .filter(|k| !self.installed.contains(k) && seen.insert(*k))
-            .collect();
+        let new = self.distinct(keys, false);
         if self.installed.len() + new.len() > self.capacity as usize {
             return Err(self.too_many(self.installed.len() + new.len()));
         }
@@ -111,12 +108,17 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         &mut self,
         keys: impl Iterator<Item = K>,
     ) -> Result<usize, SetupError> {
-        let mut seen = FxHashSet::default();
-        let gone: Vec<K> = keys
-            .filter(|k| self.installed.contains(k) && seen.insert(*k))
-            .collect();
+        let gone = self.distinct(keys, true);
         self.remove_keys(&gone)?;
         Ok(gone.len())
+    }
+
+    /// `keys` without repeats, keeping those that are (`installed`) or are not
+    /// in the map.
+    fn distinct(&self, keys: impl Iterator<Item = K>, installed: bool) -> Vec<K> {
+        let mut seen = FxHashSet::default();
+        keys.filter(|k| self.installed.contains(k) == installed && seen.insert(*k))
+            .collect()
     }
 
     /// Keys in the map.

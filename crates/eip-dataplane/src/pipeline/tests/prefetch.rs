@@ -60,7 +60,7 @@ fn from_internet(frames: Vec<Vec<u8>>) -> Vec<(Vec<u8>, PortId)> {
 }
 
 /// Runs `frames` through `p` in batches of `batch`; the verdicts and frames out.
-fn run_batches(
+pub(super) fn run_batches(
     p: &mut Pipeline,
     t: &Tables,
     frames: &[(Vec<u8>, PortId)],

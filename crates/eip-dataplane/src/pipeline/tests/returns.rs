@@ -144,23 +144,12 @@ fn probe_replies_go_to_the_control_thread() {
 
 /// Runs `frames` (all from the backbone) as one batch; their verdicts.
 fn one_batch(p: &mut Pipeline, t: &Tables, frames: &[Vec<u8>]) -> Vec<Verdict> {
-    let head = crate::testkit::HEADROOM;
-    let mut bufs: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| {
-            let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
-            buf[head..head + f.len()].copy_from_slice(f);
-            buf
-        })
-        .collect();
-    let mut batch: Vec<Frame<'_>> = bufs
-        .iter_mut()
-        .zip(frames)
-        .map(|(buf, f)| Frame::new(buf, head, f.len(), BACKBONE))
-        .collect();
-    let mut verdicts = vec![Verdict::ToKernel; batch.len()];
-    p.process(Timestamp(1), t, &mut batch, &mut verdicts);
-    verdicts
+    let from_backbone: Vec<(Vec<u8>, PortId)> =
+        frames.iter().map(|f| (f.clone(), BACKBONE)).collect();
+    super::prefetch::run_batches(p, t, &from_backbone, frames.len())
+        .into_iter()
+        .map(|(verdict, _)| verdict)
+        .collect()
 }
 
 /// The fast path remembers the tunnel of the batch's last return: a return
