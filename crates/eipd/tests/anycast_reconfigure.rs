@@ -118,7 +118,18 @@ fn a_reload_adds_a_prefix_and_changes_a_med_without_a_session_reset() {
         format!("eip_p_{}", symbol(&pool)),
         format!("eip_n_{}", symbol(tb.var("AT_ROUTER_POPA_IP"))),
     ];
-    let bird_before: Vec<String> = kept.iter().map(|p| bird_protocol(&tb, p)).collect();
+    // Read once BIRD has settled: right after the session came up, its
+    // protocol's "since" stamp moved once more by a millisecond (seen in CI).
+    let read = || -> Vec<String> { kept.iter().map(|p| bird_protocol(&tb, p)).collect() };
+    let mut bird_before = read();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let again = read();
+        if again == bird_before {
+            break;
+        }
+        bird_before = again;
+    }
     assert!(bird_before[0].contains(" up "), "{bird_before:?}");
 
     let config = tb.var("AT_POPA_CONFIG").to_string();
