@@ -23,7 +23,7 @@ use super::Pipeline;
 use crate::counters::Event;
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{addr_key_v4, Eip, EipId, Tables};
+use crate::tables::{addr_key_v4, Eip, EipEntry, Tables};
 use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
 use std::net::IpAddr;
 
@@ -51,13 +51,13 @@ const VXLAN_I: u8 = 0x08;
 
 impl Pipeline {
     /// The common case of ingress, or `None` for the general path. `slot`: the
-    /// slot of the frame's IPv4 destination if the caller looked it up.
+    /// index entry of the frame's IPv4 destination if the caller looked it up.
     #[inline(always)]
     pub(super) fn fast_ingress(
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
-        slot: Option<EipId>,
+        slot: Option<EipEntry>,
     ) -> Option<Verdict> {
         match *frame.data().get(L3 + 9)? {
             ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM>(t, frame, slot),
@@ -146,22 +146,21 @@ impl Pipeline {
         // A plain 1:1 IPv4 EIP straight from its record; one with services
         // through the mapping, which also finds the service port.
         let slot = t.backend_owner_v4(region, src)?;
-        let (eip, epoch, service_port) = match t.eips.slot_record(slot)?.address_v4() {
-            Some((eip, epoch)) => (eip, epoch, None),
+        let (eip, service_port) = match t.eips.slot_record(slot)?.address_v4() {
+            Some((eip, _)) => (eip, None),
             None => {
                 let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
                 match t.eips.get(m.eip)? {
                     Eip {
                         address: IpAddr::V4(a),
-                        epoch,
                         ..
-                    } => (a.octets(), epoch, m.service_port),
+                    } => (a.octets(), m.service_port),
                     _ => return None,
                 }
             }
         };
 
-        if let Err(reason) = self.police(t, slot, epoch, false, total) {
+        if let Err(reason) = self.police(t, slot, false, total) {
             return Some(Verdict::Drop(reason));
         }
 
@@ -195,7 +194,7 @@ impl Pipeline {
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
-        slot: Option<EipId>,
+        slot: Option<EipEntry>,
     ) -> Option<Verdict> {
         let is_tcp = END == TCP_END;
         let data = frame.data();
@@ -228,20 +227,21 @@ impl Pipeline {
         }
         let src = [d[L3 + 12], d[L3 + 13], d[L3 + 14], d[L3 + 15]];
         let dst = [d[L3 + 16], d[L3 + 17], d[L3 + 18], d[L3 + 19]];
-        let eip_id = match slot {
-            Some(slot) => slot,
-            None => t.eip_v4(dst)?,
+        let entry = match slot {
+            Some(entry) => entry,
+            None => t.eip_v4_entry(dst)?,
         };
+        let eip_id = entry.slot();
         if !guard::ingress_ok(t, frame.port(), src) {
             return None;
         }
         let protocol = d[L3 + 9];
-        // The slot's record, read once: the list flag, then the 1:1 fields.
-        let record = t.eips.slot_record(eip_id)?;
-        if record.filtered() {
+        // The index entry holds the list flag and the 1:1 fields: a plain
+        // 1:1 EIP's record is not read.
+        if entry.filtered() {
             if let Some(acl) = t.eips.acl_of(eip_id) {
                 let src = u128::from(u32::from_be_bytes(src));
-                let epoch = record.epoch();
+                let epoch = t.eips.epoch(eip_id);
                 if let Err(reason) =
                     self.filter(acl, eip_id, epoch, false, src, protocol, Some(dport))
                 {
@@ -253,8 +253,8 @@ impl Pipeline {
 
         // A plain 1:1 IPv4 EIP straight from its record; anything else through the
         // EIP's view (services pick a backend by Maglev).
-        let (backend, new_port, region, epoch) = match record.one_to_one_v4() {
-            Some((backend, region, epoch)) => (backend, None, region, epoch),
+        let (backend, new_port, region) = match entry.one_to_one_v4() {
+            Some((backend, region)) => (backend, None, region),
             None => {
                 let eip = t.eips.get(eip_id)?;
                 let (backend, new_port) = if eip.services.is_empty() {
@@ -265,7 +265,7 @@ impl Pipeline {
                 let IpAddr::V4(backend) = backend else {
                     return None;
                 };
-                (backend.octets(), new_port, eip.region, eip.epoch)
+                (backend.octets(), new_port, eip.region)
             }
         };
         let region = &t.regions[region as usize];
@@ -278,7 +278,7 @@ impl Pipeline {
             return None;
         }
 
-        if let Err(reason) = self.police(t, eip_id, epoch, true, total) {
+        if let Err(reason) = self.police(t, eip_id, true, total) {
             return Some(Verdict::Drop(reason));
         }
 

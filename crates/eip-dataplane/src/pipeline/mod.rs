@@ -40,7 +40,7 @@ pub use police::BURST_NS as RATE_LIMIT_BURST_NS;
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{EipId, LastTunnel, Tables};
+use crate::tables::{EipEntry, LastTunnel, Tables};
 use crate::wire::ethernet::{self, EthernetFrame};
 use crate::wire::icmpv4;
 use crate::wire::icmpv6;
@@ -349,25 +349,29 @@ impl Pipeline {
     }
 
     /// The second prefetch of a frame to IPv4 `dst`: its index lookup (whose
-    /// line [`prefetch_index_entry`] asked for), then the slot's record and
-    /// traffic counter. Returns the slot.
+    /// line [`prefetch_index_entry`] asked for), then the slot's traffic
+    /// counter, and its record unless the entry holds all ingress reads of it
+    /// (a plain 1:1 EIP). Returns the entry.
     #[inline(always)]
-    fn prefetch_slot(&self, t: &Tables, dst: Option<[u8; 4]>) -> Option<EipId> {
-        let id = t.eip_v4(dst?)?;
-        t.eips.prefetch(id);
+    fn prefetch_slot(&self, t: &Tables, dst: Option<[u8; 4]>) -> Option<EipEntry> {
+        let entry = t.eip_v4_entry(dst?)?;
+        let id = entry.slot();
+        if entry.one_to_one_v4().is_none() || entry.filtered() {
+            t.eips.prefetch(id);
+        }
         prefetch_index(&self.counters.eip_in, id as usize);
-        Some(id)
+        Some(entry)
     }
 
-    /// `slot`: the slot of the frame's IPv4 destination, when the caller
-    /// looked it up already (`None` when it did not, or found none).
+    /// `slot`: the index entry of the frame's IPv4 destination, when the
+    /// caller looked it up already (`None` when it did not, or found none).
     #[inline(always)]
     fn process_one(
         &mut self,
         now: Timestamp,
         t: &Tables,
         frame: &mut Frame<'_>,
-        slot: Option<EipId>,
+        slot: Option<EipEntry>,
     ) -> Verdict {
         // Ingress, or a return (UDP to the VXLAN port) from inside it.
         let fast = self.fast_ingress(t, frame, slot);

@@ -199,14 +199,13 @@ impl Pipeline {
         &mut self,
         t: &Tables,
         slot: EipId,
-        epoch: u32,
         inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
         if !self.policer.active {
             return Ok(());
         }
-        self.police_eip(t, slot, epoch, inbound, bytes)
+        self.police_eip(t, slot, inbound, bytes)
     }
 
     /// [`Self::police`] once some EIP is policed: charges the EIP's buckets
@@ -217,10 +216,13 @@ impl Pipeline {
         &mut self,
         t: &Tables,
         slot: EipId,
-        epoch: u32,
         inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
+        // The slot's epoch only here: a fast path that did not read the
+        // record (the IPv4 index entry had all it needed) pays for it only
+        // once some EIP is policed.
+        let epoch = t.eips.epoch(slot);
         let limits = || match t.eips.limits(slot) {
             Some(own) => own.over(&t.default_limits),
             None => Limits::INHERIT.over(&t.default_limits),

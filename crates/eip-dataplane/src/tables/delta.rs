@@ -227,7 +227,7 @@ impl Tables {
         };
         let mut t = self.clone();
         t.generation = generation;
-        t.eips.put(slot, eip);
+        t.put_eip(slot, eip);
         Some(t)
     }
 }

@@ -206,16 +206,47 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
         prop_oneof![8 => Just("bj"), 8 => Just("sh"), 1 => Just("nope")],
         prop::option::of(backend_address()),
         prop::collection::vec(service(), 0..3),
+        // A list and caps now and then: flags the IPv4 index entry carries.
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(address, region, backend, services)| EipSpec {
-            check: None,
-            address,
-            region: region.into(),
-            backend,
-            services,
-            limits: None,
-            acl: None,
-        })
+        .prop_map(
+            |(address, region, backend, services, acl, limits)| EipSpec {
+                check: None,
+                address,
+                region: region.into(),
+                backend,
+                services,
+                limits: limits.then(|| {
+                    Box::new(super::limits::LimitsSpec {
+                        in_pps: Some(1000),
+                        ..Default::default()
+                    })
+                }),
+                acl: acl.then(|| {
+                    Box::new(super::acl::AclSpec {
+                        default: super::acl::AclAction::Deny,
+                        rules: Vec::new(),
+                    })
+                }),
+            },
+        )
+}
+
+/// Asserts that every IPv4 index entry of `t` holds what its slot's record
+/// says (the fast path reads the entry instead of the record).
+fn assert_index_entries_follow_records(t: &Tables) {
+    let mut n = 0;
+    for (address, entry) in t.eip_v4.entries() {
+        assert_eq!(
+            entry,
+            t.eips.entry(entry.slot()),
+            "{}",
+            Ipv4Addr::from(address)
+        );
+        n += 1;
+    }
+    assert_eq!(n, t.eip_v4.len());
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -263,6 +294,8 @@ proptest! {
             prop_assert_eq!(applied.is_ok(), built.is_ok(), "{:?}\n{:?}\n{:?}", delta, applied.as_ref().err(), built.as_ref().err());
             if let (Ok(applied), Ok(built)) = (applied, built) {
                 assert_same_lookups(&applied, &built, &next);
+                assert_index_entries_follow_records(&applied);
+                assert_index_entries_follow_records(&built);
                 // Slots of the EIPs that stayed did not move.
                 for e in &spec.eips {
                     if let Some(now) = applied.eip_slot(e.address) {
@@ -438,6 +471,8 @@ fn health_overlays_rebuild_only_what_they_change() {
     let want = Tables::build(&drained, 7).unwrap();
     assert_eq!(service.maglev, want.eips.at(0).services[0].maglev);
     let well = sick.with_backend_health(&b, true, 12).unwrap();
+    assert_index_entries_follow_records(&sick);
+    assert_index_entries_follow_records(&well);
     assert_eq!(
         well.eips.at(0).services[0].maglev,
         t.eips.at(0).services[0].maglev

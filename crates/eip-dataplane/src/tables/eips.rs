@@ -250,16 +250,19 @@ pub(super) fn insert(
     if region.is_none() {
         problems.unknown(entry(), "region", "region", &e.region);
     }
+    // An IPv4 entry carries the record's hot fields: in bulk it is pushed
+    // once the record is stored (below); here it is claimed now (to find a
+    // duplicate) and brought up to date when the record is stored.
     let first = match (e.address, bulk.as_deref_mut()) {
-        (IpAddr::V4(a), Some(b)) => {
-            b.v4.push(u32::from(a), slot);
-            None
-        }
+        (IpAddr::V4(_), Some(_)) => None,
         (IpAddr::V6(a), Some(b)) => {
             b.v6.push(u128::from(a), slot);
             None
         }
-        (IpAddr::V4(a), None) => t.eip_v4.claim(u32::from(a), slot),
+        (IpAddr::V4(a), None) => t
+            .eip_v4
+            .claim(u32::from(a), t.eips.entry(slot))
+            .map(|f| f.slot()),
         (IpAddr::V6(a), None) => t.eip_v6.claim(u128::from(a), slot),
     };
     if let Some(first) = first.filter(|&f| f != slot) {
@@ -434,7 +437,7 @@ pub(super) fn insert(
             None
         }
     });
-    t.eips.put(
+    t.put_eip(
         slot,
         NewEip {
             address: e.address,
@@ -452,6 +455,9 @@ pub(super) fn insert(
             acl,
         },
     );
+    if let (IpAddr::V4(a), Some(b)) = (e.address, bulk) {
+        b.v4.push(u32::from(a), t.eips.entry(slot));
+    }
 }
 
 /// Removes the EIP in `slot` and everything that points at it; with `free`, the
@@ -462,7 +468,7 @@ pub(super) fn remove(t: &mut Tables, slot: EipId, free: bool) -> Option<()> {
     let services = t.eips.services_arc(slot);
     t.eips.take(slot, free)?;
     match address {
-        IpAddr::V4(a) => t.eip_v4.remove(u32::from(a)),
+        IpAddr::V4(a) => t.eip_v4.remove(u32::from(a)).map(|e| e.slot()),
         IpAddr::V6(a) => t.eip_v6.remove(&u128::from(a)),
     };
     if (region as usize) < t.regions.len() {

@@ -1,14 +1,17 @@
-//! The IPv4 indexes: EIP address -> slot in 8-byte entries, and (region,
-//! backend address) -> slot in 12-byte entries, in copy-on-write shards.
+//! The IPv4 indexes: EIP address -> slot and what ingress needs of the EIP in
+//! 16-byte entries, and (region, backend address) -> slot in 12-byte entries,
+//! in copy-on-write shards.
 //!
 //! Every ingress packet looks its destination up in the first and every return
 //! its source in the second, so the index is made for that one lookup: one multiplication gives the shard (top bits) and the home
 //! entry in the shard (the bits below them, scaled to the shard's length, which
 //! need not be a power of two); entries are `(address, slot)` pairs probed
-//! linearly, eight to a cache line, no control bytes and no SIMD group. A hit
-//! at build-time load (0.8) reads about three entries, most often in one line;
-//! at 1M EIPs the index is 10 bytes an EIP where a general hash map of shards
-//! took about 18.
+//! linearly, no control bytes and no SIMD group. A hit at build-time load
+//! (0.8) reads about three entries, most often in one line. The EIP index's
+//! entries carry the EIP's 1:1 backend, region and flags ([`EipEntry`]) beside
+//! its slot: at 1M EIPs, where every lookup misses the caches, ingress then
+//! reads no slot record (one cache miss, and one TLB miss, less a packet) for
+//! 10 more bytes an EIP (20 where 8-byte `(address, slot)` entries took 10).
 //!
 //! Like [`super::sharded::Sharded`], a snapshot derived from another shares
 //! every shard it does not change: a change copies one shard (about
@@ -16,6 +19,7 @@
 //! tombstones), so a long-lived index never degrades.
 
 use super::sharded::SHARDS;
+use super::slab::EipEntry;
 use super::{EipId, RegionId};
 use std::sync::Arc;
 
@@ -46,10 +50,27 @@ impl IndexKey for u64 {
     }
 }
 
-/// IPv4 EIP address (host order) -> EIP slot.
-pub type IndexV4 = Index<u32>;
+/// What an index maps a key to: a slot, perhaps with more (the EIP index's
+/// [`EipEntry`]). A value whose slot is `u32::MAX` marks a free entry.
+pub trait IndexValue: Copy + PartialEq + std::fmt::Debug {
+    /// The value of a free entry.
+    const FREE: Self;
+    /// The slot this value points at.
+    fn slot(self) -> EipId;
+}
+
+impl IndexValue for EipId {
+    const FREE: Self = FREE;
+    #[inline(always)]
+    fn slot(self) -> EipId {
+        self
+    }
+}
+
+/// IPv4 EIP address (host order) -> EIP slot, with what ingress needs of it.
+pub type IndexV4 = Index<u32, EipEntry>;
 /// Builder of an [`IndexV4`].
-pub type IndexV4Builder = IndexBuilder<u32>;
+pub type IndexV4Builder = IndexBuilder<u32, EipEntry>;
 /// (region, IPv4 backend address in host order) -> the EIP that owns it there.
 pub type OwnerIndexV4 = Index<(RegionId, u32)>;
 /// Builder of an [`OwnerIndexV4`].
@@ -86,14 +107,23 @@ fn home(h: u64, len: usize) -> usize {
     ((u64::from(bits) * len as u64) >> 32) as usize
 }
 
-/// One shard: open addressing with linear probing over `(address, slot)`.
-#[derive(Debug, Clone, Default)]
-struct Shard<K> {
-    entries: Box<[(K, EipId)]>,
+/// One shard: open addressing with linear probing over `(key, value)`.
+#[derive(Debug, Clone)]
+struct Shard<K, V = EipId> {
+    entries: Box<[(K, V)]>,
     len: usize,
 }
 
-impl<K: IndexKey> Shard<K> {
+impl<K, V> Default for Shard<K, V> {
+    fn default() -> Self {
+        Shard {
+            entries: Box::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: IndexKey, V: IndexValue> Shard<K, V> {
     /// A shard for `n` keys at build-time load.
     fn for_keys(n: usize) -> Self {
         let len = if n == 0 {
@@ -102,7 +132,7 @@ impl<K: IndexKey> Shard<K> {
             (n * BUILD_LOAD.1).div_ceil(BUILD_LOAD.0) + 1
         };
         Shard {
-            entries: vec![(K::default(), FREE); len].into_boxed_slice(),
+            entries: vec![(K::default(), V::FREE); len].into_boxed_slice(),
             len: 0,
         }
     }
@@ -114,8 +144,8 @@ impl<K: IndexKey> Shard<K> {
         let mut i = home(h, n);
         // A shard is never full (`MAX_LOAD` < 1), so the probe meets a free entry.
         loop {
-            let (k, slot) = self.entries[i];
-            if slot == FREE {
+            let (k, value) = self.entries[i];
+            if value.slot() == FREE {
                 return Err(i);
             }
             if k == key {
@@ -129,23 +159,23 @@ impl<K: IndexKey> Shard<K> {
     }
 
     #[inline(always)]
-    fn get(&self, key: K, h: u64) -> Option<EipId> {
+    fn get(&self, key: K, h: u64) -> Option<V> {
         if self.entries.is_empty() {
             return None;
         }
         self.find(key, h).ok().map(|i| self.entries[i].1)
     }
 
-    /// Inserts or replaces; returns the previous slot.
-    fn insert(&mut self, key: K, h: u64, slot: EipId) -> Option<EipId> {
-        assert_ne!(slot, FREE, "slot u32::MAX marks a free entry");
+    /// Inserts or replaces; returns the previous value.
+    fn insert(&mut self, key: K, h: u64, value: V) -> Option<V> {
+        assert_ne!(value.slot(), FREE, "slot u32::MAX marks a free entry");
         if (self.len + 1) * MAX_LOAD.1 > self.entries.len() * MAX_LOAD.0 {
             self.grow();
         }
         match self.find(key, h) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, slot)),
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
-                self.entries[i] = (key, slot);
+                self.entries[i] = (key, value);
                 self.len += 1;
                 None
             }
@@ -155,10 +185,10 @@ impl<K: IndexKey> Shard<K> {
     /// Rebuilds at build-time load for one more key than it holds.
     fn grow(&mut self) {
         let mut larger = Shard::for_keys(self.len + 1 + self.len / 4);
-        for &(k, slot) in self.entries.iter().filter(|e| e.1 != FREE) {
+        for &(k, value) in self.entries.iter().filter(|e| e.1.slot() != FREE) {
             let h = hash(k);
             if let Err(i) = larger.find(k, h) {
-                larger.entries[i] = (k, slot);
+                larger.entries[i] = (k, value);
                 larger.len += 1;
             }
         }
@@ -166,7 +196,7 @@ impl<K: IndexKey> Shard<K> {
     }
 
     /// Removes `key`, shifting back the entries of its probe run that may move.
-    fn remove(&mut self, key: K, h: u64) -> Option<EipId> {
+    fn remove(&mut self, key: K, h: u64) -> Option<V> {
         if self.entries.is_empty() {
             return None;
         }
@@ -176,8 +206,8 @@ impl<K: IndexKey> Shard<K> {
         let mut j = hole;
         loop {
             j = if j + 1 == n { 0 } else { j + 1 };
-            let (k, slot) = self.entries[j];
-            if slot == FREE {
+            let (k, value) = self.entries[j];
+            if value.slot() == FREE {
                 break;
             }
             // The entry at `j` may fill the hole unless its home lies
@@ -193,24 +223,24 @@ impl<K: IndexKey> Shard<K> {
                 hole = j;
             }
         }
-        self.entries[hole] = (K::default(), FREE);
+        self.entries[hole] = (K::default(), V::FREE);
         self.len -= 1;
         Some(removed)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (K, EipId)> + '_ {
-        self.entries.iter().copied().filter(|e| e.1 != FREE)
+    fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.entries.iter().copied().filter(|e| e.1.slot() != FREE)
     }
 }
 
-/// Key -> EIP slot, in [`SHARDS`] copy-on-write shards.
+/// Key -> EIP slot (and what comes with it), in [`SHARDS`] copy-on-write shards.
 #[derive(Debug, Clone)]
-pub struct Index<K> {
-    shards: Box<[Arc<Shard<K>>]>,
+pub struct Index<K, V = EipId> {
+    shards: Box<[Arc<Shard<K, V>>]>,
     len: usize,
 }
 
-impl<K: IndexKey> Default for Index<K> {
+impl<K: IndexKey, V: IndexValue> Default for Index<K, V> {
     fn default() -> Self {
         Index {
             shards: (0..SHARDS).map(|_| Arc::default()).collect(),
@@ -219,7 +249,7 @@ impl<K: IndexKey> Default for Index<K> {
     }
 }
 
-impl<K: IndexKey> Index<K> {
+impl<K: IndexKey, V: IndexValue> Index<K, V> {
     /// An empty index whose shards have room for `total` entries overall.
     pub fn with_capacity(total: usize) -> Self {
         let each = total.div_ceil(SHARDS);
@@ -231,9 +261,9 @@ impl<K: IndexKey> Index<K> {
         }
     }
 
-    /// The slot of the EIP at `key`.
+    /// The value (slot) of `key`.
     #[inline(always)]
-    pub fn get(&self, key: K) -> Option<EipId> {
+    pub fn get(&self, key: K) -> Option<V> {
         let h = hash(key);
         self.shards[shard_of(h)].get(key, h)
     }
@@ -253,26 +283,38 @@ impl<K: IndexKey> Index<K> {
         }
     }
 
-    /// Inserts; returns the previous slot.
-    pub fn insert(&mut self, key: K, slot: EipId) -> Option<EipId> {
+    /// Inserts; returns the previous value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let h = hash(key);
-        let old = Arc::make_mut(&mut self.shards[shard_of(h)]).insert(key, h, slot);
+        let old = Arc::make_mut(&mut self.shards[shard_of(h)]).insert(key, h, value);
         if old.is_none() {
             self.len += 1;
         }
         old
     }
 
-    /// Inserts unless present; returns the present slot (index unchanged) if any.
-    pub fn claim(&mut self, key: K, slot: EipId) -> Option<EipId> {
+    /// Inserts unless present; returns the present value (index unchanged) if any.
+    pub fn claim(&mut self, key: K, value: V) -> Option<V> {
         if let Some(present) = self.get(key) {
             return Some(present);
         }
-        self.insert(key, slot);
+        self.insert(key, value);
         None
     }
 
-    pub fn remove(&mut self, key: K) -> Option<EipId> {
+    /// Replaces the value of `key` with `value` if `key` points at `value`'s
+    /// slot (another slot's entry, a duplicate's first, stays); copies the
+    /// shard only when the value changes.
+    pub fn refresh(&mut self, key: K, value: V) {
+        match self.get(key) {
+            Some(old) if old.slot() == value.slot() && old != value => {
+                self.insert(key, value);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn remove(&mut self, key: K) -> Option<V> {
         let h = hash(key);
         self.get(key)?;
         let old = Arc::make_mut(&mut self.shards[shard_of(h)]).remove(key, h);
@@ -295,15 +337,20 @@ impl<K: IndexKey> Index<K> {
         self.shards.iter().flat_map(|s| s.iter().map(|(k, _)| k))
     }
 
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
     /// Heap bytes of the entries and of the shard pointers. Shards shared with
     /// other snapshots count in full here.
     pub fn heap_bytes(&self) -> usize {
-        let shard = std::mem::size_of::<Shard<K>>() + 16;
+        let shard = std::mem::size_of::<Shard<K, V>>() + 16;
         self.shards.len() * (8 + shard)
             + self
                 .shards
                 .iter()
-                .map(|s| s.entries.len() * std::mem::size_of::<(K, EipId)>())
+                .map(|s| s.entries.len() * std::mem::size_of::<(K, V)>())
                 .sum::<usize>()
     }
 
@@ -343,7 +390,7 @@ impl<K: IndexKey> Index<K> {
 /// few entries that every packet of a kind reads (a return's tunnel). Values
 /// are below `u32::MAX`.
 #[derive(Debug, Clone, Default)]
-pub struct FlatIndex<K>(Shard<K>);
+pub struct FlatIndex<K>(Shard<K, u32>);
 
 impl<K: IndexKey> FlatIndex<K> {
     #[inline(always)]
@@ -380,11 +427,11 @@ impl<K: IndexKey> FromIterator<(K, u32)> for FlatIndex<K> {
 /// Entries for a new [`Index`], partitioned by shard as they come, each shard
 /// then filled once at its final size (no growth, no copy-on-write checks).
 #[derive(Debug)]
-pub struct IndexBuilder<K> {
-    parts: Vec<Vec<(K, EipId)>>,
+pub struct IndexBuilder<K, V = EipId> {
+    parts: Vec<Vec<(K, V)>>,
 }
 
-impl<K: IndexKey> IndexBuilder<K> {
+impl<K: IndexKey, V: IndexValue> IndexBuilder<K, V> {
     /// A builder for about `total` entries.
     pub fn with_capacity(total: usize) -> Self {
         let each = total.div_ceil(SHARDS);
@@ -395,26 +442,27 @@ impl<K: IndexKey> IndexBuilder<K> {
     }
 
     #[inline]
-    pub fn push(&mut self, key: K, slot: EipId) {
-        self.parts[shard_of(hash(key))].push((key, slot));
+    pub fn push(&mut self, key: K, value: V) {
+        self.parts[shard_of(hash(key))].push((key, value));
     }
 
-    /// The index. A key pushed twice with the same slot is stored once.
+    /// The index. A key pushed twice with the same slot is stored once (the
+    /// first value).
     ///
     /// # Errors
     /// The first key (in shard order) pushed twice with different slots.
-    pub fn build(self) -> Result<Index<K>, K> {
+    pub fn build(self) -> Result<Index<K, V>, K> {
         let mut len = 0;
         let mut shards = Vec::with_capacity(SHARDS);
         for part in self.parts {
-            let mut shard = Shard::for_keys(part.len());
-            for (k, slot) in part {
-                assert_ne!(slot, FREE, "slot u32::MAX marks a free entry");
+            let mut shard = Shard::<K, V>::for_keys(part.len());
+            for (k, value) in part {
+                assert_ne!(value.slot(), FREE, "slot u32::MAX marks a free entry");
                 match shard.find(k, hash(k)) {
-                    Ok(i) if shard.entries[i].1 != slot => return Err(k),
+                    Ok(i) if shard.entries[i].1.slot() != value.slot() => return Err(k),
                     Ok(_) => {}
                     Err(i) => {
-                        shard.entries[i] = (k, slot);
+                        shard.entries[i] = (k, value);
                         shard.len += 1;
                     }
                 }
@@ -437,7 +485,7 @@ mod tests {
 
     #[test]
     fn a_change_copies_one_shard() {
-        let mut a = IndexV4::default();
+        let mut a = Index::<u32>::default();
         for i in 0..10_000 {
             assert_eq!(a.insert(i, i), None);
         }
@@ -456,8 +504,8 @@ mod tests {
     #[test]
     fn built_and_inserted_agree() {
         let keys: Vec<u32> = (0..50_000u32).map(|i| 0x0A00_0000 + i * 7).collect();
-        let mut b = IndexV4Builder::with_capacity(keys.len());
-        let mut inserted = IndexV4::default();
+        let mut b = IndexBuilder::<u32>::with_capacity(keys.len());
+        let mut inserted = Index::<u32>::default();
         for (slot, &k) in keys.iter().enumerate() {
             b.push(k, slot as u32);
             inserted.insert(k, slot as u32);
@@ -470,14 +518,15 @@ mod tests {
             assert_eq!(inserted.get(k), Some(slot as u32));
         }
         assert_eq!(built.get(0x0A00_0001), None);
-        // 8 bytes an entry at load 0.8, plus the shard pointers.
+        // 8 bytes an entry at load 0.8, plus the shard pointers (the EIP
+        // index's 16-byte entries take twice that).
         let per_key = (built.heap_bytes() - SHARDS * (8 + 40)) / keys.len();
         assert!((10..=11).contains(&per_key), "{per_key} bytes a key");
     }
 
     #[test]
     fn a_key_with_two_slots_is_refused() {
-        let mut b = IndexV4Builder::with_capacity(2);
+        let mut b = IndexBuilder::<u32>::with_capacity(2);
         b.push(1, 1);
         b.push(1, 2);
         assert_eq!(b.build().unwrap_err(), 1);
@@ -534,7 +583,7 @@ mod tests {
         /// index, where an older clone keeps its own answers.
         #[test]
         fn behaves_as_a_map(ops in proptest::collection::vec(op(), 0..3000)) {
-            let mut index = IndexV4::default();
+            let mut index = Index::<u32>::default();
             let mut shard = Shard::default();
             let mut model = HashMap::new();
             let mut before = None;

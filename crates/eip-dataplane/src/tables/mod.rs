@@ -47,7 +47,7 @@ mod tests;
 pub use delta::{BackendRef, TableDelta};
 pub use eip_list::EipList;
 pub use error::{Entry, EntryStep, TableError};
-pub use slab::{Eip, EipSlab};
+pub use slab::{Eip, EipEntry, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
@@ -355,7 +355,25 @@ impl Tables {
     /// The EIP with IPv4 address `addr`.
     #[inline(always)]
     pub fn eip_v4(&self, addr: [u8; 4]) -> Option<EipId> {
+        self.eip_v4_entry(addr).map(|e| e.slot())
+    }
+
+    /// The index entry of the EIP with IPv4 address `addr`: its slot and what
+    /// ingress needs of it, in the lookup's own cache line.
+    #[inline(always)]
+    pub fn eip_v4_entry(&self, addr: [u8; 4]) -> Option<EipEntry> {
         self.eip_v4.get(u32::from_be_bytes(addr))
+    }
+
+    /// Stores `eip` in `slot` and brings its IPv4 index entry, if it has one
+    /// that points at `slot`, up to date with the record: every change of a
+    /// record's fields goes through here, so the two never disagree.
+    fn put_eip(&mut self, slot: EipId, eip: slab::NewEip) {
+        let address = eip.address;
+        self.eips.put(slot, eip);
+        if let IpAddr::V4(a) = address {
+            self.eip_v4.refresh(u32::from(a), self.eips.entry(slot));
+        }
     }
 
     /// Starts loading where [`Tables::eip_v4`] of `addr` will look, without

@@ -89,6 +89,56 @@ impl SlotRecord {
     }
 }
 
+/// What ingress needs of the EIP in a slot, copied from its record into the
+/// EIP's entry of the IPv4 address index (`index_v4`): at 1M EIPs the
+/// lookup's cache line then holds it, and the fast path reads no record.
+/// [`EipSlab::entry`] makes it; the tables rewrite it whenever the record
+/// changes ([`super::Tables`]'s `put_eip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EipEntry {
+    slot: EipId,
+    /// As in [`Record`].
+    backend: u32,
+    region: RegionId,
+    flags: u16,
+}
+
+impl EipEntry {
+    /// The slot of the EIP.
+    #[inline(always)]
+    pub fn slot(&self) -> EipId {
+        self.slot
+    }
+
+    /// The 1:1 IPv4 backend and region when the slot holds a plain 1:1 IPv4
+    /// EIP (as [`SlotRecord::one_to_one_v4`], without the epoch).
+    #[inline(always)]
+    pub fn one_to_one_v4(&self) -> Option<([u8; 4], RegionId)> {
+        (self.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND)
+            .then_some((self.backend.to_be_bytes(), self.region))
+    }
+
+    /// Whether the EIP has an access list.
+    #[inline(always)]
+    pub fn filtered(&self) -> bool {
+        self.flags & FILTERED != 0
+    }
+}
+
+impl super::index_v4::IndexValue for EipEntry {
+    const FREE: Self = EipEntry {
+        slot: EipId::MAX,
+        backend: 0,
+        region: 0,
+        flags: 0,
+    };
+
+    #[inline(always)]
+    fn slot(self) -> EipId {
+        self.slot
+    }
+}
+
 /// What a slot's record cannot hold: an IPv6 address or backend, services.
 #[derive(Debug, Clone)]
 pub(super) struct Extra {
@@ -262,6 +312,18 @@ impl EipSlab {
     /// Epoch of `slot` (0 for a slot never used): see [`Eip::epoch`].
     pub fn epoch(&self, slot: EipId) -> u32 {
         self.record(slot).map_or(0, |r| r.epoch)
+    }
+
+    /// The index entry of the EIP in `slot` as its record stands (an empty
+    /// slot's: no flags).
+    pub fn entry(&self, slot: EipId) -> EipEntry {
+        let r = self.record(slot).copied().unwrap_or_default();
+        EipEntry {
+            slot,
+            backend: r.backend,
+            region: r.region,
+            flags: r.flags,
+        }
     }
 
     /// The 16-byte record of `slot`, for the fast paths: they read it once and
