@@ -145,9 +145,10 @@ impl Pipeline {
         }
         // A plain 1:1 IPv4 EIP straight from its record; one with services
         // through the mapping, which also finds the service port.
-        let slot = t.backend_owner_v4(region, src)?;
-        let (eip, service_port) = match t.eips.slot_record(slot)?.address_v4() {
-            Some((eip, _)) => (eip, None),
+        let owner = t.backend_owner_v4(region, src)?;
+        let slot = owner.slot();
+        let (eip, service_port) = match owner.plain_eip() {
+            Some(eip) => (eip, None),
             None => {
                 let m = t.return_mapping(region, addr_key_v4(src), protocol, Some(sport))?;
                 match t.eips.get(m.eip)? {
@@ -160,7 +161,7 @@ impl Pipeline {
             }
         };
 
-        if let Err(reason) = self.police(t, slot, false, total) {
+        if let Err(reason) = self.police(t, slot, || t.eips.epoch(slot), false, total) {
             return Some(Verdict::Drop(reason));
         }
 
@@ -278,7 +279,7 @@ impl Pipeline {
             return None;
         }
 
-        if let Err(reason) = self.police(t, eip_id, true, total) {
+        if let Err(reason) = self.police(t, eip_id, || t.eips.epoch(eip_id), true, total) {
             return Some(Verdict::Drop(reason));
         }
 

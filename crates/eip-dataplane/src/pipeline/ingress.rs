@@ -169,7 +169,7 @@ impl Pipeline {
             return Err(DropReason::TooBig);
         }
 
-        self.police(t, eip_id, true, ip.total_len())?;
+        self.police(t, eip_id, || eip.epoch, true, ip.total_len())?;
 
         let data = frame.data_mut();
         if ip.protocol == ip_proto::TCP

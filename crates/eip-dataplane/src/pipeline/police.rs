@@ -193,19 +193,22 @@ impl Policer {
 
 impl Pipeline {
     /// Polices a packet of `bytes` (IP length) toward the EIP in `slot`
-    /// (`inbound`) or from it. Without any policed EIP: one test.
+    /// (`inbound`) or from it. Without any policed EIP: one test. `epoch`
+    /// gives the slot's epoch, asked for only when some EIP is policed (a
+    /// fast path that did not read the slot's record reads it then).
     #[inline(always)]
     pub(super) fn police(
         &mut self,
         t: &Tables,
         slot: EipId,
+        epoch: impl FnOnce() -> u32,
         inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
         if !self.policer.active {
             return Ok(());
         }
-        self.police_eip(t, slot, inbound, bytes)
+        self.police_eip(t, slot, epoch(), inbound, bytes)
     }
 
     /// [`Self::police`] once some EIP is policed: charges the EIP's buckets
@@ -216,13 +219,10 @@ impl Pipeline {
         &mut self,
         t: &Tables,
         slot: EipId,
+        epoch: u32,
         inbound: bool,
         bytes: usize,
     ) -> Result<(), DropReason> {
-        // The slot's epoch only here: a fast path that did not read the
-        // record (the IPv4 index entry had all it needed) pays for it only
-        // once some EIP is policed.
-        let epoch = t.eips.epoch(slot);
         let limits = || match t.eips.limits(slot) {
             Some(own) => own.over(&t.default_limits),
             None => Limits::INHERIT.over(&t.default_limits),

@@ -109,7 +109,7 @@ impl Pipeline {
                 .ok_or(DropReason::UnknownBackend)?;
             (m.eip, m.service_port)
         };
-        self.police(t, eip_id, false, ip.total_len())?;
+        self.police(t, eip_id, || t.eips.epoch(eip_id), false, ip.total_len())?;
         let data = frame.data_mut();
         match t.eips.at(eip_id).address {
             // The common case, specialised: one update per checksum for address,

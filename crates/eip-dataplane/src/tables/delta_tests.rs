@@ -233,8 +233,9 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
         )
 }
 
-/// Asserts that every IPv4 index entry of `t` holds what its slot's record
-/// says (the fast path reads the entry instead of the record).
+/// Asserts that every IPv4 index entry of `t`, EIP and owner, holds what
+/// its slot's record says (the fast paths read the entry instead of the
+/// record).
 fn assert_index_entries_follow_records(t: &Tables) {
     let mut n = 0;
     for (address, entry) in t.eip_v4.entries() {
@@ -247,6 +248,15 @@ fn assert_index_entries_follow_records(t: &Tables) {
         n += 1;
     }
     assert_eq!(n, t.eip_v4.len());
+    for ((region, backend), owner) in t.owner_v4.entries() {
+        let record = t.eips.slot_record(owner.slot()).expect("owner's record");
+        assert_eq!(
+            owner.plain_eip(),
+            record.address_v4().map(|(a, _)| a),
+            "owner of {} in region {region}",
+            Ipv4Addr::from(backend)
+        );
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -6,8 +6,8 @@ use super::build::{check_ipv6_paths, Problems};
 use super::error::Entry;
 use super::index_v4::{IndexV4, IndexV4Builder, OwnerIndexV4, OwnerIndexV4Builder};
 use super::sharded::{Sharded, ShardedBuilder};
-use super::slab::EipSlab;
 use super::slab::NewEip;
+use super::slab::{EipSlab, OwnerEntry};
 use super::spec::{EipSpec, PopSpec, ServiceSpec};
 use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;
@@ -292,6 +292,12 @@ pub(super) fn insert(
             check_ipv6_paths(t, region, e.address, problems);
         }
     }
+    // A plain 1:1 IPv4 EIP (what its slot record holds inline): returns from
+    // its backend find its address in the owner index entry.
+    let plain_eip = match (e.address, e.backend) {
+        (IpAddr::V4(a), Some(IpAddr::V4(_))) if e.services.is_empty() => Some(a),
+        _ => None,
+    };
     // Makes `addr` a backend of this EIP in its region; `at` is where it is used.
     let claim = |addr: IpAddr,
                  at: &dyn Fn() -> Entry,
@@ -320,12 +326,14 @@ pub(super) fn insert(
         let Some(region) = region else { return };
         if let Some(b) = bulk {
             match addr {
-                IpAddr::V4(a) => b.owner_v4.push((region, u32::from(a)), slot),
+                IpAddr::V4(a) => b
+                    .owner_v4
+                    .push((region, u32::from(a)), OwnerEntry::new(slot, plain_eip)),
                 IpAddr::V6(a) => b.owner_v6.push((region, u128::from(a)), slot),
             }
             return;
         }
-        match t.claim_backend(region, addr, slot) {
+        match t.claim_backend(region, addr, slot, plain_eip) {
             None => {}
             Some(owner) if owner == slot => {}
             Some(owner) => {

@@ -1,6 +1,7 @@
 //! The IPv4 indexes: EIP address -> slot and what ingress needs of the EIP in
-//! 16-byte entries, and (region, backend address) -> slot in 12-byte entries,
-//! in copy-on-write shards.
+//! 16-byte entries, and (region, backend address) -> slot and, for a plain
+//! 1:1 EIP, its address ([`OwnerEntry`], what a return needs) in 16-byte
+//! entries, in copy-on-write shards.
 //!
 //! Every ingress packet looks its destination up in the first and every return
 //! its source in the second, so the index is made for that one lookup: one multiplication gives the shard (top bits) and the home
@@ -19,7 +20,7 @@
 //! tombstones), so a long-lived index never degrades.
 
 use super::sharded::SHARDS;
-use super::slab::EipEntry;
+use super::slab::{EipEntry, OwnerEntry};
 use super::{EipId, RegionId};
 use std::sync::Arc;
 
@@ -72,9 +73,9 @@ pub type IndexV4 = Index<u32, EipEntry>;
 /// Builder of an [`IndexV4`].
 pub type IndexV4Builder = IndexBuilder<u32, EipEntry>;
 /// (region, IPv4 backend address in host order) -> the EIP that owns it there.
-pub type OwnerIndexV4 = Index<(RegionId, u32)>;
+pub type OwnerIndexV4 = Index<(RegionId, u32), OwnerEntry>;
 /// Builder of an [`OwnerIndexV4`].
-pub type OwnerIndexV4Builder = IndexBuilder<(RegionId, u32)>;
+pub type OwnerIndexV4Builder = IndexBuilder<(RegionId, u32), OwnerEntry>;
 
 /// A free entry: no slot is `u32::MAX` (slots are handed out from 0).
 const FREE: EipId = EipId::MAX;
@@ -534,7 +535,7 @@ mod tests {
 
     #[test]
     fn owners_in_two_regions_are_two_keys() {
-        let mut o = OwnerIndexV4::default();
+        let mut o = Index::<(RegionId, u32)>::default();
         assert_eq!(o.insert((1, 0x0A00_0001), 5), None);
         assert_eq!(o.insert((2, 0x0A00_0001), 6), None);
         assert_eq!(o.claim((1, 0x0A00_0001), 7), Some(5));

@@ -47,7 +47,7 @@ mod tests;
 pub use delta::{BackendRef, TableDelta};
 pub use eip_list::EipList;
 pub use error::{Entry, EntryStep, TableError};
-pub use slab::{Eip, EipEntry, EipSlab};
+pub use slab::{Eip, EipEntry, EipSlab, OwnerEntry};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;
@@ -386,7 +386,7 @@ impl Tables {
     /// The EIP that owns IPv4 backend `addr` in `region` (a return's first
     /// lookup; [`Self::return_mapping`] adds the service port).
     #[inline(always)]
-    pub fn backend_owner_v4(&self, region: RegionId, addr: [u8; 4]) -> Option<EipId> {
+    pub fn backend_owner_v4(&self, region: RegionId, addr: [u8; 4]) -> Option<OwnerEntry> {
         self.owner_v4.get((region, u32::from_be_bytes(addr)))
     }
 
@@ -445,7 +445,7 @@ impl Tables {
         port: Option<u16>,
     ) -> Option<ReturnMapping> {
         let eip = match backend >> 32 {
-            0xFFFF => self.owner_v4.get((region, backend as u32))?,
+            0xFFFF => self.owner_v4.get((region, backend as u32))?.slot(),
             _ => *self.owner_v6.get(&(region, backend))?,
         };
         let service_port = match port {
@@ -461,23 +461,36 @@ impl Tables {
     /// The EIP that owns `backend` in `region`.
     pub(crate) fn backend_owner(&self, region: RegionId, backend: IpAddr) -> Option<EipId> {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.get((region, u32::from(a))),
+            IpAddr::V4(a) => self.owner_v4.get((region, u32::from(a))).map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.get(&(region, u128::from(a))).copied(),
         }
     }
 
     /// Makes `slot` the owner of `backend` in `region` unless another EIP is;
-    /// returns the present owner if any (map unchanged).
-    fn claim_backend(&mut self, region: RegionId, backend: IpAddr, slot: EipId) -> Option<EipId> {
+    /// returns the present owner if any (map unchanged). `plain_eip`: the
+    /// EIP's address when it is a plain 1:1 IPv4 EIP ([`OwnerEntry`]).
+    fn claim_backend(
+        &mut self,
+        region: RegionId,
+        backend: IpAddr,
+        slot: EipId,
+        plain_eip: Option<Ipv4Addr>,
+    ) -> Option<EipId> {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.claim((region, u32::from(a)), slot),
+            IpAddr::V4(a) => self
+                .owner_v4
+                .claim((region, u32::from(a)), OwnerEntry::new(slot, plain_eip))
+                .map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.claim((region, u128::from(a)), slot),
         }
     }
 
     fn release_backend(&mut self, region: RegionId, backend: IpAddr) {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.remove((region, u32::from(a))),
+            IpAddr::V4(a) => self
+                .owner_v4
+                .remove((region, u32::from(a)))
+                .map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.remove(&(region, u128::from(a))),
         };
     }

@@ -139,6 +139,52 @@ impl super::index_v4::IndexValue for EipEntry {
     }
 }
 
+/// The EIP that owns an IPv4 backend in a region, as the owner index holds
+/// it (`index_v4`): its slot and, for a plain 1:1 IPv4 EIP, its address, so
+/// that a return from a 1:1 backend reads no slot record. Made from the
+/// description when the backend is claimed: whether an EIP is plain (no
+/// services, an IPv4 address and 1:1 backend) changes only with the EIP,
+/// which then releases and claims its backends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerEntry {
+    slot: EipId,
+    /// The plain 1:1 EIP's address (host order); 0 (never an EIP) otherwise.
+    plain_eip: u32,
+}
+
+impl OwnerEntry {
+    /// The owner of a backend: `slot`, whose EIP is `plain_eip` when plain.
+    pub fn new(slot: EipId, plain_eip: Option<Ipv4Addr>) -> Self {
+        OwnerEntry {
+            slot,
+            plain_eip: plain_eip.map_or(0, u32::from),
+        }
+    }
+
+    #[inline(always)]
+    pub fn slot(&self) -> EipId {
+        self.slot
+    }
+
+    /// The owner's address when it is a plain 1:1 IPv4 EIP.
+    #[inline(always)]
+    pub fn plain_eip(&self) -> Option<[u8; 4]> {
+        (self.plain_eip != 0).then_some(self.plain_eip.to_be_bytes())
+    }
+}
+
+impl super::index_v4::IndexValue for OwnerEntry {
+    const FREE: Self = OwnerEntry {
+        slot: EipId::MAX,
+        plain_eip: 0,
+    };
+
+    #[inline(always)]
+    fn slot(self) -> EipId {
+        self.slot
+    }
+}
+
 /// What a slot's record cannot hold: an IPv6 address or backend, services.
 #[derive(Debug, Clone)]
 pub(super) struct Extra {
