@@ -12,7 +12,9 @@
 //! inline, region, flags and epoch. An EIP that is IPv6 or has services keeps
 //! those parts in a side map keyed by slot ([`Extra`]); a 1:1 IPv4 EIP, the
 //! common case, is the record alone. Lookups return an [`Eip`] view assembled
-//! from the record (and its extra part, if flagged).
+//! from the record (and its extra part, if flagged). What the fast paths read
+//! of a record is copied into the IPv4 index entries too ([`EipEntry`],
+//! [`OwnerEntry`]): the lookup's cache line then holds it.
 
 use super::acl::Acl;
 use super::limits::Limits;
