@@ -3,11 +3,12 @@
 //! [`TableError`] in both, naming entries by their place in the description.
 
 use super::build::{check_ipv6_paths, Problems};
+use super::entries::OwnerEntry;
 use super::error::Entry;
 use super::index_v4::{IndexV4, IndexV4Builder, OwnerIndexV4, OwnerIndexV4Builder};
 use super::sharded::{Sharded, ShardedBuilder};
+use super::slab::EipSlab;
 use super::slab::NewEip;
-use super::slab::{EipSlab, OwnerEntry};
 use super::spec::{EipSpec, PopSpec, ServiceSpec};
 use super::{addr_key, Backend, EipId, RegionId, Service, TableError, Tables};
 use crate::maglev;

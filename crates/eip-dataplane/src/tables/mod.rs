@@ -35,6 +35,7 @@ mod delta;
 mod delta_tests;
 pub mod eip_list;
 mod eips;
+mod entries;
 mod error;
 pub mod index_v4;
 pub mod limits;
@@ -46,8 +47,9 @@ mod tests;
 
 pub use delta::{BackendRef, TableDelta};
 pub use eip_list::EipList;
+pub use entries::{EipEntry, OwnerEntry};
 pub use error::{Entry, EntryStep, TableError};
-pub use slab::{Eip, EipEntry, EipSlab, OwnerEntry};
+pub use slab::{Eip, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
 use crate::frame::PortId;

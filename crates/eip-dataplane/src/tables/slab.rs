@@ -14,9 +14,10 @@
 //! common case, is the record alone. Lookups return an [`Eip`] view assembled
 //! from the record (and its extra part, if flagged). What the fast paths read
 //! of a record is copied into the IPv4 index entries too ([`EipEntry`],
-//! [`OwnerEntry`]): the lookup's cache line then holds it.
+//! [`super::OwnerEntry`]): the lookup's cache line then holds it.
 
 use super::acl::Acl;
+use super::entries::EipEntry;
 use super::limits::Limits;
 use super::sharded::Sharded;
 use super::{EipId, RegionId, Service};
@@ -29,15 +30,15 @@ use std::sync::Arc;
 pub const CHUNK: usize = 1024;
 
 /// A slot holds a live EIP.
-const LIVE: u16 = 1;
+pub(super) const LIVE: u16 = 1;
 /// `backend` holds the EIP's 1:1 IPv4 backend.
-const V4_BACKEND: u16 = 2;
+pub(super) const V4_BACKEND: u16 = 2;
 /// The address, backend and services are in [`EipSlab::extras`].
-const EXTRA: u16 = 4;
+pub(super) const EXTRA: u16 = 4;
 /// The EIP has caps of its own in [`EipSlab::limits`].
 const LIMITED: u16 = 8;
 /// The EIP has an access list in [`EipSlab::acls`].
-const FILTERED: u16 = 16;
+pub(super) const FILTERED: u16 = 16;
 
 /// One slot: 16 bytes, no `Option` (a free slot has `LIVE` clear and keeps its
 /// epoch).
@@ -88,102 +89,6 @@ impl SlotRecord {
     #[inline(always)]
     pub fn epoch(&self) -> u32 {
         self.0.epoch
-    }
-}
-
-/// What ingress needs of the EIP in a slot, copied from its record into the
-/// EIP's entry of the IPv4 address index (`index_v4`): at 1M EIPs the
-/// lookup's cache line then holds it, and the fast path reads no record.
-/// [`EipSlab::entry`] makes it; the tables rewrite it whenever the record
-/// changes ([`super::Tables`]'s `put_eip`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EipEntry {
-    slot: EipId,
-    /// As in [`Record`].
-    backend: u32,
-    region: RegionId,
-    flags: u16,
-}
-
-impl EipEntry {
-    /// The slot of the EIP.
-    #[inline(always)]
-    pub fn slot(&self) -> EipId {
-        self.slot
-    }
-
-    /// The 1:1 IPv4 backend and region when the slot holds a plain 1:1 IPv4
-    /// EIP (as [`SlotRecord::one_to_one_v4`], without the epoch).
-    #[inline(always)]
-    pub fn one_to_one_v4(&self) -> Option<([u8; 4], RegionId)> {
-        (self.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND)
-            .then_some((self.backend.to_be_bytes(), self.region))
-    }
-
-    /// Whether the EIP has an access list.
-    #[inline(always)]
-    pub fn filtered(&self) -> bool {
-        self.flags & FILTERED != 0
-    }
-}
-
-impl super::index_v4::IndexValue for EipEntry {
-    const FREE: Self = EipEntry {
-        slot: EipId::MAX,
-        backend: 0,
-        region: 0,
-        flags: 0,
-    };
-
-    #[inline(always)]
-    fn slot(self) -> EipId {
-        self.slot
-    }
-}
-
-/// The EIP that owns an IPv4 backend in a region, as the owner index holds
-/// it (`index_v4`): its slot and, for a plain 1:1 IPv4 EIP, its address, so
-/// that a return from a 1:1 backend reads no slot record. Made from the
-/// description when the backend is claimed: whether an EIP is plain (no
-/// services, an IPv4 address and 1:1 backend) changes only with the EIP,
-/// which then releases and claims its backends again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OwnerEntry {
-    slot: EipId,
-    /// The plain 1:1 EIP's address (host order); 0 (never an EIP) otherwise.
-    plain_eip: u32,
-}
-
-impl OwnerEntry {
-    /// The owner of a backend: `slot`, whose EIP is `plain_eip` when plain.
-    pub fn new(slot: EipId, plain_eip: Option<Ipv4Addr>) -> Self {
-        OwnerEntry {
-            slot,
-            plain_eip: plain_eip.map_or(0, u32::from),
-        }
-    }
-
-    #[inline(always)]
-    pub fn slot(&self) -> EipId {
-        self.slot
-    }
-
-    /// The owner's address when it is a plain 1:1 IPv4 EIP.
-    #[inline(always)]
-    pub fn plain_eip(&self) -> Option<[u8; 4]> {
-        (self.plain_eip != 0).then_some(self.plain_eip.to_be_bytes())
-    }
-}
-
-impl super::index_v4::IndexValue for OwnerEntry {
-    const FREE: Self = OwnerEntry {
-        slot: EipId::MAX,
-        plain_eip: 0,
-    };
-
-    #[inline(always)]
-    fn slot(self) -> EipId {
-        self.slot
     }
 }
 
@@ -366,12 +271,7 @@ impl EipSlab {
     /// slot's: no flags).
     pub fn entry(&self, slot: EipId) -> EipEntry {
         let r = self.record(slot).copied().unwrap_or_default();
-        EipEntry {
-            slot,
-            backend: r.backend,
-            region: r.region,
-            flags: r.flags,
-        }
+        EipEntry::from_record(slot, r.backend, r.region, r.flags)
     }
 
     /// The 16-byte record of `slot`, for the fast paths: they read it once and
@@ -607,89 +507,4 @@ impl EipSlab {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_worker_visits_only_the_chunks_that_changed() {
-        let mut s = EipSlab::default();
-        for slot in [3, CHUNK as EipId + 5, 2 * CHUNK as EipId] {
-            s.set_epoch(slot, 1);
-        }
-        let mut seen = Vec::new();
-        let mut visited = Vec::new();
-        s.for_each_changed(&mut seen, |slot, _| visited.push(slot));
-        assert_eq!(visited.len(), 3 * CHUNK, "a first look visits everything");
-
-        let old = s.clone();
-        s.set_epoch(CHUNK as EipId + 9, 4);
-        visited.clear();
-        let mut epochs = Vec::new();
-        s.for_each_changed(&mut seen, |slot, epoch| {
-            visited.push(slot);
-            epochs.push((slot, epoch));
-        });
-        assert_eq!(
-            visited,
-            (CHUNK as EipId..2 * CHUNK as EipId).collect::<Vec<_>>()
-        );
-        assert!(epochs.contains(&(CHUNK as EipId + 9, 4)));
-        assert!(epochs.contains(&(CHUNK as EipId + 5, 1)));
-
-        // Going back to an older snapshot is a change too; nothing twice.
-        visited.clear();
-        old.for_each_changed(&mut seen, |slot, _| visited.push(slot));
-        assert_eq!(visited.len(), CHUNK);
-        visited.clear();
-        old.for_each_changed(&mut seen, |slot, _| visited.push(slot));
-        assert!(visited.is_empty());
-    }
-
-    #[test]
-    fn records_are_compact() {
-        assert_eq!(std::mem::size_of::<Record>(), 16);
-    }
-
-    #[test]
-    fn a_reused_slot_has_a_new_epoch_and_a_replaced_eip_keeps_it() {
-        let v4 = |a: u32| NewEip {
-            address: IpAddr::V4(Ipv4Addr::from(a)),
-            region: 1,
-            backend: Some(IpAddr::V4(Ipv4Addr::from(a + 1))),
-            services: Arc::from(Vec::new()),
-            limits: Limits::INHERIT,
-            acl: None,
-        };
-        let mut s = EipSlab::default();
-        let slot = s.allocate();
-        s.put(slot, v4(10));
-        let e = s.at(slot);
-        assert_eq!(
-            (e.address, e.backend, e.region, e.epoch),
-            (v4(10).address, v4(10).backend, 1, 0)
-        );
-        s.take(slot, false);
-        s.put(slot, v4(10));
-        assert_eq!(s.epoch(slot), 0);
-        s.take(slot, true);
-        assert!(s.get(slot).is_none());
-        assert_eq!(s.allocate(), slot);
-        let v6 = NewEip {
-            address: "2001:db8::1".parse().unwrap(),
-            region: 2,
-            backend: None,
-            services: Arc::from(Vec::new()),
-            limits: Limits::INHERIT,
-            acl: None,
-        };
-        s.put(slot, v6.clone());
-        let e = s.at(slot);
-        assert_eq!(
-            (e.address, e.backend, e.epoch, s.len()),
-            (v6.address, None, 1, 1)
-        );
-        s.put(slot, v4(20));
-        assert_eq!((s.at(slot).address, s.len()), (v4(20).address, 1));
-        assert!(s.extras.is_empty());
-    }
-}
+mod tests;
