@@ -1,7 +1,7 @@
 //! The hot fields of a slot's record, copied into the entries of the IPv4
 //! indexes (`index_v4`) so that the fast paths find them in the cache line
-//! their lookup reads, and read no record: at 1M EIPs, one cache miss and one
-//! TLB miss less a packet.
+//! their lookup reads, and read no record: at 1M EIPs, one cache miss less a
+//! packet.
 
 use super::slab::{EXTRA, FILTERED, LIVE, V4_BACKEND};
 use super::{EipId, RegionId};
@@ -39,7 +39,8 @@ impl EipEntry {
     }
 
     /// The 1:1 IPv4 backend and region when the slot holds a plain 1:1 IPv4
-    /// EIP (as [`super::slab::SlotRecord::one_to_one_v4`], without the epoch).
+    /// EIP (no services, not IPv6): all the fast path needs, without
+    /// assembling an [`super::Eip`] view.
     #[inline(always)]
     pub fn one_to_one_v4(&self) -> Option<([u8; 4], RegionId)> {
         (self.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND)

@@ -11,7 +11,7 @@
 //! (0.8) reads about three entries, most often in one line. The EIP index's
 //! entries carry the EIP's 1:1 backend, region and flags ([`EipEntry`]) beside
 //! its slot: at 1M EIPs, where every lookup misses the caches, ingress then
-//! reads no slot record (one cache miss, and one TLB miss, less a packet) for
+//! reads no slot record (one cache miss less a packet) for
 //! 10 more bytes an EIP (20 where 8-byte `(address, slot)` entries took 10).
 //!
 //! Like [`super::sharded::Sharded`], a snapshot derived from another shares

@@ -53,45 +53,6 @@ pub(super) struct Record {
     epoch: u32,
 }
 
-/// A copy of one slot's [`Record`], read once by the fast paths.
-#[derive(Debug, Clone, Copy)]
-pub struct SlotRecord(Record);
-
-impl SlotRecord {
-    /// The 1:1 IPv4 backend, region and epoch when the slot holds a plain 1:1
-    /// IPv4 EIP (no services, not IPv6): all the fast path needs, without
-    /// assembling an [`Eip`] view.
-    #[inline(always)]
-    pub fn one_to_one_v4(&self) -> Option<([u8; 4], RegionId, u32)> {
-        let r = &self.0;
-        (r.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND).then_some((
-            r.backend.to_be_bytes(),
-            r.region,
-            r.epoch,
-        ))
-    }
-
-    /// The IPv4 address and epoch when the record holds the address (not IPv6,
-    /// no services): what a return needs.
-    #[inline(always)]
-    pub fn address_v4(&self) -> Option<([u8; 4], u32)> {
-        let r = &self.0;
-        (r.flags & (LIVE | EXTRA) == LIVE).then_some((r.address.to_be_bytes(), r.epoch))
-    }
-
-    /// Whether the EIP has an access list ([`EipSlab::acl_of`]).
-    #[inline(always)]
-    pub fn filtered(&self) -> bool {
-        self.0.flags & FILTERED != 0
-    }
-
-    /// The slot's epoch (see [`Eip::epoch`]).
-    #[inline(always)]
-    pub fn epoch(&self) -> u32 {
-        self.0.epoch
-    }
-}
-
 /// What a slot's record cannot hold: an IPv6 address or backend, services.
 #[derive(Debug, Clone)]
 pub(super) struct Extra {
@@ -274,15 +235,8 @@ impl EipSlab {
         EipEntry::from_record(slot, r.backend, r.region, r.flags)
     }
 
-    /// The 16-byte record of `slot`, for the fast paths: they read it once and
-    /// ask it everything ([`SlotRecord`]), instead of one lookup per question.
-    #[inline(always)]
-    pub fn slot_record(&self, slot: EipId) -> Option<SlotRecord> {
-        self.record(slot).map(|&r| SlotRecord(r))
-    }
-
     /// The access list of the EIP in `slot`, without the record's flag test:
-    /// for a caller that found [`SlotRecord::filtered`] true.
+    /// for a caller that found [`EipEntry::filtered`] true.
     #[inline]
     pub fn acl_of(&self, slot: EipId) -> Option<&Arc<Acl>> {
         self.acls.get(&slot)
