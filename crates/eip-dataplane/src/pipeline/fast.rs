@@ -23,7 +23,7 @@ use super::Pipeline;
 use crate::counters::Event;
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{addr_key_v4, Eip, EipEntry, Tables};
+use crate::tables::{addr_key_v4, Eip, EipEntry, EipId, RegionId, Tables};
 use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
 use std::net::IpAddr;
 
@@ -189,6 +189,26 @@ impl Pipeline {
         Some(Verdict::Tx(t.internet_port))
     }
 
+    /// Clamps the MSS option of a TCP SYN in an untagged IPv4 packet without
+    /// options, which ends at `end`, to fit `inner_mtu`. Not inlined: once
+    /// per connection, not per packet.
+    #[inline(never)]
+    fn clamp_syn(&mut self, data: &mut [u8], end: usize, inner_mtu: u16) {
+        let ip = IpInfo {
+            v6: false,
+            l3: L3,
+            l4: L4,
+            end,
+            protocol: ip_proto::TCP,
+            fragment: Fragment::None,
+            dont_frag: false,
+            ttl: 0,
+        };
+        if encap::clamp_mss(data, &ip, inner_mtu) {
+            self.counters.event(Event::MssClamped);
+        }
+    }
+
     /// [`Self::fast_ingress`] for TCP (`END` = [`TCP_END`]) or UDP ([`UDP_END`]).
     #[inline(always)]
     fn fast_ingress_l4<const END: usize, const SUM: usize>(
@@ -252,24 +272,55 @@ impl Pipeline {
         }
         let hash = flow::hash_v4(src, dst, sport, dport, protocol);
 
-        // A plain 1:1 IPv4 EIP straight from its record; anything else through the
-        // EIP's view (services pick a backend by Maglev).
-        let (backend, new_port, region) = match entry.one_to_one_v4() {
-            Some((backend, region)) => (backend, None, region),
-            None => {
-                let eip = t.eips.get(eip_id)?;
-                let (backend, new_port) = if eip.services.is_empty() {
-                    (eip.backend?, None)
-                } else {
-                    choose_target(t, &eip, protocol, Some(dport), hash).ok()?
+        // A plain 1:1 IPv4 EIP straight from its index entry; a service's
+        // IPv4 backend from its precomputed targets; anything else (a service
+        // port no service has, IPv6 backends) through the EIP's view.
+        let target = match entry.one_to_one_v4() {
+            // The common case: its own copy of the rest, with no port to
+            // rewrite.
+            Some((backend, region)) => {
+                let target = Target {
+                    backend,
+                    new_port: None,
+                    region,
                 };
-                let IpAddr::V4(backend) = backend else {
-                    return None;
-                };
-                (backend.octets(), new_port, eip.region)
+                return self.fast_forward::<END, SUM, false>(t, frame, eip_id, target, hash, total);
             }
+            None => match t
+                .eips
+                .services(eip_id)
+                .iter()
+                .find(|s| s.protocol == protocol && s.port == dport)
+            {
+                Some(s) => {
+                    let (backend, port) = s.pick_v4(hash)?;
+                    Target {
+                        backend,
+                        new_port: (port != dport).then_some(port),
+                        region: entry.region(),
+                    }
+                }
+                None => target_without_service(t, eip_id, protocol, hash)?,
+            },
         };
-        let region = &t.regions[region as usize];
+        self.fast_forward::<END, SUM, true>(t, frame, eip_id, target, hash, total)
+    }
+
+    /// The rest of [`Self::fast_ingress_l4`] once the target is chosen: the
+    /// path, the rate limit, then NAT, MSS clamp and encapsulation. `PORT`:
+    /// whether the target may have a new destination port (false: the
+    /// compiler drops the port's code from this copy).
+    #[inline(always)]
+    fn fast_forward<const END: usize, const SUM: usize, const PORT: bool>(
+        &mut self,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        eip_id: EipId,
+        target: Target,
+        hash: u64,
+        total: usize,
+    ) -> Option<Verdict> {
+        let region = &t.regions[target.region as usize];
         if region.path_table.is_empty() {
             return None;
         }
@@ -284,43 +335,57 @@ impl Pipeline {
         }
 
         // Goes through: from here on the frame changes.
-        let ip = IpInfo {
-            v6: false,
-            l3: L3,
-            l4: L4,
-            end: L3 + total,
-            protocol,
-            fragment: Fragment::None,
-            dont_frag: flags_offset & 0x4000 != 0,
-            ttl: d[L3 + 8],
-        };
         if region.panic {
             self.counters.event(Event::PanicPath);
         }
         let data = frame.data_mut();
-        if is_tcp
-            && data[L4 + TCP_FLAGS] & tcp::flags::SYN != 0
-            && encap::clamp_mss(data, &ip, path.inner_mtu)
-        {
-            self.counters.event(Event::MssClamped);
+        if END == TCP_END && data[L4 + TCP_FLAGS] & tcp::flags::SYN != 0 {
+            self.clamp_syn(data, L3 + total, path.inner_mtu);
         }
         let d: &mut [u8; END] = (&mut data[..END]).try_into().ok()?;
         let (head, l4) = d.split_at_mut(L4);
         let hdr: &mut [u8; 20] = (&mut head[L3..]).try_into().ok()?;
+        let new_port = if PORT { target.new_port } else { None };
         nat::rewrite_v4_headers::<SUM>(
             hdr,
             l4,
             nat::V4_DST,
-            backend,
+            target.backend,
             new_port.map(|p| (DST_PORT, p)),
         );
-        if let Err(reason) = encap::encapsulate(frame, &ip, path, hash) {
+        if let Err(reason) = encap::encapsulate_at(frame, L3, total, false, path, hash) {
             return Some(Verdict::Drop(reason));
         }
         self.counters.eip_in_claimed(eip_id).add(total);
         self.counters.path[path_id as usize].add(frame.len());
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))
+    }
+}
+
+/// Where a flow goes: the IPv4 backend, a new destination port (services
+/// whose backend listens on another), and the region whose paths lead there.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    backend: [u8; 4],
+    new_port: Option<u16>,
+    region: RegionId,
+}
+
+/// The IPv4 backend and region of a flow to an EIP that is not a plain 1:1
+/// one, to a port none of its services has (its 1:1 fallback backend), or
+/// `None` for the general path. Not inlined: the fast path's code stays as
+/// small as the common cases need.
+#[inline(never)]
+fn target_without_service(t: &Tables, slot: EipId, protocol: u8, hash: u64) -> Option<Target> {
+    let eip = t.eips.get(slot)?;
+    match choose_target(t, &eip, protocol, None, hash).ok()?.0 {
+        IpAddr::V4(backend) => Some(Target {
+            backend: backend.octets(),
+            new_port: None,
+            region: eip.region,
+        }),
+        IpAddr::V6(_) => None,
     }
 }
 

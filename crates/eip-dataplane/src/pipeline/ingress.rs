@@ -11,7 +11,6 @@ use super::nat;
 use super::parse::{self, Fragment, IpInfo};
 use super::{hash_at, icmp_header, key_at, Addr, Pipeline, Timestamp};
 use crate::counters::{DropReason, Event};
-use crate::flow;
 use crate::frame::{Frame, Verdict};
 use crate::tables::{Eip, EipId, Service, Tables};
 use crate::wire::icmpv4::{self, Icmpv4Packet};
@@ -211,7 +210,7 @@ fn pick_backend(s: &Service, hash: u64) -> Option<(Addr, u16)> {
     if s.maglev.is_empty() {
         return None;
     }
-    let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
+    let b = &s.backends[s.maglev[s.slot_for(hash)] as usize];
     Some((Addr::of(b.address), b.port))
 }
 
@@ -230,7 +229,7 @@ pub(super) fn choose_target(
             if s.maglev.is_empty() {
                 return Err(DropReason::NoBackend);
             }
-            let b = &s.backends[s.maglev[flow::backend_slot(hash, s.maglev.len())] as usize];
+            let b = &s.backends[s.maglev[s.slot_for(hash)] as usize];
             return Ok((b.address, (b.port != dport).then_some(b.port)));
         }
     }

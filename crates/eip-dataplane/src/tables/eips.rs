@@ -425,12 +425,7 @@ pub(super) fn insert(
                 healthy: true,
             });
         }
-        let mut service = Service {
-            protocol: s.protocol.number(),
-            port: s.port,
-            backends: backends.into_boxed_slice(),
-            maglev: Box::default(),
-        };
+        let mut service = Service::new(s.protocol.number(), s.port, backends.into_boxed_slice());
         if problems.none() {
             service.fill_maglev();
         }

@@ -47,6 +47,12 @@ impl EipEntry {
             .then_some((self.backend.to_be_bytes(), self.region))
     }
 
+    /// The EIP's region (of any EIP, plain or not).
+    #[inline(always)]
+    pub fn region(&self) -> RegionId {
+        self.region
+    }
+
     /// Whether the EIP has an access list.
     #[inline(always)]
     pub fn filtered(&self) -> bool {

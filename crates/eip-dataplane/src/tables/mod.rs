@@ -39,6 +39,7 @@ mod entries;
 mod error;
 pub mod index_v4;
 pub mod limits;
+mod service;
 pub mod sharded;
 pub mod slab;
 pub mod spec;
@@ -49,6 +50,7 @@ pub use delta::{BackendRef, TableDelta};
 pub use eip_list::EipList;
 pub use entries::{EipEntry, OwnerEntry};
 pub use error::{Entry, EntryStep, TableError};
+pub use service::{Backend, Service};
 pub use slab::{Eip, EipSlab};
 pub use spec::{MacAddr, PathState, PopSpec, PortRole, Protocol};
 
@@ -117,45 +119,6 @@ pub struct Path {
     pub template: [u8; ENCAP_LEN],
     /// Largest inner IP packet that fits: `mtu - ENCAP_IP_OVERHEAD`.
     pub inner_mtu: u16,
-}
-
-/// One member of a service pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backend {
-    pub address: IpAddr,
-    pub port: u16,
-    /// The operator's weight; 0 drains the backend.
-    pub weight: u32,
-    /// Observed health ([`Tables::with_backend_health`]); an unhealthy backend
-    /// gets no new flows, as if drained. True in a build.
-    pub healthy: bool,
-}
-
-/// A protocol/port of an EIP and its Maglev table.
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub protocol: u8,
-    pub port: u16,
-    pub backends: Box<[Backend]>,
-    /// Slot -> index into `backends`. Empty when every backend is drained.
-    pub maglev: Box<[u16]>,
-}
-
-impl Service {
-    /// Builds the Maglev table over the backends that are healthy and not drained.
-    fn fill_maglev(&mut self) {
-        let keyed: Vec<(u64, u32)> = self
-            .backends
-            .iter()
-            .map(|b| {
-                let weight = if b.healthy { b.weight } else { 0 };
-                (crate::maglev::backend_key(b.address, b.port), weight)
-            })
-            .collect();
-        self.maglev =
-            crate::maglev::build(&keyed, crate::maglev::table_size_for(self.backends.len()))
-                .into_boxed_slice();
-    }
 }
 
 /// Where traffic from a backend goes back to: the EIP and, for a service backend,
@@ -553,7 +516,9 @@ impl Tables {
             .filter(|(_, e)| !e.services.is_empty())
             .flat_map(|(_, e)| e.services.iter())
             .map(|s| {
-                size_of::<Service>() + s.backends.len() * size_of::<Backend>() + s.maglev.len() * 2
+                size_of::<Service>()
+                    + s.backends.len() * (size_of::<Backend>() + size_of::<([u8; 4], u16)>())
+                    + s.maglev.len() * 2
             })
             .sum();
         self.eips.heap_bytes()

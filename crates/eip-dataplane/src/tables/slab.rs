@@ -10,7 +10,7 @@
 //!
 //! A slot holds a 16-byte [`Record`]: the IPv4 address and 1:1 IPv4 backend
 //! inline, region, flags and epoch. An EIP that is IPv6 or has services keeps
-//! those parts in a side map keyed by slot ([`Extra`]); a 1:1 IPv4 EIP, the
+//! those parts in a side table by slot ([`Extra`], allocated per chunk); a 1:1 IPv4 EIP, the
 //! common case, is the record alone. Lookups return an [`Eip`] view assembled
 //! from the record (and its extra part, if flagged). What the fast paths read
 //! of a record is copied into the IPv4 index entries too ([`EipEntry`],
@@ -19,7 +19,6 @@
 use super::acl::Acl;
 use super::entries::EipEntry;
 use super::limits::Limits;
-use super::sharded::Sharded;
 use super::{EipId, RegionId, Service};
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -103,8 +102,11 @@ pub struct EipSlab {
     /// (a worker finds what changed since it last adopted:
     /// [`EipSlab::for_each_changed`]).
     generations: Vec<u64>,
-    /// Parts of EIPs that are IPv6 or have services, by slot.
-    extras: Sharded<EipId, Extra>,
+    /// Parts of EIPs that are IPv6 or have services: per chunk of records,
+    /// the chunk's extras by slot, allocated for chunks that hold some (a
+    /// POP of 1:1 IPv4 EIPs allocates none). Indexing, not hashing: ingress
+    /// of a service finds its services in three loads.
+    extras: Vec<Option<Arc<Vec<Option<Extra>>>>>,
     /// Caps of EIPs that have their own (few, usually), by slot.
     limits: Arc<FxHashMap<EipId, Limits>>,
     /// Access lists of EIPs that have one, by slot.
@@ -242,10 +244,50 @@ impl EipSlab {
         self.acls.get(&slot)
     }
 
+    /// The extra part of `slot`, if it has one.
+    #[inline(always)]
+    fn extra(&self, slot: EipId) -> Option<&Extra> {
+        let s = slot as usize;
+        self.extras
+            .get(s / CHUNK)?
+            .as_ref()?
+            .get(s % CHUNK)?
+            .as_ref()
+    }
+
+    /// Sets (or with `None` clears) the extra part of `slot`; a chunk left
+    /// without any is freed.
+    fn set_extra(&mut self, slot: EipId, extra: Option<Extra>) {
+        let (c, i) = (slot as usize / CHUNK, slot as usize % CHUNK);
+        if self.extras.len() <= c {
+            if extra.is_none() {
+                return;
+            }
+            self.extras.resize(c + 1, None);
+        }
+        let chunk = &mut self.extras[c];
+        if chunk.is_none() && extra.is_none() {
+            return;
+        }
+        let parts = Arc::make_mut(chunk.get_or_insert_with(|| Arc::new(vec![None; CHUNK])));
+        parts[i] = extra;
+        if parts.iter().all(Option::is_none) {
+            *chunk = None;
+        }
+    }
+
+    /// The services of the EIP in `slot` (empty for one without): for the
+    /// fast path, which knows from the index entry that the EIP is not a
+    /// plain 1:1 one and needs no [`Eip`] view.
+    #[inline(always)]
+    pub fn services(&self, slot: EipId) -> &[Service] {
+        self.extra(slot).map_or(&[], |x| &x.services)
+    }
+
     #[inline(always)]
     fn view(&self, slot: EipId, r: &Record) -> Eip<'_> {
         if r.flags & EXTRA != 0 {
-            if let Some(x) = self.extras.get(&slot) {
+            if let Some(x) = self.extra(slot) {
                 return Eip {
                     address: x.address,
                     region: r.region,
@@ -386,16 +428,14 @@ impl EipSlab {
             None => {}
         }
         if inline.is_none() {
-            self.extras.insert(
-                slot,
-                Extra {
-                    address: eip.address,
-                    backend: eip.backend,
-                    services: eip.services,
-                },
-            );
+            let extra = Extra {
+                address: eip.address,
+                backend: eip.backend,
+                services: eip.services,
+            };
+            self.set_extra(slot, Some(extra));
         } else if had_extra {
-            self.extras.remove(&slot);
+            self.set_extra(slot, None);
         }
         if !was_live {
             self.len += 1;
@@ -421,7 +461,7 @@ impl EipSlab {
             Arc::make_mut(&mut self.acls).remove(&slot);
         }
         if had_extra {
-            self.extras.remove(&slot);
+            self.set_extra(slot, None);
         }
         self.len -= 1;
         if free {
@@ -433,7 +473,7 @@ impl EipSlab {
     /// The services of the EIP in `slot`, to change them (shared with other
     /// snapshots until changed).
     pub(super) fn services_arc(&self, slot: EipId) -> Option<Arc<[Service]>> {
-        Some(self.extras.get(&slot)?.services.clone())
+        Some(self.extra(slot)?.services.clone())
     }
 
     /// Heap bytes of the records, their side map and chunk pointers (shared
@@ -443,11 +483,9 @@ impl EipSlab {
             + self.generations.capacity() * 8
             + self.chunks.len() * (CHUNK * std::mem::size_of::<Record>() + 40)
             + self.free.capacity() * 4
-            + if self.extras.is_empty() {
-                0
-            } else {
-                self.extras.heap_bytes()
-            }
+            + self.extras.capacity() * 8
+            + self.extras.iter().flatten().count()
+                * (CHUNK * std::mem::size_of::<Option<Extra>>() + 40)
     }
 
     /// How many chunks `self` and `other` share.

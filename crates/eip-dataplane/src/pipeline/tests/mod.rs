@@ -19,6 +19,7 @@ mod police;
 mod prefetch;
 mod protect;
 mod returns;
+mod services;
 
 use super::*;
 use crate::frame::PortId;

@@ -80,5 +80,5 @@ fn a_reused_slot_has_a_new_epoch_and_a_replaced_eip_keeps_it() {
     );
     s.put(slot, v4(20));
     assert_eq!((s.at(slot).address, s.len()), (v4(20).address, 1));
-    assert!(s.extras.is_empty());
+    assert!(s.extras.iter().all(Option::is_none));
 }
