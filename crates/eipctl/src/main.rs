@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             eip: EipSpec {
                 check: None,
                 address,
-                region,
+                region: region.into(),
                 backend,
                 services: Vec::new(),
                 limits: None,

@@ -188,7 +188,7 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
 
 fn update_eip(e: &mut EipSpec, u: &UpdateEip) {
     if let Some(region) = &u.region {
-        e.region.clone_from(region);
+        e.region = region.into();
     }
     if let Some(backend) = u.backend {
         e.backend = backend;

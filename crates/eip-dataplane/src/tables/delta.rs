@@ -111,7 +111,7 @@ impl Tables {
                     let first = spec
                         .eips
                         .iter()
-                        .find(|e| e.address.is_ipv6() && &e.region == name);
+                        .find(|e| e.address.is_ipv6() && e.region == name);
                     if let Some(first) = first {
                         check_ipv6_paths(&t, region as u16, first.address, &mut problems);
                     }

@@ -32,9 +32,12 @@ fn services_pop() -> Tables {
     pop().eip(eip).tables()
 }
 
-/// The fast path's verdict and frame (`None`: left to the general path), and
-/// the general path's, each on its own copy of `input`.
-fn both_paths(t: &Tables, input: &[u8]) -> (Option<(Verdict, Vec<u8>)>, (Verdict, Vec<u8>)) {
+/// A verdict and the frame as the pipeline left it.
+type Outcome = (Verdict, Vec<u8>);
+
+/// The fast path's outcome (`None`: left to the general path), and the
+/// general path's, each on its own copy of `input`.
+fn both_paths(t: &Tables, input: &[u8]) -> (Option<Outcome>, Outcome) {
     let run_with = |fast: bool| {
         let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
         let h = crate::testkit::HEADROOM;
