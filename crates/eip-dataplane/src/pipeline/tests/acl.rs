@@ -21,25 +21,8 @@ fn listed(acl: &str) -> Tables {
 /// general path alone, each on its own copy of `input`, with the counters of
 /// the general path's pipeline.
 fn both_paths(t: &Tables, input: &[u8]) -> (Option<Verdict>, Verdict, Counters) {
-    let run_with = |fast: bool| {
-        let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
-        let h = crate::testkit::HEADROOM;
-        buf[h..h + input.len()].copy_from_slice(input);
-        let mut frame = Frame::new(&mut buf, h, input.len(), INET);
-        let mut p = Pipeline::default();
-        p.adopt(t);
-        let v = if fast {
-            p.fast_ingress(t, &mut frame, None)
-        } else {
-            Some(
-                p.classify(Timestamp(1), t, &mut frame)
-                    .unwrap_or_else(Verdict::Drop),
-            )
-        };
-        (v, p.counters().clone())
-    };
-    let (fast, _) = run_with(true);
-    let (general, c) = run_with(false);
+    let (fast, _, _) = one_path(t, input, true);
+    let (general, _, c) = one_path(t, input, false);
     (fast, general.unwrap(), c)
 }
 

@@ -78,6 +78,28 @@ fn tables() -> Tables {
     pop().tables()
 }
 
+/// One path alone over a copy of `input` arriving on the Internet port: the
+/// fast ingress path's verdict (`None`: left to the general path) with
+/// `fast`, else the general path's; the frame as it was left, and the
+/// pipeline's counters.
+fn one_path(t: &Tables, input: &[u8], fast: bool) -> (Option<Verdict>, Vec<u8>, Counters) {
+    let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
+    let h = crate::testkit::HEADROOM;
+    buf[h..h + input.len()].copy_from_slice(input);
+    let mut frame = Frame::new(&mut buf, h, input.len(), INET);
+    let mut p = Pipeline::default();
+    p.adopt(t);
+    let v = if fast {
+        p.fast_ingress(t, &mut frame, None)
+    } else {
+        Some(
+            p.classify(Timestamp(1), t, &mut frame)
+                .unwrap_or_else(Verdict::Drop),
+        )
+    };
+    (v, frame.data().to_vec(), p.counters().clone())
+}
+
 /// A frame from the Internet gateway to our Internet port.
 fn from_client() -> FrameBuilder {
     FrameBuilder::ethernet(GATEWAY_MAC, INET_MAC)

@@ -38,24 +38,12 @@ type Outcome = (Verdict, Vec<u8>);
 /// The fast path's outcome (`None`: left to the general path), and the
 /// general path's, each on its own copy of `input`.
 fn both_paths(t: &Tables, input: &[u8]) -> (Option<Outcome>, Outcome) {
-    let run_with = |fast: bool| {
-        let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
-        let h = crate::testkit::HEADROOM;
-        buf[h..h + input.len()].copy_from_slice(input);
-        let mut frame = Frame::new(&mut buf, h, input.len(), INET);
-        let mut p = Pipeline::default();
-        p.adopt(t);
-        let v = if fast {
-            p.fast_ingress(t, &mut frame, None)
-        } else {
-            Some(
-                p.classify(Timestamp(1), t, &mut frame)
-                    .unwrap_or_else(Verdict::Drop),
-            )
-        };
-        v.map(|v| (v, frame.data().to_vec()))
-    };
-    (run_with(true), run_with(false).unwrap())
+    let (fast, fast_frame, _) = one_path(t, input, true);
+    let (general, general_frame, _) = one_path(t, input, false);
+    (
+        fast.map(|v| (v, fast_frame)),
+        (general.unwrap(), general_frame),
+    )
 }
 
 fn flow(protocol: Protocol, sport: u16, dport: u16) -> Vec<u8> {
