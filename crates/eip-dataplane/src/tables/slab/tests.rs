@@ -82,3 +82,49 @@ fn a_reused_slot_has_a_new_epoch_and_a_replaced_eip_keeps_it() {
     assert_eq!((s.at(slot).address, s.len()), (v4(20).address, 1));
     assert!(s.extras.iter().all(Option::is_none));
 }
+
+#[test]
+fn extra_parts_are_held_per_chunk_shared_by_copies_and_freed_with_the_last() {
+    let v6 = |last: u16| NewEip {
+        address: IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)),
+        region: 0,
+        backend: None,
+        services: Arc::from(Vec::new()),
+        limits: Limits::INHERIT,
+        acl: None,
+    };
+    let mut s = EipSlab::default();
+    let (a, b) = (5, 2 * CHUNK as EipId + 7);
+    s.reserve(a);
+    s.reserve(b);
+    s.put(a, v6(1));
+    s.put(b, v6(2));
+    // Chunks 0 and 2 hold one each; chunk 1 none.
+    let held: Vec<bool> = s.extras.iter().map(Option::is_some).collect();
+    assert_eq!(held, [true, false, true]);
+    assert_eq!(s.at(b).address, v6(2).address);
+
+    // A copy changed in chunk 2 shares chunk 0, and the untouched part.
+    let mut copy = s.clone();
+    copy.reserve(b + 1);
+    copy.put(b + 1, v6(3));
+    let (old, new) = (
+        s.extras[2].as_ref().unwrap(),
+        copy.extras[2].as_ref().unwrap(),
+    );
+    assert!(!Arc::ptr_eq(old, new));
+    assert!(Arc::ptr_eq(
+        old[b as usize % CHUNK].as_ref().unwrap(),
+        new[b as usize % CHUNK].as_ref().unwrap()
+    ));
+    assert!(Arc::ptr_eq(
+        s.extras[0].as_ref().unwrap(),
+        copy.extras[0].as_ref().unwrap()
+    ));
+    assert_eq!(s.get(b + 1).map(|e| e.address), None);
+
+    // The last extra part of a chunk leaving frees the chunk's table.
+    s.take(a, true).unwrap();
+    assert!(s.extras[0].is_none());
+    assert_eq!(s.at(b).address, v6(2).address);
+}
