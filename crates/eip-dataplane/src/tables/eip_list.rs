@@ -8,7 +8,7 @@
 //! A removed entry leaves a hole (so the places of the others, and the index,
 //! stay), and the holes are squeezed out once they outnumber the entries.
 
-use super::sharded::{Sharded, ShardedBuilder};
+use super::address_index::{AddressIndex, Place};
 use super::spec::EipSpec;
 use imbl::Vector;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -23,11 +23,11 @@ use std::net::IpAddr;
 pub struct EipList {
     /// Entries in order; `None` where one was removed.
     entries: Vector<Option<EipSpec>>,
-    /// Address -> place in `entries` of its first entry: hash maps in shards
-    /// shared between versions (a change copies one shard of about n / 1024
+    /// Address -> place in `entries` of its first entry: in shards shared
+    /// between versions (a change copies one shard of about n / 1024
     /// entries), built at a few tens of ns per entry where a persistent
     /// HAMT took 600 ns (most of a restart's load at 1M EIPs).
-    index: Sharded<IpAddr, Place>,
+    index: AddressIndex,
     len: usize,
 }
 
@@ -63,7 +63,7 @@ impl EipList {
 
     /// The entry of `address` (its first). O(log n).
     pub fn by_address(&self, address: IpAddr) -> Option<&EipSpec> {
-        let &at = self.index.get(&address)?;
+        let at = self.index.get(address)?;
         self.entries.get(at as usize)?.as_ref()
     }
 
@@ -72,8 +72,8 @@ impl EipList {
     /// [`changed_since`](Self::changed_since) sees it), when another version
     /// shares them.
     pub fn by_address_mut(&mut self, address: IpAddr) -> Option<&mut EipSpec> {
-        let &at = self.index.get(&address)?;
-        self.index.touch(&address);
+        let at = self.index.get(address)?;
+        self.index.touch(address);
         self.entries.get_mut(at as usize)?.as_mut()
     }
 
@@ -91,13 +91,13 @@ impl EipList {
     }
 
     pub fn contains(&self, address: IpAddr) -> bool {
-        self.index.get(&address).is_some()
+        self.index.get(address).is_some()
     }
 
     /// Where `address` first is in the list (`eips[i]` in messages). O(n):
     /// for error messages only.
     pub fn position(&self, address: IpAddr) -> Option<usize> {
-        let &at = self.index.get(&address)?;
+        let at = self.index.get(address)?;
         Some(self.entries.iter().take(at as usize).flatten().count())
     }
 
@@ -118,7 +118,7 @@ impl EipList {
     /// Removes the entry of `address` (its first). O(log n), plus now and then
     /// a squeeze of the holes (amortised O(1)).
     pub fn remove(&mut self, address: IpAddr) -> Option<EipSpec> {
-        let at = self.index.remove(&address)? as usize;
+        let at = self.index.remove(address)? as usize;
         let gone = self.entries.set(at, None);
         self.len -= 1;
         if gone.is_some() {
@@ -155,13 +155,13 @@ impl EipList {
     }
 }
 
-/// A place in [`EipList::entries`]: 4 bytes, not a `usize`, so that an index
-/// entry (address and place) is 24 bytes, not 32 (at 1M EIPs, about 13 MB
-/// less).
-type Place = u32;
-
+/// A place in [`EipList::entries`]: 4 bytes, not a `usize` (`u32::MAX`
+/// marks a free entry of the index).
 fn place(at: usize) -> Place {
-    Place::try_from(at).expect("an EIP list holds fewer than 2^32 entries")
+    Place::try_from(at)
+        .ok()
+        .filter(|&p| p != Place::MAX)
+        .expect("an EIP list holds fewer than 2^32 - 1 entries")
 }
 
 impl FromIterator<EipSpec> for EipList {
@@ -183,11 +183,12 @@ impl Extend<EipSpec> for EipList {
 /// [`EipList::push`] keeps it.
 impl From<Vec<EipSpec>> for EipList {
     fn from(eips: Vec<EipSpec>) -> Self {
-        let mut index = ShardedBuilder::with_capacity(eips.len());
-        for (at, e) in eips.iter().enumerate() {
-            index.push(e.address, place(at));
-        }
-        let index = index.build_keep_first();
+        let index = AddressIndex::build_keep_first(
+            eips.len(),
+            eips.iter()
+                .enumerate()
+                .map(|(at, e)| (e.address, place(at))),
+        );
         EipList {
             len: eips.len(),
             entries: eips.into_iter().map(Some).collect(),
@@ -256,7 +257,7 @@ mod tests {
             address: a.parse().unwrap(),
             region: "r".into(),
             backend: None,
-            services: Vec::new(),
+            services: Default::default(),
             limits: None,
             check: None,
             acl: None,

@@ -377,6 +377,42 @@ impl<K: IndexKey, V: IndexValue> Index<K, V> {
         (added, gone)
     }
 
+    /// Marks the shard of `key` as changed (copies it if another snapshot
+    /// shares it), for [`Self::unshared_keys`] to see a change made beside the
+    /// index: the value `key` stands for changed elsewhere.
+    pub fn touch(&mut self, key: K) {
+        Arc::make_mut(&mut self.shards[shard_of(hash(key))]);
+    }
+
+    /// Marks every shard as changed (see [`Self::touch`]).
+    pub fn touch_all(&mut self) {
+        for shard in self.shards.iter_mut() {
+            Arc::make_mut(shard);
+        }
+    }
+
+    /// The keys of both indexes in the shards they do not share, each once;
+    /// `None` when there are more than `limit` of them. Keys whose values
+    /// differ, or were [touched](Self::touch), are among them.
+    pub fn unshared_keys(&self, other: &Self, limit: usize) -> Option<Vec<K>> {
+        let mut keys = Vec::new();
+        for (a, b) in self.shards.iter().zip(other.shards.iter()) {
+            if Arc::ptr_eq(a, b) {
+                continue;
+            }
+            keys.extend(a.iter().map(|(k, _)| k));
+            keys.extend(
+                b.iter()
+                    .map(|(k, _)| k)
+                    .filter(|&k| a.get(k, hash(k)).is_none()),
+            );
+            if keys.len() > limit {
+                return None;
+            }
+        }
+        Some(keys)
+    }
+
     /// How many shards `self` and `other` share (same allocation).
     pub fn shared_shards(&self, other: &Self) -> usize {
         self.shards
@@ -447,12 +483,27 @@ impl<K: IndexKey, V: IndexValue> IndexBuilder<K, V> {
         self.parts[shard_of(hash(key))].push((key, value));
     }
 
+    /// The index, keeping the first value of a key pushed more than once.
+    pub fn build_keep_first(self) -> Index<K, V> {
+        match self.fill(false) {
+            Ok(index) => index,
+            Err(_) => unreachable!("duplicates are kept out, not refused"),
+        }
+    }
+
     /// The index. A key pushed twice with the same slot is stored once (the
     /// first value).
     ///
     /// # Errors
     /// The first key (in shard order) pushed twice with different slots.
     pub fn build(self) -> Result<Index<K, V>, K> {
+        self.fill(true)
+    }
+
+    /// Fills each shard from its part while it is hot in cache; a key pushed
+    /// again keeps its first value, or is refused (`refuse_other_slots`) when
+    /// the later value names another slot.
+    fn fill(self, refuse_other_slots: bool) -> Result<Index<K, V>, K> {
         let mut len = 0;
         let mut shards = Vec::with_capacity(SHARDS);
         for part in self.parts {
@@ -460,7 +511,9 @@ impl<K: IndexKey, V: IndexValue> IndexBuilder<K, V> {
             for (k, value) in part {
                 assert_ne!(value.slot(), FREE, "slot u32::MAX marks a free entry");
                 match shard.find(k, hash(k)) {
-                    Ok(i) if shard.entries[i].1.slot() != value.slot() => return Err(k),
+                    Ok(i) if refuse_other_slots && shard.entries[i].1.slot() != value.slot() => {
+                        return Err(k)
+                    }
                     Ok(_) => {}
                     Err(i) => {
                         shard.entries[i] = (k, value);

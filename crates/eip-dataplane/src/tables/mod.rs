@@ -29,6 +29,7 @@
 //! changes. A removed EIP's slot is reused by a later one.
 
 pub mod acl;
+mod address_index;
 mod build;
 mod delta;
 #[cfg(test)]
