@@ -104,7 +104,8 @@ fn full_spec() -> PopSpec {
                     port: Some(8080),
                     weight: 2,
                 }],
-            }],
+            }]
+            .into(),
             limits: Some(Box::new(LimitsSpec {
                 in_bps: Some(100_000_000),
                 in_pps: Some(50_000),

@@ -72,7 +72,7 @@ fn eip(k: u32) -> EipSpec {
         address: IpAddr::V4(Ipv4Addr::from(0x0AC8_0000 + k)),
         region: "beijing".into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0AC9_0000 + k))),
-        services: vec![],
+        services: Default::default(),
         limits: None,
         acl: None,
     }

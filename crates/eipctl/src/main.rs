@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
                 address,
                 region: region.into(),
                 backend,
-                services: Vec::new(),
+                services: Default::default(),
                 limits: None,
                 acl: None,
             },

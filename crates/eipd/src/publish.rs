@@ -277,7 +277,7 @@ mod tests {
                 EipSpec {
                     address: address.into(),
                     backend: Some(backend.into()),
-                    services: Vec::new(),
+                    services: Default::default(),
                     acl: acl.map(|a| toml::from_str(a).unwrap()),
                     ..template.clone()
                 }

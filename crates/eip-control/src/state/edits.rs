@@ -194,7 +194,7 @@ fn update_eip(e: &mut EipSpec, u: &UpdateEip) {
         e.backend = backend;
     }
     if let Some(services) = &u.services {
-        e.services.clone_from(services);
+        e.services = services.iter().cloned().collect();
     }
 }
 

@@ -84,7 +84,7 @@ fn one_to_one(i: u32, region: &str) -> EipSpec {
         address: IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
         region: region.into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
-        services: vec![],
+        services: Default::default(),
         limits: None,
         acl: None,
     }
@@ -216,7 +216,7 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
                 address,
                 region: region.into(),
                 backend,
-                services,
+                services: services.into(),
                 limits: limits.then(|| {
                     Box::new(super::limits::LimitsSpec {
                         in_pps: Some(1000),
@@ -437,7 +437,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
 #[test]
 fn health_overlays_rebuild_only_what_they_change() {
     let mut spec = big(3000);
-    spec.eips[0].services = vec![ServiceSpec {
+    spec.eips[0].services = thin_vec::thin_vec![ServiceSpec {
         check: None,
         protocol: Protocol::Tcp,
         port: 80,

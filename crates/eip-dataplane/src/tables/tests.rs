@@ -34,7 +34,7 @@ fn eip(address: &str, backend: Option<&str>) -> EipSpec {
         address: ip(address),
         region: "bj".into(),
         backend: backend.map(ip),
-        services: vec![],
+        services: Default::default(),
         limits: None,
         acl: None,
     }
@@ -128,7 +128,7 @@ fn every_problem_is_reported_in_order_with_its_place() {
     spec.eips.push(eip("192.0.2.11", Some("10.1.0.10")));
     spec.eips.push(eip("192.0.2.12", Some("2001:db8::1")));
     let mut with_services = eip("192.0.2.13", None);
-    with_services.services = vec![service(80, &["10.1.0.20"]), service(80, &[])];
+    with_services.services = thin_vec::thin_vec![service(80, &["10.1.0.20"]), service(80, &[])];
     spec.eips.push(with_services);
     spec.eips.push(eip("192.0.2.14", None));
 
@@ -169,10 +169,10 @@ fn every_problem_is_reported_in_order_with_its_place() {
 fn a_conflict_names_where_the_other_eip_uses_the_backend() {
     let mut spec = valid();
     let mut first = eip("192.0.2.20", None);
-    first.services = vec![service(80, &["10.1.0.20", "10.1.0.21"])];
+    first.services = thin_vec::thin_vec![service(80, &["10.1.0.20", "10.1.0.21"])];
     spec.eips.push(first);
     let mut second = eip("192.0.2.21", None);
-    second.services = vec![service(443, &["10.1.0.21"])];
+    second.services = thin_vec::thin_vec![service(443, &["10.1.0.21"])];
     spec.eips.push(second);
     let errors = Tables::build_all(&spec, 1).unwrap_err();
     assert_eq!(places(&errors), ["eips[2].services[0].backends[0].address"]);
@@ -242,7 +242,7 @@ fn too_many_backends_is_reported_without_building_maglev() {
         .collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     let mut e = eip("192.0.2.30", None);
-    e.services = vec![service(80, &refs)];
+    e.services = thin_vec::thin_vec![service(80, &refs)];
     spec.eips.push(e);
     let errors = Tables::build_all(&spec, 1).unwrap_err();
     assert_eq!(places(&errors), ["eips[1].services[0].backends"]);

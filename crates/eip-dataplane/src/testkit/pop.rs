@@ -117,7 +117,7 @@ pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<I
         address: address.into(),
         region: region.into(),
         backend: Some(backend.into()),
-        services: vec![],
+        services: Default::default(),
         limits: None,
         acl: None,
     }
@@ -401,7 +401,7 @@ mod tests {
                 address: Ipv4Addr::new(192, 0, 2, 10).into(),
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
-                services: vec![],
+                services: Default::default(),
                 limits: None,
                 acl: None,
             }]
