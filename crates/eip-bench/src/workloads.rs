@@ -234,7 +234,7 @@ fn limit_all(spec: &mut PopSpec) {
         out_pps: Some(100_000_000),
     };
     for e in spec.eips.iter_mut() {
-        e.limits = Some(Box::new(caps));
+        e.set_limits(Some(caps));
     }
 }
 
@@ -272,7 +272,7 @@ fn list_all(spec: &mut PopSpec) {
         rules,
     };
     for e in spec.eips.iter_mut() {
-        e.acl = Some(Box::new(acl.clone()));
+        e.set_acl(Some(acl.clone()));
     }
 }
 

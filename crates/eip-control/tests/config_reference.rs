@@ -91,7 +91,6 @@ fn full_spec() -> PopSpec {
             state: PathState::Up,
         }],
         eips: vec![EipSpec {
-            check: Some(Box::new(check())),
             address: ip("192.0.2.20"),
             region: "beijing".into(),
             backend: Some(ip("10.1.0.20")),
@@ -106,20 +105,23 @@ fn full_spec() -> PopSpec {
                 }],
             }]
             .into(),
-            limits: Some(Box::new(LimitsSpec {
-                in_bps: Some(100_000_000),
-                in_pps: Some(50_000),
-                out_bps: Some(1_000_000_000),
-                out_pps: Some(0),
-            })),
-            acl: Some(Box::new(AclSpec {
-                default: AclAction::Deny,
-                rules: vec![AclRule {
-                    action: AclAction::Allow,
-                    source: Some(Prefix::parse("198.51.100.0/24").unwrap()),
-                    protocol: Some(AclProtocol::Udp),
-                    ports: Some(PortRange { lo: 1000, hi: 2000 }),
-                }],
+            extras: Some(Box::new(EipExtras {
+                check: Some(check()),
+                limits: Some(LimitsSpec {
+                    in_bps: Some(100_000_000),
+                    in_pps: Some(50_000),
+                    out_bps: Some(1_000_000_000),
+                    out_pps: Some(0),
+                }),
+                acl: Some(AclSpec {
+                    default: AclAction::Deny,
+                    rules: vec![AclRule {
+                        action: AclAction::Allow,
+                        source: Some(Prefix::parse("198.51.100.0/24").unwrap()),
+                        protocol: Some(AclProtocol::Udp),
+                        ports: Some(PortRange { lo: 1000, hi: 2000 }),
+                    }],
+                }),
             })),
         }]
         .into(),

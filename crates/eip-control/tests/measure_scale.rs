@@ -68,13 +68,11 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
 
 fn eip(k: u32) -> EipSpec {
     EipSpec {
-        check: None,
         address: IpAddr::V4(Ipv4Addr::from(0x0AC8_0000 + k)),
         region: "beijing".into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0AC9_0000 + k))),
         services: Default::default(),
-        limits: None,
-        acl: None,
+        extras: None,
     }
 }
 

@@ -97,13 +97,11 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             backend,
         } => change(Op::AddEip(AddEip {
             eip: EipSpec {
-                check: None,
                 address,
                 region: region.into(),
                 backend,
                 services: Default::default(),
-                limits: None,
-                acl: None,
+                extras: None,
             },
         })),
         Command::UpdateEip {

@@ -314,13 +314,13 @@ pub fn eips(eips: &[EipSpec]) -> String {
                 let _ = writeln!(out, "        check: {}", c.describe());
             }
         }
-        if let Some(c) = &e.check {
+        if let Some(c) = e.check() {
             let _ = writeln!(out, "    check: {}", c.describe());
         }
-        if let Some(l) = &e.limits {
+        if let Some(l) = e.limits() {
             let _ = writeln!(out, "    limits: {l}");
         }
-        if let Some(a) = &e.acl {
+        if let Some(a) = e.acl() {
             let _ = writeln!(
                 out,
                 "    acl: {} rule{}, default {} (eipctl show acl {})",

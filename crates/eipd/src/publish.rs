@@ -274,13 +274,13 @@ mod tests {
                 let address: Ipv4Addr = a.parse().unwrap();
                 // 1:1 backends must be distinct: 10.1.0.<last octet>.
                 let backend = Ipv4Addr::new(10, 1, 0, address.octets()[3]);
-                EipSpec {
-                    address: address.into(),
-                    backend: Some(backend.into()),
-                    services: Default::default(),
-                    acl: acl.map(|a| toml::from_str(a).unwrap()),
-                    ..template.clone()
-                }
+                let mut e = EipSpec::new(
+                    address.into(),
+                    template.region.clone(),
+                    Some(backend.into()),
+                );
+                e.set_acl(acl.map(|a| toml::from_str(a).unwrap()));
+                e
             })
             .collect();
         Arc::new(Tables::build(&spec, version).expect("test tables"))

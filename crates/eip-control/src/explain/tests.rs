@@ -307,7 +307,7 @@ fn nonsense_is_refused() {
 #[test]
 fn an_access_list_refusal_names_its_rule() {
     let mut spec = example_spec();
-    spec.eips.iter_mut().next().unwrap().acl = Some(
+    spec.eips.iter_mut().next().unwrap().set_acl(Some(
         toml::from_str(
             r#"default = "deny"
 rules = [
@@ -316,7 +316,7 @@ rules = [
 ]"#,
         )
         .unwrap(),
-    );
+    ));
     let t = Tables::build(&spec, 2).unwrap();
     let x = explain(&t, &tcp("198.51.100.7", 40000, "192.0.2.10", 22)).unwrap();
     assert_eq!(x.drop_reason.as_deref(), Some("acl_denied"));

@@ -167,12 +167,12 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
                 acl.validate()
                     .map_err(|e| ApiError::invalid(format!("EIP {}: acl: {e}", a.address)))?;
             }
-            eip(spec, a.address)?.acl = a.acl.clone().map(Box::new);
+            eip(spec, a.address)?.set_acl(a.acl.clone());
         }
         Op::SetLimits(l) => {
             let limits = l.limits.filter(|l| !l.is_empty());
             match l.address {
-                Some(address) => eip(spec, address)?.limits = limits.map(Box::new),
+                Some(address) => eip(spec, address)?.set_limits(limits),
                 None => spec.limits = limits,
             }
         }

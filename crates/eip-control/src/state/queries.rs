@@ -32,7 +32,7 @@ impl ControlPlane {
             Query::ShowAcl(q) => match snap.spec.eips.by_address(q.address) {
                 Some(e) => Data::Acl {
                     address: q.address,
-                    acl: e.acl.clone().map(|b| *b),
+                    acl: e.acl().cloned(),
                     hits: match &self.stats {
                         Some(source) => snap
                             .tables

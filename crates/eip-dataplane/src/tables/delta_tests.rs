@@ -80,13 +80,11 @@ fn pop() -> PopSpec {
 
 fn one_to_one(i: u32, region: &str) -> EipSpec {
     EipSpec {
-        check: None,
         address: IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
         region: region.into(),
         backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
         services: Default::default(),
-        limits: None,
-        acl: None,
+        extras: None,
     }
 }
 
@@ -210,27 +208,19 @@ fn eip_spec() -> impl Strategy<Value = EipSpec> {
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.2),
     )
-        .prop_map(
-            |(address, region, backend, services, acl, limits)| EipSpec {
-                check: None,
-                address,
-                region: region.into(),
-                backend,
-                services: services.into(),
-                limits: limits.then(|| {
-                    Box::new(super::limits::LimitsSpec {
-                        in_pps: Some(1000),
-                        ..Default::default()
-                    })
-                }),
-                acl: acl.then(|| {
-                    Box::new(super::acl::AclSpec {
-                        default: super::acl::AclAction::Deny,
-                        rules: Vec::new(),
-                    })
-                }),
-            },
-        )
+        .prop_map(|(address, region, backend, services, acl, limits)| {
+            let mut e = EipSpec::new(address, region, backend);
+            e.services = services.into();
+            e.set_limits(limits.then(|| super::limits::LimitsSpec {
+                in_pps: Some(1000),
+                ..Default::default()
+            }));
+            e.set_acl(acl.then(|| super::acl::AclSpec {
+                default: super::acl::AclAction::Deny,
+                rules: Vec::new(),
+            }));
+            e
+        })
 }
 
 /// Asserts that every IPv4 index entry of `t`, EIP and owner, holds what

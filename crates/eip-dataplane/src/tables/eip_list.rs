@@ -258,9 +258,7 @@ mod tests {
             region: "r".into(),
             backend: None,
             services: Default::default(),
-            limits: None,
-            check: None,
-            acl: None,
+            extras: None,
         }
     }
 

@@ -434,7 +434,7 @@ pub(super) fn insert(
     if let (Some(region), true) = (region, e.address.is_ipv6()) {
         t.ipv6_eips[region as usize] += 1;
     }
-    let acl = e.acl.as_ref().and_then(|a| match a.validate() {
+    let acl = e.acl().and_then(|a| match a.validate() {
         Ok(()) => Some(Arc::new(a.compile())),
         Err(reason) => {
             problems.invalid(entry(), "acl", reason);
@@ -453,8 +453,7 @@ pub(super) fn insert(
                 services.into()
             },
             limits: e
-                .limits
-                .as_deref()
+                .limits()
                 .map_or(super::limits::Limits::INHERIT, |l| l.compile()),
             acl,
         },

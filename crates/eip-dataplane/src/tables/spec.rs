@@ -257,32 +257,175 @@ impl Protocol {
 }
 
 /// An anycast EIP and where its traffic goes. What few EIPs have (limits,
-/// a check, an access list) is boxed: a million EIPs are moved and copied
-/// whole, and the entry is 112 bytes instead of 272. The region's name is
-/// held inline (up to 24 bytes): no heap allocation per EIP (32 bytes each
-/// at 1M EIPs, measured with `scripts/scale.sh`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// a check, an access list) sits behind one pointer ([`EipExtras`]): a million
+/// EIPs are moved and copied whole, and the entry is 80 bytes (272 with all
+/// in place, 96 with a box each). The region's name is held inline (up to 24
+/// bytes): no heap allocation per EIP (32 bytes each at 1M EIPs, measured
+/// with `scripts/scale.sh`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "EipSpecFields")]
 pub struct EipSpec {
     pub address: IpAddr,
     pub region: CompactString,
     /// 1:1 target for all traffic no service matches (with no services: all traffic).
-    #[serde(default, alias = "default_backend")]
     pub backend: Option<IpAddr>,
     /// Port-level services spread over pools of backends (a `ThinVec`: one
     /// pointer, 16 bytes an EIP less than a `Vec`, as nearly every EIP has none).
-    #[serde(default)]
     pub services: ThinVec<ServiceSpec>,
+    /// Limits, check and access list, `None` when the EIP has none of them
+    /// (read them with [`EipSpec::limits`], [`EipSpec::check`], [`EipSpec::acl`]).
+    pub extras: Option<Box<EipExtras>>,
+}
+
+/// What few EIPs have, boxed together in [`EipSpec::extras`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EipExtras {
     /// Rate limits of this EIP, over the POP's `[limits]` (`super::limits`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<Box<LimitsSpec>>,
+    pub limits: Option<LimitsSpec>,
     /// Health check of the 1:1 backend, and of the services' backends that
     /// name none (default: `pop.backend_check`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<Box<crate::check_spec::CheckSpec>>,
+    pub check: Option<crate::check_spec::CheckSpec>,
     /// Access list of this EIP's ingress (`super::acl`); none: all allowed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acl: Option<Box<AclSpec>>,
+    pub acl: Option<AclSpec>,
+}
+
+impl EipExtras {
+    fn boxed(self) -> Option<Box<EipExtras>> {
+        (self != EipExtras::default()).then(|| Box::new(self))
+    }
+}
+
+impl EipSpec {
+    /// A 1:1 EIP (no services, limits, check or access list).
+    pub fn new(address: IpAddr, region: impl Into<CompactString>, backend: Option<IpAddr>) -> Self {
+        EipSpec {
+            address,
+            region: region.into(),
+            backend,
+            services: ThinVec::new(),
+            extras: None,
+        }
+    }
+
+    /// This EIP's rate limits, if it has its own.
+    pub fn limits(&self) -> Option<&LimitsSpec> {
+        self.extras.as_ref()?.limits.as_ref()
+    }
+
+    /// This EIP's backend health check, if it has its own.
+    pub fn check(&self) -> Option<&crate::check_spec::CheckSpec> {
+        self.extras.as_ref()?.check.as_ref()
+    }
+
+    /// This EIP's access list, if it has one.
+    pub fn acl(&self) -> Option<&AclSpec> {
+        self.extras.as_ref()?.acl.as_ref()
+    }
+
+    /// Replaces the rate limits (`None`: the POP's).
+    pub fn set_limits(&mut self, limits: Option<LimitsSpec>) {
+        self.edit_extras(|x| x.limits = limits);
+    }
+
+    /// Replaces the backend health check (`None`: the POP's).
+    pub fn set_check(&mut self, check: Option<crate::check_spec::CheckSpec>) {
+        self.edit_extras(|x| x.check = check);
+    }
+
+    /// Replaces the access list (`None`: all allowed).
+    pub fn set_acl(&mut self, acl: Option<AclSpec>) {
+        self.edit_extras(|x| x.acl = acl);
+    }
+
+    /// The same EIP with these limits (for building descriptions in code).
+    pub fn with_limits(mut self, limits: LimitsSpec) -> Self {
+        self.set_limits(Some(limits));
+        self
+    }
+
+    /// The same EIP with this access list.
+    pub fn with_acl(mut self, acl: AclSpec) -> Self {
+        self.set_acl(Some(acl));
+        self
+    }
+
+    /// The same EIP with this backend health check.
+    pub fn with_check(mut self, check: crate::check_spec::CheckSpec) -> Self {
+        self.set_check(Some(check));
+        self
+    }
+
+    fn edit_extras(&mut self, edit: impl FnOnce(&mut EipExtras)) {
+        let mut extras = self.extras.take().map(|b| *b).unwrap_or_default();
+        edit(&mut extras);
+        self.extras = extras.boxed();
+    }
+}
+
+/// An EIP as written (configuration, EIP list file, state file, control
+/// socket): every field at the top level.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EipSpecFields {
+    address: IpAddr,
+    region: CompactString,
+    #[serde(default, alias = "default_backend")]
+    backend: Option<IpAddr>,
+    #[serde(default)]
+    services: ThinVec<ServiceSpec>,
+    #[serde(default)]
+    limits: Option<LimitsSpec>,
+    #[serde(default)]
+    check: Option<crate::check_spec::CheckSpec>,
+    #[serde(default)]
+    acl: Option<AclSpec>,
+}
+
+impl From<EipSpecFields> for EipSpec {
+    fn from(f: EipSpecFields) -> Self {
+        let extras = EipExtras {
+            limits: f.limits,
+            check: f.check,
+            acl: f.acl,
+        };
+        EipSpec {
+            address: f.address,
+            region: f.region,
+            backend: f.backend,
+            services: f.services,
+            extras: extras.boxed(),
+        }
+    }
+}
+
+/// [`EipSpecFields`] by reference, for writing without a copy.
+#[derive(Serialize)]
+struct EipSpecRef<'a> {
+    address: &'a IpAddr,
+    region: &'a CompactString,
+    backend: &'a Option<IpAddr>,
+    services: &'a ThinVec<ServiceSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<&'a LimitsSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<&'a crate::check_spec::CheckSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acl: Option<&'a AclSpec>,
+}
+
+impl Serialize for EipSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EipSpecRef {
+            address: &self.address,
+            region: &self.region,
+            backend: &self.backend,
+            services: &self.services,
+            limits: self.limits(),
+            check: self.check(),
+            acl: self.acl(),
+        }
+        .serialize(s)
+    }
 }
 
 /// A protocol/port of an EIP served by a pool of backends (Maglev).

@@ -30,13 +30,11 @@ fn path(name: &str, port: &str, mtu: u16) -> PathSpec {
 
 fn eip(address: &str, backend: Option<&str>) -> EipSpec {
     EipSpec {
-        check: None,
         address: ip(address),
         region: "bj".into(),
         backend: backend.map(ip),
         services: Default::default(),
-        limits: None,
-        acl: None,
+        extras: None,
     }
 }
 

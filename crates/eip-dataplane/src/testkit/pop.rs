@@ -113,13 +113,11 @@ pub fn path(name: &str, region: &str, port: &str, next_hop_mac: [u8; 6], mtu: u1
 /// A 1:1 EIP: all its traffic to `backend`.
 pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<IpAddr>) -> EipSpec {
     EipSpec {
-        check: None,
         address: address.into(),
         region: region.into(),
         backend: Some(backend.into()),
         services: Default::default(),
-        limits: None,
-        acl: None,
+        extras: None,
     }
 }
 
@@ -130,13 +128,11 @@ pub fn service_eip(
     services: impl IntoIterator<Item = ServiceSpec>,
 ) -> EipSpec {
     EipSpec {
-        check: None,
         address: address.into(),
         region: region.into(),
         backend: None,
         services: services.into_iter().collect(),
-        limits: None,
-        acl: None,
+        extras: None,
     }
 }
 
@@ -397,13 +393,11 @@ mod tests {
             }],
             paths: vec![path(0), path(1)],
             eips: vec![EipSpec {
-                check: None,
                 address: Ipv4Addr::new(192, 0, 2, 10).into(),
                 region: "beijing".into(),
                 backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
                 services: Default::default(),
-                limits: None,
-                acl: None,
+                extras: None,
             }]
             .into(),
             limits: None,

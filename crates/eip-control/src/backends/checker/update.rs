@@ -155,7 +155,7 @@ impl BackendChecker {
         let Some(region) = tables.regions.iter().position(|r| r.name == eip.region) else {
             return;
         };
-        let eip_check = eip.check.as_deref().or(default);
+        let eip_check = eip.check().or(default);
         if eip_check.is_none() && eip.services.iter().all(|s| s.check.is_none()) {
             return; // nothing of it is checked (most EIPs of a large POP)
         }

@@ -496,7 +496,7 @@ fn limits_change_journaled_survive_a_restart_and_keep_the_slot() {
         .boot(&dir.join("pop.toml"), None)
         .unwrap();
     assert_eq!(boot.spec.limits, Some(default));
-    assert_eq!(boot.spec.eips[1].limits, Some(Box::new(caps)));
+    assert_eq!(boot.spec.eips[1].limits(), Some(&caps));
     // Removing them.
     let reply = cp.apply(&[set(Some(eip), None), set(None, None)], None, false);
     assert!(reply.ok, "{reply:?}");
@@ -560,8 +560,8 @@ rules = [{ action = "allow", source = "198.51.100.0/24", protocol = "tcp", ports
     );
     assert_eq!(cp.version(), version);
     assert_eq!(
-        cp.snapshot().spec.eips.by_address(eip).unwrap().acl,
-        Some(Box::new(acl.clone()))
+        cp.snapshot().spec.eips.by_address(eip).unwrap().acl(),
+        Some(&acl)
     );
 
     // show_acl: the list and its hits from the counters, for this list only.
@@ -595,10 +595,7 @@ rules = [{ action = "allow", source = "198.51.100.0/24", protocol = "tcp", ports
     let boot = StateFile::new(dir.join("state/state.json"))
         .boot(&dir.join("pop.toml"), None)
         .unwrap();
-    assert_eq!(
-        boot.spec.eips.by_address(eip).unwrap().acl.as_deref(),
-        Some(&acl)
-    );
+    assert_eq!(boot.spec.eips.by_address(eip).unwrap().acl(), Some(&acl));
     let reply = cp.apply(&[set(None)], None, false);
     assert!(reply.ok, "{reply:?}");
     assert!(cp.snapshot().tables.eips.acl(slot).is_none());

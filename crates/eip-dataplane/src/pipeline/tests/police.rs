@@ -42,9 +42,7 @@ fn offer(
 }
 
 fn limited(spec: LimitsSpec) -> Tables {
-    pop()
-        .edit(|s| s.eips[0].limits = Some(Box::new(spec)))
-        .tables()
+    pop().edit(|s| s.eips[0].set_limits(Some(spec))).tables()
 }
 
 fn slot(t: &Tables, a: [u8; 4]) -> usize {
@@ -137,7 +135,7 @@ fn the_pop_default_applies_unless_an_eip_lifts_it() {
                 in_pps: Some(100),
                 ..Default::default()
             });
-            s.eips[1].limits = Some(Box::new(LimitsSpec {
+            s.eips[1].set_limits(Some(LimitsSpec {
                 in_pps: Some(0),
                 ..Default::default()
             }));
@@ -166,7 +164,7 @@ fn a_changed_limit_applies_in_the_next_version_without_resetting_buckets() {
     let spec = |pps| {
         pop()
             .edit(|s| {
-                s.eips[0].limits = Some(Box::new(LimitsSpec {
+                s.eips[0].set_limits(Some(LimitsSpec {
                     in_pps: Some(pps),
                     ..Default::default()
                 }))
