@@ -473,4 +473,40 @@ mod tests {
             assert_eq!(MacAddr::parse(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn an_eip_is_written_as_read_with_its_extras_at_the_top_level() {
+        let text = r#"address = "192.0.2.20"
+region = "beijing"
+default_backend = "10.1.0.20"
+limits = { in_pps = 100 }
+acl = { default = "deny", rules = [] }
+"#;
+        let e: EipSpec = toml::from_str(text).unwrap();
+        assert_eq!(e.limits().and_then(|l| l.in_pps), Some(100));
+        assert!(e.acl().is_some() && e.check().is_none());
+        let written = toml::to_string(&e).unwrap();
+        assert!(
+            !written.contains("extras") && !written.contains("check"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<EipSpec>(&written).unwrap(), e);
+        // Unknown fields are refused as before.
+        let err = toml::from_str::<EipSpec>(&format!("{text}extras = 1\n")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `extras`"), "{err}");
+    }
+
+    #[test]
+    fn an_eip_without_extras_holds_no_box() {
+        let mut e = EipSpec::new("192.0.2.20".parse().unwrap(), "beijing", None);
+        assert!(e.extras.is_none());
+        e.set_limits(Some(LimitsSpec {
+            in_pps: Some(1),
+            ..Default::default()
+        }));
+        assert!(e.extras.is_some());
+        e.set_limits(None);
+        assert!(e.extras.is_none(), "emptied extras are dropped");
+        assert_eq!(std::mem::size_of::<EipSpec>(), 80);
+    }
 }
