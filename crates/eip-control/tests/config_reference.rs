@@ -106,14 +106,14 @@ fn full_spec() -> PopSpec {
             }]
             .into(),
             extras: Some(Box::new(EipExtras {
-                check: Some(check()),
-                limits: Some(LimitsSpec {
+                check: Some(Box::new(check())),
+                limits: Some(Box::new(LimitsSpec {
                     in_bps: Some(100_000_000),
                     in_pps: Some(50_000),
                     out_bps: Some(1_000_000_000),
                     out_pps: Some(0),
-                }),
-                acl: Some(AclSpec {
+                })),
+                acl: Some(Box::new(AclSpec {
                     default: AclAction::Deny,
                     rules: vec![AclRule {
                         action: AclAction::Allow,
@@ -121,7 +121,7 @@ fn full_spec() -> PopSpec {
                         protocol: Some(AclProtocol::Udp),
                         ports: Some(PortRange { lo: 1000, hi: 2000 }),
                     }],
-                }),
+                })),
             })),
         }]
         .into(),

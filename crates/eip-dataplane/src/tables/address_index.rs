@@ -1,8 +1,9 @@
 //! The description's index of EIP addresses: address -> place in the list.
 //!
 //! IPv4 addresses (nearly all EIPs) sit in the tables' own open-addressed
-//! index of 8-byte entries at a load of 0.8 to 0.9 (about 10 bytes an EIP);
-//! the few IPv6 ones in a sharded hash map. A hash map of `IpAddr` keys cost
+//! index of 8-byte entries at a load of at most 0.9 (about 10 bytes an EIP
+//! after a build); the few IPv6 ones in a sharded hash map, made at the
+//! first IPv6 EIP (so that a POP without any copies no shards per version). A hash map of `IpAddr` keys cost
 //! 25 bytes a bucket, and at 1M EIPs its shards of about 1,000 entries sat
 //! just over a power of two's 7/8 and so at half load: about 50 bytes an EIP.
 //! Both parts are copy-on-write per shard, shared between versions.
@@ -18,14 +19,14 @@ pub type Place = u32;
 #[derive(Debug, Clone, Default)]
 pub struct AddressIndex {
     v4: Index<u32, Place>,
-    v6: Sharded<Ipv6Addr, Place>,
+    v6: Option<Sharded<Ipv6Addr, Place>>,
 }
 
 impl AddressIndex {
     pub fn get(&self, address: IpAddr) -> Option<Place> {
         match address {
             IpAddr::V4(a) => self.v4.get(a.to_bits()),
-            IpAddr::V6(a) => self.v6.get(&a).copied(),
+            IpAddr::V6(a) => self.v6.as_ref()?.get(&a).copied(),
         }
     }
 
@@ -33,7 +34,7 @@ impl AddressIndex {
     pub fn insert(&mut self, address: IpAddr, at: Place) -> Option<Place> {
         match address {
             IpAddr::V4(a) => self.v4.insert(a.to_bits(), at),
-            IpAddr::V6(a) => self.v6.insert(a, at),
+            IpAddr::V6(a) => self.v6.get_or_insert_with(Sharded::default).insert(a, at),
         }
     }
 
@@ -41,14 +42,14 @@ impl AddressIndex {
     pub fn claim(&mut self, address: IpAddr, at: Place) -> Option<Place> {
         match address {
             IpAddr::V4(a) => self.v4.claim(a.to_bits(), at),
-            IpAddr::V6(a) => self.v6.claim(a, at),
+            IpAddr::V6(a) => self.v6.get_or_insert_with(Sharded::default).claim(a, at),
         }
     }
 
     pub fn remove(&mut self, address: IpAddr) -> Option<Place> {
         match address {
             IpAddr::V4(a) => self.v4.remove(a.to_bits()),
-            IpAddr::V6(a) => self.v6.remove(&a),
+            IpAddr::V6(a) => self.v6.as_mut()?.remove(&a),
         }
     }
 
@@ -57,27 +58,37 @@ impl AddressIndex {
     pub fn touch(&mut self, address: IpAddr) {
         match address {
             IpAddr::V4(a) => self.v4.touch(a.to_bits()),
-            IpAddr::V6(a) => self.v6.touch(&a),
+            IpAddr::V6(a) => {
+                if let Some(v6) = &mut self.v6 {
+                    v6.touch(&a)
+                }
+            }
         }
     }
 
     /// Marks every shard as changed (see [`Self::touch`]).
     pub fn touch_all(&mut self) {
         self.v4.touch_all();
-        self.v6.touch_all();
+        if let Some(v6) = &mut self.v6 {
+            v6.touch_all();
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.len() + self.v6.as_ref().map_or(0, |v6| v6.len())
     }
 
     /// The addresses of both indexes in the shards they do not share;
     /// `None` when there are more than `limit`.
     pub fn unshared_keys(&self, other: &Self, limit: usize) -> Option<Vec<IpAddr>> {
         let v4 = self.v4.unshared_keys(&other.v4, limit)?;
-        let v6 = self
-            .v6
-            .unshared_keys(&other.v6, limit.saturating_sub(v4.len()))?;
+        let limit = limit.saturating_sub(v4.len());
+        let v6 = match (&self.v6, &other.v6) {
+            (None, None) => Vec::new(),
+            (Some(mine), Some(theirs)) => mine.unshared_keys(theirs, limit)?,
+            (Some(mine), None) => mine.unshared_keys(&Sharded::default(), limit)?,
+            (None, Some(theirs)) => Sharded::default().unshared_keys(theirs, limit)?,
+        };
         Some(
             v4.into_iter()
                 .map(|a| IpAddr::from(std::net::Ipv4Addr::from_bits(a)))
@@ -94,15 +105,19 @@ impl AddressIndex {
     ) -> Self {
         let mut v4 = IndexBuilder::with_capacity(count);
         let mut v6 = ShardedBuilder::with_capacity(0);
+        let mut any_v6 = false;
         for (address, at) in addresses {
             match address {
                 IpAddr::V4(a) => v4.push(a.to_bits(), at),
-                IpAddr::V6(a) => v6.push(a, at),
+                IpAddr::V6(a) => {
+                    v6.push(a, at);
+                    any_v6 = true;
+                }
             }
         }
         AddressIndex {
             v4: v4.build_keep_first(),
-            v6: v6.build_keep_first(),
+            v6: any_v6.then(|| v6.build_keep_first()),
         }
     }
 }

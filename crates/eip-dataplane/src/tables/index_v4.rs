@@ -1,7 +1,8 @@
 //! The IPv4 indexes: EIP address -> slot and what ingress needs of the EIP in
 //! 16-byte entries, and (region, backend address) -> slot and, for a plain
 //! 1:1 EIP, its address ([`OwnerEntry`], what a return needs) in 16-byte
-//! entries, in copy-on-write shards.
+//! entries, in copy-on-write shards. The description's address index uses
+//! it too (`super::address_index`: IPv4 address -> place in the EIP list).
 //!
 //! Every ingress packet looks its destination up in the first and every return
 //! its source in the second, so the index is made for that one lookup: one multiplication gives the shard (top bits) and the home

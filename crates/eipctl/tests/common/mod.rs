@@ -56,10 +56,14 @@ impl Workers {
             threads: Vec::new(),
         };
         for mut sub in subscribers {
+            // Adopted before the thread runs, as a worker has adopted the boot
+            // tables before it polls: a test that changes nothing reads the
+            // boot version, however late the threads are first scheduled.
+            let adopted = sub.refresh().version;
             let (stop, paused, seen) = (
                 Arc::clone(&stop),
                 Arc::new(AtomicBool::new(false)),
-                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicU64::new(adopted)),
             );
             w.paused.push(Arc::clone(&paused));
             w.seen.push(Arc::clone(&seen));
