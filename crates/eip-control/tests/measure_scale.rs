@@ -67,13 +67,11 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 fn eip(k: u32) -> EipSpec {
-    EipSpec {
-        address: IpAddr::V4(Ipv4Addr::from(0x0AC8_0000 + k)),
-        region: "beijing".into(),
-        backend: Some(IpAddr::V4(Ipv4Addr::from(0x0AC9_0000 + k))),
-        services: Default::default(),
-        extras: None,
-    }
+    EipSpec::new(
+        IpAddr::V4(Ipv4Addr::from(0x0AC8_0000 + k)),
+        "beijing",
+        Some(IpAddr::V4(Ipv4Addr::from(0x0AC9_0000 + k))),
+    )
 }
 
 fn size(path: &Path) -> u64 {

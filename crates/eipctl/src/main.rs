@@ -96,13 +96,7 @@ fn run(cli: Cli) -> Result<Result<(), Refused>> {
             region,
             backend,
         } => change(Op::AddEip(AddEip {
-            eip: EipSpec {
-                address,
-                region: region.into(),
-                backend,
-                services: Default::default(),
-                extras: None,
-            },
+            eip: EipSpec::new(address, region, backend),
         })),
         Command::UpdateEip {
             address,

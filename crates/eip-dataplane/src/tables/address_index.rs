@@ -3,9 +3,10 @@
 //! IPv4 addresses (nearly all EIPs) sit in the tables' own open-addressed
 //! index of 8-byte entries at a load of at most 0.9 (about 10 bytes an EIP
 //! after a build); the few IPv6 ones in a sharded hash map, made at the
-//! first IPv6 EIP (so that a POP without any copies no shards per version). A hash map of `IpAddr` keys cost
-//! 25 bytes a bucket, and at 1M EIPs its shards of about 1,000 entries sat
-//! just over a power of two's 7/8 and so at half load: about 50 bytes an EIP.
+//! first IPv6 EIP (so that a POP without any copies no shards per version).
+//! A hash map of `IpAddr` keys cost 25 bytes a bucket, and at 1M EIPs its
+//! shards of about 1,000 entries sat just over a power of two's 7/8 and so
+//! at half load: about 50 bytes an EIP.
 //! Both parts are copy-on-write per shard, shared between versions.
 
 use super::index_v4::{Index, IndexBuilder};

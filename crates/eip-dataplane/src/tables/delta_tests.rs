@@ -79,13 +79,11 @@ fn pop() -> PopSpec {
 }
 
 fn one_to_one(i: u32, region: &str) -> EipSpec {
-    EipSpec {
-        address: IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
-        region: region.into(),
-        backend: Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
-        services: Default::default(),
-        extras: None,
-    }
+    EipSpec::new(
+        IpAddr::V4(Ipv4Addr::from(0x0A80_0000 + i)),
+        region,
+        Some(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i))),
+    )
 }
 
 /// `n` 1:1 IPv4 EIPs over the two regions.

@@ -253,13 +253,7 @@ mod tests {
     use super::*;
 
     fn eip(a: &str) -> EipSpec {
-        EipSpec {
-            address: a.parse().unwrap(),
-            region: "r".into(),
-            backend: None,
-            services: Default::default(),
-            extras: None,
-        }
+        EipSpec::new(a.parse().unwrap(), "r", None)
     }
 
     fn addrs(l: &EipList) -> Vec<String> {

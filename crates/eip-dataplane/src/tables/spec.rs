@@ -354,24 +354,6 @@ impl EipSpec {
         self.edit_extras(|x| x.acl = acl.map(Box::new));
     }
 
-    /// The same EIP with these limits (for building descriptions in code).
-    pub fn with_limits(mut self, limits: LimitsSpec) -> Self {
-        self.set_limits(Some(limits));
-        self
-    }
-
-    /// The same EIP with this access list.
-    pub fn with_acl(mut self, acl: AclSpec) -> Self {
-        self.set_acl(Some(acl));
-        self
-    }
-
-    /// The same EIP with this backend health check.
-    pub fn with_check(mut self, check: crate::check_spec::CheckSpec) -> Self {
-        self.set_check(Some(check));
-        self
-    }
-
     fn edit_extras(&mut self, edit: impl FnOnce(&mut EipExtras)) {
         edit(self.extras.get_or_insert_with(Box::default));
         if self.extras.as_ref().is_some_and(|x| x.is_empty()) {

@@ -29,13 +29,7 @@ fn path(name: &str, port: &str, mtu: u16) -> PathSpec {
 }
 
 fn eip(address: &str, backend: Option<&str>) -> EipSpec {
-    EipSpec {
-        address: ip(address),
-        region: "bj".into(),
-        backend: backend.map(ip),
-        services: Default::default(),
-        extras: None,
-    }
+    EipSpec::new(ip(address), "bj", backend.map(ip))
 }
 
 fn service(port: u16, backends: &[&str]) -> ServiceSpec {

@@ -112,13 +112,7 @@ pub fn path(name: &str, region: &str, port: &str, next_hop_mac: [u8; 6], mtu: u1
 
 /// A 1:1 EIP: all its traffic to `backend`.
 pub fn one_to_one(address: impl Into<IpAddr>, region: &str, backend: impl Into<IpAddr>) -> EipSpec {
-    EipSpec {
-        address: address.into(),
-        region: region.into(),
-        backend: Some(backend.into()),
-        services: Default::default(),
-        extras: None,
-    }
+    EipSpec::new(address.into(), region, Some(backend.into()))
 }
 
 /// An EIP with services and no 1:1 backend.
@@ -392,13 +386,11 @@ mod tests {
                 probe_target: Some(Ipv4Addr::new(10, 255, 0, 2)),
             }],
             paths: vec![path(0), path(1)],
-            eips: vec![EipSpec {
-                address: Ipv4Addr::new(192, 0, 2, 10).into(),
-                region: "beijing".into(),
-                backend: Some(Ipv4Addr::new(10, 1, 0, 10).into()),
-                services: Default::default(),
-                extras: None,
-            }]
+            eips: vec![EipSpec::new(
+                Ipv4Addr::new(192, 0, 2, 10).into(),
+                "beijing",
+                Some(Ipv4Addr::new(10, 1, 0, 10).into()),
+            )]
             .into(),
             limits: None,
         };
