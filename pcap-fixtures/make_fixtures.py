@@ -102,19 +102,35 @@ def fmix64(x: int) -> int:
     return x
 
 
+# The flow hash's constants (flow.rs `K`): digits of pi, the first with its low half
+# cleared.
+FLOW_K = (0x243F6A8800000000, 0x85A308D313198A2E, 0x03707344A4093822, 0x299F31D0082EFA98)
+
+
+def fold_mul(a: int, b: int) -> int:
+    """The 128-bit product of two 64-bit words, its halves XORed."""
+    p = (a & MASK64) * (b & MASK64)
+    return (p & MASK64) ^ (p >> 64)
+
+
 def flow_hash(src: str, dst: str, sport: int, dport: int, proto: int) -> int:
-    """Flow hash of a packet as the client sends it: fmix64 chained over the address
-    words (IPv4: src << 32 | dst; IPv6: src hi, src lo, dst hi, dst lo), then the
-    ports word sport << 32 | dport << 16 | protocol."""
+    """Flow hash of a packet as the client sends it: absorb(h, a, b) =
+    fold_mul(h ^ a ^ K0, b ^ K1) from h = 0 over (src << 32 | dst, ports) for IPv4, or
+    (src hi, src lo), (dst hi, dst lo), (0, ports) for IPv6, where ports = sport << 32 |
+    dport << 16 | protocol; then fold_mul(h ^ K2, K3)."""
     s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    ports = sport << 32 | dport << 16 | proto
+
+    def absorb(h: int, a: int, b: int) -> int:
+        return fold_mul(h ^ a ^ FLOW_K[0], b ^ FLOW_K[1])
+
     if s.version == 4:
-        words = [int(s) << 32 | int(d)]
+        h = absorb(0, int(s) << 32 | int(d), ports)
     else:
-        words = [int(s) >> 64, int(s) & MASK64, int(d) >> 64, int(d) & MASK64]
-    h = HASH_SEED
-    for w in words:
-        h = fmix64(h ^ w)
-    return fmix64(h ^ (sport << 32 | dport << 16 | proto))
+        h = absorb(0, int(s) >> 64, int(s) & MASK64)
+        h = absorb(h, int(d) >> 64, int(d) & MASK64)
+        h = absorb(h, 0, ports)
+    return fold_mul(h ^ FLOW_K[2], FLOW_K[3])
 
 
 def vxlan_source_port(h: int) -> int:
@@ -123,8 +139,8 @@ def vxlan_source_port(h: int) -> int:
 
 
 def backend_slot(h: int, table_len: int) -> int:
-    """Slot of a service's Maglev table: low bits of the hash."""
-    return h % table_len
+    """Slot of a service's Maglev table: the low half of the hash modulo its size."""
+    return (h & 0xFFFFFFFF) % table_len
 
 
 def path_slot(h: int, table_len: int) -> int:
@@ -198,6 +214,8 @@ def self_check() -> None:
     """Values pinned by crates/eip-dataplane/src/flow.rs: fail fast if this copy drifts."""
     assert fmix64(0) == 0
     assert fmix64(1) == 0xB456BCFC34C2CB2C
+    assert flow_hash("203.0.113.2", "192.0.2.10", 40000, 80, 6) == 0x719980228979E637
+    assert flow_hash("2001:db8::1", "2001:db8:1::10", 40000, 443, 6) == 0xA71C36B22712CE85
     assert table_size_for(1) == 251 and table_size_for(1000) == 131071
 
 

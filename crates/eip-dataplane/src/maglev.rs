@@ -13,7 +13,7 @@
 //!
 //! Tables are built by the control side only, never on a worker.
 
-use crate::flow::{fmix64, FastMod64, SEED};
+use crate::flow::{fmix64, FastMod, SEED};
 use std::net::IpAddr;
 
 /// Primes used as table sizes: the smallest one with at least
@@ -23,11 +23,11 @@ pub const TABLE_SIZES: [usize; 11] = [
 ];
 
 /// `x % m` without a division for each size of [`TABLE_SIZES`], in that order.
-const FAST_MODS: [FastMod64; TABLE_SIZES.len()] = {
-    let mut all = [FastMod64::new(1); TABLE_SIZES.len()];
+const FAST_MODS: [FastMod; TABLE_SIZES.len()] = {
+    let mut all = [FastMod::new(1); TABLE_SIZES.len()];
     let mut i = 0;
     while i < TABLE_SIZES.len() {
-        all[i] = FastMod64::new(TABLE_SIZES[i] as u64);
+        all[i] = FastMod::new(TABLE_SIZES[i] as u32);
         i += 1;
     }
     all
@@ -35,7 +35,7 @@ const FAST_MODS: [FastMod64; TABLE_SIZES.len()] = {
 
 /// The division-free remainder by `len` when it is one of [`TABLE_SIZES`].
 #[inline(always)]
-pub fn fast_mod(len: usize) -> Option<FastMod64> {
+pub fn fast_mod(len: usize) -> Option<FastMod> {
     let i = match len {
         251 => 0,
         509 => 1,
@@ -235,8 +235,8 @@ mod tests {
         for (i, m) in TABLE_SIZES.into_iter().enumerate() {
             assert_eq!(fast_mod(m), Some(FAST_MODS[i]));
             assert_eq!(
-                fast_mod(m).unwrap().remainder(u64::MAX),
-                u64::MAX % m as u64
+                fast_mod(m).unwrap().remainder(u32::MAX),
+                u32::MAX % m as u32
             );
         }
         assert_eq!(fast_mod(250), None);

@@ -152,11 +152,7 @@ pub fn write_header(
     let template_ip = Ipv4Packet::new_unchecked(&template[layout::OUTER_IPV4]);
     let mut ip = Ipv4Packet::new_unchecked(&mut hdr[layout::OUTER_IPV4]);
     ip.set_total_len(outer_len);
-    ip.set_checksum(checksum::update16(
-        template_ip.checksum(),
-        ENCAP_IP_OVERHEAD,
-        outer_len,
-    ));
+    ip.set_checksum(checksum::update16_grown(template_ip.checksum(), inner_len));
     let mut udp = UdpPacket::new_unchecked(&mut hdr[layout::UDP]);
     udp.set_src_port(flow::vxlan_source_port(hash));
     udp.set_len(outer_len - ipv4::MIN_HEADER_LEN as u16);

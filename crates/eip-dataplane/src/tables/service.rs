@@ -2,7 +2,7 @@
 //! Maglev table, with what the fast path needs of it precomputed (the
 //! division-free slot and the IPv4 targets).
 
-use crate::flow::FastMod64;
+use crate::flow::FastMod;
 use std::net::IpAddr;
 
 /// One member of a service pool.
@@ -26,7 +26,7 @@ pub struct Service {
     /// Slot -> index into `backends`. Empty when every backend is drained.
     pub maglev: Box<[u16]>,
     /// `hash % maglev.len()` without a division, set with the table.
-    slot_mod: FastMod64,
+    slot_mod: FastMod,
     /// The backends' IPv4 addresses and ports, in `backends`' order, when
     /// every backend is IPv4 (empty otherwise): the fast path's pick reads
     /// 6 bytes and matches no `IpAddr`.
@@ -50,7 +50,7 @@ impl Service {
             port,
             backends,
             maglev: Box::default(),
-            slot_mod: FastMod64::new(1),
+            slot_mod: FastMod::new(1),
             targets_v4,
         }
     }
@@ -68,14 +68,15 @@ impl Service {
         self.maglev =
             crate::maglev::build(&keyed, crate::maglev::table_size_for(self.backends.len()))
                 .into_boxed_slice();
-        self.slot_mod = FastMod64::new(self.maglev.len().max(1) as u64);
+        self.slot_mod = FastMod::new(self.maglev.len().max(1) as u32);
     }
 
-    /// The slot of `maglev` a flow with this hash takes: `hash % maglev.len()`
-    /// (as [`crate::flow::backend_slot`]). Meaningless for an empty table.
+    /// The slot of `maglev` a flow with this hash takes: the hash's low half
+    /// modulo `maglev.len()` (as [`crate::flow::backend_slot`]). Meaningless for an
+    /// empty table.
     #[inline(always)]
     pub fn slot_for(&self, hash: u64) -> usize {
-        self.slot_mod.remainder(hash) as usize
+        self.slot_mod.remainder(hash as u32) as usize
     }
 
     /// The IPv4 backend (address, port) a flow with this hash goes to; `None`

@@ -78,6 +78,32 @@ pub fn pseudo_header_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, length:
     sum(src) + sum(dst) + u64::from(length) + u64::from(next_header)
 }
 
+/// Ones-complement addition of two 32-bit words (end-around carry): `add` and
+/// `adc`. A sum of such words is congruent to the checksum's sum modulo 0xFFFF
+/// (which divides 0xFFFF_FFFF), so [`fold32`] reduces it. Zero only when both are.
+#[inline(always)]
+pub fn add32(a: u32, b: u32) -> u32 {
+    let (s, carry) = a.overflowing_add(b);
+    s + u32::from(carry)
+}
+
+/// Folds a 32-bit ones-complement sum into 16 bits: the two halves added with
+/// end-around carry, by adding the word rotated by 16 and keeping the upper half
+/// (as Linux's `csum_fold`). Zero only for a zero sum.
+#[inline(always)]
+pub fn fold32(sum: u32) -> u16 {
+    (sum.wrapping_add(sum.rotate_right(16)) >> 16) as u16
+}
+
+/// Checksum after a 16-bit word (at an even offset) grew by `by` without passing
+/// 0xFFFF: [`update16`] with `~m + m'` = `by` (mod 0xFFFF), one carry step
+/// instead of three. Gives the bytes [`update16`] gives.
+#[inline(always)]
+pub fn update16_grown(checksum: u16, by: u16) -> u16 {
+    let s = u32::from(!checksum) + u32::from(by); // <= 0x1FFFE
+    !((s & 0xffff) + (s >> 16)) as u16
+}
+
 /// Checksum after the 16-bit word `old` (at an even offset of the covered data)
 /// became `new`: RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`.
 ///
@@ -254,6 +280,32 @@ mod tests {
             fold(pseudo_header_v6(&s6, &d6, 58, 0x0001_0203)),
             fold(sum(&v6))
         );
+    }
+
+    proptest! {
+        /// The 32-bit end-around-carry sum, folded, is the 64-bit sum folded.
+        #[test]
+        fn add32_then_fold32_is_fold(words in proptest::collection::vec(any::<u32>(), 1..6)) {
+            let wide: u64 = words.iter().map(|&w| u64::from(w)).sum();
+            let narrow = words.iter().fold(0, |acc, &w| add32(acc, w));
+            prop_assert_eq!(fold32(narrow), fold(wide));
+        }
+
+        #[test]
+        fn update16_grown_is_update16(checksum in any::<u16>(), old in any::<u16>(), by in 1u16..) {
+            prop_assume!(u32::from(old) + u32::from(by) <= 0xffff);
+            prop_assert_eq!(update16_grown(checksum, by), update16(checksum, old, old + by));
+        }
+    }
+
+    #[test]
+    fn fold32_edges() {
+        assert_eq!(fold32(0), 0);
+        assert_eq!(fold32(0xffff_ffff), 0xffff);
+        assert_eq!(fold32(0xffff_0001), 1);
+        assert_eq!(fold32(0x0001_ffff), 1);
+        assert_eq!(add32(0xffff_ffff, 1), 1);
+        assert_eq!(add32(0xffff_ffff, 0xffff_ffff), 0xffff_ffff);
     }
 
     /// RFC 1624 §4 example: HC = 0xDD2F, a word m = 0x5555 becomes m' = 0x3285, and
