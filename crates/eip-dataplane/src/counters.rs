@@ -138,10 +138,16 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// One packet of `bytes` more. Both counts as one 128-bit addition (packets
+    /// low, bytes high): `add` and `adc` on the counter in memory, where two
+    /// 64-bit additions are vectorised into six SSE instructions. The carry
+    /// between the halves would take 2^64 packets.
     #[inline(always)]
     pub fn add(&mut self, bytes: usize) {
-        self.packets += 1;
-        self.bytes += bytes as u64;
+        let both = (u128::from(self.bytes) << 64 | u128::from(self.packets))
+            .wrapping_add((bytes as u128) << 64 | 1);
+        self.packets = both as u64;
+        self.bytes = (both >> 64) as u64;
     }
 }
 

@@ -107,27 +107,14 @@ pub fn encapsulate(
     path: &Path,
     hash: u64,
 ) -> Result<(), DropReason> {
-    encapsulate_at(frame, ip.l3, ip.total_len(), ip.v6, path, hash)
-}
-
-/// [`encapsulate`] for the inner IP packet of `inner_len` bytes at `l3` (IPv6
-/// with `v6`): for the fast path, which knows these without an [`IpInfo`].
-#[inline(always)]
-pub fn encapsulate_at(
-    frame: &mut Frame<'_>,
-    l3: usize,
-    inner_len: usize,
-    v6: bool,
-    path: &Path,
-    hash: u64,
-) -> Result<(), DropReason> {
+    let inner_len = ip.total_len();
     // The outer headers end where the inner IP header starts.
-    let head = (frame.head() + l3).checked_sub(ENCAP_LEN);
+    let head = (frame.head() + ip.l3).checked_sub(ENCAP_LEN);
     let data = head.and_then(|head| frame.reframe(head, ENCAP_LEN + inner_len));
     let Some(hdr) = data.and_then(|d| d.first_chunk_mut::<ENCAP_LEN>()) else {
         return Err(DropReason::NoRoom);
     };
-    write_header(hdr, &path.template, inner_len as u16, v6, hash);
+    write_header(hdr, &path.template, inner_len as u16, ip.v6, hash);
     Ok(())
 }
 
@@ -152,7 +139,10 @@ pub fn write_header(
     let template_ip = Ipv4Packet::new_unchecked(&template[layout::OUTER_IPV4]);
     let mut ip = Ipv4Packet::new_unchecked(&mut hdr[layout::OUTER_IPV4]);
     ip.set_total_len(outer_len);
-    ip.set_checksum(checksum::update16_grown(template_ip.checksum(), inner_len));
+    ip.set_checksum_bytes(checksum::update16_grown_bytes(
+        template_ip.checksum_bytes(),
+        inner_len,
+    ));
     let mut udp = UdpPacket::new_unchecked(&mut hdr[layout::UDP]);
     udp.set_src_port(flow::vxlan_source_port(hash));
     udp.set_len(outer_len - ipv4::MIN_HEADER_LEN as u16);

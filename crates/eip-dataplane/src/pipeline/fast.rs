@@ -20,10 +20,11 @@ use super::ingress::choose_target;
 use super::nat::{self, TCP_SUM, UDP_SUM};
 use super::parse::{Fragment, IpInfo};
 use super::Pipeline;
+use crate::counters::DropReason;
 use crate::counters::Event;
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{addr_key_v4, Eip, EipEntry, EipId, RegionId, Tables};
+use crate::tables::{addr_key_v4, Eip, EipEntry, EipId, RegionId, Tables, ENCAP_LEN};
 use crate::wire::{ethernet, ip_proto, tcp, udp, vxlan};
 use std::net::IpAddr;
 
@@ -38,6 +39,11 @@ const TCP_FLAGS: usize = 13;
 const DST_PORT: usize = 2;
 /// Offset of the source port in a TCP or UDP header.
 const SRC_PORT: usize = 0;
+
+/// The encapsulated packet's bytes from its start to the end of the inner
+/// transport header, for TCP and UDP.
+const TCP_SPAN: usize = ENCAP_LEN - L3 + TCP_END;
+const UDP_SPAN: usize = ENCAP_LEN - L3 + UDP_END;
 
 /// A return: VXLAN header, inner Ethernet, inner IPv4 and transport header.
 const VXLAN: usize = UDP_END;
@@ -59,9 +65,11 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         slot: Option<EipEntry>,
     ) -> Option<Verdict> {
-        match *frame.data().get(L3 + 9)? {
-            ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM>(t, frame, slot),
-            ip_proto::UDP => self.fast_ingress_l4::<UDP_END, UDP_SUM>(t, frame, slot),
+        // Every case needs the bytes of a UDP header at least: one length check
+        // here, which the UDP case's own folds into.
+        match frame.data().first_chunk::<UDP_END>()?[L3 + 9] {
+            ip_proto::TCP => self.fast_ingress_l4::<TCP_END, TCP_SUM, TCP_SPAN>(t, frame, slot),
+            ip_proto::UDP => self.fast_ingress_l4::<UDP_END, UDP_SUM, UDP_SPAN>(t, frame, slot),
             _ => None,
         }
     }
@@ -180,7 +188,7 @@ impl Pipeline {
         // The inner frame, from its Ethernet header to the end of its IP packet.
         let inner = frame.reframe(frame.head() + INNER_L2, ethernet::HEADER_LEN + total);
         let Some(eth) = inner.and_then(|d| d.first_chunk_mut::<{ ethernet::HEADER_LEN }>()) else {
-            return Some(Verdict::Drop(crate::DropReason::Truncated));
+            return Some(Verdict::Drop(DropReason::Truncated));
         };
         eth[..6].copy_from_slice(&port.gateway_mac.unwrap_or([0xff; 6]));
         eth[6..12].copy_from_slice(&port.mac);
@@ -211,7 +219,7 @@ impl Pipeline {
 
     /// [`Self::fast_ingress`] for TCP (`END` = [`TCP_END`]) or UDP ([`UDP_END`]).
     #[inline(always)]
-    fn fast_ingress_l4<const END: usize, const SUM: usize>(
+    fn fast_ingress_l4<const END: usize, const SUM: usize, const SPAN: usize>(
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
@@ -220,7 +228,6 @@ impl Pipeline {
         let is_tcp = END == TCP_END;
         let data = frame.data();
         let d: &[u8; END] = data.get(..END)?.try_into().ok()?;
-        let sport = u16::from_be_bytes([d[L4], d[L4 + 1]]);
         let dport = u16::from_be_bytes([d[L4 + 2], d[L4 + 3]]);
         // Ethertype IPv4 (untagged), version 4, a 20-byte header.
         if d[12..15] != [0x08, 0x00, 0x45] {
@@ -234,9 +241,10 @@ impl Pipeline {
             return self.fast_return(t, frame);
         }
         // The IP packet holds the whole transport header and lies in the frame.
+        // (`END - L3 <= total <= data.len() - L3` as one unsigned comparison:
+        // `data.len() >= END` is known.)
         let total = u16::from_be_bytes([d[L3 + 2], d[L3 + 3]]) as usize;
-        if total < END - L3
-            || total > data.len() - L3
+        if total.wrapping_sub(END - L3) > data.len() - END
             || !l4_lengths_ok(is_tcp, &d[L4..], total - 20)
         {
             return None;
@@ -270,7 +278,11 @@ impl Pipeline {
                 }
             }
         }
-        let hash = flow::hash_v4(src, dst, sport, dport, protocol);
+        let hash = flow::hash_v4_wire(
+            d[L3 + 12..L3 + 20].try_into().ok()?,
+            d[L4..L4 + 4].try_into().ok()?,
+            protocol,
+        );
 
         // A plain 1:1 IPv4 EIP straight from its index entry; a service's
         // IPv4 backend from its precomputed targets; anything else (a service
@@ -284,7 +296,8 @@ impl Pipeline {
                     new_port: None,
                     region,
                 };
-                return self.fast_forward::<END, SUM, false>(t, frame, eip_id, target, hash, total);
+                return self
+                    .fast_forward::<END, SUM, SPAN, false>(t, frame, eip_id, target, hash, total);
             }
             None => match t
                 .eips
@@ -303,7 +316,7 @@ impl Pipeline {
                 None => target_without_service(t, eip_id, protocol, hash)?,
             },
         };
-        self.fast_forward::<END, SUM, true>(t, frame, eip_id, target, hash, total)
+        self.fast_forward::<END, SUM, SPAN, true>(t, frame, eip_id, target, hash, total)
     }
 
     /// The rest of [`Self::fast_ingress_l4`] once the target is chosen: the
@@ -311,7 +324,7 @@ impl Pipeline {
     /// whether the target may have a new destination port (false: the
     /// compiler drops the port's code from this copy).
     #[inline(always)]
-    fn fast_forward<const END: usize, const SUM: usize, const PORT: bool>(
+    fn fast_forward<const END: usize, const SUM: usize, const SPAN: usize, const PORT: bool>(
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
@@ -338,13 +351,32 @@ impl Pipeline {
         if region.panic {
             self.counters.event(Event::PanicPath);
         }
-        let data = frame.data_mut();
-        if END == TCP_END && data[L4 + TCP_FLAGS] & tcp::flags::SYN != 0 {
-            self.clamp_syn(data, L3 + total, path.inner_mtu);
+        // The frame becomes the encapsulated packet first: its window moves
+        // back over the headroom the outer headers take, with the old Ethernet
+        // header at `ENCAP_LEN - L3` in it. The encapsulation and the headers
+        // NAT rewrites are its first `SPAN` bytes: one bounds check for them
+        // all, where taking the bytes and moving the window made two.
+        const { assert!(SPAN == ENCAP_LEN - L3 + END) };
+        let Some(start) = (frame.head() + L3).checked_sub(ENCAP_LEN) else {
+            return Some(Verdict::Drop(DropReason::NoRoom));
+        };
+        let Some(packet) = frame.reframe(start, ENCAP_LEN + total) else {
+            return Some(Verdict::Drop(DropReason::NoRoom));
+        };
+        if END == TCP_END && packet[ENCAP_LEN - L3 + L4 + TCP_FLAGS] & tcp::flags::SYN != 0 {
+            // The frame as it arrived, up to the end of its IP packet.
+            if let Some(data) = packet.get_mut(ENCAP_LEN - L3..) {
+                self.clamp_syn(data, L3 + total, path.inner_mtu);
+            }
         }
-        let d: &mut [u8; END] = (&mut data[..END]).try_into().ok()?;
+        let Some(span) = packet.first_chunk_mut::<SPAN>() else {
+            return Some(Verdict::Drop(DropReason::Truncated));
+        };
+        let (_, d) = span.split_at_mut(ENCAP_LEN - L3);
         let (head, l4) = d.split_at_mut(L4);
-        let hdr: &mut [u8; 20] = (&mut head[L3..]).try_into().ok()?;
+        let Ok(hdr) = <&mut [u8; 20]>::try_from(&mut head[L3..]) else {
+            return Some(Verdict::Drop(DropReason::Truncated));
+        };
         let new_port = if PORT { target.new_port } else { None };
         nat::rewrite_v4_headers::<SUM>(
             hdr,
@@ -353,11 +385,12 @@ impl Pipeline {
             target.backend,
             new_port.map(|p| (DST_PORT, p)),
         );
-        if let Err(reason) = encap::encapsulate_at(frame, L3, total, false, path, hash) {
-            return Some(Verdict::Drop(reason));
-        }
+        let Some(outer) = span.first_chunk_mut::<ENCAP_LEN>() else {
+            return Some(Verdict::Drop(DropReason::Truncated));
+        };
+        encap::write_header(outer, &path.template, total as u16, false, hash);
         self.counters.eip_in_claimed(eip_id).add(total);
-        self.counters.path[path_id as usize].add(frame.len());
+        self.counters.path[path_id as usize].add(ENCAP_LEN + total);
         self.counters.event(Event::Encapsulated);
         Some(Verdict::Tx(path.port))
     }
@@ -397,11 +430,13 @@ fn target_without_service(t: &Tables, slot: EipId, protocol: u8, hash: u64) -> O
 /// bytes (20 for TCP).
 #[inline(always)]
 fn l4_lengths_ok(is_tcp: bool, l4: &[u8], payload: usize) -> bool {
+    // `MIN <= x <= payload` as one unsigned comparison (`payload >= MIN`: the
+    // caller checked that the packet holds the whole header).
     if is_tcp {
         let header = usize::from(l4[12] >> 4) * 4;
-        (tcp::MIN_HEADER_LEN..=payload).contains(&header)
+        header.wrapping_sub(tcp::MIN_HEADER_LEN) <= payload - tcp::MIN_HEADER_LEN
     } else {
         let len = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
-        (udp::HEADER_LEN..=payload).contains(&len)
+        len.wrapping_sub(udp::HEADER_LEN) <= payload - udp::HEADER_LEN
     }
 }

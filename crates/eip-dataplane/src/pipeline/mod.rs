@@ -379,6 +379,21 @@ impl Pipeline {
         if let Some(v @ Verdict::Tx(_)) = fast {
             return v;
         }
+        self.not_forwarded_fast(now, t, frame, fast)
+    }
+
+    /// The rest of [`Self::process_one`] for a frame the fast paths did not
+    /// forward: the general path when they left it (`None`), and the count of
+    /// the verdict. Not inlined: the batch loop then stores one packed verdict,
+    /// not one assembled from the fields of every arm.
+    #[inline(never)]
+    fn not_forwarded_fast(
+        &mut self,
+        now: Timestamp,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        fast: Option<Verdict>,
+    ) -> Verdict {
         let verdict = match fast {
             Some(v) => v,
             None => match self.classify(now, t, frame) {

@@ -15,8 +15,9 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EipEntry {
     slot: EipId,
-    /// As in the slot's record (`slab.rs`).
-    backend: u32,
+    /// The record's backend (`slab.rs`), in network byte order: the NAT writes
+    /// these bytes as they are.
+    backend: [u8; 4],
     region: RegionId,
     flags: u16,
 }
@@ -26,7 +27,7 @@ impl EipEntry {
     pub(super) fn from_record(slot: EipId, backend: u32, region: RegionId, flags: u16) -> Self {
         EipEntry {
             slot,
-            backend,
+            backend: backend.to_be_bytes(),
             region,
             flags,
         }
@@ -44,7 +45,7 @@ impl EipEntry {
     #[inline(always)]
     pub fn one_to_one_v4(&self) -> Option<([u8; 4], RegionId)> {
         (self.flags & (LIVE | V4_BACKEND | EXTRA) == LIVE | V4_BACKEND)
-            .then_some((self.backend.to_be_bytes(), self.region))
+            .then_some((self.backend, self.region))
     }
 
     /// The EIP's region (of any EIP, plain or not).
@@ -63,7 +64,7 @@ impl EipEntry {
 impl super::index_v4::IndexValue for EipEntry {
     const FREE: Self = EipEntry {
         slot: EipId::MAX,
-        backend: 0,
+        backend: [0; 4],
         region: 0,
         flags: 0,
     };

@@ -235,17 +235,28 @@ impl<K: IndexKey, V: IndexValue> Shard<K, V> {
     }
 }
 
+/// [`SHARDS`] shards in their fixed-size array.
+fn all_shards<T>(shards: impl IntoIterator<Item = T>) -> Box<[T; SHARDS]> {
+    let all: Box<[T]> = shards.into_iter().collect();
+    match all.try_into() {
+        Ok(all) => all,
+        Err(_) => unreachable!("an index has exactly SHARDS shards"),
+    }
+}
+
 /// Key -> EIP slot (and what comes with it), in [`SHARDS`] copy-on-write shards.
 #[derive(Debug, Clone)]
 pub struct Index<K, V = EipId> {
-    shards: Box<[Arc<Shard<K, V>>]>,
+    /// A fixed-size array: `shard_of`'s top bits index it without a bounds
+    /// check.
+    shards: Box<[Arc<Shard<K, V>>; SHARDS]>,
     len: usize,
 }
 
 impl<K: IndexKey, V: IndexValue> Default for Index<K, V> {
     fn default() -> Self {
         Index {
-            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+            shards: all_shards((0..SHARDS).map(|_| Arc::default())),
             len: 0,
         }
     }
@@ -256,9 +267,7 @@ impl<K: IndexKey, V: IndexValue> Index<K, V> {
     pub fn with_capacity(total: usize) -> Self {
         let each = total.div_ceil(SHARDS);
         Index {
-            shards: (0..SHARDS)
-                .map(|_| Arc::new(Shard::for_keys(each)))
-                .collect(),
+            shards: all_shards((0..SHARDS).map(|_| Arc::new(Shard::for_keys(each)))),
             len: 0,
         }
     }
@@ -526,7 +535,7 @@ impl<K: IndexKey, V: IndexValue> IndexBuilder<K, V> {
             shards.push(Arc::new(shard));
         }
         Ok(Index {
-            shards: shards.into_boxed_slice(),
+            shards: all_shards(shards),
             len,
         })
     }

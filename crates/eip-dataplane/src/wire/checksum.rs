@@ -104,6 +104,17 @@ pub fn update16_grown(checksum: u16, by: u16) -> u16 {
     !((s & 0xffff) + (s >> 16)) as u16
 }
 
+/// [`update16_grown`] on the checksum field's two bytes as they lie in the
+/// packet, computed in memory order (RFC 1071 §2(B)): a byte swap is a
+/// multiplication by 256 modulo 0xFFFF, so the swapped increase is the increase
+/// of the swapped word, and neither the field nor the result is swapped.
+#[inline(always)]
+pub fn update16_grown_bytes(checksum: [u8; 2], by: u16) -> [u8; 2] {
+    let by = u16::from_ne_bytes(by.to_be_bytes());
+    let s = u32::from(!u16::from_ne_bytes(checksum)) + u32::from(by);
+    (!((s & 0xffff) + (s >> 16)) as u16).to_ne_bytes()
+}
+
 /// Checksum after the 16-bit word `old` (at an even offset of the covered data)
 /// became `new`: RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`.
 ///
@@ -295,6 +306,10 @@ mod tests {
         fn update16_grown_is_update16(checksum in any::<u16>(), old in any::<u16>(), by in 1u16..) {
             prop_assume!(u32::from(old) + u32::from(by) <= 0xffff);
             prop_assert_eq!(update16_grown(checksum, by), update16(checksum, old, old + by));
+            prop_assert_eq!(
+                update16_grown_bytes(checksum.to_be_bytes(), by),
+                update16_grown(checksum, by).to_be_bytes()
+            );
         }
     }
 

@@ -157,6 +157,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(&self.buffer.as_ref()[field::CHECKSUM])
     }
 
+    /// Header checksum field's bytes as they lie (for sums in memory order).
+    #[inline]
+    pub fn checksum_bytes(&self) -> [u8; 2] {
+        array(&self.buffer.as_ref()[field::CHECKSUM])
+    }
+
     /// Source address.
     #[inline]
     pub fn src_addr(&self) -> [u8; 4] {
@@ -268,6 +274,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// Sets the checksum field's bytes as they lie.
+    #[inline]
+    pub fn set_checksum_bytes(&mut self, value: [u8; 2]) {
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value);
     }
 
     /// Sets the source address (the checksum is not updated).
