@@ -14,13 +14,13 @@
 //!
 //! where `ports = sport << 32 | dport << 16 | protocol`. For ICMP echo, `sport` is the
 //! echo identifier and `dport` is 0. For packets with no ports (other protocols), both
-//! are 0. Two multiplications for IPv4 (the `fmix64` chain it replaced at stop 26 took
-//! four and twice the instructions). Neither operand of the IPv4 product can be zero:
+//! are 0. Two multiplications for IPv4: 12 instructions, where the chain of two
+//! `fmix64` it replaced at stop 26 took four multiplications and 33. Neither operand of the IPv4 product can be zero:
 //! `K[0]`'s low half is 0 and no EIP is 0.0.0.0, and the ports word is below 2^48
 //! while `K[1]` has bits above.
 
-/// Start value of the hash chains of Maglev's and the fragment table's keys (the
-/// 64-bit golden ratio).
+/// Start value of the hash chain of Maglev's backend keys (the 64-bit golden
+/// ratio).
 pub const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The flow hash's constants: digits of pi (nothing up the sleeve), the first with its
@@ -33,7 +33,8 @@ pub const K: [u64; 4] = [
 ];
 
 /// MurmurHash3's 64-bit finaliser: every input bit affects every output bit. Mixes
-/// the keys the control side hashes (Maglev's backends and paths, fragments).
+/// the keys of Maglev's backends and paths (control side) and of the fragment
+/// table (per fragment, on the workers).
 #[inline(always)]
 pub const fn fmix64(mut x: u64) -> u64 {
     x ^= x >> 33;

@@ -9,10 +9,11 @@
 //! probe replies) and every way of not going through (TTL, MTU, no service,
 //! backend or path, unknown tunnel or backend) returns `None` before changing the
 //! frame or a counter: the general path then handles and counts it as it handles
-//! every packet. The drops decided here are an access list's (`acl.rs`) and a
-//! rate limit's (`police.rs`), at the points where the general path would
+//! every packet. The drops decided here are an access list's (`acl.rs`), a
+//! rate limit's (`police.rs`) and a frame without headroom for the
+//! encapsulation (`no_room`), at the points where the general path would
 //! decide them too (the list right after edge protection, which the general
-//! path checks first as well).
+//! path checks first as well; the headroom before any rewrite).
 
 use super::encap;
 use super::guard;
@@ -320,7 +321,8 @@ impl Pipeline {
     }
 
     /// The rest of [`Self::fast_ingress_l4`] once the target is chosen: the
-    /// path, the rate limit, then NAT, MSS clamp and encapsulation. `PORT`:
+    /// path, the rate limit, then the frame's window over its headroom, NAT,
+    /// encapsulation and MSS clamp. `PORT`:
     /// whether the target may have a new destination port (false: the
     /// compiler drops the port's code from this copy).
     #[inline(always)]
@@ -355,7 +357,8 @@ impl Pipeline {
         // back over the headroom the outer headers take, with the old Ethernet
         // header at `ENCAP_LEN - L3` in it. The encapsulation and the headers
         // NAT rewrites are its first `SPAN` bytes: one bounds check for them
-        // all, where taking the bytes and moving the window made two.
+        // all, where taking the bytes and moving the window made two. (No
+        // room: the general path drops it so too, before changing anything.)
         const { assert!(SPAN == ENCAP_LEN - L3 + END) };
         let Some(start) = (frame.head() + L3).checked_sub(ENCAP_LEN) else {
             return Some(Verdict::Drop(DropReason::NoRoom));
@@ -363,20 +366,13 @@ impl Pipeline {
         let Some(packet) = frame.reframe(start, ENCAP_LEN + total) else {
             return Some(Verdict::Drop(DropReason::NoRoom));
         };
-        if END == TCP_END && packet[ENCAP_LEN - L3 + L4 + TCP_FLAGS] & tcp::flags::SYN != 0 {
-            // The frame as it arrived, up to the end of its IP packet.
-            if let Some(data) = packet.get_mut(ENCAP_LEN - L3..) {
-                self.clamp_syn(data, L3 + total, path.inner_mtu);
-            }
-        }
+        // `total >= END - L3` was checked: the span is there.
         let Some(span) = packet.first_chunk_mut::<SPAN>() else {
             return Some(Verdict::Drop(DropReason::Truncated));
         };
-        let (_, d) = span.split_at_mut(ENCAP_LEN - L3);
-        let (head, l4) = d.split_at_mut(L4);
-        let Ok(hdr) = <&mut [u8; 20]>::try_from(&mut head[L3..]) else {
-            return Some(Verdict::Drop(DropReason::Truncated));
-        };
+        // Ranges of a fixed-size array: the conversions cannot fail and fold.
+        let (head, l4) = span[ENCAP_LEN - L3..].split_at_mut(L4);
+        let hdr: &mut [u8; 20] = (&mut head[L3..]).try_into().unwrap();
         let new_port = if PORT { target.new_port } else { None };
         nat::rewrite_v4_headers::<SUM>(
             hdr,
@@ -385,10 +381,17 @@ impl Pipeline {
             target.backend,
             new_port.map(|p| (DST_PORT, p)),
         );
-        let Some(outer) = span.first_chunk_mut::<ENCAP_LEN>() else {
-            return Some(Verdict::Drop(DropReason::Truncated));
-        };
+        let syn = END == TCP_END && l4[TCP_FLAGS] & tcp::flags::SYN != 0;
+        let outer: &mut [u8; ENCAP_LEN] = (&mut span[..ENCAP_LEN]).try_into().unwrap();
         encap::write_header(outer, &path.template, total as u16, false, hash);
+        if syn {
+            // The inner packet from where its frame began (the clamp reads
+            // only its IP and TCP headers; the NAT's checksum update and the
+            // clamp's commute).
+            if let Some(data) = packet.get_mut(ENCAP_LEN - L3..) {
+                self.clamp_syn(data, L3 + total, path.inner_mtu);
+            }
+        }
         self.counters.eip_in_claimed(eip_id).add(total);
         self.counters.path[path_id as usize].add(ENCAP_LEN + total);
         self.counters.event(Event::Encapsulated);

@@ -170,6 +170,11 @@ impl Pipeline {
 
         self.police(t, eip_id, || eip.epoch, true, ip.total_len())?;
 
+        // No headroom for the encapsulation: dropped before anything is
+        // rewritten or counted (as the fast path drops it).
+        if frame.head() + ip.l3 < crate::tables::ENCAP_LEN {
+            return Err(DropReason::NoRoom);
+        }
         let data = frame.data_mut();
         if ip.protocol == ip_proto::TCP
             && ports.present

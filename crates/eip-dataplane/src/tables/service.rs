@@ -25,7 +25,8 @@ pub struct Service {
     pub backends: Box<[Backend]>,
     /// Slot -> index into `backends`. Empty when every backend is drained.
     pub maglev: Box<[u16]>,
-    /// `hash % maglev.len()` without a division, set with the table.
+    /// The hash's low half modulo `maglev.len()` without a division, set with
+    /// the table.
     slot_mod: FastMod,
     /// The backends' IPv4 addresses and ports, in `backends`' order, when
     /// every backend is IPv4 (empty otherwise): the fast path's pick reads

@@ -7,7 +7,10 @@
 //!
 //! NAT rewrites a handful of fields per packet; recomputing the transport checksum
 //! over the whole segment would cost a pass over the payload, so the pipeline uses
-//! the `update*` functions, which only look at the old and new field values.
+//! the `update*` functions, which only look at the old and new field values. The
+//! fast path's own updates sum 32-bit words with end-around carry ([`add32`]) and
+//! fold once ([`fold32`]), on words as they lie in memory (RFC 1071 §2(B): the
+//! checksum of byte-swapped words is the byte-swapped checksum).
 
 /// Ones-complement partial sum of `data` as big-endian 16-bit words; an odd trailing
 /// byte is padded with a zero byte (RFC 1071 §4.1).
@@ -95,9 +98,10 @@ pub fn fold32(sum: u32) -> u16 {
     (sum.wrapping_add(sum.rotate_right(16)) >> 16) as u16
 }
 
-/// Checksum after a 16-bit word (at an even offset) grew by `by` without passing
-/// 0xFFFF: [`update16`] with `~m + m'` = `by` (mod 0xFFFF), one carry step
-/// instead of three. Gives the bytes [`update16`] gives.
+/// Checksum after a 16-bit word (at an even offset) grew by `by` (at least 1)
+/// without passing 0xFFFF: [`update16`] with `~m + m'` = `by` (mod 0xFFFF), one
+/// carry step instead of three. Gives the bytes [`update16`] gives (for `by` 0 it
+/// may give 0xFFFF where that gives 0).
 #[inline(always)]
 pub fn update16_grown(checksum: u16, by: u16) -> u16 {
     let s = u32::from(!checksum) + u32::from(by); // <= 0x1FFFE

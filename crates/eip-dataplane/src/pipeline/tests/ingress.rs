@@ -212,3 +212,43 @@ fn a_flow_always_takes_the_same_backend_and_outer_port() {
         "outer UDP source port follows the flow"
     );
 }
+
+/// A SYN whose MSS the path would clamp, in a frame with less headroom than the
+/// encapsulation takes: both paths drop it as `no_room` before rewriting or
+/// counting anything (no clamp counted), and leave the frame as it came.
+#[test]
+fn no_headroom_drops_before_any_rewrite_on_both_paths() {
+    let t = tables();
+    let syn = from_client()
+        .ipv4(CLIENT, EIP_1TO1, 64)
+        .tcp(40000, 80)
+        .seq(1)
+        .syn()
+        .mss(1460)
+        .build(&[]);
+    for fast in [true, false] {
+        // 49 bytes in front of the frame: one short of the outer headers.
+        let headroom = crate::tables::ENCAP_LEN - 14 - 1;
+        let mut buf = vec![0u8; headroom + syn.len() + 64];
+        buf[headroom..headroom + syn.len()].copy_from_slice(&syn);
+        let mut frame = Frame::new(&mut buf, headroom, syn.len(), INET);
+        let mut p = Pipeline::default();
+        p.adopt(&t);
+        let v = if fast {
+            p.fast_ingress(&t, &mut frame, None)
+        } else {
+            Some(
+                p.classify(Timestamp(1), &t, &mut frame)
+                    .unwrap_or_else(Verdict::Drop),
+            )
+        };
+        assert_eq!(v, Some(Verdict::Drop(DropReason::NoRoom)), "fast: {fast}");
+        assert_eq!(frame.data(), &syn[..], "fast: {fast}");
+        assert_eq!(p.counters().happened(Event::MssClamped), 0, "fast: {fast}");
+        assert_eq!(
+            p.counters().happened(Event::Encapsulated),
+            0,
+            "fast: {fast}"
+        );
+    }
+}
