@@ -70,8 +70,15 @@ const fn ports_word(sport: u16, dport: u16, protocol: u8) -> u64 {
 /// Hash of an IPv4 flow as seen from the client (client is `src`, EIP is `dst`).
 #[inline(always)]
 pub fn hash_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, protocol: u8) -> u64 {
-    let addrs = (u32::from_be_bytes(src) as u64) << 32 | u32::from_be_bytes(dst) as u64;
-    finish(absorb(0, addrs, ports_word(sport, dport, protocol)))
+    let [s0, s1, s2, s3] = src;
+    let [d0, d1, d2, d3] = dst;
+    let [p0, p1] = sport.to_be_bytes();
+    let [q0, q1] = dport.to_be_bytes();
+    hash_v4_wire(
+        &[s0, s1, s2, s3, d0, d1, d2, d3],
+        &[p0, p1, q0, q1],
+        protocol,
+    )
 }
 
 /// [`hash_v4`] from the packet's bytes: the IPv4 source and destination

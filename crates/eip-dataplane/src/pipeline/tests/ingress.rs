@@ -229,26 +229,10 @@ fn no_headroom_drops_before_any_rewrite_on_both_paths() {
     for fast in [true, false] {
         // 49 bytes in front of the frame: one short of the outer headers.
         let headroom = crate::tables::ENCAP_LEN - 14 - 1;
-        let mut buf = vec![0u8; headroom + syn.len() + 64];
-        buf[headroom..headroom + syn.len()].copy_from_slice(&syn);
-        let mut frame = Frame::new(&mut buf, headroom, syn.len(), INET);
-        let mut p = Pipeline::default();
-        p.adopt(&t);
-        let v = if fast {
-            p.fast_ingress(&t, &mut frame, None)
-        } else {
-            Some(
-                p.classify(Timestamp(1), &t, &mut frame)
-                    .unwrap_or_else(Verdict::Drop),
-            )
-        };
+        let (v, out, c) = one_path_with_headroom(&t, &syn, fast, headroom);
         assert_eq!(v, Some(Verdict::Drop(DropReason::NoRoom)), "fast: {fast}");
-        assert_eq!(frame.data(), &syn[..], "fast: {fast}");
-        assert_eq!(p.counters().happened(Event::MssClamped), 0, "fast: {fast}");
-        assert_eq!(
-            p.counters().happened(Event::Encapsulated),
-            0,
-            "fast: {fast}"
-        );
+        assert_eq!(out, syn, "fast: {fast}");
+        assert_eq!(c.happened(Event::MssClamped), 0, "fast: {fast}");
+        assert_eq!(c.happened(Event::Encapsulated), 0, "fast: {fast}");
     }
 }

@@ -83,8 +83,17 @@ fn tables() -> Tables {
 /// `fast`, else the general path's; the frame as it was left, and the
 /// pipeline's counters.
 fn one_path(t: &Tables, input: &[u8], fast: bool) -> (Option<Verdict>, Vec<u8>, Counters) {
-    let mut buf = vec![0u8; crate::testkit::BUFFER_LEN];
-    let h = crate::testkit::HEADROOM;
+    one_path_with_headroom(t, input, fast, crate::testkit::HEADROOM)
+}
+
+/// [`one_path`] with `h` bytes in front of the frame.
+fn one_path_with_headroom(
+    t: &Tables,
+    input: &[u8],
+    fast: bool,
+    h: usize,
+) -> (Option<Verdict>, Vec<u8>, Counters) {
+    let mut buf = vec![0u8; h + crate::testkit::BUFFER_LEN];
     buf[h..h + input.len()].copy_from_slice(input);
     let mut frame = Frame::new(&mut buf, h, input.len(), INET);
     let mut p = Pipeline::default();
