@@ -23,15 +23,15 @@ pub fn counters_json(tables: &Tables, c: &Counters) -> Value {
         .iter()
         .map(|(i, e)| (i as usize, e))
         .filter(|(i, _)| {
-            c.eip_in.get(*i).is_some_and(|t| t.packets > 0)
-                || c.eip_out.get(*i).is_some_and(|t| t.packets > 0)
+            c.eip_in(*i).packets > 0
+                || c.eip_out(*i).packets > 0
                 || c.eip_policed.get(*i).is_some_and(|p| !p.is_zero())
         })
         .map(|(i, e)| {
             let mut v = json!({
                 "address": e.address.to_string(),
-                "in": c.eip_in.get(i).copied().unwrap_or_default(),
-                "out": c.eip_out.get(i).copied().unwrap_or_default(),
+                "in": c.eip_in(i),
+                "out": c.eip_out(i),
             });
             if let Some(p) = c.eip_policed.get(i).filter(|p| !p.is_zero()) {
                 v["rate_limited"] = json!(p);
@@ -70,10 +70,7 @@ pub fn counters_text(tables: &Tables, c: &Counters) -> String {
     let mut header = false;
     for (i, e) in tables.eips.iter() {
         let i = i as usize;
-        let (tin, tout) = (
-            c.eip_in.get(i).copied().unwrap_or_default(),
-            c.eip_out.get(i).copied().unwrap_or_default(),
-        );
+        let (tin, tout) = (c.eip_in(i), c.eip_out(i));
         if tin.packets == 0 && tout.packets == 0 {
             continue;
         }
@@ -232,7 +229,7 @@ fn worker_acl_hits(tables: &Tables, slot: EipId, acl: &Acl, c: &Counters) -> Vec
         Some(h)
             if h.acl == acl.id
                 && h.hits.len() == acl.rules() + 1
-                && c.eip_epoch.get(s) == Some(&tables.eips.epoch(slot)) =>
+                && c.extras_epoch_at(s) == tables.eips.epoch(slot) =>
         {
             h.hits.clone()
         }

@@ -85,11 +85,25 @@ fn measure_bytes_per_eip() {
     let counters = live() - before;
     report("one worker's counters (Pipeline::prepare)", counters, n);
 
+    // What a worker publishes for readers (eipd's `on_publish`): per-EIP
+    // traffic is shared in place, not copied.
     let before = live();
-    let copy = pipeline.counters().clone();
+    let mut copy = eip_dataplane::Counters::default();
+    copy.copy_from(pipeline.counters());
     let published = live() - before;
-    report("  their published copy (a clone)", published, n);
+    report("  their publication (Counters::copy_from)", published, n);
     drop(copy);
+
+    // What a reader adds up at each scrape (transient).
+    let before = live();
+    let mut sum = eip_dataplane::Counters::default();
+    sum.merge(pipeline.counters());
+    report(
+        "  a scrape's sum (transient, not in the total)",
+        live() - before,
+        n,
+    );
+    drop(sum);
 
     report(
         "total for one worker",

@@ -53,14 +53,16 @@ impl MetricsSources {
         // with; shown only when those are the tables in force.
         let same = counters.table_version == tables.version;
         let eips = if same {
-            let chosen = self.eips.select(&counters.eip_in);
+            let chosen = self
+                .eips
+                .select(counters.eips.slots(), |i| counters.eip_in(i).packets);
             chosen
                 .into_iter()
                 .filter_map(|i| {
                     Some(EipMetrics {
                         address: tables.eips.get(i as u32)?.address.to_string(),
-                        traffic_in: counters.eip_in[i],
-                        traffic_out: counters.eip_out.get(i).copied().unwrap_or_default(),
+                        traffic_in: counters.eip_in(i),
+                        traffic_out: counters.eip_out(i),
                         policed: counters.eip_policed.get(i).copied().unwrap_or_default(),
                         acl: acl_metrics(&tables, i as u32, &counters, &xdp_hits),
                     })

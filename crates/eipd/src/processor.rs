@@ -63,8 +63,9 @@ pub struct PipelineWorker {
     publish_from: usize,
 }
 
-/// EIP slots whose counters one publication copies: 16,384 slots are about
-/// 600 KB, a copy of tens of microseconds; 1M EIPs are swept in 64
+/// EIP slots whose rate-limit and access-list counters one publication copies
+/// (per-EIP traffic is read in place, never copied): 16,384 slots are about
+/// 600 KB, a copy of tens of microseconds; 1M policed EIPs are swept in 64
 /// publications (a fraction of a second under traffic).
 const PUBLISH_SLOTS: usize = 16_384;
 

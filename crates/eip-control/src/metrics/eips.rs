@@ -2,7 +2,6 @@
 //! so that a POP with a million EIPs does not put millions of series in every
 //! scrape.
 
-use eip_dataplane::counters::Traffic;
 use std::fmt;
 use std::str::FromStr;
 
@@ -63,18 +62,18 @@ impl fmt::Display for EipSeries {
 }
 
 impl EipSeries {
-    /// Indices of the EIPs to show, given each EIP's traffic in, in table
-    /// order. `Top(n)` costs one pass over `eip_in` and a partial sort of `n`
-    /// candidates; it allocates one index per EIP (at scrape rate).
-    pub fn select(self, eip_in: &[Traffic]) -> Vec<usize> {
+    /// Indices of the EIPs to show among `slots`, given each one's packets
+    /// in (`packets_in(slot)`), in table order. `Top(n)` costs one pass over
+    /// the slots and a partial sort of `n` candidates; it allocates one index
+    /// per EIP (at scrape rate).
+    pub fn select(self, slots: usize, packets_in: impl Fn(usize) -> u64) -> Vec<usize> {
         match self {
             EipSeries::None => Vec::new(),
-            EipSeries::All => (0..eip_in.len()).collect(),
+            EipSeries::All => (0..slots).collect(),
             EipSeries::Top(n) => {
-                let mut order: Vec<usize> = (0..eip_in.len()).collect();
-                let busier = |a: &usize, b: &usize| {
-                    eip_in[*b].packets.cmp(&eip_in[*a].packets).then(a.cmp(b))
-                };
+                let mut order: Vec<usize> = (0..slots).collect();
+                let busier =
+                    |a: &usize, b: &usize| packets_in(*b).cmp(&packets_in(*a)).then(a.cmp(b));
                 if n < order.len() {
                     if n > 0 {
                         order.select_nth_unstable_by(n - 1, busier);
@@ -91,6 +90,7 @@ impl EipSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eip_dataplane::counters::Traffic;
 
     fn traffic(packets: &[u64]) -> Vec<Traffic> {
         packets
@@ -120,12 +120,30 @@ mod tests {
     #[test]
     fn selects_the_busiest_in_order_ties_by_table_order() {
         let t = traffic(&[5, 0, 9, 5, 1, 9]);
-        assert_eq!(EipSeries::Top(3).select(&t), vec![2, 5, 0]);
-        assert_eq!(EipSeries::Top(4).select(&t), vec![2, 5, 0, 3]);
-        assert_eq!(EipSeries::Top(10).select(&t), vec![2, 5, 0, 3, 4, 1]);
-        assert_eq!(EipSeries::Top(0).select(&t), Vec::<usize>::new());
-        assert_eq!(EipSeries::All.select(&t), vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(EipSeries::None.select(&t), Vec::<usize>::new());
-        assert_eq!(EipSeries::Top(3).select(&[]), Vec::<usize>::new());
+        assert_eq!(
+            EipSeries::Top(3).select(t.len(), |i| t[i].packets),
+            vec![2, 5, 0]
+        );
+        assert_eq!(
+            EipSeries::Top(4).select(t.len(), |i| t[i].packets),
+            vec![2, 5, 0, 3]
+        );
+        assert_eq!(
+            EipSeries::Top(10).select(t.len(), |i| t[i].packets),
+            vec![2, 5, 0, 3, 4, 1]
+        );
+        assert_eq!(
+            EipSeries::Top(0).select(t.len(), |i| t[i].packets),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            EipSeries::All.select(t.len(), |i| t[i].packets),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            EipSeries::None.select(t.len(), |i| t[i].packets),
+            Vec::<usize>::new()
+        );
+        assert_eq!(EipSeries::Top(3).select(0, |_| 0), Vec::<usize>::new());
     }
 }

@@ -49,31 +49,8 @@ use crate::wire::udp::{self, UdpPacket};
 use crate::wire::{ethertype, ip_proto};
 use frag::FragmentTable;
 use parse::IpInfo;
-use prefetch_index::prefetch_index;
 use ratelimit::TokenBucket;
 use std::net::IpAddr;
-
-/// Per-EIP counters are allocated for this many more slots than the tables
-/// have (a quarter more, and at least this): adding EIPs after a build does
-/// not move them until the slots grow by a quarter. Moving them is a copy on
-/// the worker, inside a batch: 3.3 ms at 1M EIPs (`eip-bench
-/// --publish-versions`). Capacity never written is address space, not
-/// resident memory, for allocations this large.
-const COUNTER_HEADROOM_MIN: usize = 1024;
-
-/// Grows `v` to `len` entries of `value`; when it must move, it makes room for
-/// [`COUNTER_HEADROOM_MIN`] or a quarter more (and at least twice what it had,
-/// as `Vec` grows), so that a stream of added EIPs moves it rarely.
-fn grow_with_headroom<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
-    if v.len() >= len {
-        return;
-    }
-    if v.capacity() < len {
-        let room = (len + (len / 4).max(COUNTER_HEADROOM_MIN)).max(2 * v.capacity());
-        v.reserve_exact(room - v.len());
-    }
-    v.resize(len, value);
-}
 
 /// Monotonic time in nanoseconds, supplied by whoever drives the pipeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -243,17 +220,14 @@ impl Pipeline {
     /// indexed by stable EIP slots: they only grow (to the tables' slot capacity),
     /// nothing is reset. Per-path counters follow path indexes, which only an
     /// operator change (a new `version`) may shift: they restart then. Runs once
-    /// per table change, between batches (it may allocate when the tables grew;
-    /// per-EIP counters are given headroom, [`COUNTER_HEADROOM_MIN`], so that a
-    /// stream of added EIPs rarely moves them).
+    /// per table change, between batches (it may allocate when the tables grew:
+    /// per-EIP traffic in chunks of 4,096 slots that never move, so growth
+    /// copies nothing).
     #[inline(always)]
     fn adopt(&mut self, tables: &Tables) {
         if self.table_version != Some(tables.generation) {
             let slots = tables.slot_capacity();
-            for v in [&mut self.counters.eip_in, &mut self.counters.eip_out] {
-                grow_with_headroom(v, slots, Default::default());
-            }
-            grow_with_headroom(&mut self.counters.eip_epoch, slots, 0);
+            self.counters.eips.grow(slots);
             // Slots that changed hands since the last snapshot restart their
             // counters now, so that the fast paths count without an epoch test.
             let counters = &mut self.counters;
@@ -359,7 +333,7 @@ impl Pipeline {
         if entry.one_to_one_v4().is_none() || entry.filtered() {
             t.eips.prefetch(id);
         }
-        prefetch_index(&self.counters.eip_in, id as usize);
+        self.counters.eips.prefetch(id as usize);
         Some(entry)
     }
 

@@ -458,7 +458,11 @@ impl EipSlab {
         let had_acl = r.flags & FILTERED != 0;
         r.flags = 0;
         if free {
-            r.epoch = r.epoch.wrapping_add(1);
+            // The counters' mark of a slot being reset is never an epoch.
+            r.epoch = match r.epoch.wrapping_add(1) {
+                crate::counters::eip_traffic::RESETTING => 0,
+                next => next,
+            };
         }
         if had_limits {
             Arc::make_mut(&mut self.limits).remove(&slot);

@@ -59,7 +59,7 @@ pub(super) fn cases() -> Vec<Case> {
                 );
                 assert_eq!(inner.payload.slice(), b"GET / HTTP/1.1\r\n\r\n");
                 assert_eq!(c.happened(Event::Encapsulated), 1);
-                assert_eq!(c.eip_in[0].packets, 1);
+                assert_eq!(c.eip_in(0).packets, 1);
             },
         },
         Case {

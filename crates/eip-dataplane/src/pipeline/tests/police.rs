@@ -66,7 +66,7 @@ fn a_pps_cap_passes_its_rate_and_counts_the_rest_per_eip() {
         c.eip_policed[slot(&t, EIP_1TO1)].in_over_pps,
         10_000 - passed
     );
-    assert_eq!(c.eip_in[slot(&t, EIP_1TO1)].packets, passed);
+    assert_eq!(c.eip_in(slot(&t, EIP_1TO1)).packets, passed);
     // Another EIP through the same worker loses nothing.
     let other = from_client()
         .ipv4(CLIENT, EIP_SERVICE, 64)

@@ -57,7 +57,7 @@ pub(super) fn cases() -> Vec<Case> {
                     (EIP_1TO1, CLIENT, 63)
                 );
                 assert_eq!(h.payload.slice(), b"hello");
-                assert_eq!(c.eip_out[0].packets, 1);
+                assert_eq!(c.eip_out(0).packets, 1);
             },
         },
         Case {

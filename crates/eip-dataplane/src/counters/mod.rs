@@ -1,15 +1,20 @@
 //! Per-worker counters: plain integers on the hot path, summed by a reader.
 //!
-//! Each worker owns one [`Counters`] and increments it without atomics. Whoever
-//! reports (the replay tool, the control thread) reads snapshots and adds them up
-//! with [`Counters::merge`]. One counter per drop cause, so an operator can see *why*
+//! Each worker owns one [`Counters`] and increments it without locked
+//! instructions. Whoever reports (the replay tool, the control thread) reads
+//! published copies and adds them up with [`Counters::merge`]; per-EIP traffic,
+//! 36 bytes an EIP, is not copied but read in place ([`eip_traffic`]). One counter per drop cause, so an operator can see *why*
 //! a packet died, not only that it did.
 //!
 //! Why one file: the counters' layout, their publication (whole or by
 //! window) and their merge must agree field by field, and half of it is the
 //! tests that check they do.
 
+pub mod eip_traffic;
+
+pub use eip_traffic::{AtomicTraffic, EipTraffic, SlotCounts, SlotTraffic, CHUNK_SLOTS};
 use serde::Serialize;
+use std::cmp::Ordering;
 
 /// A `#[repr(u8)]` enum of counted causes, with `ALL`, `COUNT` and stable labels.
 ///
@@ -224,30 +229,31 @@ impl AclHits {
     }
 }
 
-/// One worker's counters. `eip_in`/`eip_out` are indexed by stable EIP slot
+/// One worker's counters. Per-EIP ones are indexed by stable EIP slot
 /// ([`crate::tables::EipId`]) and only grow, across table changes; `path` follows
 /// path indexes of the description version `table_version` and restarts when it
 /// changes.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
-    /// Version of the tables `eip_in`, `eip_out` and `path` are indexed by.
+    /// Version of the tables `eips` and `path` are indexed by.
     pub table_version: u64,
     pub drops: [u64; DropReason::COUNT],
     pub events: [u64; Event::COUNT],
-    /// Client -> backend traffic per EIP, counted before encapsulation.
-    pub eip_in: Vec<Traffic>,
-    /// Backend -> client traffic per EIP, counted after decapsulation.
-    pub eip_out: Vec<Traffic>,
-    /// Per slot, the [`crate::tables::Eip::epoch`] of the EIP whose traffic
-    /// `eip_in`/`eip_out` hold: an EIP that takes a freed slot starts from zero
-    /// ([`Counters::eip_in_at`]), so it never inherits its predecessor's counts.
-    pub eip_epoch: Vec<u32>,
-    /// Rate-limit drops per EIP slot, like `eip_in`; empty until some EIP is
-    /// policed (no memory per EIP otherwise).
+    /// Traffic per EIP slot both ways, and per slot the
+    /// [`crate::tables::Eip::epoch`] of the EIP whose traffic it holds: an EIP
+    /// that takes a freed slot starts from zero ([`Counters::eip_in_at`]), so it
+    /// never inherits its predecessor's counts. Shared with readers in place,
+    /// never copied to publish ([`EipTraffic`]); `clone` makes a snapshot.
+    pub eips: EipTraffic,
+    /// Rate-limit drops per EIP slot; empty until some EIP is policed (no
+    /// memory per EIP otherwise).
     pub eip_policed: Vec<Policed>,
-    /// Access-list hits per EIP slot, like `eip_in`; empty until some EIP has
-    /// an access list.
+    /// Access-list hits per EIP slot; empty until some EIP has an access list.
     pub eip_acl: Vec<AclHits>,
+    /// In a published copy, the epochs of `eip_policed` and `eip_acl`'s slots
+    /// when they were copied (empty when both are, and in a worker's own
+    /// counters, whose epochs are `eips`').
+    pub extras_epoch: Vec<u32>,
     /// Encapsulated traffic per backbone path (outer bytes).
     pub path: Vec<Traffic>,
 }
@@ -259,11 +265,10 @@ impl Counters {
             table_version: 0,
             drops: [0; DropReason::COUNT],
             events: [0; Event::COUNT],
-            eip_in: vec![Traffic::default(); eips],
-            eip_out: vec![Traffic::default(); eips],
-            eip_epoch: vec![0; eips],
+            eips: EipTraffic::new(eips),
             eip_policed: Vec::new(),
             eip_acl: Vec::new(),
+            extras_epoch: Vec::new(),
             path: vec![Traffic::default(); paths],
         }
     }
@@ -283,31 +288,47 @@ impl Counters {
     /// owns these counters is the only writer: a reused slot is reset here, on
     /// the first packet of its new EIP, never by the control side.
     #[inline(always)]
-    pub fn eip_in_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &mut Traffic {
+    pub fn eip_in_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &AtomicTraffic {
         self.claim_slot(slot as usize, epoch);
-        &mut self.eip_in[slot as usize]
+        &self.eips.slot(slot as usize).inbound
     }
 
     /// Client -> backend traffic of `slot` for a worker that claimed every slot
     /// of its tables when it adopted them ([`Counters::claim`]): no epoch test
     /// per packet (the fast paths).
     #[inline(always)]
-    pub fn eip_in_claimed(&mut self, slot: crate::tables::EipId) -> &mut Traffic {
-        &mut self.eip_in[slot as usize]
+    pub fn eip_in_claimed(&self, slot: crate::tables::EipId) -> &AtomicTraffic {
+        &self.eips.slot(slot as usize).inbound
     }
 
     /// Backend -> client traffic of `slot`: see [`Counters::eip_in_claimed`].
     #[inline(always)]
-    pub fn eip_out_claimed(&mut self, slot: crate::tables::EipId) -> &mut Traffic {
-        &mut self.eip_out[slot as usize]
+    pub fn eip_out_claimed(&self, slot: crate::tables::EipId) -> &AtomicTraffic {
+        &self.eips.slot(slot as usize).outbound
+    }
+
+    /// Client -> backend traffic counted for the EIP in `slot` (zero beyond
+    /// the slots, or while a worker resets the slot).
+    pub fn eip_in(&self, slot: usize) -> Traffic {
+        self.eips.read(slot).unwrap_or_default().inbound
+    }
+
+    /// Backend -> client traffic counted for the EIP in `slot`.
+    pub fn eip_out(&self, slot: usize) -> Traffic {
+        self.eips.read(slot).unwrap_or_default().outbound
+    }
+
+    /// The epoch of the EIP whose traffic `slot` holds (0 beyond the slots).
+    pub fn eip_epoch(&self, slot: usize) -> u32 {
+        self.eips.epoch(slot)
     }
 
     /// Backend -> client traffic of the EIP in `slot` with epoch `epoch`: see
     /// [`Counters::eip_in_at`].
     #[inline(always)]
-    pub fn eip_out_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &mut Traffic {
+    pub fn eip_out_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &AtomicTraffic {
         self.claim_slot(slot as usize, epoch);
-        &mut self.eip_out[slot as usize]
+        &self.eips.slot(slot as usize).outbound
     }
 
     /// Rate-limit drops of the EIP in `slot` with epoch `epoch`: see
@@ -365,23 +386,27 @@ impl Counters {
     /// tables, so that its fast paths count without testing epochs.
     #[inline]
     pub fn claim(&mut self, slot: crate::tables::EipId, epoch: u32) {
-        if (slot as usize) < self.eip_epoch.len() {
-            self.claim_slot(slot as usize, epoch);
-        }
+        self.claim_slot(slot as usize, epoch);
     }
 
     #[inline(always)]
     fn claim_slot(&mut self, slot: usize, epoch: u32) {
-        if self.eip_epoch[slot] != epoch {
-            self.eip_epoch[slot] = epoch;
-            self.eip_in[slot] = Traffic::default();
-            self.eip_out[slot] = Traffic::default();
+        if self.eips.claim(slot, epoch) {
             if let Some(p) = self.eip_policed.get_mut(slot) {
                 *p = Policed::default();
             }
             if let Some(h) = self.eip_acl.get_mut(slot) {
                 h.zero();
             }
+        }
+    }
+
+    /// The epoch of the EIP whose rate-limit and access-list counts `slot`
+    /// holds: as copied with them in a published copy, else the traffic's.
+    pub fn extras_epoch_at(&self, slot: usize) -> u32 {
+        match self.extras_epoch.get(slot) {
+            Some(&e) => e,
+            None => self.eips.epoch(slot),
         }
     }
 
@@ -406,18 +431,31 @@ impl Counters {
         self.table_version = other.table_version;
         self.drops = other.drops;
         self.events = other.events;
-        self.eip_in.clone_from(&other.eip_in);
-        self.eip_out.clone_from(&other.eip_out);
-        self.eip_epoch.clone_from(&other.eip_epoch);
+        self.share_eips(other);
         self.eip_policed.clone_from(&other.eip_policed);
         self.eip_acl.clone_from(&other.eip_acl);
+        self.extras_epoch.clear();
+        if !other.eip_policed.is_empty() || !other.eip_acl.is_empty() {
+            let slots = other.eip_policed.len().max(other.eip_acl.len());
+            self.extras_epoch
+                .extend((0..slots).map(|slot| other.eips.epoch(slot)));
+        }
         self.path.clone_from(&other.path);
     }
 
-    /// Like [`copy_from`](Self::copy_from), but of the per-EIP counters only
-    /// the slots `from..from + count` (clamped to `other`'s): a worker with 1M
-    /// EIPs would otherwise copy 36 MB each time it publishes, holding up its
-    /// packets for milliseconds. The other counters are copied whole; the
+    /// Makes `eips` the chunks of `other`'s (a publication: the reader then
+    /// reads the worker's counts in place).
+    fn share_eips(&mut self, other: &Counters) {
+        if !self.eips.shares_with(&other.eips) {
+            self.eips = other.eips.share();
+        }
+    }
+
+    /// Like [`copy_from`](Self::copy_from), but of the per-EIP rate-limit and
+    /// access-list counters only the slots `from..from + count` (clamped to
+    /// `other`'s): a worker with 1M policed EIPs would otherwise copy 32 MB
+    /// each time it publishes, holding up its packets for milliseconds. Per-EIP
+    /// traffic is shared, not copied; the other counters are copied whole; the
     /// vectors take `other`'s length (new slots zero until their window comes).
     /// Returns where the next window starts (0 after the last slot), so that
     /// calls in turn sweep every slot.
@@ -436,14 +474,16 @@ impl Counters {
         self.drops = other.drops;
         self.events = other.events;
         self.path.clone_from(&other.path);
-        let slots = other.eip_in.len();
+        self.share_eips(other);
+        let slots = other.eip_policed.len().max(other.eip_acl.len());
         let at = if from >= slots { 0 } else { from };
         let end = at.saturating_add(count).min(slots);
-        window(&mut self.eip_in, &other.eip_in, at, end);
-        window(&mut self.eip_out, &other.eip_out, at, end);
-        window(&mut self.eip_epoch, &other.eip_epoch, at, end);
         window(&mut self.eip_policed, &other.eip_policed, at, end);
         window(&mut self.eip_acl, &other.eip_acl, at, end);
+        self.extras_epoch.resize(slots, 0);
+        for slot in at..end {
+            self.extras_epoch[slot] = other.eips.epoch(slot);
+        }
         if end >= slots {
             0
         } else {
@@ -454,10 +494,12 @@ impl Counters {
     /// Adds another worker's counters into these (vectors grow to the longer one).
     /// Per-EIP and per-path traffic is added only from counters of the same table
     /// version as these (or into empty ones): other indexes mean other entries.
+    /// Per slot, the newer EIP's counts win: another worker may still hold
+    /// counts of the EIP that had the slot before (epochs compare wrapping).
     pub fn merge(&mut self, other: &Counters) {
-        let same_tables = self.table_version == other.table_version
-            || self.eip_in.is_empty() && self.path.is_empty();
-        if self.eip_in.is_empty() && self.path.is_empty() {
+        let empty = self.eips.slots() == 0 && self.path.is_empty();
+        let same_tables = self.table_version == other.table_version || empty;
+        if empty {
             self.table_version = other.table_version;
         }
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
@@ -469,33 +511,9 @@ impl Counters {
         if !same_tables {
             return;
         }
-        if self.eip_epoch.len() < other.eip_epoch.len() {
-            self.eip_epoch.resize(other.eip_epoch.len(), 0);
-        }
-        // Per slot, the newer EIP's counts win: another worker may still hold
-        // counts of the EIP that had the slot before (epochs compare wrapping).
-        for (slot, &theirs) in other.eip_epoch.iter().enumerate() {
-            let mine = &mut self.eip_epoch[slot];
-            if theirs != *mine && (theirs.wrapping_sub(*mine) as i32) > 0 {
-                *mine = theirs;
-                for v in [&mut self.eip_in, &mut self.eip_out] {
-                    if let Some(t) = v.get_mut(slot) {
-                        *t = Traffic::default();
-                    }
-                }
-                if let Some(p) = self.eip_policed.get_mut(slot) {
-                    *p = Policed::default();
-                }
-                if let Some(h) = self.eip_acl.get_mut(slot) {
-                    h.zero();
-                }
-            }
-        }
-        let epochs = &self.eip_epoch;
-        let same_eip = |slot: usize| {
-            other.eip_epoch.get(slot).copied().unwrap_or(0)
-                == epochs.get(slot).copied().unwrap_or(0)
-        };
+        // Rate-limit and access-list counts first, against these epochs as
+        // they are before the traffic's merge moves them on.
+        let theirs = |slot: usize| other.extras_epoch_at(slot);
         if self.eip_policed.len() < other.eip_policed.len() {
             self.eip_policed
                 .resize(other.eip_policed.len(), Policed::default());
@@ -506,8 +524,10 @@ impl Counters {
             .zip(&other.eip_policed)
             .enumerate()
         {
-            if same_eip(slot) {
-                a.add(b);
+            match compare_epochs(theirs(slot), self.eips.epoch(slot)) {
+                Ordering::Equal => a.add(b),
+                Ordering::Greater => *a = *b,
+                Ordering::Less => {}
             }
         }
         if self.eip_acl.len() < other.eip_acl.len() {
@@ -516,33 +536,31 @@ impl Counters {
         // Workers on the same table version hold the same lists; a slot this
         // side has not counted yet takes the other's list.
         for (slot, (a, b)) in self.eip_acl.iter_mut().zip(&other.eip_acl).enumerate() {
-            if !same_eip(slot) {
-                continue;
-            }
-            if a.acl == b.acl && a.hits.len() == b.hits.len() {
-                for (x, y) in a.hits.iter_mut().zip(&b.hits) {
-                    *x += y;
+            match compare_epochs(theirs(slot), self.eips.epoch(slot)) {
+                Ordering::Equal if a.acl == b.acl && a.hits.len() == b.hits.len() => {
+                    for (x, y) in a.hits.iter_mut().zip(&b.hits) {
+                        *x += y;
+                    }
                 }
-            } else if a.hits.iter().all(|&h| h == 0) {
-                a.clone_from(b);
+                Ordering::Equal if a.hits.iter().all(|&h| h == 0) => a.clone_from(b),
+                Ordering::Greater => a.clone_from(b),
+                _ => {}
             }
         }
-        for (mine, theirs, per_eip) in [
-            (&mut self.eip_in, &other.eip_in, true),
-            (&mut self.eip_out, &other.eip_out, true),
-            (&mut self.path, &other.path, false),
-        ] {
-            if mine.len() < theirs.len() {
-                mine.resize(theirs.len(), Traffic::default());
-            }
-            for (slot, (a, b)) in mine.iter_mut().zip(theirs).enumerate() {
-                if !per_eip || same_eip(slot) {
-                    a.packets += b.packets;
-                    a.bytes += b.bytes;
-                }
-            }
+        self.eips.merge(&other.eips);
+        if self.path.len() < other.path.len() {
+            self.path.resize(other.path.len(), Traffic::default());
+        }
+        for (a, b) in self.path.iter_mut().zip(&other.path) {
+            a.packets += b.packets;
+            a.bytes += b.bytes;
         }
     }
+}
+
+/// How epoch `a` compares with `b` (wrapping: a slot's epochs count up).
+fn compare_epochs(a: u32, b: u32) -> Ordering {
+    (a.wrapping_sub(b) as i32).cmp(&0)
 }
 
 #[cfg(test)]
@@ -574,18 +592,18 @@ mod tests {
         let old = a.clone();
         a.eip_in_at(1, 1).add(60);
         assert_eq!(
-            (a.eip_in[1].packets, a.eip_in[1].bytes, a.eip_out[1].packets),
+            (a.eip_in(1).packets, a.eip_in(1).bytes, a.eip_out(1).packets),
             (1, 60, 0)
         );
         a.eip_in_at(1, 1).add(60);
-        assert_eq!(a.eip_in[1].bytes, 120);
+        assert_eq!(a.eip_in(1).bytes, 120);
         // Another worker still holding the old EIP's counts: they are not added.
         let mut sum = Counters::default();
         sum.merge(&old);
         sum.merge(&a);
-        assert_eq!((sum.eip_in[1].bytes, sum.eip_epoch[1]), (120, 1));
+        assert_eq!((sum.eip_in(1).bytes, sum.eip_epoch(1)), (120, 1));
         sum.merge(&old);
-        assert_eq!(sum.eip_in[1].bytes, 120);
+        assert_eq!(sum.eip_in(1).bytes, 120);
     }
 
     #[test]
@@ -625,31 +643,41 @@ mod tests {
     #[test]
     fn windows_sweep_every_slot_in_turn() {
         let mut a = Counters::new(10, 1);
+        a.eip_policed.resize(10, Policed::default());
         for slot in 0..10 {
-            a.eip_in[slot].add(100 + slot);
-            a.eip_epoch[slot] = slot as u32;
+            a.eip_in_at(slot, slot).add(100 + slot as usize);
+            a.eip_policed_at(slot, slot).count(true, true);
         }
         a.drop(DropReason::Truncated);
         a.path[0].add(60);
         let mut copy = Counters::default();
-        // Scalars and paths whole at once; per-EIP counters 4 slots a time.
+        // Scalars and paths whole at once, traffic shared; rate-limit drops
+        // 4 slots a time, with their epochs.
         let mut next = copy.copy_window_from(&a, 0, 4);
         assert_eq!(next, 4);
         assert_eq!(copy.dropped(DropReason::Truncated), 1);
         assert_eq!(copy.path, a.path);
-        assert_eq!(copy.eip_in.len(), 10);
-        assert_eq!(copy.eip_in[3], a.eip_in[3]);
-        assert_eq!(copy.eip_in[4], Traffic::default(), "not yet its turn");
+        assert!(copy.eips.shares_with(&a.eips));
+        assert_eq!(copy.eip_in(7), a.eip_in(7), "traffic is read in place");
+        assert_eq!(copy.eip_policed.len(), 10);
+        assert_eq!(copy.eip_policed[3], a.eip_policed[3]);
+        assert_eq!(copy.extras_epoch[3], 3);
+        assert!(copy.eip_policed[4].is_zero(), "not yet its turn");
         next = copy.copy_window_from(&a, next, 4);
         next = copy.copy_window_from(&a, next, 4);
         assert_eq!(next, 0, "the sweep starts over");
-        assert_eq!(copy.eip_in, a.eip_in);
-        assert_eq!(copy.eip_epoch, a.eip_epoch);
+        assert_eq!(copy.eip_policed, a.eip_policed);
+        assert_eq!(copy.extras_epoch, (0..10).collect::<Vec<u32>>());
+        // The sum of a published copy keeps each slot's EIP.
+        let mut sum = Counters::default();
+        sum.merge(&copy);
+        assert_eq!(sum.eip_policed[9].in_over_bps, 1);
+        assert_eq!((sum.eip_in(9).bytes, sum.eip_epoch(9)), (109, 9));
         // Fewer slots than the cursor (the vectors never shrink in a worker,
         // but a cursor past the end must not panic): the sweep starts over.
         let small = Counters::new(2, 0);
         assert_eq!(copy.copy_window_from(&small, 8, 4), 0);
-        assert_eq!(copy.eip_in.len(), 2);
+        assert_eq!(copy.eip_policed.len(), 0);
     }
 
     #[test]
@@ -659,13 +687,13 @@ mod tests {
         a.drop(DropReason::Truncated);
         b.drop(DropReason::Truncated);
         b.event(Event::Rx);
-        b.eip_in[1].add(100);
+        b.eips.slot(1).inbound.add(100);
         b.path[0].add(150);
         a.merge(&b);
         assert_eq!(a.dropped(DropReason::Truncated), 2);
         assert_eq!(a.happened(Event::Rx), 1);
         assert_eq!(
-            a.eip_in[1],
+            a.eip_in(1),
             Traffic {
                 packets: 1,
                 bytes: 100
