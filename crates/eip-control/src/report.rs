@@ -21,19 +21,18 @@ pub fn counters_json(tables: &Tables, c: &Counters) -> Value {
     let eips: Vec<Value> = tables
         .eips
         .iter()
-        .map(|(i, e)| (i as usize, e))
-        .filter(|(i, _)| {
-            c.eip_in(*i).packets > 0
-                || c.eip_out(*i).packets > 0
-                || c.eip_policed.get(*i).is_some_and(|p| !p.is_zero())
-        })
         .map(|(i, e)| {
+            let (tin, tout) = c.eip_traffic_of(i as usize, e.epoch);
+            (e, tin, tout, c.eip_policed_of(i as usize, e.epoch))
+        })
+        .filter(|(_, tin, tout, p)| tin.packets > 0 || tout.packets > 0 || !p.is_zero())
+        .map(|(e, tin, tout, p)| {
             let mut v = json!({
                 "address": e.address.to_string(),
-                "in": c.eip_in(i),
-                "out": c.eip_out(i),
+                "in": tin,
+                "out": tout,
             });
-            if let Some(p) = c.eip_policed.get(i).filter(|p| !p.is_zero()) {
+            if !p.is_zero() {
                 v["rate_limited"] = json!(p);
             }
             v
@@ -70,7 +69,7 @@ pub fn counters_text(tables: &Tables, c: &Counters) -> String {
     let mut header = false;
     for (i, e) in tables.eips.iter() {
         let i = i as usize;
-        let (tin, tout) = (c.eip_in(i), c.eip_out(i));
+        let (tin, tout) = c.eip_traffic_of(i, e.epoch);
         if tin.packets == 0 && tout.packets == 0 {
             continue;
         }

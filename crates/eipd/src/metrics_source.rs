@@ -50,7 +50,8 @@ impl MetricsSources {
             .xdp_acl_hits
             .clone();
         // Per-EIP and per-path counters are indexed by the tables the workers ran
-        // with; shown only when those are the tables in force.
+        // with; shown only when those are the tables in force, and an EIP's
+        // only when its slot's counts are of that EIP (the epochs agree).
         let same = counters.table_version == tables.version;
         let eips = if same {
             let chosen = self
@@ -59,11 +60,13 @@ impl MetricsSources {
             chosen
                 .into_iter()
                 .filter_map(|i| {
+                    let eip = tables.eips.get(i as u32)?;
+                    let (traffic_in, traffic_out) = counters.eip_traffic_of(i, eip.epoch);
                     Some(EipMetrics {
-                        address: tables.eips.get(i as u32)?.address.to_string(),
-                        traffic_in: counters.eip_in(i),
-                        traffic_out: counters.eip_out(i),
-                        policed: counters.eip_policed.get(i).copied().unwrap_or_default(),
+                        address: eip.address.to_string(),
+                        traffic_in,
+                        traffic_out,
+                        policed: counters.eip_policed_of(i, eip.epoch),
                         acl: acl_metrics(&tables, i as u32, &counters, &xdp_hits),
                     })
                 })

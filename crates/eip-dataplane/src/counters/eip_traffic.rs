@@ -57,8 +57,10 @@ impl AtomicTraffic {
     }
 }
 
-/// One slot's traffic both ways: an EIP's ingress and returns share a line.
+/// One slot's traffic both ways: an EIP's ingress and returns share a line
+/// (aligned to its size, two slots a line).
 #[derive(Debug, Default)]
+#[repr(align(32))]
 pub struct SlotTraffic {
     /// Client -> backend, counted before encapsulation.
     pub inbound: AtomicTraffic,
@@ -194,10 +196,25 @@ impl EipTraffic {
         None
     }
 
-    /// Sets `slot` (an accumulator's: one that no worker writes), growing.
+    /// Sets `slot` of counters no worker writes (a sum, a snapshot), growing.
+    /// A chunk shared with others is copied first: these never write into a
+    /// worker's counters.
     pub fn set(&mut self, slot: usize, c: SlotCounts) {
         self.grow(slot + 1);
-        self.epochs[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS].store(c.epoch, Relaxed);
+        let at = slot / CHUNK_SLOTS;
+        if Arc::strong_count(&self.traffic[at]) > 1 || Arc::strong_count(&self.epochs[at]) > 1 {
+            let copy: Arc<[SlotTraffic; CHUNK_SLOTS]> = chunk();
+            let epochs: Arc<[AtomicU32; CHUNK_SLOTS]> = chunk();
+            for i in 0..CHUNK_SLOTS {
+                let from = &self.traffic[at][i];
+                copy[i].inbound.set(from.inbound.get());
+                copy[i].outbound.set(from.outbound.get());
+                epochs[i].store(self.epochs[at][i].load(Acquire), Relaxed);
+            }
+            self.traffic[at] = copy;
+            self.epochs[at] = epochs;
+        }
+        self.epochs[at][slot % CHUNK_SLOTS].store(c.epoch, Relaxed);
         let t = self.slot(slot);
         t.inbound.set(c.inbound);
         t.outbound.set(c.outbound);
@@ -205,7 +222,9 @@ impl EipTraffic {
 
     /// Adds `other` into these (an accumulator), slot by slot: the newer
     /// EIP's counts win where the two hold different EIPs of a slot (epochs
-    /// compare wrapping; another worker may not have claimed it yet).
+    /// compare wrapping; another worker may not have claimed it yet). A slot
+    /// `other`'s worker is resetting at that moment adds nothing this time
+    /// (it is changing hands: its old EIP is gone from the tables).
     pub fn merge(&mut self, other: &EipTraffic) {
         self.grow(other.slots());
         for slot in 0..other.slots() {
@@ -285,6 +304,11 @@ mod tests {
         assert_eq!(snapshot.read(3).unwrap().inbound.bytes, 100);
         assert_eq!(reader.read(3).unwrap().inbound.bytes, 200);
         assert!(!snapshot.shares_with(&worker));
+        // Setting a slot of a reader's counters never writes the worker's.
+        let mut sum = reader;
+        sum.set(3, SlotCounts::default());
+        assert_eq!(worker.read(3).unwrap().inbound.bytes, 200);
+        assert!(!sum.shares_with(&worker));
     }
 
     #[test]

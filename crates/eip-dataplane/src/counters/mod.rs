@@ -250,9 +250,9 @@ pub struct Counters {
     pub eip_policed: Vec<Policed>,
     /// Access-list hits per EIP slot; empty until some EIP has an access list.
     pub eip_acl: Vec<AclHits>,
-    /// In a published copy, the epochs of `eip_policed` and `eip_acl`'s slots
-    /// when they were copied (empty when both are, and in a worker's own
-    /// counters, whose epochs are `eips`').
+    /// The epochs of the EIPs whose `eip_policed` and `eip_acl` counts each
+    /// slot holds: in a published copy as they were copied, in a sum as
+    /// merged (empty in a worker's own counters, whose epochs are `eips`').
     pub extras_epoch: Vec<u32>,
     /// Encapsulated traffic per backbone path (outer bytes).
     pub path: Vec<Traffic>,
@@ -410,6 +410,25 @@ impl Counters {
         }
     }
 
+    /// Traffic in and out counted for the EIP with `epoch` in `slot`: zero
+    /// when the slot's counts are another EIP's (a worker has not claimed
+    /// the slot for it yet, or these counters are older than the tables).
+    pub fn eip_traffic_of(&self, slot: usize, epoch: u32) -> (Traffic, Traffic) {
+        match self.eips.read(slot) {
+            Some(c) if c.epoch == epoch => (c.inbound, c.outbound),
+            _ => Default::default(),
+        }
+    }
+
+    /// Rate-limit drops counted for the EIP with `epoch` in `slot` (zero when
+    /// they are another EIP's).
+    pub fn eip_policed_of(&self, slot: usize, epoch: u32) -> Policed {
+        match self.eip_policed.get(slot) {
+            Some(p) if self.extras_epoch_at(slot) == epoch => *p,
+            _ => Policed::default(),
+        }
+    }
+
     /// Count of one drop reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
@@ -461,8 +480,8 @@ impl Counters {
     /// calls in turn sweep every slot.
     ///
     /// A slot's counts only grow while its epoch stays, and a window copies a
-    /// slot's epoch with its counts, so what a reader sees of each slot is
-    /// consistent, at most one sweep old.
+    /// slot's epoch with its counts (into `extras_epoch`), so what a reader
+    /// sees of each slot is consistent, at most one sweep old.
     pub fn copy_window_from(&mut self, other: &Counters, from: usize, count: usize) -> usize {
         fn window<T: Clone + Default>(to: &mut Vec<T>, from: &[T], at: usize, end: usize) {
             to.resize(from.len(), T::default());
@@ -511,39 +530,50 @@ impl Counters {
         if !same_tables {
             return;
         }
-        // Rate-limit and access-list counts first, against these epochs as
-        // they are before the traffic's merge moves them on.
-        let theirs = |slot: usize| other.extras_epoch_at(slot);
+        // Rate-limit and access-list counts under their own epochs (a sum
+        // keeps them in `extras_epoch`): per slot, the newer EIP's win.
+        let extras = other.eip_policed.len().max(other.eip_acl.len());
+        if self.extras_epoch.len() < extras {
+            self.extras_epoch.resize(extras, 0);
+        }
         if self.eip_policed.len() < other.eip_policed.len() {
             self.eip_policed
                 .resize(other.eip_policed.len(), Policed::default());
         }
-        for (slot, (a, b)) in self
-            .eip_policed
-            .iter_mut()
-            .zip(&other.eip_policed)
-            .enumerate()
-        {
-            match compare_epochs(theirs(slot), self.eips.epoch(slot)) {
-                Ordering::Equal => a.add(b),
-                Ordering::Greater => *a = *b,
-                Ordering::Less => {}
-            }
-        }
         if self.eip_acl.len() < other.eip_acl.len() {
             self.eip_acl.resize(other.eip_acl.len(), AclHits::default());
         }
-        // Workers on the same table version hold the same lists; a slot this
-        // side has not counted yet takes the other's list.
-        for (slot, (a, b)) in self.eip_acl.iter_mut().zip(&other.eip_acl).enumerate() {
-            match compare_epochs(theirs(slot), self.eips.epoch(slot)) {
-                Ordering::Equal if a.acl == b.acl && a.hits.len() == b.hits.len() => {
+        for slot in 0..extras {
+            let theirs = other.extras_epoch_at(slot);
+            let mine = &mut self.extras_epoch[slot];
+            let newer = match compare_epochs(theirs, *mine) {
+                Ordering::Less => continue,
+                Ordering::Equal => false,
+                Ordering::Greater => true,
+            };
+            *mine = theirs;
+            if let Some(b) = other.eip_policed.get(slot) {
+                let a = &mut self.eip_policed[slot];
+                if newer {
+                    *a = *b;
+                } else {
+                    a.add(b);
+                }
+            } else if let Some(a) = self.eip_policed.get_mut(slot).filter(|_| newer) {
+                *a = Policed::default();
+            }
+            // Workers on the same table version hold the same lists; a slot
+            // this side has not counted yet takes the other's list.
+            let a = self.eip_acl.get_mut(slot);
+            match (a, other.eip_acl.get(slot)) {
+                (Some(a), Some(b)) if newer => a.clone_from(b),
+                (Some(a), Some(b)) if a.acl == b.acl && a.hits.len() == b.hits.len() => {
                     for (x, y) in a.hits.iter_mut().zip(&b.hits) {
                         *x += y;
                     }
                 }
-                Ordering::Equal if a.hits.iter().all(|&h| h == 0) => a.clone_from(b),
-                Ordering::Greater => a.clone_from(b),
+                (Some(a), Some(b)) if a.hits.iter().all(|&h| h == 0) => a.clone_from(b),
+                (Some(a), None) if newer => a.zero(),
                 _ => {}
             }
         }
@@ -658,7 +688,8 @@ mod tests {
         assert_eq!(copy.dropped(DropReason::Truncated), 1);
         assert_eq!(copy.path, a.path);
         assert!(copy.eips.shares_with(&a.eips));
-        assert_eq!(copy.eip_in(7), a.eip_in(7), "traffic is read in place");
+        a.eip_in_at(7, 7).add(1);
+        assert_eq!(copy.eip_in(7).bytes, 108, "traffic is read in place");
         assert_eq!(copy.eip_policed.len(), 10);
         assert_eq!(copy.eip_policed[3], a.eip_policed[3]);
         assert_eq!(copy.extras_epoch[3], 3);
@@ -678,6 +709,31 @@ mod tests {
         let small = Counters::new(2, 0);
         assert_eq!(copy.copy_window_from(&small, 8, 4), 0);
         assert_eq!(copy.eip_policed.len(), 0);
+    }
+
+    #[test]
+    fn a_sum_keeps_rate_limit_drops_with_their_eip() {
+        // Worker 1 counted a drop for the EIP of epoch 5 in slot 1; worker 2
+        // has claimed the slot for its next EIP (epoch 6) and dropped nothing.
+        let mut w1 = Counters::new(2, 0);
+        w1.eip_policed_at(1, 5).count(true, true);
+        let mut w2 = Counters::new(2, 0);
+        w2.eip_in_at(1, 6).add(60);
+        w2.eip_policed.resize(2, Policed::default());
+        for order in [[&w1, &w2], [&w2, &w1]] {
+            let mut sum = Counters::default();
+            sum.merge(order[0]);
+            sum.merge(order[1]);
+            assert_eq!(sum.eip_traffic_of(1, 6).0.bytes, 60);
+            assert!(sum.eip_policed_of(1, 6).is_zero(), "not the old EIP's drop");
+            assert_eq!(sum.eip_traffic_of(1, 5).0, Traffic::default());
+        }
+        // Only worker 1, which holds the old EIP's counts: shown for that EIP,
+        // not for the new one.
+        let mut sum = Counters::default();
+        sum.merge(&w1);
+        assert_eq!(sum.eip_policed_of(1, 5).in_over_bps, 1);
+        assert!(sum.eip_policed_of(1, 6).is_zero());
     }
 
     #[test]
