@@ -40,6 +40,7 @@ mod entries;
 mod error;
 pub mod index_v4;
 pub mod limits;
+pub mod region_name;
 mod service;
 pub mod sharded;
 pub mod slab;

@@ -5,8 +5,8 @@
 
 pub use super::acl::AclSpec;
 pub use super::limits::LimitsSpec;
+use super::region_name::RegionName;
 pub use crate::protect::{Prefix, ProtectionSpec};
-use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -258,15 +258,14 @@ impl Protocol {
 
 /// An anycast EIP and where its traffic goes. What few EIPs have (limits,
 /// a check, an access list) sits behind one pointer ([`EipExtras`]): a million
-/// EIPs are moved and copied whole, and the entry is 80 bytes (96 with a
-/// pointer each). The region's name is held inline (up to 24 bytes): no heap
-/// allocation per EIP (32 bytes each at 1M EIPs, measured with
-/// `scripts/scale.sh`).
+/// EIPs are moved and copied whole, and the entry is 64 bytes (96 with a
+/// pointer each). The region's name is one pointer to a name all EIPs of the
+/// region share ([`RegionName`]; inline, it took 24 bytes).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(from = "EipSpecFields")]
 pub struct EipSpec {
     pub address: IpAddr,
-    pub region: CompactString,
+    pub region: RegionName,
     /// 1:1 target for all traffic no service matches (with no services: all traffic).
     pub backend: Option<IpAddr>,
     /// Port-level services spread over pools of backends (a `ThinVec`: one
@@ -314,7 +313,7 @@ impl EipExtras {
 
 impl EipSpec {
     /// A 1:1 EIP (no services, limits, check or access list).
-    pub fn new(address: IpAddr, region: impl Into<CompactString>, backend: Option<IpAddr>) -> Self {
+    pub fn new(address: IpAddr, region: impl Into<RegionName>, backend: Option<IpAddr>) -> Self {
         EipSpec {
             address,
             region: region.into(),
@@ -368,7 +367,7 @@ impl EipSpec {
 #[serde(deny_unknown_fields, rename = "EipSpec")]
 struct EipSpecFields {
     address: IpAddr,
-    region: CompactString,
+    region: RegionName,
     #[serde(default, alias = "default_backend")]
     backend: Option<IpAddr>,
     #[serde(default)]
@@ -403,7 +402,7 @@ impl From<EipSpecFields> for EipSpec {
 #[serde(rename = "EipSpec")]
 struct EipSpecRef<'a> {
     address: &'a IpAddr,
-    region: &'a CompactString,
+    region: &'a RegionName,
     backend: &'a Option<IpAddr>,
     services: &'a ThinVec<ServiceSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -508,7 +507,7 @@ acl = { default = "deny", rules = [] }
         assert!(e.extras.is_some());
         e.set_limits(None);
         assert!(e.extras.is_none(), "emptied extras are dropped");
-        assert_eq!(std::mem::size_of::<EipSpec>(), 80);
+        assert_eq!(std::mem::size_of::<EipSpec>(), 64);
         // Equality reads through the box: an empty one is none.
         let mut boxed = e.clone();
         boxed.extras = Some(Box::default());
