@@ -12,7 +12,7 @@
 
 pub mod eip_traffic;
 
-pub use eip_traffic::{AtomicTraffic, EipTraffic, SlotCounts, SlotTraffic, CHUNK_SLOTS};
+pub use eip_traffic::{AtomicTraffic, EipTraffic, SlotCounts, CHUNK_SLOTS};
 use serde::Serialize;
 use std::cmp::Ordering;
 
@@ -290,7 +290,7 @@ impl Counters {
     #[inline(always)]
     pub fn eip_in_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &AtomicTraffic {
         self.claim_slot(slot as usize, epoch);
-        &self.eips.slot(slot as usize).inbound
+        self.eips.inbound(slot as usize)
     }
 
     /// Client -> backend traffic of `slot` for a worker that claimed every slot
@@ -298,13 +298,13 @@ impl Counters {
     /// per packet (the fast paths).
     #[inline(always)]
     pub fn eip_in_claimed(&self, slot: crate::tables::EipId) -> &AtomicTraffic {
-        &self.eips.slot(slot as usize).inbound
+        self.eips.inbound(slot as usize)
     }
 
     /// Backend -> client traffic of `slot`: see [`Counters::eip_in_claimed`].
     #[inline(always)]
     pub fn eip_out_claimed(&self, slot: crate::tables::EipId) -> &AtomicTraffic {
-        &self.eips.slot(slot as usize).outbound
+        self.eips.outbound(slot as usize)
     }
 
     /// Client -> backend traffic counted for the EIP in `slot` (zero beyond
@@ -328,7 +328,7 @@ impl Counters {
     #[inline(always)]
     pub fn eip_out_at(&mut self, slot: crate::tables::EipId, epoch: u32) -> &AtomicTraffic {
         self.claim_slot(slot as usize, epoch);
-        &self.eips.slot(slot as usize).outbound
+        self.eips.outbound(slot as usize)
     }
 
     /// Rate-limit drops of the EIP in `slot` with epoch `epoch`: see
@@ -743,7 +743,7 @@ mod tests {
         a.drop(DropReason::Truncated);
         b.drop(DropReason::Truncated);
         b.event(Event::Rx);
-        b.eips.slot(1).inbound.add(100);
+        b.eips.inbound(1).add(100);
         b.path[0].add(150);
         a.merge(&b);
         assert_eq!(a.dropped(DropReason::Truncated), 2);

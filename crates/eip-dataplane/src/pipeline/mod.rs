@@ -333,7 +333,7 @@ impl Pipeline {
         if entry.one_to_one_v4().is_none() || entry.filtered() {
             t.eips.prefetch(id);
         }
-        self.counters.eips.prefetch(id as usize);
+        self.counters.eips.prefetch_inbound(id as usize);
         Some(entry)
     }
 

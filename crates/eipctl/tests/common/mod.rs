@@ -121,7 +121,7 @@ pub fn start(dir: PathBuf, config: PathBuf, server_config: ServerConfig) -> Rig 
     let workers = Workers::start(subscribers);
     let stats = || {
         let mut c = Counters::new(3, 2);
-        c.eips.slot(0).inbound.add(1000);
+        c.eips.inbound(0).add(1000);
         c.path[0].add(1064);
         c
     };

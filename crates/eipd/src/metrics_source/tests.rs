@@ -38,9 +38,9 @@ fn sources(eips: EipSeries) -> MetricsSources {
         *c = Counters::new(tables.eips.len(), tables.paths.len());
         c.table_version = tables.version;
         for _ in 0..3 {
-            c.eips.slot(2).inbound.add(100);
+            c.eips.inbound(2).add(100);
         }
-        c.eips.slot(0).inbound.add(60);
+        c.eips.inbound(0).add(60);
         c.path[0].add(150);
         let mut latency = published[1].latency.lock().unwrap();
         for ns in [900, 3_000, 40_000] {

@@ -8,8 +8,8 @@ use crate::tables::TableDelta;
 fn counter_buffers(p: &Pipeline, slots: usize) -> [usize; 2] {
     let c = p.counters();
     [
-        c.eips.slot(0) as *const _ as usize,
-        c.eips.slot(slots - 1) as *const _ as usize,
+        c.eips.inbound(0) as *const _ as usize,
+        c.eips.outbound(slots - 1) as *const _ as usize,
     ]
 }
 
