@@ -54,9 +54,12 @@ impl MetricsSources {
         // only when its slot's counts are of that EIP (the epochs agree).
         let same = counters.table_version == tables.version;
         let eips = if same {
-            let chosen = self
-                .eips
-                .select(counters.eips.slots(), |i| counters.eip_in(i).packets);
+            let chosen =
+                self.eips
+                    .select(counters.eips.slots(), |i| match tables.eips.get(i as u32) {
+                        Some(e) => counters.eip_traffic_of(i, e.epoch).0.packets,
+                        None => 0,
+                    });
             chosen
                 .into_iter()
                 .filter_map(|i| {

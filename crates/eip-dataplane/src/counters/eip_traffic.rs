@@ -12,7 +12,9 @@
 //!
 //! Slots are in chunks of [`CHUNK_SLOTS`] that never move: growth appends
 //! chunks, so a new slot copies no other (no stall on the worker, no
-//! headroom to reserve), and a reader sharing the chunks sees every slot.
+//! headroom to reserve); a reader sees the new chunks from the worker's next
+//! publication ([`EipTraffic::share`]; chunks are only ever appended, so the
+//! first chunk and the count tell whether two hold the same).
 
 use super::Traffic;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
@@ -214,9 +216,11 @@ impl EipTraffic {
             let outbound: Arc<[AtomicTraffic; CHUNK_SLOTS]> = chunk();
             let epochs: Arc<[AtomicU32; CHUNK_SLOTS]> = chunk();
             for i in 0..CHUNK_SLOTS {
-                inbound[i].set(self.inbound[at][i].get());
-                outbound[i].set(self.outbound[at][i].get());
-                epochs[i].store(self.epochs[at][i].load(Acquire), Relaxed);
+                // Each slot as one consistent read (a worker may be claiming it).
+                let c = self.read(at * CHUNK_SLOTS + i).unwrap_or_default();
+                inbound[i].set(c.inbound);
+                outbound[i].set(c.outbound);
+                epochs[i].store(c.epoch, Relaxed);
             }
             self.inbound[at] = inbound;
             self.outbound[at] = outbound;

@@ -2,13 +2,14 @@
 //!
 //! Each worker owns one [`Counters`] and increments it without locked
 //! instructions. Whoever reports (the replay tool, the control thread) reads
-//! published copies and adds them up with [`Counters::merge`]; per-EIP traffic,
-//! 36 bytes an EIP, is not copied but read in place ([`eip_traffic`]). One counter per drop cause, so an operator can see *why*
-//! a packet died, not only that it did.
+//! published copies and adds them up with [`Counters::merge`]; per-EIP
+//! traffic, 36 bytes an EIP, is not copied but read in place
+//! ([`eip_traffic`]). One counter per drop cause, so an operator can see
+//! *why* a packet died, not only that it did.
 //!
-//! Why one file: the counters' layout, their publication (whole or by
-//! window) and their merge must agree field by field, and half of it is the
-//! tests that check they do.
+//! Why one file (beside `eip_traffic.rs`, the shared per-EIP traffic): the
+//! counters' layout, their publication (whole or by window) and their merge
+//! must agree field by field, and half of it is the tests that check they do.
 
 pub mod eip_traffic;
 
@@ -511,10 +512,12 @@ impl Counters {
     }
 
     /// Adds another worker's counters into these (vectors grow to the longer one).
-    /// Per-EIP and per-path traffic is added only from counters of the same table
-    /// version as these (or into empty ones): other indexes mean other entries.
-    /// Per slot, the newer EIP's counts win: another worker may still hold
-    /// counts of the EIP that had the slot before (epochs compare wrapping).
+    /// Per-path traffic is added only from counters of the same table version
+    /// as these (or into empty ones): another version's path indexes may mean
+    /// other paths. Per-EIP counts are by stable slot, whatever the version:
+    /// per slot, the newer EIP's counts win (another worker may still hold
+    /// counts of the EIP that had the slot before; epochs compare wrapping),
+    /// so a sum never dips while workers adopt a version one after another.
     pub fn merge(&mut self, other: &Counters) {
         let empty = self.eips.slots() == 0 && self.path.is_empty();
         let same_tables = self.table_version == other.table_version || empty;
@@ -527,14 +530,12 @@ impl Counters {
         for (a, b) in self.events.iter_mut().zip(other.events) {
             *a += b;
         }
-        if !same_tables {
-            return;
-        }
         // Rate-limit and access-list counts under their own epochs (a sum
         // keeps them in `extras_epoch`): per slot, the newer EIP's win.
         let extras = other.eip_policed.len().max(other.eip_acl.len());
-        if self.extras_epoch.len() < extras {
-            self.extras_epoch.resize(extras, 0);
+        for slot in self.extras_epoch.len()..extras {
+            let epoch = self.extras_epoch_at(slot);
+            self.extras_epoch.push(epoch);
         }
         if self.eip_policed.len() < other.eip_policed.len() {
             self.eip_policed
@@ -578,6 +579,9 @@ impl Counters {
             }
         }
         self.eips.merge(&other.eips);
+        if !same_tables {
+            return;
+        }
         if self.path.len() < other.path.len() {
             self.path.resize(other.path.len(), Traffic::default());
         }
@@ -734,6 +738,33 @@ mod tests {
         sum.merge(&w1);
         assert_eq!(sum.eip_policed_of(1, 5).in_over_bps, 1);
         assert!(sum.eip_policed_of(1, 6).is_zero());
+    }
+
+    #[test]
+    fn a_sum_adds_per_eip_counts_across_versions_and_paths_within_one() {
+        // Worker 1 has adopted version 2, worker 2 is still on version 1:
+        // the EIP's slot is the same in both, its path index need not be.
+        let mut w1 = Counters::new(2, 1);
+        w1.table_version = 2;
+        w1.eip_in_at(1, 0).add(100);
+        w1.path[0].add(150);
+        let mut w2 = Counters::new(2, 1);
+        w2.table_version = 1;
+        w2.eip_in_at(1, 0).add(60);
+        w2.path[0].add(150);
+        let mut sum = Counters::default();
+        sum.merge(&w1);
+        sum.merge(&w2);
+        assert_eq!(sum.table_version, 2);
+        assert_eq!(
+            sum.eip_traffic_of(1, 0).0.bytes,
+            160,
+            "no dip while workers adopt"
+        );
+        assert_eq!(
+            sum.path[0].bytes, 150,
+            "another version's paths are left out"
+        );
     }
 
     #[test]

@@ -215,8 +215,10 @@ fn carry_epochs(spec: &PopSpec, prev: &Tables, slots: &[Option<EipId>], eips: &m
     let cap = prev.eips.slot_capacity() as EipId;
     eips.grow_to(cap);
     for s in 0..cap {
-        let bump = u32::from(prev.eips.get(s).is_some());
-        let epoch = prev.eips.epoch(s).wrapping_add(bump);
+        let epoch = match prev.eips.get(s) {
+            Some(_) => super::slab::next_epoch(prev.eips.epoch(s)),
+            None => prev.eips.epoch(s),
+        };
         if epoch != 0 {
             eips.set_epoch(s, epoch);
         }

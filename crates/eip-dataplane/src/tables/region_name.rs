@@ -258,6 +258,9 @@ mod tests {
             "region-name-test-a \"region-name-test-a\""
         );
         assert_eq!(std::mem::size_of::<RegionName>(), 8);
+        // A map keyed by names is found by text (hash and equality agree).
+        let map: std::collections::HashMap<RegionName, u32> = [(a.clone(), 7)].into();
+        assert_eq!(map.get("region-name-test-a"), Some(&7));
     }
 
     #[test]

@@ -458,11 +458,7 @@ impl EipSlab {
         let had_acl = r.flags & FILTERED != 0;
         r.flags = 0;
         if free {
-            // The counters' mark of a slot being reset is never an epoch.
-            r.epoch = match r.epoch.wrapping_add(1) {
-                crate::counters::eip_traffic::RESETTING => 0,
-                next => next,
-            };
+            r.epoch = next_epoch(r.epoch);
         }
         if had_limits {
             Arc::make_mut(&mut self.limits).remove(&slot);
@@ -509,6 +505,16 @@ impl EipSlab {
             .zip(&other.chunks)
             .filter(|(a, b)| Arc::ptr_eq(a, b))
             .count()
+    }
+}
+
+/// The epoch after `epoch` for a slot handed to another EIP. Never the
+/// counters' mark of a slot being reset
+/// ([`crate::counters::eip_traffic::RESETTING`]).
+pub(super) fn next_epoch(epoch: u32) -> u32 {
+    match epoch.wrapping_add(1) {
+        crate::counters::eip_traffic::RESETTING => 0,
+        next => next,
     }
 }
 

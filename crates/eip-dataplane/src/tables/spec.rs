@@ -258,7 +258,7 @@ impl Protocol {
 
 /// An anycast EIP and where its traffic goes. What few EIPs have (limits,
 /// a check, an access list) sits behind one pointer ([`EipExtras`]): a million
-/// EIPs are moved and copied whole, and the entry is 64 bytes (96 with a
+/// EIPs are moved and copied whole, and the entry is 64 bytes (80 with a
 /// pointer each). The region's name is one pointer to a name all EIPs of the
 /// region share ([`RegionName`]; inline, it took 24 bytes).
 #[derive(Debug, Clone, Deserialize)]
