@@ -7,9 +7,10 @@
 //! ([`eip_traffic`]). One counter per drop cause, so an operator can see
 //! *why* a packet died, not only that it did.
 //!
-//! Why one file (beside `eip_traffic.rs`, the shared per-EIP traffic): the
-//! counters' layout, their publication (whole or by window) and their merge
-//! must agree field by field, and half of it is the tests that check they do.
+//! Why one file: the counters' layout, their publication (whole or by
+//! window) and their merge must agree field by field, and half of it is the
+//! tests that check they do (beside it, `eip_traffic.rs`: the shared per-EIP
+//! traffic).
 
 pub mod eip_traffic;
 
