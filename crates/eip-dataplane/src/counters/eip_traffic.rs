@@ -247,11 +247,10 @@ impl EipTraffic {
             }
             let mine = self.read(slot).unwrap_or_default();
             let sum = if theirs.epoch == mine.epoch {
-                SlotCounts {
-                    epoch: mine.epoch,
-                    inbound: plus(mine.inbound, theirs.inbound),
-                    outbound: plus(mine.outbound, theirs.outbound),
-                }
+                let mut sum = mine;
+                sum.inbound += theirs.inbound;
+                sum.outbound += theirs.outbound;
+                sum
             } else if (theirs.epoch.wrapping_sub(mine.epoch) as i32) > 0 {
                 theirs
             } else {
@@ -259,13 +258,6 @@ impl EipTraffic {
             };
             self.set(slot, sum);
         }
-    }
-}
-
-fn plus(a: Traffic, b: Traffic) -> Traffic {
-    Traffic {
-        packets: a.packets.wrapping_add(b.packets),
-        bytes: a.bytes.wrapping_add(b.bytes),
     }
 }
 

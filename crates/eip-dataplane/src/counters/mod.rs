@@ -158,6 +158,14 @@ impl Traffic {
     }
 }
 
+/// Counts summed (workers', versions'): wrapping, as the counters themselves.
+impl std::ops::AddAssign for Traffic {
+    fn add_assign(&mut self, o: Traffic) {
+        self.packets = self.packets.wrapping_add(o.packets);
+        self.bytes = self.bytes.wrapping_add(o.bytes);
+    }
+}
+
 /// Packets of one EIP dropped by its rate limits, per direction and cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Policed {
@@ -586,9 +594,8 @@ impl Counters {
         if self.path.len() < other.path.len() {
             self.path.resize(other.path.len(), Traffic::default());
         }
-        for (a, b) in self.path.iter_mut().zip(&other.path) {
-            a.packets += b.packets;
-            a.bytes += b.bytes;
+        for (a, &b) in self.path.iter_mut().zip(&other.path) {
+            *a += b;
         }
     }
 }

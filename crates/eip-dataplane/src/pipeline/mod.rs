@@ -40,7 +40,7 @@ pub use police::BURST_NS as RATE_LIMIT_BURST_NS;
 use crate::counters::{Counters, DropReason, Event};
 use crate::flow;
 use crate::frame::{Frame, Verdict};
-use crate::tables::{EipEntry, LastTunnel, Tables};
+use crate::tables::{EipEntry, EipProbe, LastTunnel, Tables};
 use crate::wire::ethernet::{self, EthernetFrame};
 use crate::wire::icmpv4;
 use crate::wire::icmpv6;
@@ -75,13 +75,11 @@ fn ipv4_dst(f: &Frame<'_>) -> Option<[u8; 4]> {
         .then(|| Ipv4Packet::new_unchecked(&d[ethernet::HEADER_LEN..]).dst_addr())
 }
 
-/// The first prefetch of a frame to an IPv4 EIP: the index entry its lookup
-/// starts at. Returns the destination, for the second.
+/// The first prefetch of a frame to an IPv4 EIP: begins the lookup of its
+/// destination (the index entry it starts at is asked for).
 #[inline(always)]
-fn prefetch_index_entry(t: &Tables, f: &Frame<'_>) -> Option<[u8; 4]> {
-    let dst = ipv4_dst(f)?;
-    t.prefetch_eip_v4(dst);
-    Some(dst)
+fn start_lookup<'t>(t: &'t Tables, f: &Frame<'_>) -> Option<EipProbe<'t>> {
+    t.start_eip_v4(ipv4_dst(f)?)
 }
 
 /// Per-worker tunables.
@@ -300,35 +298,41 @@ impl Pipeline {
         verdicts: &mut [Verdict],
     ) {
         let n = frames.len();
-        // Frame j's destination, from its first prefetch, at `dsts[j % (2 * AHEAD)]`;
-        // its slot, from its second, at `found[j % AHEAD]`.
-        let mut dsts = [None; 2 * AHEAD];
-        let mut found = [None; AHEAD];
-        for (f, dst) in frames.iter().zip(dsts.iter_mut()) {
-            *dst = prefetch_index_entry(t, f);
+        let verdicts = &mut verdicts[..n];
+        // In blocks of AHEAD frames: while block b is processed, the lookups of
+        // block b + 1 (begun during block b - 1) are finished into
+        // `found[(b + 1) % 2]` and those of block b + 2 begun into
+        // `probes[b % 2]`. Fixed-size blocks: no modulo per frame, no bounds
+        // check on the rings.
+        let mut probes = [[None; AHEAD]; 2];
+        let mut found = [[None; AHEAD]; 2];
+        for (k, f) in frames.iter().take(2 * AHEAD).enumerate() {
+            probes[k / AHEAD][k % AHEAD] = start_lookup(t, f);
         }
-        for (&dst, slot) in dsts.iter().zip(found.iter_mut()).take(n) {
-            *slot = self.prefetch_slot(t, dst);
+        for j in 0..AHEAD {
+            found[0][j] = self.prefetch_slot(t, probes[0][j]);
         }
-        for i in 0..n {
-            let slot = found[i % AHEAD];
-            if i + AHEAD < n {
-                found[i % AHEAD] = self.prefetch_slot(t, dsts[(i + AHEAD) % (2 * AHEAD)]);
+        let mut block = 0;
+        while block * AHEAD < n {
+            let (this, next) = (block & 1, (block + 1) & 1);
+            let first = block * AHEAD;
+            for j in 0..AHEAD.min(n - first) {
+                let i = first + j;
+                found[next][j] = self.prefetch_slot(t, probes[next][j]);
+                probes[this][j] = frames.get(i + 2 * AHEAD).and_then(|f| start_lookup(t, f));
+                verdicts[i] = self.process_one(now, t, &mut frames[i], found[this][j]);
             }
-            if let Some(f) = frames.get(i + 2 * AHEAD) {
-                dsts[i % (2 * AHEAD)] = prefetch_index_entry(t, f);
-            }
-            verdicts[i] = self.process_one(now, t, &mut frames[i], slot);
+            block += 1;
         }
     }
 
-    /// The second prefetch of a frame to IPv4 `dst`: its index lookup (whose
-    /// line [`prefetch_index_entry`] asked for), then the slot's traffic
+    /// The second prefetch of a frame to an IPv4 EIP: its index lookup
+    /// finished (the line [`start_lookup`] asked for), then the slot's traffic
     /// counter, and its record unless the entry holds all ingress reads of it
-    /// (a plain 1:1 EIP). Returns the entry.
+    /// (a plain 1:1 EIP), asked for. Returns the entry.
     #[inline(always)]
-    fn prefetch_slot(&self, t: &Tables, dst: Option<[u8; 4]>) -> Option<EipEntry> {
-        let entry = t.eip_v4_entry(dst?)?;
+    fn prefetch_slot(&self, t: &Tables, probe: Option<EipProbe<'_>>) -> Option<EipEntry> {
+        let entry = probe?.finish()?;
         let id = entry.slot();
         if entry.one_to_one_v4().is_none() || entry.filtered() {
             t.eips.prefetch(id);

@@ -142,22 +142,7 @@ impl<K: IndexKey, V: IndexValue> Shard<K, V> {
     /// The entry holding `key`, or the free entry where it would go.
     #[inline(always)]
     fn find(&self, key: K, h: u64) -> Result<usize, usize> {
-        let n = self.entries.len();
-        let mut i = home(h, n);
-        // A shard is never full (`MAX_LOAD` < 1), so the probe meets a free entry.
-        loop {
-            let (k, value) = self.entries[i];
-            if value.slot() == FREE {
-                return Err(i);
-            }
-            if k == key {
-                return Ok(i);
-            }
-            i += 1;
-            if i == n {
-                i = 0;
-            }
-        }
+        find_from(&self.entries, key, home(h, self.entries.len()))
     }
 
     #[inline(always)]
@@ -235,6 +220,54 @@ impl<K: IndexKey, V: IndexValue> Shard<K, V> {
     }
 }
 
+/// The entry of `entries` (a shard's, not empty) holding `key`, or the free
+/// entry where it would go, probing linearly from `i`, the key's home.
+#[inline(always)]
+fn find_from<K: IndexKey, V: IndexValue>(
+    entries: &[(K, V)],
+    key: K,
+    mut i: usize,
+) -> Result<usize, usize> {
+    let n = entries.len();
+    // A shard is never full (`MAX_LOAD` < 1), so the probe meets a free entry.
+    loop {
+        let (k, value) = entries[i];
+        if value.slot() == FREE {
+            return Err(i);
+        }
+        if k == key {
+            return Ok(i);
+        }
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+}
+
+/// A lookup begun by [`Index::start`]: the key's shard and home entry found
+/// and their line asked for. The pipeline's prefetching loop starts a
+/// frame's lookup frames before it [finishes](Probe::finish) it, and the
+/// hash, the shard and the home entry are not worked out twice.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a, K, V = EipId> {
+    /// The shard's entries (never empty).
+    entries: &'a [(K, V)],
+    home: usize,
+    key: K,
+}
+
+impl<K: IndexKey, V: IndexValue> Probe<'_, K, V> {
+    /// The value of the key: [`Index::get`]'s answer, read from the line
+    /// [`Index::start`] asked for.
+    #[inline(always)]
+    pub fn finish(self) -> Option<V> {
+        find_from(self.entries, self.key, self.home)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+}
+
 /// [`SHARDS`] shards in their fixed-size array.
 fn all_shards<T>(shards: impl IntoIterator<Item = T>) -> Box<[T; SHARDS]> {
     let all: Box<[T]> = shards.into_iter().collect();
@@ -279,19 +312,26 @@ impl<K: IndexKey, V: IndexValue> Index<K, V> {
         self.shards[shard_of(h)].get(key, h)
     }
 
-    /// Starts loading the entry where a lookup of `key` begins, without waiting
-    /// for it: a hint that changes no result (the pipeline's prefetching loop).
+    /// Begins a lookup of `key`: finds its shard and home entry and starts
+    /// loading that entry's line without waiting for it (a hint that changes
+    /// no result). `None` when the key's shard is empty (no such key).
     #[inline(always)]
-    pub fn prefetch(&self, key: K) {
+    pub fn start(&self, key: K) -> Option<Probe<'_, K, V>> {
         let h = hash(key);
-        let entries = &self.shards[shard_of(h)].entries;
-        if !entries.is_empty() {
-            let i = home(h, entries.len());
-            prefetch_index::prefetch_index(entries, i);
-            // A probe runs on past its home entry (three entries for a hit
-            // at build load): the next line too when it starts there.
-            prefetch_index::prefetch_index(entries, (i + 3).min(entries.len() - 1));
+        let entries = &*self.shards[shard_of(h)].entries;
+        if entries.is_empty() {
+            return None;
         }
+        let i = home(h, entries.len());
+        prefetch_index::prefetch_index(entries, i);
+        // A probe runs on past its home entry (three entries for a hit at
+        // build load): the next line too when it starts there.
+        prefetch_index::prefetch_index(entries, (i + 3).min(entries.len() - 1));
+        Some(Probe {
+            entries,
+            home: i,
+            key,
+        })
     }
 
     /// Inserts; returns the previous value.

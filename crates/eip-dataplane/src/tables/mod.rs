@@ -65,6 +65,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub type EipId = u32;
 /// Index of a region in [`Tables::regions`].
 pub type RegionId = u16;
+/// An IPv4 EIP lookup begun ([`Tables::start_eip_v4`]), to finish frames later.
+pub type EipProbe<'a> = index_v4::Probe<'a, u32, EipEntry>;
 /// Index of a path in [`Tables::paths`].
 pub type PathId = u16;
 
@@ -343,11 +345,12 @@ impl Tables {
         }
     }
 
-    /// Starts loading where [`Tables::eip_v4`] of `addr` will look, without
-    /// waiting for it (a hint for the pipeline's prefetching loop).
+    /// Begins [`Tables::eip_v4_entry`] of `addr`: starts loading where it
+    /// will look, without waiting (the pipeline's prefetching loop finishes
+    /// it frames later). `None` when no EIP can have that address.
     #[inline(always)]
-    pub fn prefetch_eip_v4(&self, addr: [u8; 4]) {
-        self.eip_v4.prefetch(u32::from_be_bytes(addr));
+    pub fn start_eip_v4(&self, addr: [u8; 4]) -> Option<EipProbe<'_>> {
+        self.eip_v4.start(u32::from_be_bytes(addr))
     }
 
     /// The EIP that owns IPv4 backend `addr` in `region` (a return's first

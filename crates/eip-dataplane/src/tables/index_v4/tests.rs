@@ -21,6 +21,24 @@ fn a_change_copies_one_shard() {
 }
 
 #[test]
+fn a_lookup_begun_and_finished_is_a_lookup() {
+    let empty = Index::<u32>::default();
+    assert!(empty.start(5).is_none(), "an empty shard: nothing to begin");
+    let mut a = Index::<u32>::default();
+    for i in 0..3_000 {
+        a.insert(i * 3, i);
+    }
+    // Hits, misses (in shards that hold keys), and keys removed (whose probe
+    // runs meet entries shifted back).
+    for i in (0..3_000).step_by(7) {
+        a.remove(i * 3);
+    }
+    for k in 0..9_100 {
+        assert_eq!(a.start(k).and_then(Probe::finish), a.get(k), "key {k}");
+    }
+}
+
+#[test]
 fn built_and_inserted_agree() {
     let keys: Vec<u32> = (0..50_000u32).map(|i| 0x0A00_0000 + i * 7).collect();
     let mut b = IndexBuilder::<u32>::with_capacity(keys.len());
