@@ -233,7 +233,7 @@ fn limit_all(spec: &mut PopSpec) {
         out_bps: Some(100_000_000_000),
         out_pps: Some(100_000_000),
     };
-    for e in spec.eips.iter_mut() {
+    for mut e in spec.eips.iter_mut() {
         e.set_limits(Some(caps));
     }
 }
@@ -271,7 +271,7 @@ fn list_all(spec: &mut PopSpec) {
         default: AclAction::Allow,
         rules,
     };
-    for e in spec.eips.iter_mut() {
+    for mut e in spec.eips.iter_mut() {
         e.set_acl(Some(acl.clone()));
     }
 }

@@ -69,7 +69,8 @@ fn measure_bytes_per_eip() {
     let description = live() - before;
     report("the operator's description (EipList)", description, n);
     println!(
-        "  of which entries: {} B each (EipSpec)",
+        "  of which entries: {} B each (plain 1:1 IPv4; others box a {}-byte EipSpec)",
+        eip_dataplane::tables::EipList::PLAIN_ENTRY_BYTES,
         std::mem::size_of::<eip_dataplane::tables::spec::EipSpec>()
     );
 

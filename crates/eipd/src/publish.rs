@@ -267,7 +267,7 @@ mod tests {
     fn listed(version: u64, eips: &[&str], acl: Option<&str>) -> Arc<Tables> {
         const EXAMPLE: &str = include_str!("../../../docs/example-pop.toml");
         let mut spec = eip_control::config::parse(EXAMPLE, "example-pop.toml".as_ref()).unwrap();
-        let template = spec.eips[0].clone();
+        let template = spec.eips.nth(0).unwrap().into_owned();
         spec.eips = eips
             .iter()
             .map(|a| {

@@ -18,6 +18,7 @@ mod source;
 pub use source::{Position, Snippet};
 
 use eip_dataplane::tables::{PopSpec, TableError, Tables};
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -142,7 +143,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<PopSpec, ConfigError> {
     if let Some(name) = spec.pop.eips_file.take() {
         let listed = eips_file::load(&eips_file::resolve(&name, origin))?;
         // In bulk: one index build, not a million copy-on-write pushes.
-        let mut all: Vec<_> = spec.eips.iter().cloned().collect();
+        let mut all: Vec<_> = spec.eips.iter().map(Cow::into_owned).collect();
         all.extend(listed);
         spec.eips = all.into();
     }

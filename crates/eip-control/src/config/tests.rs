@@ -230,7 +230,10 @@ fn an_eips_file_adds_its_eips_after_the_tomls_and_its_errors_name_its_lines() {
     .unwrap();
     let (spec, tables) = load(&config).unwrap();
     assert_eq!(spec.eips.len(), own + 2);
-    assert_eq!(spec.eips[own].address.to_string(), "203.0.113.200");
+    assert_eq!(
+        spec.eips.nth(own).unwrap().address.to_string(),
+        "203.0.113.200"
+    );
     assert!(
         spec.pop.eips_file.is_none(),
         "the description holds the EIPs"

@@ -248,8 +248,8 @@ fn drops_say_why() {
     );
 
     let mut spec = example_spec();
-    spec.eips[1].backend = None;
-    for b in &mut spec.eips[1].services[1].backends {
+    spec.eips.nth_mut(1).unwrap().backend = None;
+    for b in &mut spec.eips.nth_mut(1).unwrap().services[1].backends {
         b.weight = 0;
     }
     let t = Tables::build(&spec, 4).unwrap();

@@ -136,7 +136,7 @@ fn a_change_killed_at_any_step_restarts_old_or_new_and_replies_only_for_new() {
 
         let (store, restarted) = boot(&dir);
         let version = restarted.tables.version;
-        let weight = restarted.spec.eips[1].services[0].backends[0].weight;
+        let weight = restarted.spec.eips.nth(1).unwrap().services[0].backends[0].weight;
         match expect {
             Expect::Old => {
                 assert_eq!((version, weight), (old.version(), 1), "{step}");

@@ -55,8 +55,8 @@ pub(super) fn eip_delta(
         let was = before.eips.by_address(address);
         match after.eips.by_address(address) {
             Some(now) => {
-                same_eips &= was == Some(now);
-                delta.upsert.push(now.clone());
+                same_eips &= was.as_ref() == Some(&now);
+                delta.upsert.push(now.into_owned());
             }
             None => {
                 same_eips &= was.is_none();

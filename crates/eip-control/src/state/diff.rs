@@ -18,12 +18,12 @@ pub struct Entries {
 }
 
 impl Entries {
-    fn of<'a, T: PartialEq + 'a>(
-        old: impl Iterator<Item = (String, &'a T)>,
-        new: impl Iterator<Item = (String, &'a T)>,
+    fn of<V: PartialEq>(
+        old: impl Iterator<Item = (String, V)>,
+        new: impl Iterator<Item = (String, V)>,
     ) -> Entries {
-        let old: BTreeMap<String, &T> = old.collect();
-        let new: BTreeMap<String, &T> = new.collect();
+        let old: BTreeMap<String, V> = old.collect();
+        let new: BTreeMap<String, V> = new.collect();
         let mut e = Entries::default();
         for (name, item) in &new {
             match old.get(name) {
@@ -269,10 +269,10 @@ mod tests {
         let old: PopSpec = toml::from_str(EXAMPLE).unwrap();
         assert!(SpecDiff::between(&old, &old).is_empty());
         let mut new = old.clone();
-        let first = new.eips[0].address;
+        let first = new.eips.nth(0).unwrap().address;
         new.eips.remove(first);
-        new.eips[0].backend = Some("10.1.0.99".parse().unwrap());
-        let mut added = new.eips[0].clone();
+        new.eips.nth_mut(0).unwrap().backend = Some("10.1.0.99".parse().unwrap());
+        let mut added = new.eips.nth(0).unwrap().into_owned();
         added.address = "192.0.2.99".parse().unwrap();
         added.services.clear();
         new.eips.push(added);

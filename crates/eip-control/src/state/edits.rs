@@ -7,9 +7,10 @@ use super::plugins::HealthSource;
 use crate::api::{Admin, ApiError, BackendRef, Op, UpdateEip, UpdatePath};
 use crate::health::Health;
 use eip_dataplane::tables::spec::{EipSpec, PathSpec, ServiceSpec};
-use eip_dataplane::tables::{PathState, PopSpec, Protocol};
+use eip_dataplane::tables::{EipMut, PathState, PopSpec, Protocol};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::{Deref, DerefMut};
 
 /// Lists at most this many existing names in a `not_found` message.
 const LIST: usize = 8;
@@ -79,14 +80,14 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
             }
             spec.eips.push(a.eip.clone());
         }
-        Op::UpdateEip(u) => update_eip(eip(spec, u.address)?, u),
+        Op::UpdateEip(u) => update_eip(&mut *eip(spec, u.address)?, u),
         Op::RemoveEip(r) => {
             spec.eips
                 .remove(r.address)
                 .ok_or_else(|| no_eip(r.address))?;
         }
         Op::AddService(a) => {
-            let e = eip(spec, a.eip)?;
+            let mut e = eip(spec, a.eip)?;
             let s = &a.service;
             if e.services
                 .iter()
@@ -102,12 +103,12 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
             e.services.push(s.clone());
         }
         Op::RemoveService(r) => {
-            let e = eip(spec, r.eip)?;
-            let i = service_index(e, r.protocol, r.port)?;
+            let mut e = eip(spec, r.eip)?;
+            let i = service_index(&e, r.protocol, r.port)?;
             e.services.remove(i);
         }
         Op::AddBackend(a) => {
-            let s = service(spec, a.eip, a.protocol, a.port)?;
+            let mut s = service(spec, a.eip, a.protocol, a.port)?;
             let port = a.backend.port.unwrap_or(s.port);
             let exists = s
                 .backends
@@ -130,18 +131,18 @@ fn apply(op: &Op, spec: &mut PopSpec) -> Result<(), ApiError> {
                 address: u.address,
                 backend_port: u.backend_port,
             };
-            let s = service(spec, u.eip, u.protocol, u.port)?;
-            let i = backend_index(s, &r)?;
+            let mut s = service(spec, u.eip, u.protocol, u.port)?;
+            let i = backend_index(&s, &r)?;
             s.backends[i].weight = u.weight;
         }
         Op::DrainBackend(r) => {
-            let s = service(spec, r.eip, r.protocol, r.port)?;
-            let i = backend_index(s, r)?;
+            let mut s = service(spec, r.eip, r.protocol, r.port)?;
+            let i = backend_index(&s, r)?;
             s.backends[i].weight = 0;
         }
         Op::RemoveBackend(r) => {
-            let s = service(spec, r.eip, r.protocol, r.port)?;
-            let i = backend_index(s, r)?;
+            let mut s = service(spec, r.eip, r.protocol, r.port)?;
+            let i = backend_index(&s, r)?;
             s.backends.remove(i);
         }
         Op::AddPath(a) => {
@@ -230,7 +231,7 @@ fn no_eip(address: IpAddr) -> ApiError {
 }
 
 /// The EIP of `address`, by the list's index (no scan of the EIPs).
-fn eip(spec: &mut PopSpec, address: IpAddr) -> Result<&mut EipSpec, ApiError> {
+fn eip(spec: &mut PopSpec, address: IpAddr) -> Result<EipMut<'_>, ApiError> {
     spec.eips
         .by_address_mut(address)
         .ok_or_else(|| no_eip(address))
@@ -260,10 +261,29 @@ fn service(
     address: IpAddr,
     protocol: Protocol,
     port: u16,
-) -> Result<&mut ServiceSpec, ApiError> {
-    let e = eip(spec, address)?;
-    let i = service_index(e, protocol, port)?;
-    Ok(&mut e.services[i])
+) -> Result<ServiceMut<'_>, ApiError> {
+    let eip = eip(spec, address)?;
+    let i = service_index(&eip, protocol, port)?;
+    Ok(ServiceMut { eip, i })
+}
+
+/// A service of an EIP, to change in place through the EIP's guard.
+struct ServiceMut<'a> {
+    eip: EipMut<'a>,
+    i: usize,
+}
+
+impl Deref for ServiceMut<'_> {
+    type Target = ServiceSpec;
+    fn deref(&self) -> &ServiceSpec {
+        &self.eip.services[self.i]
+    }
+}
+
+impl DerefMut for ServiceMut<'_> {
+    fn deref_mut(&mut self) -> &mut ServiceSpec {
+        &mut self.eip.services[self.i]
+    }
 }
 
 /// The backend `r` names: by address, and by port when given or needed.

@@ -8,6 +8,7 @@ use crate::health::Health;
 use crate::report;
 use eip_dataplane::tables::{MacAddr, PathState, Tables};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -25,8 +26,14 @@ impl ControlPlane {
             },
             Query::ShowEips(filter) => Data::Eips {
                 eips: match filter.address {
-                    Some(a) => snap.spec.eips.by_address(a).into_iter().cloned().collect(),
-                    None => snap.spec.eips.iter().cloned().collect(),
+                    Some(a) => snap
+                        .spec
+                        .eips
+                        .by_address(a)
+                        .into_iter()
+                        .map(Cow::into_owned)
+                        .collect(),
+                    None => snap.spec.eips.iter().map(Cow::into_owned).collect(),
                 },
             },
             Query::ShowAcl(q) => match snap.spec.eips.by_address(q.address) {

@@ -280,9 +280,10 @@ proptest! {
             match op {
                 Op::Upsert(e) => {
                     let e = *e;
-                    match next.eips.by_address_mut(e.address) {
-                        Some(x) => *x = e.clone(),
-                        None => next.eips.push(e.clone()),
+                    if next.eips.contains(e.address) {
+                        *next.eips.by_address_mut(e.address).unwrap() = e.clone();
+                    } else {
+                        next.eips.push(e.clone());
                     }
                     delta.upsert.push(e);
                 }
@@ -339,7 +340,7 @@ fn a_rejected_delta_reports_what_a_build_reports() {
     assert_eq!(applied[0].key_path(), "eips[2].backend");
     let mut bad = one_to_one(4, "nowhere");
     bad.backend = Some("2001:db8::1".parse().unwrap());
-    let taken = next.eips[2].address;
+    let taken = next.eips.nth(2).unwrap().address;
     next.eips.remove(taken);
     next.eips.push(bad.clone());
     let delta = TableDelta {
@@ -386,7 +387,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     let spec = big(5000);
     let t = Tables::build(&spec, 1).unwrap();
     assert_eq!((t.slot_capacity(), t.generation), (5000, 1));
-    let gone = spec.eips[10].address;
+    let gone = spec.eips.nth(10).unwrap().address;
     let mut next = spec.clone();
     next.eips.remove(gone);
     let delta = TableDelta {
@@ -395,7 +396,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     };
     let u = t.apply(&delta, &next, 2, 2).unwrap();
     assert_eq!(u.eip_slot(gone), None);
-    assert_eq!(u.eip_slot(spec.eips[11].address), Some(11));
+    assert_eq!(u.eip_slot(spec.eips.nth(11).unwrap().address), Some(11));
     assert_eq!(u.slot_capacity(), 5000);
     assert_eq!(
         u.eips.shared_chunks(&t.eips),
@@ -417,7 +418,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
     next.regions.swap(0, 1);
     let r = Tables::rebuild(&next, &w, 4, 4).unwrap();
     assert_eq!(r.eip_slot(fresh.address), Some(10));
-    assert_eq!(r.eip_slot(spec.eips[4999].address), Some(4999));
+    assert_eq!(r.eip_slot(spec.eips.nth(4999).unwrap().address), Some(4999));
     assert_eq!(r.regions[0].name, "sh");
     assert_same_lookups(&r, &Tables::build(&next, 4).unwrap(), &next);
 }
@@ -425,7 +426,7 @@ fn slots_stay_and_are_reused_and_changes_share_the_rest() {
 #[test]
 fn health_overlays_rebuild_only_what_they_change() {
     let mut spec = big(3000);
-    spec.eips[0].services = thin_vec::thin_vec![ServiceSpec {
+    spec.eips.nth_mut(0).unwrap().services = thin_vec::thin_vec![ServiceSpec {
         check: None,
         protocol: Protocol::Tcp,
         port: 80,
@@ -461,7 +462,7 @@ fn health_overlays_rebuild_only_what_they_change() {
     assert_same_lookups(&p, &Tables::build(&down, 7).unwrap(), &down);
 
     let b = super::BackendRef {
-        eip: spec.eips[0].address,
+        eip: spec.eips.nth(0).unwrap().address,
         protocol: Protocol::Tcp,
         port: 80,
         backend: IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2)),
@@ -474,7 +475,7 @@ fn health_overlays_rebuild_only_what_they_change() {
     assert_eq!(sick.eips.shared_chunks(&t.eips), 2);
     // Unhealthy looks up like drained in the description.
     let mut drained = spec.clone();
-    drained.eips[0].services[0].backends[1].weight = 0;
+    drained.eips.nth_mut(0).unwrap().services[0].backends[1].weight = 0;
     let want = Tables::build(&drained, 7).unwrap();
     assert_eq!(service.maglev, want.eips.at(0).services[0].maglev);
     let well = sick.with_backend_health(&b, true, 12).unwrap();
@@ -515,7 +516,7 @@ fn measure_build_apply_and_bytes_per_eip() {
             next.eips.push(e.clone());
             let delta = TableDelta {
                 upsert: vec![e],
-                remove: vec![next.eips[k as usize].address],
+                remove: vec![next.eips.nth(k as usize).unwrap().address],
                 ..Default::default()
             };
             let start = Instant::now();

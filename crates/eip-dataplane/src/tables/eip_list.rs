@@ -7,13 +7,142 @@
 //! Entries keep their order: the configuration's, then additions at the end.
 //! A removed entry leaves a hole (so the places of the others, and the index,
 //! stay), and the holes are squeezed out once they outnumber the entries.
+//!
+//! Nearly every EIP of a large POP is a plain 1:1 IPv4 EIP (an IPv4 address,
+//! an IPv4 backend, a region, nothing else): the list keeps those in 16 bytes
+//! ([`Stored::Plain`]) and the others as a whole [`EipSpec`] behind a box.
+//! Readers get an [`EipSpec`] either way (a `Cow`: borrowed when boxed,
+//! assembled when plain), writers an [`EipMut`] that keeps an EIP that became
+//! plain in 16 bytes again.
 
 use super::address_index::{AddressIndex, Place};
+use super::region_name::RegionName;
 use super::spec::EipSpec;
 use imbl::Vector;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::{Deref, DerefMut};
+use thin_vec::ThinVec;
+
+/// One entry as the list keeps it.
+#[derive(Clone)]
+enum Stored {
+    /// A plain 1:1 IPv4 EIP: no services, no limits, check or access list.
+    /// 16 bytes where an `EipSpec` takes 64.
+    Plain {
+        address: Ipv4Addr,
+        backend: Ipv4Addr,
+        region: RegionName,
+    },
+    /// Any other EIP.
+    Full(Box<EipSpec>),
+}
+
+impl Stored {
+    fn new(e: EipSpec) -> Stored {
+        Stored::plain(&e).unwrap_or_else(|| Stored::Full(Box::new(e)))
+    }
+
+    /// `e` in 16 bytes, when it is a plain 1:1 IPv4 EIP.
+    fn plain(e: &EipSpec) -> Option<Stored> {
+        match (e.address, e.backend) {
+            (IpAddr::V4(address), Some(IpAddr::V4(backend)))
+                if e.services.is_empty() && e.extras.is_none() =>
+            {
+                Some(Stored::Plain {
+                    address,
+                    backend,
+                    region: e.region.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn spec(&self) -> Cow<'_, EipSpec> {
+        match self {
+            Stored::Plain {
+                address,
+                backend,
+                region,
+            } => Cow::Owned(EipSpec {
+                address: IpAddr::V4(*address),
+                region: region.clone(),
+                backend: Some(IpAddr::V4(*backend)),
+                services: ThinVec::new(),
+                extras: None,
+            }),
+            Stored::Full(e) => Cow::Borrowed(e),
+        }
+    }
+
+    fn into_spec(self) -> EipSpec {
+        match self {
+            Stored::Full(e) => *e,
+            plain => plain.spec().into_owned(),
+        }
+    }
+
+    fn address(&self) -> IpAddr {
+        match self {
+            Stored::Plain { address, .. } => IpAddr::V4(*address),
+            Stored::Full(e) => e.address,
+        }
+    }
+}
+
+/// An entry of an [`EipList`] to change in place (its fields, never its
+/// address: the index would not follow; remove and push instead). A plain
+/// entry is unpacked into a whole [`EipSpec`] for the change and packed again
+/// when the guard drops, if it is still plain.
+pub struct EipMut<'a> {
+    /// Always [`Stored::Full`] while the guard lives.
+    entry: &'a mut Stored,
+}
+
+impl<'a> EipMut<'a> {
+    fn new(entry: &'a mut Stored) -> Self {
+        if let Stored::Plain { .. } = entry {
+            *entry = Stored::Full(Box::new(entry.spec().into_owned()));
+        }
+        EipMut { entry }
+    }
+}
+
+impl Deref for EipMut<'_> {
+    type Target = EipSpec;
+    fn deref(&self) -> &EipSpec {
+        match &*self.entry {
+            Stored::Full(e) => e,
+            Stored::Plain { .. } => unreachable!("unpacked by EipMut::new"),
+        }
+    }
+}
+
+impl DerefMut for EipMut<'_> {
+    fn deref_mut(&mut self) -> &mut EipSpec {
+        match self.entry {
+            Stored::Full(e) => e,
+            Stored::Plain { .. } => unreachable!("unpacked by EipMut::new"),
+        }
+    }
+}
+
+impl Drop for EipMut<'_> {
+    fn drop(&mut self) {
+        if let Some(plain) = Stored::plain(self) {
+            *self.entry = plain;
+        }
+    }
+}
+
+impl fmt::Debug for EipMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        EipSpec::fmt(self, f)
+    }
+}
 
 /// The EIPs of a [`PopSpec`](super::PopSpec), in order, indexed by address.
 ///
@@ -22,7 +151,7 @@ use std::net::IpAddr;
 #[derive(Clone, Default)]
 pub struct EipList {
     /// Entries in order; `None` where one was removed.
-    entries: Vector<Option<EipSpec>>,
+    entries: Vector<Option<Stored>>,
     /// Address -> place in `entries` of its first entry: in shards shared
     /// between versions (a change copies one shard of about n / 1024
     /// entries), built at a few tens of ns per entry where a persistent
@@ -32,6 +161,10 @@ pub struct EipList {
 }
 
 impl EipList {
+    /// What the list keeps of a plain 1:1 IPv4 EIP (besides its index
+    /// entry): 16 bytes, and 8 for the mark of a removed entry.
+    pub const PLAIN_ENTRY_BYTES: usize = std::mem::size_of::<Option<Stored>>();
+
     pub fn new() -> Self {
         EipList::default()
     }
@@ -45,36 +178,36 @@ impl EipList {
     }
 
     /// The entries in order.
-    pub fn iter(&self) -> impl Iterator<Item = &EipSpec> + '_ {
-        self.entries.iter().flatten()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.entries.iter().flatten())
     }
 
     /// The entries in order, to change in place (an entry's address must not
     /// change: the index would not follow).
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut EipSpec> + '_ {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = EipMut<'_>> + '_ {
         self.index.touch_all();
-        self.entries.iter_mut().flatten()
+        self.entries.iter_mut().flatten().map(EipMut::new)
     }
 
     /// The first entry.
-    pub fn first(&self) -> Option<&EipSpec> {
+    pub fn first(&self) -> Option<Cow<'_, EipSpec>> {
         self.iter().next()
     }
 
     /// The entry of `address` (its first). O(log n).
-    pub fn by_address(&self, address: IpAddr) -> Option<&EipSpec> {
+    pub fn by_address(&self, address: IpAddr) -> Option<Cow<'_, EipSpec>> {
         let at = self.index.get(address)?;
-        self.entries.get(at as usize)?.as_ref()
+        self.entries.get(at as usize)?.as_ref().map(Stored::spec)
     }
 
     /// The entry of `address`, to change (not its address). O(log n); copies
     /// only the path to it, and its index shard (so that
     /// [`changed_since`](Self::changed_since) sees it), when another version
     /// shares them.
-    pub fn by_address_mut(&mut self, address: IpAddr) -> Option<&mut EipSpec> {
+    pub fn by_address_mut(&mut self, address: IpAddr) -> Option<EipMut<'_>> {
         let at = self.index.get(address)?;
         self.index.touch(address);
-        self.entries.get_mut(at as usize)?.as_mut()
+        self.entries.get_mut(at as usize)?.as_mut().map(EipMut::new)
     }
 
     /// The addresses whose entries may differ between this list and `old`, a
@@ -102,8 +235,13 @@ impl EipList {
     }
 
     /// The `i`-th entry. O(n): for error messages and tests.
-    pub fn nth(&self, i: usize) -> Option<&EipSpec> {
+    pub fn nth(&self, i: usize) -> Option<Cow<'_, EipSpec>> {
         self.iter().nth(i)
+    }
+
+    /// The `i`-th entry, to change (not its address). O(n): for tests.
+    pub fn nth_mut(&mut self, i: usize) -> Option<EipMut<'_>> {
+        self.iter_mut().nth(i)
     }
 
     /// Appends `eip` (after an entry of the same address, if any: the table
@@ -111,7 +249,7 @@ impl EipList {
     pub fn push(&mut self, eip: EipSpec) {
         let at = place(self.entries.len());
         self.index.claim(eip.address, at);
-        self.entries.push_back(Some(eip));
+        self.entries.push_back(Some(Stored::new(eip)));
         self.len += 1;
     }
 
@@ -125,14 +263,15 @@ impl EipList {
             self.reindex_duplicate(address, at);
         }
         if self.entries.len() > 2 * self.len + 64 {
-            *self = self.iter().cloned().collect();
+            *self = EipList::from_stored(self.entries.iter().flatten().cloned().collect());
         }
-        gone
+        gone.map(Stored::into_spec)
     }
 
     /// Keeps the entries `keep` says to keep.
     pub fn retain(&mut self, mut keep: impl FnMut(&EipSpec) -> bool) {
-        *self = self.iter().filter(|e| keep(e)).cloned().collect();
+        let kept = self.entries.iter().flatten().filter(|e| keep(&e.spec()));
+        *self = EipList::from_stored(kept.cloned().collect());
     }
 
     /// After the first entry of `address` (at `at`) left: a later entry of the
@@ -148,9 +287,26 @@ impl EipList {
             .iter()
             .enumerate()
             .skip(at + 1)
-            .find(|(_, e)| e.as_ref().is_some_and(|e| e.address == address));
+            .find(|(_, e)| e.as_ref().is_some_and(|e| e.address() == address));
         if let Some((i, _)) = later {
             self.index.insert(address, place(i));
+        }
+    }
+
+    /// In bulk: the index built shard by shard, keeping the first entry of a
+    /// duplicated address, as [`EipList::push`] keeps it.
+    fn from_stored(entries: Vec<Stored>) -> Self {
+        let index = AddressIndex::build_keep_first(
+            entries.len(),
+            entries
+                .iter()
+                .enumerate()
+                .map(|(at, e)| (e.address(), place(at))),
+        );
+        EipList {
+            len: entries.len(),
+            entries: entries.into_iter().map(Some).collect(),
+            index,
         }
     }
 }
@@ -166,7 +322,7 @@ fn place(at: usize) -> Place {
 
 impl FromIterator<EipSpec> for EipList {
     fn from_iter<I: IntoIterator<Item = EipSpec>>(iter: I) -> Self {
-        EipList::from(iter.into_iter().collect::<Vec<_>>())
+        EipList::from_stored(iter.into_iter().map(Stored::new).collect())
     }
 }
 
@@ -178,48 +334,30 @@ impl Extend<EipSpec> for EipList {
     }
 }
 
-/// In bulk (a state file or a configuration read at start): the index built
-/// shard by shard, keeping the first entry of a duplicated address, as
-/// [`EipList::push`] keeps it.
+/// In bulk (a state file or a configuration read at start).
 impl From<Vec<EipSpec>> for EipList {
     fn from(eips: Vec<EipSpec>) -> Self {
-        let index = AddressIndex::build_keep_first(
-            eips.len(),
-            eips.iter()
-                .enumerate()
-                .map(|(at, e)| (e.address, place(at))),
-        );
-        EipList {
-            len: eips.len(),
-            entries: eips.into_iter().map(Some).collect(),
-            index,
-        }
+        eips.into_iter().collect()
+    }
+}
+
+/// The entries of an [`EipList`] in order ([`EipList::iter`]).
+pub struct Iter<'a>(
+    std::iter::Flatten<imbl::vector::Iter<'a, Option<Stored>, imbl::shared_ptr::DefaultSharedPtr>>,
+);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Cow<'a, EipSpec>;
+    fn next(&mut self) -> Option<Cow<'a, EipSpec>> {
+        self.0.next().map(Stored::spec)
     }
 }
 
 impl<'a> IntoIterator for &'a EipList {
-    type Item = &'a EipSpec;
-    type IntoIter = std::iter::Flatten<
-        imbl::vector::Iter<'a, Option<EipSpec>, imbl::shared_ptr::DefaultSharedPtr>,
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().flatten()
-    }
-}
-
-/// The `i`-th entry. O(n): for tests; code uses [`EipList::by_address`].
-impl std::ops::Index<usize> for EipList {
-    type Output = EipSpec;
-    fn index(&self, i: usize) -> &EipSpec {
-        self.nth(i).expect("EipList index out of range")
-    }
-}
-
-/// The `i`-th entry, to change its fields, never its address (the index
-/// would not follow: remove and push instead). O(n): for tests.
-impl std::ops::IndexMut<usize> for EipList {
-    fn index_mut(&mut self, i: usize) -> &mut EipSpec {
-        self.iter_mut().nth(i).expect("EipList index out of range")
+    type Item = Cow<'a, EipSpec>;
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 
@@ -251,6 +389,8 @@ impl<'de> Deserialize<'de> for EipList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tables::Protocol;
+    use crate::testkit::pop;
 
     fn eip(a: &str) -> EipSpec {
         EipSpec::new(a.parse().unwrap(), "r", None)
@@ -275,12 +415,76 @@ mod tests {
         assert_eq!(addrs(&l), ["192.0.2.1", "192.0.2.3", "192.0.2.9"]);
         assert_eq!(l.len(), 3);
         assert_eq!(l.position("192.0.2.9".parse().unwrap()), Some(2));
-        assert_eq!(l[1].region, "s");
+        assert_eq!(l.nth(1).unwrap().region, "s");
         assert!(l.by_address("192.0.2.2".parse().unwrap()).is_none());
         // The clone taken before is untouched.
         assert_eq!(addrs(&shared), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
-        assert_eq!(shared[2].region, "r");
+        assert_eq!(shared.nth(2).unwrap().region, "r");
         assert_ne!(l, shared);
+    }
+
+    fn plain(a: &str, backend: &str) -> EipSpec {
+        EipSpec::new(a.parse().unwrap(), "r", Some(backend.parse().unwrap()))
+    }
+
+    fn is_plain(l: &EipList, a: &str) -> bool {
+        let at = l.index.get(a.parse().unwrap()).unwrap() as usize;
+        matches!(l.entries[at], Some(Stored::Plain { .. }))
+    }
+
+    #[test]
+    fn a_plain_eip_takes_16_bytes_and_reads_back_whole() {
+        assert_eq!(std::mem::size_of::<Stored>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Stored>>(), 24);
+        let one = plain("192.0.2.1", "10.0.0.1");
+        let mut with_limits = plain("192.0.2.2", "10.0.0.2");
+        with_limits.set_limits(Some(super::super::spec::LimitsSpec {
+            in_pps: Some(5),
+            ..Default::default()
+        }));
+        let list = EipList::from(vec![
+            one.clone(),
+            with_limits.clone(),
+            eip("192.0.2.3"),
+            plain("2001:db8::1", "10.0.0.4"),
+        ]);
+        assert!(is_plain(&list, "192.0.2.1"));
+        assert!(!is_plain(&list, "192.0.2.2"), "limits: kept whole");
+        assert!(!is_plain(&list, "192.0.2.3"), "no backend: kept whole");
+        assert!(!is_plain(&list, "2001:db8::1"), "IPv6: kept whole");
+        assert_eq!(*list.by_address(one.address).unwrap(), one);
+        assert_eq!(*list.nth(1).unwrap(), with_limits);
+        // The same text as a list of whole entries.
+        let whole = Whole {
+            eips: list.iter().map(Cow::into_owned).collect(),
+        };
+        let text = toml::to_string(&Wrapper { eips: list }).unwrap();
+        assert_eq!(text, toml::to_string(&whole).unwrap());
+    }
+
+    #[test]
+    fn a_changed_eip_is_packed_again_when_still_plain() {
+        let mut l = EipList::from(vec![plain("192.0.2.1", "10.0.0.1")]);
+        let a = "192.0.2.1".parse().unwrap();
+        l.by_address_mut(a).unwrap().backend = Some("10.0.0.9".parse().unwrap());
+        assert!(is_plain(&l, "192.0.2.1"));
+        assert_eq!(
+            l.by_address(a).unwrap().backend,
+            Some("10.0.0.9".parse().unwrap())
+        );
+        // Given a service it is kept whole; without it, plain again.
+        let backend = pop::backend([10, 0, 0, 5], None, 1);
+        let service = pop::service(Protocol::Tcp, 80, [backend]);
+        l.by_address_mut(a).unwrap().services.push(service);
+        assert!(!is_plain(&l, "192.0.2.1"));
+        assert_eq!(l.by_address(a).unwrap().services.len(), 1);
+        l.by_address_mut(a).unwrap().services.clear();
+        assert!(is_plain(&l, "192.0.2.1"));
+        for mut e in l.iter_mut() {
+            e.region = "s".into();
+        }
+        assert!(is_plain(&l, "192.0.2.1"));
+        assert_eq!(l.by_address(a).unwrap().region, "s");
     }
 
     #[test]
@@ -314,7 +518,7 @@ mod tests {
         want.sort();
         assert_eq!(changed, want);
         // A list rebuilt shares nothing: more than the limit.
-        let rebuilt: EipList = next.iter().cloned().collect();
+        let rebuilt: EipList = next.iter().map(Cow::into_owned).collect();
         assert_eq!(rebuilt.changed_since(&base, 100), None);
         let everything = rebuilt.changed_since(&base, 1_000_000).unwrap();
         assert_eq!(everything.len(), 3, "{everything:?}");
@@ -347,5 +551,10 @@ mod tests {
     #[derive(Serialize, Deserialize)]
     struct Wrapper {
         eips: EipList,
+    }
+
+    #[derive(Serialize)]
+    struct Whole {
+        eips: Vec<EipSpec>,
     }
 }

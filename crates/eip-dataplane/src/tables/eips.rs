@@ -183,7 +183,7 @@ fn add_all_with(
             t,
             &regions,
             &places,
-            e,
+            &e,
             &|| i,
             slot,
             &mut ipv6_checked,

@@ -49,7 +49,7 @@ pub mod spec;
 mod tests;
 
 pub use delta::{BackendRef, TableDelta};
-pub use eip_list::EipList;
+pub use eip_list::{EipList, EipMut};
 pub use entries::{EipEntry, OwnerEntry};
 pub use error::{Entry, EntryStep, TableError};
 pub use service::{Backend, Service};

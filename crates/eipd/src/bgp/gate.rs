@@ -3,6 +3,7 @@
 //! takes `now` from the caller. No clock, no I/O: both are tested below.
 
 use eip_dataplane::bgp_spec::Prefix;
+use eip_dataplane::tables::region_name::RegionName;
 use eip_dataplane::tables::{PathState, PopSpec};
 use serde::Serialize;
 use std::fmt;
@@ -93,22 +94,22 @@ pub fn gate(
             version: facts.version,
         });
     }
-    let mut regions: Vec<&str> = spec
+    let mut regions: Vec<RegionName> = spec
         .eips
         .iter()
         .filter(|e| prefix.contains(e.address))
-        .map(|e| e.region.as_str())
+        .map(|e| e.region.clone())
         .collect();
     if regions.is_empty() {
         return Err(Closed::NoEip);
     }
-    regions.sort_unstable();
+    regions.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     regions.dedup();
     for region in regions {
         let paths: Vec<_> = spec
             .paths
             .iter()
-            .filter(|p| p.region == region && p.state != PathState::Disabled)
+            .filter(|p| region == p.region && p.state != PathState::Disabled)
             .collect();
         if !paths.iter().any(|p| health(&p.name) == Some(true)) {
             return Err(Closed::RegionDown {

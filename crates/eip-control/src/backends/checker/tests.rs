@@ -280,7 +280,7 @@ fn a_check_none_or_an_ipv6_backend_is_not_checked() {
     assert!(c.is_empty());
     assert!(c.eips_down().is_empty());
     // The POP default applies where the service names none.
-    s.eips[0].services[0].check = None;
+    s.eips.nth_mut(0).unwrap().services[0].check = None;
     s.pop.backend_check = Some(check(CheckKind::Icmp));
     let (c, _) = checker(&s);
     assert_eq!(c.len(), 2);
@@ -289,8 +289,11 @@ fn a_check_none_or_an_ipv6_backend_is_not_checked() {
 /// Interval 10 ms, timeout 30 ms, down after 3, up after 2, `GET /healthz`.
 fn http_spec() -> PopSpec {
     let mut s = spec(CheckKind::Http);
-    let c = s.eips[0].services[0].check.as_mut().unwrap();
-    c.path = Some("/healthz".into());
+    s.eips.nth_mut(0).unwrap().services[0]
+        .check
+        .as_mut()
+        .unwrap()
+        .path = Some("/healthz".into());
     s
 }
 
@@ -516,12 +519,14 @@ fn http_checks_fail_on_refusal_and_on_silence_and_reset_what_they_opened() {
 #[test]
 fn http_expect_and_host_are_the_operators() {
     let mut s = http_spec();
-    let check = s.eips[0].services[0].check.as_mut().unwrap();
+    let mut eip = s.eips.nth_mut(0).unwrap();
+    let check = eip.services[0].check.as_mut().unwrap();
     check.expect = Some(eip_dataplane::check_spec::StatusRange {
         first: 404,
         last: 404,
     });
     check.host = Some("api.example".into());
+    drop(eip);
     let (mut c, t) = checker(&s);
     let (_, requests) = run_web(&mut c, &t, 0, 100, |a| {
         Web::Status(if a == A { 404 } else { 200 })

@@ -91,12 +91,12 @@ impl BackendChecker {
         match &changed {
             None => {
                 for eip in &spec.eips {
-                    self.add_eip(eip, default, tables, &mut old, now);
+                    self.add_eip(&eip, default, tables, &mut old, now);
                 }
             }
             Some(addresses) => {
                 for eip in addresses.iter().filter_map(|a| spec.eips.by_address(*a)) {
-                    self.add_eip(eip, default, tables, &mut old, now);
+                    self.add_eip(&eip, default, tables, &mut old, now);
                 }
             }
         }

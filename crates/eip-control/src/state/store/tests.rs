@@ -93,7 +93,7 @@ fn a_configuration_that_differs_from_the_state_is_noticed_and_can_win() {
     let store = StateFile::new(dir.join("state.json"));
     let spec: PopSpec = toml::from_str(EXAMPLE).unwrap();
     let mut state = spec.clone();
-    let first = state.eips[0].address;
+    let first = state.eips.nth(0).unwrap().address;
     state.eips.remove(first);
     store.save(7, &state).unwrap();
 

@@ -36,7 +36,10 @@ fn a_change_is_built_saved_published_and_then_visible() {
     // In the journal, not in a rewritten state file.
     assert_eq!(disk(&dir).0, before.0);
     assert!(disk(&dir).1.len() > before.1.len());
-    assert_eq!(doc.spec.eips[1].services[0].backends[1].weight, 0);
+    assert_eq!(
+        doc.spec.eips.nth(1).unwrap().services[0].backends[1].weight,
+        0
+    );
     // Draining again changes nothing: no new version, nothing published.
     let again = cp.apply(&[drain("10.1.0.21")], None, false);
     assert_eq!(again.version, 2);
@@ -85,7 +88,7 @@ fn failures_change_nothing() {
         "ops[1] (remove_eip): EIP 192.0.2.99 does not exist"
     );
     // Validation by the table builder.
-    let mut eip = spec.eips[0].clone();
+    let mut eip = spec.eips.nth(0).unwrap().into_owned();
     eip.address = "192.0.2.77".parse().unwrap();
     eip.region = "tokyo".into();
     let r = cp.apply(&[Op::AddEip(AddEip { eip })], None, false);
@@ -288,7 +291,7 @@ fn restart_replays_the_journal_and_compaction_keeps_it_short() {
     let cp = cp.with_compaction_at(u64::MAX);
     let eips = cp.snapshot().spec.eips.len();
     let add = |n: u8| {
-        let mut eip = cp.snapshot().spec.eips[0].clone();
+        let mut eip = cp.snapshot().spec.eips.nth(0).unwrap().into_owned();
         eip.address = format!("192.0.2.{n}").parse().unwrap();
         eip.backend = Some(format!("10.1.0.{n}").parse().unwrap());
         Op::AddEip(AddEip { eip })
@@ -332,7 +335,7 @@ fn a_torn_last_record_is_ignored_and_cut_at_restart() {
     assert!(cp.apply(&[drain("10.1.0.20")], None, false).ok);
     assert_eq!(state_file(&dir).version, 3);
     assert_eq!(
-        state_file(&dir).spec.eips[1].services[0].backends[0].weight,
+        state_file(&dir).spec.eips.nth(1).unwrap().services[0].backends[0].weight,
         0
     );
 }
@@ -343,7 +346,7 @@ fn more_eips_than_the_filter_maps_hold_are_refused_before_anything() {
     let n = cp.snapshot().spec.eips.len();
     let cp = cp.with_max_eips(n + 1);
     let add = |k: u8| {
-        let mut eip = cp.snapshot().spec.eips[0].clone();
+        let mut eip = cp.snapshot().spec.eips.nth(0).unwrap().into_owned();
         eip.address = format!("192.0.2.{k}").parse().unwrap();
         eip.backend = Some(format!("10.1.0.{k}").parse().unwrap());
         Op::AddEip(AddEip { eip })
@@ -373,7 +376,7 @@ fn the_descriptions_max_eips_refuses_an_add_before_anything() {
     assert!(cp.reload(Some(&file), None, false).ok);
     assert_eq!(cp.snapshot().spec.pop.max_eips, Some(n as u32 + 1));
     let add = |k: u8| {
-        let mut eip = cp.snapshot().spec.eips[0].clone();
+        let mut eip = cp.snapshot().spec.eips.nth(0).unwrap().into_owned();
         eip.address = format!("192.0.2.{k}").parse().unwrap();
         eip.backend = Some(format!("10.1.0.{k}").parse().unwrap());
         Op::AddEip(AddEip { eip })
@@ -496,7 +499,7 @@ fn limits_change_journaled_survive_a_restart_and_keep_the_slot() {
         .boot(&dir.join("pop.toml"), None)
         .unwrap();
     assert_eq!(boot.spec.limits, Some(default));
-    assert_eq!(boot.spec.eips[1].limits(), Some(&caps));
+    assert_eq!(boot.spec.eips.nth(1).unwrap().limits(), Some(&caps));
     // Removing them.
     let reply = cp.apply(&[set(Some(eip), None), set(None, None)], None, false);
     assert!(reply.ok, "{reply:?}");

@@ -11,8 +11,8 @@ fn listed(acl: &str) -> Tables {
     let spec: AclSpec = toml::from_str(acl).unwrap();
     pop()
         .edit(|s| {
-            s.eips[0].set_acl(Some(spec.clone()));
-            s.eips[2].set_acl(Some(spec));
+            s.eips.nth_mut(0).unwrap().set_acl(Some(spec.clone()));
+            s.eips.nth_mut(2).unwrap().set_acl(Some(spec));
         })
         .tables()
 }
@@ -313,9 +313,14 @@ fn too_many_rules_or_a_bad_rule_are_refused_naming_the_eip_and_rule() {
         default: Default::default(),
         rules: vec![rule; crate::tables::acl::MAX_RULES + 1],
     };
-    let e = Tables::build(&pop().edit(|s| s.eips[0].set_acl(Some(spec))).spec(), 1)
-        .unwrap_err()
-        .to_string();
+    let e = Tables::build(
+        &pop()
+            .edit(|s| s.eips.nth_mut(0).unwrap().set_acl(Some(spec)))
+            .spec(),
+        1,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("192.0.2.10") && e.contains("acl") && e.contains("4096"),
         "{e}"

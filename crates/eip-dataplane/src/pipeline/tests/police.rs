@@ -42,7 +42,9 @@ fn offer(
 }
 
 fn limited(spec: LimitsSpec) -> Tables {
-    pop().edit(|s| s.eips[0].set_limits(Some(spec))).tables()
+    pop()
+        .edit(|s| s.eips.nth_mut(0).unwrap().set_limits(Some(spec)))
+        .tables()
 }
 
 fn slot(t: &Tables, a: [u8; 4]) -> usize {
@@ -135,7 +137,7 @@ fn the_pop_default_applies_unless_an_eip_lifts_it() {
                 in_pps: Some(100),
                 ..Default::default()
             });
-            s.eips[1].set_limits(Some(LimitsSpec {
+            s.eips.nth_mut(1).unwrap().set_limits(Some(LimitsSpec {
                 in_pps: Some(0),
                 ..Default::default()
             }));
@@ -164,7 +166,7 @@ fn a_changed_limit_applies_in_the_next_version_without_resetting_buckets() {
     let spec = |pps| {
         pop()
             .edit(|s| {
-                s.eips[0].set_limits(Some(LimitsSpec {
+                s.eips.nth_mut(0).unwrap().set_limits(Some(LimitsSpec {
                     in_pps: Some(pps),
                     ..Default::default()
                 }))
@@ -178,7 +180,7 @@ fn a_changed_limit_applies_in_the_next_version_without_resetting_buckets() {
     offer(&mut p, &t1, &frame, INET, 100, 1000, 1);
     let after = spec(200);
     let delta = TableDelta {
-        upsert: vec![after.eips[0].clone()],
+        upsert: vec![after.eips.nth(0).unwrap().into_owned()],
         ..Default::default()
     };
     let t2 = t1.apply(&delta, &after, 2, 2).unwrap();
@@ -193,7 +195,7 @@ fn a_changed_limit_applies_in_the_next_version_without_resetting_buckets() {
     let t3 = t2
         .apply(
             &TableDelta {
-                upsert: vec![pop().spec().eips[0].clone()],
+                upsert: vec![pop().spec().eips.nth(0).unwrap().into_owned()],
                 ..Default::default()
             },
             &pop().spec(),
