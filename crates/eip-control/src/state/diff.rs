@@ -4,10 +4,11 @@
 //! configuration file and the state file disagree, and what a reload changes.
 
 use eip_dataplane::bgp_spec::BgpSpec;
-use eip_dataplane::tables::PopSpec;
+use eip_dataplane::tables::{EipList, PopSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
 /// Added, removed and changed entries of one kind, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,9 +19,28 @@ pub struct Entries {
 }
 
 impl Entries {
-    fn of<V: PartialEq>(
+    fn of<'a, T: PartialEq + 'a>(
+        old: impl Iterator<Item = (String, &'a T)>,
+        new: impl Iterator<Item = (String, &'a T)>,
+    ) -> Entries {
+        Entries::of_by(old, new, |a, b| a == b)
+    }
+
+    /// The EIPs of two descriptions: by address, each compared where it is
+    /// (a plain EIP is assembled for the comparison, not held for the diff).
+    fn of_eips(old: &EipList, new: &EipList) -> Entries {
+        fn addresses(l: &EipList) -> impl Iterator<Item = (String, IpAddr)> + '_ {
+            l.addresses_and_regions().map(|(a, _)| (a.to_string(), a))
+        }
+        Entries::of_by(addresses(old), addresses(new), |&a, _| {
+            old.by_address(a) == new.by_address(a)
+        })
+    }
+
+    fn of_by<V>(
         old: impl Iterator<Item = (String, V)>,
         new: impl Iterator<Item = (String, V)>,
+        same: impl Fn(&V, &V) -> bool,
     ) -> Entries {
         let old: BTreeMap<String, V> = old.collect();
         let new: BTreeMap<String, V> = new.collect();
@@ -28,7 +48,7 @@ impl Entries {
         for (name, item) in &new {
             match old.get(name) {
                 None => e.added.push(name.clone()),
-                Some(before) if before != item => e.changed.push(name.clone()),
+                Some(before) if !same(before, item) => e.changed.push(name.clone()),
                 Some(_) => {}
             }
         }
@@ -193,10 +213,7 @@ impl SpecDiff {
                 old.paths.iter().map(|p| (p.name.clone(), p)),
                 new.paths.iter().map(|p| (p.name.clone(), p)),
             ),
-            eips: Entries::of(
-                old.eips.iter().map(|e| (e.address.to_string(), e)),
-                new.eips.iter().map(|e| (e.address.to_string(), e)),
-            ),
+            eips: Entries::of_eips(&old.eips, &new.eips),
             bgp: BgpDiff::between(old.bgp.as_ref(), new.bgp.as_ref()),
         }
     }

@@ -10,7 +10,8 @@
 //!
 //! Nearly every EIP of a large POP is a plain 1:1 IPv4 EIP (an IPv4 address,
 //! an IPv4 backend, a region, nothing else): the list keeps those in 16 bytes
-//! ([`Stored::Plain`]) and the others as a whole [`EipSpec`] behind a box.
+//! ([`Stored::Plain`]; 24 in the list, whose `Option` finds no spare niche in
+//! them) and the others as a whole [`EipSpec`] behind a box.
 //! Readers get an [`EipSpec`] either way (a `Cow`: borrowed when boxed,
 //! assembled when plain), writers an [`EipMut`] that keeps an EIP that became
 //! plain in 16 bytes again.
@@ -47,9 +48,10 @@ impl Stored {
 
     /// `e` in 16 bytes, when it is a plain 1:1 IPv4 EIP.
     fn plain(e: &EipSpec) -> Option<Stored> {
+        let extras = e.limits().is_some() || e.check().is_some() || e.acl().is_some();
         match (e.address, e.backend) {
             (IpAddr::V4(address), Some(IpAddr::V4(backend)))
-                if e.services.is_empty() && e.extras.is_none() =>
+                if e.services.is_empty() && !extras =>
             {
                 Some(Stored::Plain {
                     address,
@@ -162,7 +164,8 @@ pub struct EipList {
 
 impl EipList {
     /// What the list keeps of a plain 1:1 IPv4 EIP (besides its index
-    /// entry): 16 bytes, and 8 for the mark of a removed entry.
+    /// entry): 16 bytes, 24 with the `Option` that marks removed entries
+    /// (`Stored` has no niche left for it).
     pub const PLAIN_ENTRY_BYTES: usize = std::mem::size_of::<Option<Stored>>();
 
     pub fn new() -> Self {
@@ -180,6 +183,18 @@ impl EipList {
     /// The entries in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter(self.entries.iter().flatten())
+    }
+
+    /// Each entry's address and region, in order, read where they are (no
+    /// `EipSpec` assembled for a plain EIP): for the scans of every EIP that
+    /// need no more (the table build's passes, the BGP gate's).
+    pub fn addresses_and_regions(&self) -> impl Iterator<Item = (IpAddr, &RegionName)> + '_ {
+        self.entries.iter().flatten().map(|e| match e {
+            Stored::Plain {
+                address, region, ..
+            } => (IpAddr::V4(*address), region),
+            Stored::Full(e) => (e.address, &e.region),
+        })
     }
 
     /// The entries in order, to change in place (an entry's address must not
@@ -351,6 +366,11 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Cow<'a, EipSpec>> {
         self.0.next().map(Stored::spec)
     }
+
+    /// Skips without assembling what it skips.
+    fn nth(&mut self, n: usize) -> Option<Cow<'a, EipSpec>> {
+        self.0.nth(n).map(Stored::spec)
+    }
 }
 
 impl<'a> IntoIterator for &'a EipList {
@@ -392,8 +412,9 @@ mod tests {
     use crate::tables::Protocol;
     use crate::testkit::pop;
 
+    /// A plain EIP (kept packed) when `a` is IPv4.
     fn eip(a: &str) -> EipSpec {
-        EipSpec::new(a.parse().unwrap(), "r", None)
+        EipSpec::new(a.parse().unwrap(), "r", Some("10.0.0.1".parse().unwrap()))
     }
 
     fn addrs(l: &EipList) -> Vec<String> {
@@ -442,22 +463,30 @@ mod tests {
             in_pps: Some(5),
             ..Default::default()
         }));
-        let list = EipList::from(vec![
+        let given = vec![
             one.clone(),
             with_limits.clone(),
-            eip("192.0.2.3"),
+            EipSpec::new("192.0.2.3".parse().unwrap(), "r", None),
             plain("2001:db8::1", "10.0.0.4"),
-        ]);
+        ];
+        let list = EipList::from(given.clone());
         assert!(is_plain(&list, "192.0.2.1"));
         assert!(!is_plain(&list, "192.0.2.2"), "limits: kept whole");
         assert!(!is_plain(&list, "192.0.2.3"), "no backend: kept whole");
         assert!(!is_plain(&list, "2001:db8::1"), "IPv6: kept whole");
         assert_eq!(*list.by_address(one.address).unwrap(), one);
         assert_eq!(*list.nth(1).unwrap(), with_limits);
-        // The same text as a list of whole entries.
-        let whole = Whole {
-            eips: list.iter().map(Cow::into_owned).collect(),
-        };
+        let brief: Vec<(IpAddr, String)> = list
+            .addresses_and_regions()
+            .map(|(a, r)| (a, r.to_string()))
+            .collect();
+        let whole: Vec<(IpAddr, String)> = given
+            .iter()
+            .map(|e| (e.address, e.region.to_string()))
+            .collect();
+        assert_eq!(brief, whole);
+        // The same text as the list of whole entries it was made from.
+        let whole = Whole { eips: given };
         let text = toml::to_string(&Wrapper { eips: list }).unwrap();
         assert_eq!(text, toml::to_string(&whole).unwrap());
     }

@@ -112,7 +112,11 @@ fn add_all_with(
     bulk: bool,
 ) -> bool {
     let n = spec.eips.len();
-    let v6 = spec.eips.iter().filter(|e| e.address.is_ipv6()).count();
+    let v6 = spec
+        .eips
+        .addresses_and_regions()
+        .filter(|(a, _)| a.is_ipv6())
+        .count();
     t.eips = EipSlab::with_capacity(n);
     t.ipv6_eips.iter_mut().for_each(|c| *c = 0);
     let mut pending = if bulk {
@@ -143,8 +147,8 @@ fn add_all_with(
             // reported below, as a duplicate).
             let mut taken = rustc_hash::FxHashSet::default();
             spec.eips
-                .iter()
-                .map(|e| prev.eip_slot(e.address).filter(|&s| taken.insert(s)))
+                .addresses_and_regions()
+                .map(|(a, _)| prev.eip_slot(a).filter(|&s| taken.insert(s)))
                 .collect()
         }
     };
@@ -223,9 +227,9 @@ fn carry_epochs(spec: &PopSpec, prev: &Tables, slots: &[Option<EipId>], eips: &m
             eips.set_epoch(s, epoch);
         }
     }
-    for (e, slot) in spec.eips.iter().zip(slots) {
+    for ((address, _), slot) in spec.eips.addresses_and_regions().zip(slots) {
         let Some(slot) = *slot else { continue };
-        if let Some(old) = prev.eips.get(slot).filter(|o| o.address == e.address) {
+        if let Some(old) = prev.eips.get(slot).filter(|o| o.address == address) {
             eips.set_epoch(slot, old.epoch);
         }
     }

@@ -3,7 +3,6 @@
 //! takes `now` from the caller. No clock, no I/O: both are tested below.
 
 use eip_dataplane::bgp_spec::Prefix;
-use eip_dataplane::tables::region_name::RegionName;
 use eip_dataplane::tables::{PathState, PopSpec};
 use serde::Serialize;
 use std::fmt;
@@ -94,22 +93,22 @@ pub fn gate(
             version: facts.version,
         });
     }
-    let mut regions: Vec<RegionName> = spec
+    let mut regions: Vec<&str> = spec
         .eips
-        .iter()
-        .filter(|e| prefix.contains(e.address))
-        .map(|e| e.region.clone())
+        .addresses_and_regions()
+        .filter(|(address, _)| prefix.contains(*address))
+        .map(|(_, region)| region.as_str())
         .collect();
     if regions.is_empty() {
         return Err(Closed::NoEip);
     }
-    regions.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    regions.sort_unstable();
     regions.dedup();
     for region in regions {
         let paths: Vec<_> = spec
             .paths
             .iter()
-            .filter(|p| region == p.region && p.state != PathState::Disabled)
+            .filter(|p| p.region == region && p.state != PathState::Disabled)
             .collect();
         if !paths.iter().any(|p| health(&p.name) == Some(true)) {
             return Err(Closed::RegionDown {
@@ -134,8 +133,9 @@ pub fn backends(
     eip_down: &dyn Fn(std::net::IpAddr) -> bool,
 ) -> Result<(), Closed> {
     let mut eips = 0;
-    for e in spec.eips.iter().filter(|e| prefix.contains(e.address)) {
-        if !eip_down(e.address) {
+    let addresses = spec.eips.addresses_and_regions().map(|(a, _)| a);
+    for address in addresses.filter(|&a| prefix.contains(a)) {
+        if !eip_down(address) {
             return Ok(());
         }
         eips += 1;

@@ -103,7 +103,7 @@ fn pipeline(prefetch_above_eips: usize) -> Pipeline {
 fn the_prefetching_loop_does_what_the_plain_one_does() {
     let t = pop().one_to_one_eips(EXTRA, "bj").tables();
     let frames = mixed_frames();
-    for batch in [1, 5, 8, 17, 64, 100] {
+    for batch in [1, 5, 8, 16, 17, 32, 33, 64, 100] {
         let mut plain = pipeline(usize::MAX);
         let mut prefetching = pipeline(0);
         let a = run_batches(&mut plain, &t, &frames, batch);
