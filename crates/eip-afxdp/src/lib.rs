@@ -54,6 +54,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod frames;
+pub mod heap;
 pub mod iface;
 pub mod inject;
 pub mod program;
