@@ -69,7 +69,7 @@ fn measure_bytes_per_eip() {
     let description = live() - before;
     report("the operator's description (EipList)", description, n);
     println!(
-        "  of which entries: {} B each (plain 1:1 IPv4; others box a {}-byte EipSpec)",
+        "  of which entries: {} B each (plain 1:1 IPv4; others point at a {}-byte EipSpec)",
         eip_dataplane::tables::EipList::PLAIN_ENTRY_BYTES,
         std::mem::size_of::<eip_dataplane::tables::spec::EipSpec>()
     );

@@ -10,8 +10,10 @@
 //!
 //! Nearly every EIP of a large POP is a plain 1:1 IPv4 EIP (an IPv4 address,
 //! an IPv4 backend, a region, nothing else): the list keeps those in 16 bytes
-//! ([`Stored::Plain`]; 24 in the list, whose `Option` finds no spare niche in
-//! them) and the others as a whole [`EipSpec`] behind a box.
+//! ([`Stored::Plain`]) and the others as a whole [`EipSpec`] behind a shared
+//! pointer. A removed entry's hole is a pointer to one process-wide spec
+//! ([`hole`]): an `Option` would make every entry 24 bytes (`Stored` has no
+//! niche left for it).
 //! Readers get an [`EipSpec`] either way (a `Cow`: borrowed when boxed,
 //! assembled when plain), writers an [`EipMut`] that keeps an EIP that became
 //! plain in 16 bytes again.
@@ -25,6 +27,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
 use thin_vec::ThinVec;
 
 /// One entry as the list keeps it.
@@ -37,13 +40,21 @@ enum Stored {
         backend: Ipv4Addr,
         region: RegionName,
     },
-    /// Any other EIP.
-    Full(Box<EipSpec>),
+    /// Any other EIP (shared, so copying a chunk of the list when a version
+    /// changes it copies no EIP); or the hole of a removed one ([`hole`]).
+    Full(Arc<EipSpec>),
+}
+
+/// What a removed entry holds until the holes are squeezed out: one spec for
+/// all, told apart by its address in memory (no EIP is it).
+fn hole() -> &'static Arc<EipSpec> {
+    static HOLE: OnceLock<Arc<EipSpec>> = OnceLock::new();
+    HOLE.get_or_init(|| Arc::new(EipSpec::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), "", None)))
 }
 
 impl Stored {
     fn new(e: EipSpec) -> Stored {
-        Stored::plain(&e).unwrap_or_else(|| Stored::Full(Box::new(e)))
+        Stored::plain(&e).unwrap_or_else(|| Stored::Full(Arc::new(e)))
     }
 
     /// `e` in 16 bytes, when it is a plain 1:1 IPv4 EIP.
@@ -82,9 +93,18 @@ impl Stored {
 
     fn into_spec(self) -> EipSpec {
         match self {
-            Stored::Full(e) => *e,
+            Stored::Full(e) => Arc::unwrap_or_clone(e),
             plain => plain.spec().into_owned(),
         }
+    }
+
+    fn is_hole(&self) -> bool {
+        matches!(self, Stored::Full(e) if Arc::ptr_eq(e, hole()))
+    }
+
+    /// `Some` unless a hole.
+    fn entry(&self) -> Option<&Stored> {
+        (!self.is_hole()).then_some(self)
     }
 
     fn address(&self) -> IpAddr {
@@ -107,7 +127,7 @@ pub struct EipMut<'a> {
 impl<'a> EipMut<'a> {
     fn new(entry: &'a mut Stored) -> Self {
         if let Stored::Plain { .. } = entry {
-            *entry = Stored::Full(Box::new(entry.spec().into_owned()));
+            *entry = Stored::Full(Arc::new(entry.spec().into_owned()));
         }
         EipMut { entry }
     }
@@ -126,7 +146,8 @@ impl Deref for EipMut<'_> {
 impl DerefMut for EipMut<'_> {
     fn deref_mut(&mut self) -> &mut EipSpec {
         match self.entry {
-            Stored::Full(e) => e,
+            // Copied first if another version of the list shares it.
+            Stored::Full(e) => Arc::make_mut(e),
             Stored::Plain { .. } => unreachable!("unpacked by EipMut::new"),
         }
     }
@@ -152,8 +173,8 @@ impl fmt::Debug for EipMut<'_> {
 /// reports it); lookups by address find the first entry.
 #[derive(Clone, Default)]
 pub struct EipList {
-    /// Entries in order; `None` where one was removed.
-    entries: Vector<Option<Stored>>,
+    /// Entries in order; a [`hole`] where one was removed.
+    entries: Vector<Stored>,
     /// Address -> place in `entries` of its first entry: in shards shared
     /// between versions (a change copies one shard of about n / 1024
     /// entries), built at a few tens of ns per entry where a persistent
@@ -164,9 +185,8 @@ pub struct EipList {
 
 impl EipList {
     /// What the list keeps of a plain 1:1 IPv4 EIP (besides its index
-    /// entry): 16 bytes, 24 with the `Option` that marks removed entries
-    /// (`Stored` has no niche left for it).
-    pub const PLAIN_ENTRY_BYTES: usize = std::mem::size_of::<Option<Stored>>();
+    /// entry): 16 bytes.
+    pub const PLAIN_ENTRY_BYTES: usize = std::mem::size_of::<Stored>();
 
     pub fn new() -> Self {
         EipList::default()
@@ -182,26 +202,30 @@ impl EipList {
 
     /// The entries in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(self.entries.iter().flatten())
+        Iter(self.entries.iter())
     }
 
     /// Each entry's address and region, in order, read where they are (no
     /// `EipSpec` assembled for a plain EIP): for the scans of every EIP that
     /// need no more (the table build's passes, the BGP gate's).
     pub fn addresses_and_regions(&self) -> impl Iterator<Item = (IpAddr, &RegionName)> + '_ {
-        self.entries.iter().flatten().map(|e| match e {
-            Stored::Plain {
-                address, region, ..
-            } => (IpAddr::V4(*address), region),
-            Stored::Full(e) => (e.address, &e.region),
-        })
+        self.entries
+            .iter()
+            .filter_map(Stored::entry)
+            .map(|e| match e {
+                Stored::Plain {
+                    address, region, ..
+                } => (IpAddr::V4(*address), region),
+                Stored::Full(e) => (e.address, &e.region),
+            })
     }
 
     /// The entries in order, to change in place (an entry's address must not
     /// change: the index would not follow).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = EipMut<'_>> + '_ {
         self.index.touch_all();
-        self.entries.iter_mut().flatten().map(EipMut::new)
+        let entries = self.entries.iter_mut().filter(|e| !e.is_hole());
+        entries.map(EipMut::new)
     }
 
     /// The first entry.
@@ -212,7 +236,7 @@ impl EipList {
     /// The entry of `address` (its first). O(log n).
     pub fn by_address(&self, address: IpAddr) -> Option<Cow<'_, EipSpec>> {
         let at = self.index.get(address)?;
-        self.entries.get(at as usize)?.as_ref().map(Stored::spec)
+        self.entries.get(at as usize)?.entry().map(Stored::spec)
     }
 
     /// The entry of `address`, to change (not its address). O(log n); copies
@@ -222,7 +246,8 @@ impl EipList {
     pub fn by_address_mut(&mut self, address: IpAddr) -> Option<EipMut<'_>> {
         let at = self.index.get(address)?;
         self.index.touch(address);
-        self.entries.get_mut(at as usize)?.as_mut().map(EipMut::new)
+        let entry = self.entries.get_mut(at as usize)?;
+        (!entry.is_hole()).then(|| EipMut::new(entry))
     }
 
     /// The addresses whose entries may differ between this list and `old`, a
@@ -246,7 +271,13 @@ impl EipList {
     /// for error messages only.
     pub fn position(&self, address: IpAddr) -> Option<usize> {
         let at = self.index.get(address)?;
-        Some(self.entries.iter().take(at as usize).flatten().count())
+        Some(
+            self.entries
+                .iter()
+                .take(at as usize)
+                .filter(|e| !e.is_hole())
+                .count(),
+        )
     }
 
     /// The `i`-th entry. O(n): for error messages and tests.
@@ -264,7 +295,7 @@ impl EipList {
     pub fn push(&mut self, eip: EipSpec) {
         let at = place(self.entries.len());
         self.index.claim(eip.address, at);
-        self.entries.push_back(Some(Stored::new(eip)));
+        self.entries.push_back(Stored::new(eip));
         self.len += 1;
     }
 
@@ -272,20 +303,23 @@ impl EipList {
     /// a squeeze of the holes (amortised O(1)).
     pub fn remove(&mut self, address: IpAddr) -> Option<EipSpec> {
         let at = self.index.remove(address)? as usize;
-        let gone = self.entries.set(at, None);
+        let gone = self.entries.set(at, Stored::Full(hole().clone()));
         self.len -= 1;
+        let gone = (!gone.is_hole()).then_some(gone);
         if gone.is_some() {
             self.reindex_duplicate(address, at);
         }
         if self.entries.len() > 2 * self.len + 64 {
-            *self = EipList::from_stored(self.entries.iter().flatten().cloned().collect());
+            let kept = self.entries.iter().filter_map(Stored::entry);
+            *self = EipList::from_stored(kept.cloned().collect());
         }
         gone.map(Stored::into_spec)
     }
 
     /// Keeps the entries `keep` says to keep.
     pub fn retain(&mut self, mut keep: impl FnMut(&EipSpec) -> bool) {
-        let kept = self.entries.iter().flatten().filter(|e| keep(&e.spec()));
+        let kept = self.entries.iter().filter_map(Stored::entry);
+        let kept = kept.filter(|e| keep(&e.spec()));
         *self = EipList::from_stored(kept.cloned().collect());
     }
 
@@ -302,7 +336,7 @@ impl EipList {
             .iter()
             .enumerate()
             .skip(at + 1)
-            .find(|(_, e)| e.as_ref().is_some_and(|e| e.address() == address));
+            .find(|(_, e)| !e.is_hole() && e.address() == address);
         if let Some((i, _)) = later {
             self.index.insert(address, place(i));
         }
@@ -320,7 +354,7 @@ impl EipList {
         );
         EipList {
             len: entries.len(),
-            entries: entries.into_iter().map(Some).collect(),
+            entries: entries.into_iter().collect(),
             index,
         }
     }
@@ -357,19 +391,21 @@ impl From<Vec<EipSpec>> for EipList {
 }
 
 /// The entries of an [`EipList`] in order ([`EipList::iter`]).
-pub struct Iter<'a>(
-    std::iter::Flatten<imbl::vector::Iter<'a, Option<Stored>, imbl::shared_ptr::DefaultSharedPtr>>,
-);
+pub struct Iter<'a>(imbl::vector::Iter<'a, Stored, imbl::shared_ptr::DefaultSharedPtr>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = Cow<'a, EipSpec>;
     fn next(&mut self) -> Option<Cow<'a, EipSpec>> {
-        self.0.next().map(Stored::spec)
+        self.0.find(|e| !e.is_hole()).map(Stored::spec)
     }
 
     /// Skips without assembling what it skips.
     fn nth(&mut self, n: usize) -> Option<Cow<'a, EipSpec>> {
-        self.0.nth(n).map(Stored::spec)
+        self.0
+            .by_ref()
+            .filter(|e| !e.is_hole())
+            .nth(n)
+            .map(Stored::spec)
     }
 }
 
@@ -407,183 +443,4 @@ impl<'de> Deserialize<'de> for EipList {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tables::Protocol;
-    use crate::testkit::pop;
-
-    /// A plain EIP (kept packed) when `a` is IPv4.
-    fn eip(a: &str) -> EipSpec {
-        EipSpec::new(a.parse().unwrap(), "r", Some("10.0.0.1".parse().unwrap()))
-    }
-
-    fn addrs(l: &EipList) -> Vec<String> {
-        l.iter().map(|e| e.address.to_string()).collect()
-    }
-
-    #[test]
-    fn keeps_order_and_finds_by_address() {
-        let mut l: EipList = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
-            .map(eip)
-            .into_iter()
-            .collect();
-        let shared = l.clone();
-        assert_eq!(l.remove("192.0.2.2".parse().unwrap()).unwrap().region, "r");
-        l.push(eip("192.0.2.9"));
-        l.by_address_mut("192.0.2.3".parse().unwrap())
-            .unwrap()
-            .region = "s".into();
-        assert_eq!(addrs(&l), ["192.0.2.1", "192.0.2.3", "192.0.2.9"]);
-        assert_eq!(l.len(), 3);
-        assert_eq!(l.position("192.0.2.9".parse().unwrap()), Some(2));
-        assert_eq!(l.nth(1).unwrap().region, "s");
-        assert!(l.by_address("192.0.2.2".parse().unwrap()).is_none());
-        // The clone taken before is untouched.
-        assert_eq!(addrs(&shared), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
-        assert_eq!(shared.nth(2).unwrap().region, "r");
-        assert_ne!(l, shared);
-    }
-
-    fn plain(a: &str, backend: &str) -> EipSpec {
-        EipSpec::new(a.parse().unwrap(), "r", Some(backend.parse().unwrap()))
-    }
-
-    fn is_plain(l: &EipList, a: &str) -> bool {
-        let at = l.index.get(a.parse().unwrap()).unwrap() as usize;
-        matches!(l.entries[at], Some(Stored::Plain { .. }))
-    }
-
-    #[test]
-    fn a_plain_eip_takes_16_bytes_and_reads_back_whole() {
-        assert_eq!(std::mem::size_of::<Stored>(), 16);
-        assert_eq!(std::mem::size_of::<Option<Stored>>(), 24);
-        let one = plain("192.0.2.1", "10.0.0.1");
-        let mut with_limits = plain("192.0.2.2", "10.0.0.2");
-        with_limits.set_limits(Some(super::super::spec::LimitsSpec {
-            in_pps: Some(5),
-            ..Default::default()
-        }));
-        let given = vec![
-            one.clone(),
-            with_limits.clone(),
-            EipSpec::new("192.0.2.3".parse().unwrap(), "r", None),
-            plain("2001:db8::1", "10.0.0.4"),
-        ];
-        let list = EipList::from(given.clone());
-        assert!(is_plain(&list, "192.0.2.1"));
-        assert!(!is_plain(&list, "192.0.2.2"), "limits: kept whole");
-        assert!(!is_plain(&list, "192.0.2.3"), "no backend: kept whole");
-        assert!(!is_plain(&list, "2001:db8::1"), "IPv6: kept whole");
-        assert_eq!(*list.by_address(one.address).unwrap(), one);
-        assert_eq!(*list.nth(1).unwrap(), with_limits);
-        let brief: Vec<(IpAddr, String)> = list
-            .addresses_and_regions()
-            .map(|(a, r)| (a, r.to_string()))
-            .collect();
-        let whole: Vec<(IpAddr, String)> = given
-            .iter()
-            .map(|e| (e.address, e.region.to_string()))
-            .collect();
-        assert_eq!(brief, whole);
-        // The same text as the list of whole entries it was made from.
-        let whole = Whole { eips: given };
-        let text = toml::to_string(&Wrapper { eips: list }).unwrap();
-        assert_eq!(text, toml::to_string(&whole).unwrap());
-    }
-
-    #[test]
-    fn a_changed_eip_is_packed_again_when_still_plain() {
-        let mut l = EipList::from(vec![plain("192.0.2.1", "10.0.0.1")]);
-        let a = "192.0.2.1".parse().unwrap();
-        l.by_address_mut(a).unwrap().backend = Some("10.0.0.9".parse().unwrap());
-        assert!(is_plain(&l, "192.0.2.1"));
-        assert_eq!(
-            l.by_address(a).unwrap().backend,
-            Some("10.0.0.9".parse().unwrap())
-        );
-        // Given a service it is kept whole; without it, plain again.
-        let backend = pop::backend([10, 0, 0, 5], None, 1);
-        let service = pop::service(Protocol::Tcp, 80, [backend]);
-        l.by_address_mut(a).unwrap().services.push(service);
-        assert!(!is_plain(&l, "192.0.2.1"));
-        assert_eq!(l.by_address(a).unwrap().services.len(), 1);
-        l.by_address_mut(a).unwrap().services.clear();
-        assert!(is_plain(&l, "192.0.2.1"));
-        for mut e in l.iter_mut() {
-            e.region = "s".into();
-        }
-        assert!(is_plain(&l, "192.0.2.1"));
-        assert_eq!(l.by_address(a).unwrap().region, "s");
-    }
-
-    #[test]
-    fn a_duplicate_is_kept_and_found_after_the_first_goes() {
-        let mut l = EipList::from(vec![eip("192.0.2.1"), eip("192.0.2.2"), eip("192.0.2.1")]);
-        assert_eq!(l.len(), 3);
-        assert_eq!(l.position("192.0.2.1".parse().unwrap()), Some(0));
-        l.remove("192.0.2.1".parse().unwrap());
-        assert_eq!(l.position("192.0.2.1".parse().unwrap()), Some(1));
-        l.remove("192.0.2.1".parse().unwrap());
-        assert!(!l.contains("192.0.2.1".parse().unwrap()));
-        assert_eq!(addrs(&l), ["192.0.2.2"]);
-    }
-
-    #[test]
-    fn changes_are_told_apart_by_what_the_versions_do_not_share() {
-        let base: EipList = (0..5000u32)
-            .map(|i| eip(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()))
-            .collect();
-        let a = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-        let mut next = base.clone();
-        assert_eq!(next.changed_since(&base, 100), Some(vec![]));
-        next.push(eip("192.0.2.9"));
-        next.remove(a(7));
-        next.by_address_mut(a(42)).unwrap().region = "other".into();
-        // Looked at but unchanged: not reported.
-        let _ = next.by_address_mut(a(43));
-        let mut changed = next.changed_since(&base, 100).unwrap();
-        changed.sort();
-        let mut want = vec![a(7), a(42), "192.0.2.9".parse().unwrap()];
-        want.sort();
-        assert_eq!(changed, want);
-        // A list rebuilt shares nothing: more than the limit.
-        let rebuilt: EipList = next.iter().map(Cow::into_owned).collect();
-        assert_eq!(rebuilt.changed_since(&base, 100), None);
-        let everything = rebuilt.changed_since(&base, 1_000_000).unwrap();
-        assert_eq!(everything.len(), 3, "{everything:?}");
-    }
-
-    #[test]
-    fn holes_are_squeezed_out() {
-        let mut l: EipList = (0..200u32)
-            .map(|i| eip(&std::net::Ipv4Addr::from(0xc000_0200 + i).to_string()))
-            .collect();
-        for i in 0..190u32 {
-            l.remove(std::net::Ipv4Addr::from(0xc000_0200 + i).into());
-        }
-        assert_eq!(l.len(), 10);
-        assert!(l.entries.len() <= 2 * l.len() + 64);
-        let a: IpAddr = std::net::Ipv4Addr::from(0xc000_0200 + 195).into();
-        assert_eq!(l.by_address(a).unwrap().address, a);
-        assert_eq!(l.position(a), Some(5));
-    }
-
-    #[test]
-    fn serialises_as_a_plain_list() {
-        let l = EipList::from(vec![eip("192.0.2.1"), eip("2001:db8::1")]);
-        let text = toml::to_string(&Wrapper { eips: l.clone() }).unwrap();
-        assert_eq!(text.matches("[[eips]]").count(), 2, "{text}");
-        let back: Wrapper = toml::from_str(&text).unwrap();
-        assert_eq!(back.eips, l);
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct Wrapper {
-        eips: EipList,
-    }
-
-    #[derive(Serialize)]
-    struct Whole {
-        eips: Vec<EipSpec>,
-    }
-}
+mod tests;
