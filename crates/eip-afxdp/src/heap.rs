@@ -3,7 +3,8 @@
 //! Loading a large description frees much of what it allocated (parsed text,
 //! the state file's bytes, the entries as parsed before they were packed), but
 //! glibc keeps freed pages that lie below live ones, so they stay resident:
-//! about 14 MB at 1M EIPs (`scripts/scale.sh`). Here, not in `eipd`, because it
+//! about 14 MB at 1M EIPs (`malloc_trim(0)` called with gdb on an eipd started
+//! by `scripts/scale.sh 1000000`). Here, not in `eipd`, because it
 //! is a call into the C library (the one crate with `unsafe`).
 
 /// Returns the heap's free pages to the kernel (glibc's `malloc_trim(0)`,

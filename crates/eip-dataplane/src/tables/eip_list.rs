@@ -14,7 +14,7 @@
 //! pointer. A removed entry's hole is a pointer to one process-wide spec
 //! ([`hole`]): an `Option` would make every entry 24 bytes (`Stored` has no
 //! niche left for it).
-//! Readers get an [`EipSpec`] either way (a `Cow`: borrowed when boxed,
+//! Readers get an [`EipSpec`] either way (a `Cow`: borrowed when whole,
 //! assembled when plain), writers an [`EipMut`] that keeps an EIP that became
 //! plain in 16 bytes again.
 
