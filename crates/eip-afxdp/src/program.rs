@@ -515,7 +515,7 @@ impl XdpFilter {
     }
 
     /// Keys in the kernel's `eip_v4`, `eip_v6` and `vtep_v4` maps, read back
-    /// (tests: the mirror must say what the kernel holds).
+    /// (tests: the counts must say what the kernel holds).
     #[cfg(test)]
     pub(crate) fn kernel_key_counts(&self) -> (usize, usize, usize) {
         (
@@ -527,9 +527,9 @@ impl XdpFilter {
 
     /// Deletes an IPv4 EIP from the kernel's map only (tests).
     #[cfg(test)]
-    pub(crate) fn delete_eip_v4_behind_the_mirror(&mut self, eip: Ipv4Addr) {
+    pub(crate) fn delete_eip_v4_behind_our_back(&mut self, eip: Ipv4Addr) {
         self.eip_v4
-            .delete_behind_the_mirror(&u32::from_ne_bytes(eip.octets()));
+            .delete_behind_our_back(&u32::from_ne_bytes(eip.octets()));
     }
 
     /// The program's counters, summed over CPUs.

@@ -1,7 +1,12 @@
-//! A user-space mirror of one of the filter's key sets (`eip_v4`, `eip_v6`,
-//! `vtep_v4`), so that a sync only issues syscalls for the difference (1M EIPs,
-//! a handful of changes), and a large difference (the start, a restart) goes to
-//! the kernel in batches.
+//! One of the filter's key sets (`eip_v4`, `eip_v6`, `vtep_v4`), changed by
+//! differences: the tables say what changed ([`super::FilterDelta`]: an update
+//! issues syscalls for what it changes, not for 1M EIPs), and a large
+//! difference (the start, a restart) goes to the kernel in batches.
+//!
+//! No copy of the keys is kept beside the map, only their count: the kernel's
+//! map is what holds them, read back when a whole set is synced (at start,
+//! where it is empty). A user-space mirror (a hash set of the addresses) cost
+//! 10 bytes an EIP at 1M EIPs, a fourth copy of every address.
 
 use std::hash::Hash;
 use std::os::fd::{AsFd, OwnedFd};
@@ -22,6 +27,9 @@ const BATCH_FROM: usize = 64;
 const PARALLEL_FROM: usize = 100_000;
 /// At most this many inserting threads.
 const MAX_THREADS: usize = 4;
+/// `BPF_NOEXIST`: an insert never overwrites, so a key found present is not
+/// counted twice.
+const BPF_NOEXIST: u64 = 1;
 
 pub(super) struct KeySet<K> {
     name: &'static str,
@@ -30,7 +38,8 @@ pub(super) struct KeySet<K> {
     fd: OwnedFd,
     /// False once the kernel said it has no batch operations.
     batches: bool,
-    installed: FxHashSet<K>,
+    /// Keys in the map: those inserted, less those removed (or found gone).
+    len: usize,
     capacity: u32,
 }
 
@@ -62,68 +71,62 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
             map,
             fd,
             batches: true,
-            installed: FxHashSet::default(),
+            len: 0,
             capacity,
         })
     }
 
-    /// Makes the map hold exactly `desired`.
+    /// Makes the map hold exactly `desired`: reads back what it holds (one
+    /// syscall a key; nothing at start, where the map is new), then removes the
+    /// keys not desired and inserts the missing ones.
     pub(super) fn sync(&mut self, desired: impl Iterator<Item = K>) -> Result<MapDiff, SetupError> {
         let desired: FxHashSet<K> = desired.collect();
         if desired.len() > self.capacity as usize {
             return Err(self.too_many(desired.len()));
         }
+        let present: FxHashSet<K> = self
+            .map
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error("reading its keys", e))?;
+        self.len = present.len();
         // Remove first so that a table that swaps many keys never overflows the map.
-        let stale: Vec<K> = self.installed.difference(&desired).copied().collect();
-        self.remove_keys(&stale)?;
+        let stale: Vec<K> = present.difference(&desired).copied().collect();
+        let removed = self.remove_keys(&stale)?;
         let new: Vec<K> = desired
             .iter()
-            .filter(|k| !self.installed.contains(k))
+            .filter(|k| !present.contains(k))
             .copied()
             .collect();
-        self.insert_keys(&new)?;
-        Ok(MapDiff {
-            added: new.len(),
-            removed: stale.len(),
-            total: self.installed.len(),
-        })
+        let added = self.insert_keys(&new)?;
+        Ok(self.diff(added, removed))
     }
 
     /// Inserts `keys` (those already there are skipped). Refuses, before
-    /// inserting any, keys that would not fit.
+    /// inserting any, more keys than the map has room for.
     pub(super) fn insert_all(
         &mut self,
         keys: impl Iterator<Item = K>,
     ) -> Result<usize, SetupError> {
-        let new = self.distinct(keys, false);
-        if self.installed.len() + new.len() > self.capacity as usize {
-            return Err(self.too_many(self.installed.len() + new.len()));
+        let new = distinct(keys);
+        if self.len + new.len() > self.capacity as usize {
+            return Err(self.too_many(self.len + new.len()));
         }
-        self.insert_keys(&new)?;
-        Ok(new.len())
+        self.insert_keys(&new)
     }
 
-    /// Removes `keys` (those not there are skipped).
+    /// Removes `keys` (a key already gone counts as removed: someone else
+    /// removed it).
     pub(super) fn remove_all(
         &mut self,
         keys: impl Iterator<Item = K>,
     ) -> Result<usize, SetupError> {
-        let gone = self.distinct(keys, true);
-        self.remove_keys(&gone)?;
-        Ok(gone.len())
-    }
-
-    /// `keys` without repeats, keeping those that are (`installed`) or are not
-    /// in the map.
-    fn distinct(&self, keys: impl Iterator<Item = K>, installed: bool) -> Vec<K> {
-        let mut seen = FxHashSet::default();
-        keys.filter(|k| self.installed.contains(k) == installed && seen.insert(*k))
-            .collect()
+        self.remove_keys(&distinct(keys))
     }
 
     /// Keys in the map.
     pub(super) fn len(&self) -> usize {
-        self.installed.len()
+        self.len
     }
 
     /// Keys the kernel's map holds, read back one by one (tests).
@@ -134,7 +137,7 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
 
     /// Deletes `key` in the kernel only, as someone else would (tests).
     #[cfg(test)]
-    pub(super) fn delete_behind_the_mirror(&mut self, key: &K) {
+    pub(super) fn delete_behind_our_back(&mut self, key: &K) {
         self.map
             .remove(key)
             .expect("the key is in the kernel's map");
@@ -144,16 +147,17 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         MapDiff {
             added,
             removed,
-            total: self.installed.len(),
+            total: self.len,
         }
     }
 
-    /// Inserts keys known to be absent, recording each one the kernel took.
-    /// A large set goes in batches from one thread per core: the kernel's
-    /// inserts (about 0.45 us each in a VM, 1M at a restart) take per-bucket
-    /// locks and scale.
-    fn insert_keys(&mut self, new: &[K]) -> Result<(), SetupError> {
+    /// Inserts the keys of `new` that are not in the map, and returns how many
+    /// it did. A large set goes in batches from one thread per core: the
+    /// kernel's inserts (about 0.45 us each in a VM, 1M at a restart) take
+    /// per-bucket locks and scale.
+    fn insert_keys(&mut self, new: &[K]) -> Result<usize, SetupError> {
         let mut rest: Vec<&[K]> = vec![new];
+        let mut inserted = 0;
         if self.batches && new.len() >= BATCH_FROM {
             let threads = if new.len() >= PARALLEL_FROM {
                 std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
@@ -161,10 +165,10 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
                 1
             };
             let fd = self.fd.as_fd();
-            let results: Vec<(&[K], batch::Outcome)> = std::thread::scope(|scope| {
+            let results: Vec<_> = std::thread::scope(|scope| {
                 let running: Vec<_> = new
                     .chunks(new.len().div_ceil(threads))
-                    .map(|part| scope.spawn(move || (part, batch::update(fd, part, 1u32))))
+                    .map(|part| scope.spawn(move || (part, batch::insert_new(fd, part, 1u32))))
                     .collect();
                 running
                     .into_iter()
@@ -175,70 +179,75 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
             let mut failed = None;
             for (part, result) in results {
                 match result {
-                    Ok(()) => self.installed.extend(part.iter().copied()),
+                    Ok(n) => inserted += n,
                     Err((0, e)) if batch::unsupported(&e) => {
                         self.batches = false;
                         rest.push(part);
                     }
-                    Err((done, e)) => {
-                        self.installed.extend(part[..done].iter().copied());
+                    Err((n, e)) => {
+                        inserted += n;
                         failed.get_or_insert(e);
                     }
                 }
             }
+            self.len += inserted;
             if let Some(e) = failed {
                 return Err(self.batch_error("BPF_MAP_UPDATE_BATCH", "inserting keys", e));
             }
         }
         for key in rest.into_iter().flatten() {
-            self.map
-                .insert(key, 1u32, 0)
-                .map_err(|e| self.error("inserting a key", e))?;
-            self.installed.insert(*key);
+            match self.map.insert(key, 1u32, BPF_NOEXIST) {
+                Ok(()) => {
+                    inserted += 1;
+                    self.len += 1;
+                }
+                Err(e) if errno_of(&e) == Some(libc::EEXIST) => {}
+                Err(e) => return Err(self.error("inserting a key", e)),
+            }
         }
-        Ok(())
+        Ok(inserted)
     }
 
-    /// Deletes keys known to be present; a key already gone (someone else
-    /// cleaned it) counts as deleted.
-    fn remove_keys(&mut self, gone: &[K]) -> Result<(), SetupError> {
+    /// Deletes keys known to be present, and returns how many; a key already
+    /// gone (someone else removed it) counts as deleted.
+    fn remove_keys(&mut self, gone: &[K]) -> Result<usize, SetupError> {
         let mut rest = gone;
         while self.batches && rest.len() >= BATCH_FROM {
             match batch::delete(self.fd.as_fd(), rest) {
                 Ok(()) => {
-                    self.forget(rest);
-                    return Ok(());
+                    rest = &[];
                 }
                 Err((done, e)) => {
-                    self.forget(&rest[..done]);
                     rest = &rest[done..];
                     if done == 0 && batch::unsupported(&e) {
                         self.batches = false;
                     } else if e.raw_os_error() == Some(libc::ENOENT) {
                         // The batch stopped at a key already gone: go past it.
-                        self.forget(&rest[..1]);
-                        rest = &rest[1..];
+                        rest = &rest[1.min(rest.len())..];
                     } else {
+                        self.forget(gone.len() - rest.len());
                         return Err(self.batch_error("BPF_MAP_DELETE_BATCH", "removing keys", e));
                     }
                 }
             }
         }
-        for key in rest {
+        for (i, key) in rest.iter().enumerate() {
             match self.map.remove(key) {
                 Ok(()) => {}
                 Err(e) if errno_of(&e) == Some(libc::ENOENT) => {}
-                Err(e) => return Err(self.error("removing a key", e)),
+                Err(e) => {
+                    self.forget(gone.len() - rest.len() + i);
+                    return Err(self.error("removing a key", e));
+                }
             }
-            self.installed.remove(key);
         }
-        Ok(())
+        self.forget(gone.len());
+        Ok(gone.len())
     }
 
-    fn forget(&mut self, keys: &[K]) {
-        for key in keys {
-            self.installed.remove(key);
-        }
+    /// `n` keys fewer in the map.
+    fn forget(&mut self, n: usize) {
+        self.len = self.len.saturating_sub(n);
     }
 
     fn too_many(&self, wanted: usize) -> SetupError {
@@ -266,4 +275,10 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
             source: Some(source),
         }
     }
+}
+
+/// `keys` without repeats, in their order.
+fn distinct<K: Copy + Eq + Hash>(keys: impl Iterator<Item = K>) -> Vec<K> {
+    let mut seen = FxHashSet::default();
+    keys.filter(|k| seen.insert(*k)).collect()
 }

@@ -132,11 +132,22 @@ fn sync_maps_handles_100k_eips() {
         (r.eip_v4.added, r.eip_v6.added, r.vtep_v4.added),
         (100_000, 10_000, 1)
     );
-    // The big difference went in batches: the kernel holds what the mirror says.
+    // The big difference went in batches: the kernel holds what the counts say.
     assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 1));
     // Someone removed one of the 500 keys about to go: the batch delete steps
-    // over it.
-    filter.delete_eip_v4_behind_the_mirror(Ipv4Addr::from(0x0a00_0000 + 250));
+    // over it and counts it as gone.
+    filter.delete_eip_v4_behind_our_back(Ipv4Addr::from(0x0a00_0000 + 250));
+    let r = filter
+        .remove_keys(&FilterDelta {
+            remove_v4: v4(0..500),
+            ..FilterDelta::default()
+        })
+        .unwrap();
+    assert_eq!((r.eip_v4.removed, r.eip_v4.total), (500, 99_500));
+    assert_eq!(filter.kernel_key_counts(), (99_500, 10_000, 1));
+    // Someone removed another: a whole sync reads back what the kernel holds
+    // and puts it back.
+    filter.delete_eip_v4_behind_our_back(Ipv4Addr::from(0x0a00_0000 + 600));
 
     let t = Instant::now();
     let r = filter
@@ -146,14 +157,23 @@ fn sync_maps_handles_100k_eips() {
             vteps: vec![],
         })
         .unwrap();
-    eprintln!("incremental sync: {:?} ({r:?})", t.elapsed());
+    eprintln!("sync of 110k keys over 110k: {:?} ({r:?})", t.elapsed());
     assert_eq!(
         (r.eip_v4.added, r.eip_v4.removed, r.eip_v4.total),
-        (500, 500, 100_000)
+        (501, 0, 100_000)
     );
     assert_eq!((r.eip_v6.added, r.eip_v6.removed), (0, 0));
     assert_eq!((r.vtep_v4.removed, r.vtep_v4.total), (1, 0));
     assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 0));
+    // An insert of keys already there counts none of them.
+    let r = filter
+        .insert_keys(&FilterDelta {
+            add_v4: v4(99_000..100_600),
+            ..FilterDelta::default()
+        })
+        .unwrap();
+    assert_eq!((r.eip_v4.added, r.eip_v4.total), (100, 100_100));
+    assert_eq!(filter.kernel_key_counts(), (100_100, 10_000, 0));
 
     let too_many = filter.sync_maps(&Source {
         v4: v4(0..120_001),
@@ -165,7 +185,7 @@ fn sync_maps_handles_100k_eips() {
         "{too_many:?}"
     );
     // Refused before anything moved.
-    assert_eq!(filter.kernel_key_counts(), (100_000, 10_000, 0));
+    assert_eq!(filter.kernel_key_counts(), (100_100, 10_000, 0));
 }
 
 /// Child half of [`bpf_link_detaches_on_kill_9`] (not a test: `scripts/test.sh`

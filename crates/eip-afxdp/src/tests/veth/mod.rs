@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Accept, AfXdpConfig, AfXdpRuntime, FilterSource, IdlePolicy, InjectError, PacketProcessor,
-    PortConfig, SetupError, WorkerExit, XdpFilter, XdpMode, XdpModePreference,
+    Accept, AfXdpConfig, AfXdpRuntime, FilterDelta, FilterSource, IdlePolicy, InjectError,
+    PacketProcessor, PortConfig, SetupError, WorkerExit, XdpFilter, XdpMode, XdpModePreference,
 };
 use eip_dataplane::counters::DropReason;
 use eip_dataplane::frame::{Frame, Verdict};
