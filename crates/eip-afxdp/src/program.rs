@@ -525,6 +525,12 @@ impl XdpFilter {
         )
     }
 
+    /// Whether the `eip_v4` map still goes in batches (tests).
+    #[cfg(test)]
+    pub(crate) fn eip_v4_batches(&self) -> bool {
+        self.eip_v4.batches()
+    }
+
     /// Deletes an IPv4 EIP from the kernel's map only (tests).
     #[cfg(test)]
     pub(crate) fn delete_eip_v4_behind_our_back(&mut self, eip: Ipv4Addr) {

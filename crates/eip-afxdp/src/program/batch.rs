@@ -47,45 +47,23 @@ pub(super) fn unsupported(e: &io::Error) -> bool {
 /// `done` keys (a prefix of those asked).
 pub(super) type Outcome = Result<(), (usize, io::Error)>;
 
-/// `BPF_NOEXIST`: an update that fails with `EEXIST` where the key is.
-const BPF_NOEXIST: u64 = 1;
-
-/// Inserts `value` under each key of `keys` not in the map yet (flags
-/// `BPF_NOEXIST`: a present key ends the kernel's call with `EEXIST`, and the
-/// next call starts after it). Returns how many keys were inserted; on another
-/// error, how many were before it, with the error.
-pub(super) fn insert_new<K: Copy, V: Copy>(
-    map: BorrowedFd<'_>,
-    keys: &[K],
-    value: V,
-) -> Result<usize, (usize, io::Error)> {
+/// Writes `value` under every key of `keys` (flags `BPF_ANY`). On an error,
+/// returns how many keys (a prefix of `keys`) the kernel wrote, with the error.
+pub(super) fn update<K: Copy, V: Copy>(map: BorrowedFd<'_>, keys: &[K], value: V) -> Outcome {
     let values = vec![value; keys.len().min(CHUNK)];
-    let (mut inserted, mut rest) = (0, keys);
-    while !rest.is_empty() {
-        match in_chunks(BPF_MAP_UPDATE_BATCH, BPF_NOEXIST, map, rest, Some(&values)) {
-            Ok(()) => return Ok(inserted + rest.len()),
-            Err((done, e)) if e.raw_os_error() == Some(libc::EEXIST) => {
-                inserted += done;
-                rest = &rest[(done + 1).min(rest.len())..];
-            }
-            Err((done, e)) => return Err((inserted + done, e)),
-        }
-    }
-    Ok(inserted)
+    in_chunks(BPF_MAP_UPDATE_BATCH, map, keys, Some(&values))
 }
 
 /// Deletes `keys`. A missing key ends the call with `ENOENT` after the keys
 /// before it were deleted; returns how many were, with the error.
 pub(super) fn delete<K: Copy>(map: BorrowedFd<'_>, keys: &[K]) -> Outcome {
-    in_chunks::<K, u32>(BPF_MAP_DELETE_BATCH, 0, map, keys, None)
+    in_chunks::<K, u32>(BPF_MAP_DELETE_BATCH, map, keys, None)
 }
 
-/// `cmd` over `keys` with `elem_flags`, [`CHUNK`] keys a call; `values`
-/// (updates) holds at least `CHUNK.min(keys.len())` values, the same for every
-/// chunk.
+/// `cmd` over `keys`, [`CHUNK`] keys a call; `values` (updates) holds at
+/// least `CHUNK.min(keys.len())` values, the same for every chunk.
 fn in_chunks<K: Copy, V: Copy>(
     cmd: libc::c_long,
-    elem_flags: u64,
     map: BorrowedFd<'_>,
     keys: &[K],
     values: Option<&[V]>,
@@ -101,7 +79,6 @@ fn in_chunks<K: Copy, V: Copy>(
             values,
             count: k.len() as u32,
             map_fd: map.as_raw_fd() as u32,
-            elem_flags,
             ..BatchAttr::default()
         };
         // SAFETY: `attr` points at `k.len()` keys and, for an update, at
@@ -178,7 +155,7 @@ mod tests {
         use std::os::fd::AsFd;
         let not_a_map = std::fs::File::open("/dev/null").expect("/dev/null");
         let keys = [1u32; 10];
-        match insert_new(not_a_map.as_fd(), &keys, 1u32) {
+        match update(not_a_map.as_fd(), &keys, 1u32) {
             Err((0, _)) => {}
             other => panic!("expected an error with nothing inserted, got {other:?}"),
         }

@@ -27,8 +27,8 @@ const BATCH_FROM: usize = 64;
 const PARALLEL_FROM: usize = 100_000;
 /// At most this many inserting threads.
 const MAX_THREADS: usize = 4;
-/// `BPF_NOEXIST`: an insert never overwrites, so a key found present is not
-/// counted twice.
+/// `BPF_NOEXIST`: an insert of one key never overwrites, so a key found
+/// present is not counted twice.
 const BPF_NOEXIST: u64 = 1;
 
 pub(super) struct KeySet<K> {
@@ -102,8 +102,8 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         Ok(self.diff(added, removed))
     }
 
-    /// Inserts `keys` (those already there are skipped). Refuses, before
-    /// inserting any, more keys than the map has room for.
+    /// Inserts `keys`, which the map does not hold (the tables' difference).
+    /// Refuses, before inserting any, more keys than the map has room for.
     pub(super) fn insert_all(
         &mut self,
         keys: impl Iterator<Item = K>,
@@ -135,6 +135,13 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         self.map.keys().filter(Result::is_ok).count()
     }
 
+    /// Whether the kernel still takes batch calls (tests: one refused falls
+    /// back to a syscall a key, a second more at 1M EIPs).
+    #[cfg(test)]
+    pub(super) fn batches(&self) -> bool {
+        self.batches
+    }
+
     /// Deletes `key` in the kernel only, as someone else would (tests).
     #[cfg(test)]
     pub(super) fn delete_behind_our_back(&mut self, key: &K) {
@@ -151,10 +158,13 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
         }
     }
 
-    /// Inserts the keys of `new` that are not in the map, and returns how many
-    /// it did. A large set goes in batches from one thread per core: the
+    /// Inserts `new`, keys not in the map (a difference the tables worked out,
+    /// or one against what a sync read back), and returns how many it
+    /// inserted. A large set goes in batches from one thread per core: the
     /// kernel's inserts (about 0.45 us each in a VM, 1M at a restart) take
-    /// per-bucket locks and scale.
+    /// per-bucket locks and scale. A batch writes every key it is given
+    /// (`BPF_MAP_UPDATE_BATCH` takes no `BPF_NOEXIST`: refused with `EINVAL`),
+    /// one key at a time skips a key found present.
     fn insert_keys(&mut self, new: &[K]) -> Result<usize, SetupError> {
         let mut rest: Vec<&[K]> = vec![new];
         let mut inserted = 0;
@@ -165,10 +175,10 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
                 1
             };
             let fd = self.fd.as_fd();
-            let results: Vec<_> = std::thread::scope(|scope| {
+            let results: Vec<(&[K], batch::Outcome)> = std::thread::scope(|scope| {
                 let running: Vec<_> = new
                     .chunks(new.len().div_ceil(threads))
-                    .map(|part| scope.spawn(move || (part, batch::insert_new(fd, part, 1u32))))
+                    .map(|part| scope.spawn(move || (part, batch::update(fd, part, 1u32))))
                     .collect();
                 running
                     .into_iter()
@@ -179,13 +189,13 @@ impl<K: Pod + Eq + Hash + Sync> KeySet<K> {
             let mut failed = None;
             for (part, result) in results {
                 match result {
-                    Ok(n) => inserted += n,
+                    Ok(()) => inserted += part.len(),
                     Err((0, e)) if batch::unsupported(&e) => {
                         self.batches = false;
                         rest.push(part);
                     }
-                    Err((n, e)) => {
-                        inserted += n;
+                    Err((done, e)) => {
+                        inserted += done;
                         failed.get_or_insert(e);
                     }
                 }
