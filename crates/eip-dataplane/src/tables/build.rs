@@ -309,7 +309,7 @@ pub(super) fn build_small(spec: &PopSpec, version: u64, problems: &mut Problems)
             .into_iter()
             .map(|((vtep, vni), region)| (super::tunnel_key(vtep, vni), u32::from(region)))
             .collect(),
-        owner_v4: super::index_v4::OwnerIndexV4::default(),
+        owner_v4: super::owner_index::OwnerIndexV4::default(),
         owner_v6: Sharded::default(),
         service_return: Sharded::default(),
         ipv6_eips,

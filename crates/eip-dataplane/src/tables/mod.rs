@@ -40,6 +40,7 @@ mod entries;
 mod error;
 pub mod index_v4;
 pub mod limits;
+mod owner_index;
 pub mod region_name;
 mod service;
 pub mod sharded;
@@ -160,8 +161,8 @@ pub struct Tables {
     eip_v6: Sharded<u128, EipId>,
     /// (remote VTEP, VNI) -> region ([`tunnel_key`]).
     tunnels: index_v4::FlatIndex<u64>,
-    /// (region, IPv4 backend) -> EIP: 12 bytes an entry.
-    owner_v4: index_v4::OwnerIndexV4,
+    /// (region, IPv4 backend) -> EIP: an index per region, 12 bytes an entry.
+    owner_v4: owner_index::OwnerIndexV4,
     /// (region, IPv6 backend) -> EIP.
     owner_v6: Sharded<(RegionId, u128), EipId>,
     /// (region, backend address, protocol, backend port) -> service port.
@@ -357,7 +358,7 @@ impl Tables {
     /// lookup; [`Self::return_mapping`] adds the service port).
     #[inline(always)]
     pub fn backend_owner_v4(&self, region: RegionId, addr: [u8; 4]) -> Option<OwnerEntry> {
-        self.owner_v4.get((region, u32::from_be_bytes(addr)))
+        self.owner_v4.get(region, u32::from_be_bytes(addr))
     }
 
     /// The EIP with IPv6 address `addr`.
@@ -415,7 +416,7 @@ impl Tables {
         port: Option<u16>,
     ) -> Option<ReturnMapping> {
         let eip = match backend >> 32 {
-            0xFFFF => self.owner_v4.get((region, backend as u32))?.slot(),
+            0xFFFF => self.owner_v4.get(region, backend as u32)?.slot(),
             _ => *self.owner_v6.get(&(region, backend))?,
         };
         let service_port = match port {
@@ -431,7 +432,7 @@ impl Tables {
     /// The EIP that owns `backend` in `region`.
     pub(crate) fn backend_owner(&self, region: RegionId, backend: IpAddr) -> Option<EipId> {
         match backend {
-            IpAddr::V4(a) => self.owner_v4.get((region, u32::from(a))).map(|o| o.slot()),
+            IpAddr::V4(a) => self.owner_v4.get(region, u32::from(a)).map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.get(&(region, u128::from(a))).copied(),
         }
     }
@@ -449,7 +450,7 @@ impl Tables {
         match backend {
             IpAddr::V4(a) => self
                 .owner_v4
-                .claim((region, u32::from(a)), OwnerEntry::new(slot, plain_eip))
+                .claim(region, u32::from(a), OwnerEntry::new(slot, plain_eip))
                 .map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.claim((region, u128::from(a)), slot),
         }
@@ -457,10 +458,7 @@ impl Tables {
 
     fn release_backend(&mut self, region: RegionId, backend: IpAddr) {
         match backend {
-            IpAddr::V4(a) => self
-                .owner_v4
-                .remove((region, u32::from(a)))
-                .map(|o| o.slot()),
+            IpAddr::V4(a) => self.owner_v4.remove(region, u32::from(a)).map(|o| o.slot()),
             IpAddr::V6(a) => self.owner_v6.remove(&(region, u128::from(a))),
         };
     }

@@ -70,19 +70,6 @@ fn a_key_with_two_slots_is_refused() {
 }
 
 #[test]
-fn owners_in_two_regions_are_two_keys() {
-    let mut o = Index::<(RegionId, u32)>::default();
-    assert_eq!(o.insert((1, 0x0A00_0001), 5), None);
-    assert_eq!(o.insert((2, 0x0A00_0001), 6), None);
-    assert_eq!(o.claim((1, 0x0A00_0001), 7), Some(5));
-    let got = [1, 2, 3].map(|r| o.get((r, 0x0A00_0001)));
-    assert_eq!(got, [Some(5), Some(6), None]);
-    assert_eq!(o.remove((2, 0x0A00_0001)), Some(6));
-    assert_eq!((o.get((2, 0x0A00_0001)), o.len()), (None, 1));
-    assert_eq!(std::mem::size_of::<((RegionId, u32), EipId)>(), 12);
-}
-
-#[test]
 fn a_flat_index_finds_what_it_was_built_from() {
     let entries: Vec<(u64, u32)> = (0..300u64)
         .map(|i| ((i << 32) | (i * 3), i as u32))
