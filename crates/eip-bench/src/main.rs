@@ -95,6 +95,8 @@ struct Result1 {
     /// Share of frames the minimal loop transmitted: below 100% its figure is not
     /// a bound for the case.
     minimal_tx_share: f64,
+    /// MiB on transparent huge pages and MiB resident while the pipeline ran.
+    huge_pages: Option<(u64, u64)>,
 }
 
 fn main() -> Result<()> {
@@ -197,6 +199,9 @@ fn main() -> Result<()> {
         results.push(measure(&w, &args).with_context(|| format!("case {}", w.name))?);
     }
     print_table(&results);
+    if let Some(note) = huge_pages_note(&results) {
+        println!("\n{note}");
+    }
     if let Some(path) = &args.json {
         let v: Vec<_> = results
             .iter()
@@ -224,6 +229,7 @@ fn measure(w: &Workload, args: &Args) -> Result<Result1> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut tx_share = 0.0;
     let mut minimal_tx_share = 0.0;
+    let mut huge_pages = None;
     let length = match args.packets {
         Some(n) => Length::Packets(n),
         None => Length::Seconds(args.seconds),
@@ -242,6 +248,7 @@ fn measure(w: &Workload, args: &Args) -> Result<Result1> {
             pipeline.process(Timestamp(now.get()), &w.tables, f, v)
         });
         runs.push(mpps);
+        huge_pages = huge_pages_mib();
         hist.add(&h)?;
         tx_share = share;
         let (mpps, share, _) = one_run(&w.frames, w.input_port, args.batch, length, |f, v| {
@@ -265,6 +272,7 @@ fn measure(w: &Workload, args: &Args) -> Result<Result1> {
         bytes_per_eip: w.tables.heap_bytes() as f64 / w.tables.eips.len().max(1) as f64,
         minimal_ns_per_packet: 1_000.0 / median(&mut minimal_runs),
         minimal_tx_share,
+        huge_pages,
     })
 }
 
@@ -357,6 +365,44 @@ pub(crate) fn observed_run<R>(
     }
     let mpps = packets as f64 / busy.as_secs_f64() / 1e6;
     (mpps, tx as f64 / packets as f64, hist)
+}
+
+/// MiB of this process on transparent huge pages and MiB resident, from
+/// `/proc/self/smaps_rollup`.
+fn huge_pages_mib() -> Option<(u64, u64)> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = rollup.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((kib("AnonHugePages:")? / 1024, kib("Rss:")? / 1024))
+}
+
+/// A line on huge pages under the table: the 1M-EIP case's rate depends on
+/// them (TLB misses), and glibc uses them only when asked
+/// (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, as the packaged unit does) and
+/// where the kernel offers them.
+fn huge_pages_note(results: &[Result1]) -> Option<String> {
+    let cases: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            let (huge, rss) = r.huge_pages?;
+            Some(format!("{} {huge} of {rss}", r.name))
+        })
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let asked = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.hugetlb=1"));
+    Some(format!(
+        "Transparent huge pages while each case ran, MiB of resident: {} ({}).",
+        cases.join("; "),
+        if asked {
+            "asked for with GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+        } else {
+            "not asked for: GLIBC_TUNABLES=glibc.malloc.hugetlb=1 does, as the packaged unit"
+        }
+    ))
 }
 
 fn print_table(results: &[Result1]) {
