@@ -1,5 +1,5 @@
 //! The hot fields of a slot's record, copied into the entries of the IPv4
-//! indexes (`index_v4`) so that the fast paths find them in the cache line
+//! indexes (`index_v4`, `owner_index`) so that the fast paths find them in the cache line
 //! their lookup reads, and read no record: at 1M EIPs, one cache miss less a
 //! packet.
 
@@ -76,7 +76,7 @@ impl super::index_v4::IndexValue for EipEntry {
 }
 
 /// The EIP that owns an IPv4 backend in a region, as the owner index holds
-/// it (`index_v4`): its slot and, for a plain 1:1 IPv4 EIP, its address, so
+/// it (`owner_index`): its slot and, for a plain 1:1 IPv4 EIP, its address, so
 /// that a return from a 1:1 backend reads no slot record. Made from the
 /// description when the backend is claimed: whether an EIP is plain (no
 /// services, an IPv4 address and 1:1 backend) changes only with the EIP,
